@@ -1,0 +1,5 @@
+"""Lightning callbacks of the suite."""
+
+from humanparse.callbacks.seeding import EpochSeed
+
+__all__ = ["EpochSeed"]

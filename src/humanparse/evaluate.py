@@ -1,0 +1,112 @@
+"""Evaluate a checkpoint: ``python -m humanparse.evaluate ckpt_path=<file.ckpt> [data=lip data.root=...]``.
+
+The model is rebuilt from the config stored in the checkpoint (no ``model=`` needed). Without a
+``data=...`` override, the checkpoint's own data config is used; with one, the new dataset config
+applies, keeping the input size and normalisation the model was trained with. Writes
+``metrics.json`` in the evaluation run directory and prints the metrics table.
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import time
+from pathlib import Path
+
+import hydra
+import pytorch_lightning as pl
+import torch
+from omegaconf import DictConfig, OmegaConf
+
+import humanparse.utils.resolvers  # noqa: F401
+from humanparse.utils import instantiate as inst
+from humanparse.utils import run as runs
+
+log = logging.getLogger("humanparse.evaluate")
+
+# data settings that belong to the trained model and follow it to another dataset config
+MODEL_BOUND_DATA_KEYS = ("input_size", "normalize")
+
+
+def load_checkpoint_config(ckpt_path: str | Path) -> tuple[dict, dict]:
+    """(the run config stored by humanparse in the checkpoint, the checkpoint dict)."""
+    ckpt_path = Path(ckpt_path)
+    if not ckpt_path.is_file():
+        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
+    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    saved = (ckpt.get("humanparse") or {}).get("config")
+    if not saved:
+        raise ValueError(f"{ckpt_path}: not a humanparse checkpoint (no stored run config)")
+    return saved, ckpt
+
+
+def build_task_from_checkpoint(ckpt_path: str | Path):
+    """Instantiate the task described by the checkpoint and load its weights (no download)."""
+    saved, ckpt = load_checkpoint_config(ckpt_path)
+    model_cfg = copy.deepcopy(saved["model"])
+    # the weights come from the checkpoint: never fetch pretrained backbones again
+    model_cfg["pretrained"] = None
+    if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
+        model_cfg["net"]["pretrained"] = None
+    task = hydra.utils.instantiate(OmegaConf.create(model_cfg))
+    task.load_state_dict(ckpt["state_dict"], strict=True)
+    task.run_config = saved
+    return task, saved
+
+
+def evaluate(cfg: DictConfig) -> dict:
+    task, saved = build_task_from_checkpoint(cfg.ckpt_path)
+    if cfg.get("data") is not None:
+        data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
+        for k in MODEL_BOUND_DATA_KEYS:
+            if k in saved["data"]:
+                data_cfg[k] = saved["data"][k]
+    else:
+        data_cfg = copy.deepcopy(saved["data"])
+    split_key = f"{cfg.split}_split"
+    if split_key not in data_cfg:
+        raise ValueError(f"split={cfg.split}: the data config has no {split_key}")
+    data_cfg["test_split"] = data_cfg[split_key]
+    if data_cfg.get("name") != task.info.name:
+        raise ValueError(f"checkpoint was trained on {task.info.name!r} ({task.info.num_classes} classes) "
+                         f"but data={data_cfg.get('name')!r}")
+    datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg))
+
+    run_dir = Path(cfg.paths.output_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    loggers = inst.instantiate_loggers(cfg.get("logger"), run_dir)
+    pl.seed_everything(cfg.get("seed", 0), workers=True)
+    trainer = inst.instantiate_trainer(cfg.trainer, logger=loggers, callbacks=[])
+    start = time.time()
+    trainer.test(task, datamodule=datamodule, verbose=False)
+    metrics = runs.collect_metrics(trainer.callback_metrics, prefixes=("test/",))
+    # report under the split's own name (val/... for the val split), as the papers' tables do
+    metrics = {f"{cfg.split}/{k[5:]}": v for k, v in metrics.items()}
+    record = {
+        "status": "finished",
+        "kind": "evaluation",
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "model": saved["model"].get("name"),
+        "variant": saved["model"].get("variant"),
+        "backbone": saved["model"].get("backbone"),
+        "dataset": data_cfg.get("name"),
+        "synthetic": bool(data_cfg.get("synthetic", False)),
+        "split": data_cfg["test_split"],
+        "metrics": metrics,
+        "wall_time_s": round(time.time() - start, 2),
+    }
+    if trainer.is_global_zero:
+        runs.write_metrics_json(run_dir, record)
+        print("\n" + runs.format_metrics_table(metrics, cfg.split, f"{cfg.split} metrics (%) — {record['model']} on "
+                                               f"{record['dataset']} ({record['split']} split); written to {run_dir / runs.METRICS_JSON}"))
+    inst.finish_wandb(loggers)
+    return metrics
+
+
+@hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+def main(cfg: DictConfig) -> None:
+    evaluate(cfg)
+
+
+if __name__ == "__main__":
+    main()

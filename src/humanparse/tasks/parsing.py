@@ -1,0 +1,163 @@
+"""LightningModule for FCN human parsers (DeepLab baseline, CorrPM, PGN, Grapy-ML).
+
+Models are plain ``nn.Module``s that return a dict of named outputs; this task owns everything else:
+the criterion (a module returning named loss terms), optimiser and per-iteration schedule,
+mapping predictions back to each image's original size, the dataset-level metrics and logging.
+Region-based models (Parsing R-CNN, DensePose-RCNN) take per-image target dicts and have their own
+task next to this one; they share :class:`BaseTask`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import pytorch_lightning as pl
+import torch
+from torch import nn
+
+from humanparse.data.meta import get_info
+from humanparse.metrics.semantic import SemanticParsingMetric
+from humanparse.tasks.postprocess import MAP_BACK_MODES, map_back, upsample_to
+
+
+class BaseTask(pl.LightningModule):
+    """Optimiser/scheduler wiring, loss logging and run metadata shared by every task.
+
+    Args:
+        net: the model (``nn.Module``) returning named outputs.
+        criterion: ``criterion(outputs, batch) -> {'loss': total, '<term>': value}``.
+        optimizer: partial optimiser (``params`` missing), e.g. ``torch.optim.SGD``.
+        scheduler: partial schedule taking ``optimizer`` and ``total_steps``; stepped per iteration.
+        name / backbone / pretrained / variant: recorded with the run and in checkpoints.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        criterion: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        name: str = "model",
+        backbone: str | None = None,
+        pretrained: str | None = None,
+        variant: str | None = None,
+    ):
+        super().__init__()
+        self.net = net
+        self.criterion = criterion
+        self.optimizer_factory = optimizer
+        self.scheduler_factory = scheduler
+        self.run_config: dict | None = None  # the resolved Hydra config, set by the entry point
+        self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "scheduler"], logger=False)
+
+    def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        return self.net(images)
+
+    def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
+        outputs = self.net(batch["image"])
+        losses = self.criterion(outputs, batch)
+        bs = batch["image"].shape[0]
+        self.log("train/loss", losses["loss"], prog_bar=True, on_step=True, on_epoch=True, batch_size=bs)
+        for k, v in losses.items():
+            if k != "loss":
+                self.log(f"train/loss_{k}", v, on_step=False, on_epoch=True, batch_size=bs)
+        return losses["loss"]
+
+    def configure_optimizers(self):
+        groups = self.net.param_groups() if hasattr(self.net, "param_groups") else [p for p in self.parameters() if p.requires_grad]
+        opt = self.optimizer_factory(params=groups)
+        if self.scheduler_factory is None:
+            return opt
+        sched = self.scheduler_factory(optimizer=opt, total_steps=int(self.trainer.estimated_stepping_batches))
+        return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
+
+    def on_save_checkpoint(self, checkpoint: dict) -> None:
+        checkpoint["humanparse"] = {"config": self.run_config, "hparams": dict(self.hparams)}
+
+
+class SemanticParsingTask(BaseTask):
+    """Single-dataset semantic parsing.
+
+    Args:
+        dataset: dataset key; gives the class names of the metric keys (``val/iou/<class>``).
+        eval_output: the output used at inference (``seg``; CorrPM: ``seg2``).
+        map_back: ``logits`` (bilinear logits at the original size, then argmax) or ``labels``
+            (argmax in the input frame, nearest warp back), metrics.md §1.4.
+        upsample_align_corners: how input-frame logits are upsampled from the model's stride.
+        absent_class: ``nan`` (official LIP script) or ``zero`` (CE2P/CorrPM), metrics.md §1.2.
+    """
+
+    def __init__(
+        self,
+        net: nn.Module,
+        criterion: nn.Module,
+        optimizer: Callable,
+        scheduler: Callable | None = None,
+        dataset: str = "lip",
+        eval_output: str = "seg",
+        map_back: str = "logits",
+        upsample_align_corners: bool = False,
+        absent_class: str = "nan",
+        name: str = "model",
+        backbone: str | None = None,
+        pretrained: str | None = None,
+        variant: str | None = None,
+    ):
+        super().__init__(net, criterion, optimizer, scheduler, name, backbone, pretrained, variant)
+        if map_back not in MAP_BACK_MODES:
+            raise ValueError(f"map_back must be one of {MAP_BACK_MODES}, got {map_back!r}")
+        self.info = get_info(dataset)
+        self.eval_output = eval_output
+        self.map_back_mode = map_back
+        self.align_corners = upsample_align_corners
+        keys = self.info.class_keys
+        self.val_metric = SemanticParsingMetric(self.info.num_classes, keys, absent_class=absent_class)
+        self.test_metric = SemanticParsingMetric(self.info.num_classes, keys, absent_class=absent_class)
+
+    # -- inference --------------------------------------------------------------------------------
+    def input_logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Inference logits at the input resolution (N, C, H_in, W_in)."""
+        out = self.net(images)
+        if self.eval_output not in out:
+            raise KeyError(f"model output {self.eval_output!r} missing; the model returned {sorted(out)}")
+        return upsample_to(out[self.eval_output].float(), tuple(images.shape[-2:]), self.align_corners)
+
+    def predict_original(self, batch: dict) -> list[torch.Tensor]:
+        """Per-sample label maps at each image's original size."""
+        logits = self.input_logits(batch["image"])
+        return [
+            map_back(logits[i], m["affine"], tuple(m["orig_size"]), self.map_back_mode)
+            for i, m in enumerate(batch["meta"])
+        ]
+
+    def _eval_step(self, batch: dict, metric: SemanticParsingMetric) -> None:
+        if "gt_semantic" not in batch:
+            return
+        for pred, gt in zip(self.predict_original(batch), batch["gt_semantic"]):
+            metric.update(pred, gt)
+
+    def validation_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.val_metric)
+
+    def test_step(self, batch: dict, batch_idx: int) -> None:
+        self._eval_step(batch, self.test_metric)
+
+    def _log_metric(self, metric: SemanticParsingMetric, prefix: str) -> None:
+        if int(metric.confmat.sum()) == 0 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
+            metric.reset()
+            return
+        flat = metric.flat(prefix=prefix)
+        metric.reset()
+        main = f"{prefix}/miou"
+        # values are already reduced over processes by the metric: no sync_dist needed
+        self.log_dict({k: float(v) for k, v in flat.items() if k != main}, sync_dist=False)
+        self.log(main, flat[main], prog_bar=True, sync_dist=False)
+
+    def on_validation_epoch_end(self) -> None:
+        self._log_metric(self.val_metric, "val")
+
+    def on_test_epoch_end(self) -> None:
+        self._log_metric(self.test_metric, "test")
+
+    def predict_step(self, batch: dict, batch_idx: int) -> list[torch.Tensor]:
+        return self.predict_original(batch)

@@ -1,0 +1,64 @@
+"""In-process training runs on synthetic LIP through the real configs and entry points."""
+
+from __future__ import annotations
+
+import json
+import math
+
+import pytest
+import torch
+
+from conftest import compose_cfg
+from humanparse.evaluate import evaluate
+from humanparse.train import train
+from humanparse.utils.run import ResumeError
+
+
+def test_fit_and_test_write_the_run_directory(compose_train, tmp_path):
+    cfg = compose_train("trainer.max_epochs=2", "tags=[unit]")
+    metrics = train(cfg)
+    for k in ("val/miou", "val/pixel_acc", "val/mean_acc", "val/iou/background", "val/iou/right_shoe", "test/miou"):
+        assert k in metrics, k
+    assert 0.0 <= metrics["val/pixel_acc"] <= 1.0
+    rec = json.loads((tmp_path / "metrics.json").read_text())
+    assert rec["status"] == "finished" and rec["epochs"] == 2 and rec["dataset"] == "lip" and rec["synthetic"] is True
+    assert rec["metrics"]["test/miou"] == pytest.approx(metrics["test/miou"])
+    assert rec["best"]["metric"] == "val/miou" and rec["best"]["path"].endswith(".ckpt")
+    assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
+    history = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()
+    header = history[0].split(",")
+    assert "val/miou" in header and "train/loss_epoch" in header and len(history) >= 3
+    assert (tmp_path / "run_config.yaml").is_file()
+    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    assert ckpt["humanparse"]["config"]["model"]["backbone"] == "tu-mobilenetv3_small_050"
+
+
+def test_evaluate_reproduces_the_test_numbers(compose_train, tmp_path, cache_dir):
+    cfg = compose_train("trainer.max_epochs=1", "callbacks.model_checkpoint.save_top_k=0", run_dir=tmp_path / "train")
+    metrics = train(cfg)
+    ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
+    ecfg = compose_cfg("eval", [f"ckpt_path={ckpt}", "split=val"], tmp_path / "eval", cache_dir)
+    emetrics = evaluate(ecfg)
+    assert emetrics["val/miou"] == pytest.approx(metrics["test/miou"], abs=1e-9)
+    rec = json.loads((tmp_path / "eval" / "metrics.json").read_text())
+    assert rec["kind"] == "evaluation" and rec["metrics"]["val/miou"] == pytest.approx(emetrics["val/miou"])
+
+
+def test_bf16_mixed_precision_on_cpu(compose_train):
+    metrics = train(compose_train("trainer.precision=bf16-mixed", "test=false"))
+    assert math.isfinite(metrics["val/pixel_acc"])
+
+
+def test_resume_without_a_checkpoint_fails_loudly(compose_train, tmp_path):
+    empty = tmp_path / "old_run"
+    empty.mkdir()
+    with pytest.raises(ResumeError, match="refusing to start the run over"):
+        train(compose_train(f"resume={empty}"))
+
+
+@pytest.mark.parametrize("debug", ["default", "fdr", "overfit"])
+def test_debug_configs_run(compose_train, debug):
+    extra = ["trainer.max_epochs=2"] if debug == "overfit" else []
+    metrics = train(compose_train(f"debug={debug}", *extra, "test=false"))
+    if debug != "fdr":
+        assert "val/miou" in metrics
