@@ -1,0 +1,560 @@
+"""Instance-level human parsing: AP^p, PCP and the person-level part IoU (``metrics.md`` §4).
+
+Per image the expensive part — the part IoU of every (prediction, GT person) pair — is computed
+once, in ``update``, with one ``np.bincount`` per image (per GT "layer", see below) over the
+predictions' non-zero pixels, and reduced to a compact record: per prediction its score, its best GT
+person j* and mIoU (ovmax), the per-class IoU vector of that pair (for PCP) and the number of GT
+part labels of j*. Because the matching of §4.3 has no fallback to the second-best GT, these
+records are all the rank-0 scoring needs (:class:`humanparse.metrics.gather.GatheredMetric`).
+
+§4.2, person-level part IoU. For prediction d and GT person g the C×C confusion runs over **all
+image pixels** whose GT value is < C (255 ignored); pixels outside both persons count as background,
+so background enters the mean and raises it for small persons. IoU_c = n_cc / (row_c + col_c − n_cc),
+NaN when the class is absent from both maps, and mIoU(d, g) = nan-mean over c (background included).
+Writing J for the joint histogram over the pixels where both maps are non-zero, N for the number
+of pixels and nz for non-zero counts, every entry follows without touching the zero/zero pixels:
+n_00 = N − nz_g − nz_d + ΣJ, row_0 = N − nz_g, col_b = hist_d[b] − J[255, b] (b ≥ 1) and
+col_0 = (N − nz_d) − (hist_g[255] − Σ_b J[255, b]).
+
+GT persons may overlap (MHP: one full-image map per person). They are split greedily into layers
+of pairwise-disjoint persons; CIHP persons (Category_ids × Human_ids) always form one layer.
+
+§4.3-4.6, matching and conventions (option ``app_convention``):
+
+============== =================== ===================== ======================== ===============
+convention     score filter        empty GT persons      precision denominator    APp_vol
+============== =================== ===================== ======================== ===============
+``prcnn``      skip score < 0.001  counted in npos       max(tp + fp, eps)        mean
+``mhp_official`` none              dropped               tp + fp                  mean
+``pet``        skip score < 0.01   counted               max(tp + fp, eps)        nan-mean
+============== =================== ===================== ======================== ===============
+
+"Empty" follows the MHP v2 code: a person map with no non-zero pixel (a person labelled only 255 is
+kept). Predictions are pooled over images and sorted by descending score (stable); j* = argmax_g
+mIoU (first on ties); at each t a prediction is a TP iff ovmax > t (**strict**) and j* is not yet
+used at t, otherwise an FP — no fallback, and predictions on images without GT are FPs. PCP_t sums,
+over the TPs at t, n/m (n = #{c ≥ 1: IoU_c > t}, m = #distinct GT labels of j* in (0, C); 0 when
+m = 0) and divides by npos. npos = 0 gives NaN (with a warning); no predictions give 0.
+
+§4.8, the semantic map Parsing R-CNN builds from instance predictions (``parsing_eval.py::
+parsing_png``): instances in ascending score order, those below ``semseg_score_thresh`` skipped, the
+non-zero labels of each pasted over the map. It feeds a §1 confusion matrix (``nan`` convention).
+Every image enters (no detection = all-background map, project fix); ``prcnn_skip_empty=True``
+reproduces the reference, whose images without any detection never reach the matrix.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from humanparse.metrics.ap import EPS, THRESHOLDS, average_precision, descending_order
+from humanparse.metrics.gather import GatheredMetric
+from humanparse.metrics.hist import confusion_counts
+from humanparse.metrics.semantic import scores_from_confmat
+
+APP_CONVENTIONS = ("prcnn", "mhp_official", "pet")
+# score filter of each convention (§4.6): PRCNN.SCORE_THRESH, none, QANet PARSING.SCORE_THRESH
+DEFAULT_SCORE_THRESH = {"prcnn": 0.001, "mhp_official": None, "pet": 0.01}
+IGNORE = 255
+# bins of one bincount call; larger prediction sets are processed in chunks
+_MAX_BINS = 1 << 22
+
+
+def threshold_key(t: float) -> str:
+    """0.5 -> '50' (the suffix of ``app50``, ``pcp50``, ``apr50``)."""
+    return f"{int(round(t * 100)):d}"
+
+
+# ------------------------------------------------------------------------------------------------
+# inputs
+
+
+def as_numpy(x) -> np.ndarray:
+    if isinstance(x, torch.Tensor):
+        return x.detach().cpu().numpy()
+    return np.asarray(x)
+
+
+@dataclass
+class SparseMap:
+    """The non-zero pixels of one full-image label map: flat indices and values."""
+
+    index: np.ndarray  # int64 flat pixel indices
+    value: np.ndarray  # int64 labels (> 0)
+
+    @classmethod
+    def from_dense(cls, label: np.ndarray, offset: tuple[int, int] | None = None,
+                   shape: tuple[int, int] | None = None) -> SparseMap:
+        """Non-zero pixels of ``label``; with ``offset=(x0, y0)`` and the full image ``shape`` a
+        box-cropped map is placed at that corner."""
+        label = as_numpy(label)
+        if label.ndim != 2:
+            raise ValueError(f"a part map must be 2-D, got shape {label.shape}")
+        flat = label.reshape(-1)
+        idx = np.flatnonzero(flat)
+        vals = flat[idx].astype(np.int64)
+        if offset is None:
+            return cls(idx, vals)
+        x0, y0 = int(offset[0]), int(offset[1])
+        h, w = shape
+        if x0 < 0 or y0 < 0 or y0 + label.shape[0] > h or x0 + label.shape[1] > w:
+            raise ValueError(f"a cropped part map of size {label.shape} at (x0, y0) = ({x0}, {y0}) leaves the "
+                             f"{w}x{h} image")
+        ys, xs = np.divmod(idx, label.shape[1])
+        return cls((ys + y0) * w + xs + x0, vals)
+
+
+def prediction_maps(parts, shape: tuple[int, int], boxes=None) -> list[SparseMap]:
+    """Predictions as sparse maps: ``parts`` is a (D, H, W) stack / list of full-image maps, or, with
+    ``boxes`` ((D, 4) integer ``[x0, y0, x1, y1]``, end exclusive), a list of box-cropped maps."""
+    if parts is None:
+        return []
+    if boxes is None:
+        arr = parts if isinstance(parts, (list, tuple)) else as_numpy(parts)
+        out = []
+        for p in arr:
+            p = as_numpy(p)
+            if p.shape != tuple(shape):
+                raise ValueError(f"a predicted part map is {p.shape}, the ground truth {tuple(shape)}; maps must "
+                                 "be at the GT's original size (or pass boxes for cropped maps)")
+            out.append(SparseMap.from_dense(p))
+        return out
+    boxes = as_numpy(boxes).astype(np.int64).reshape(-1, 4)
+    if len(boxes) != len(parts):
+        raise ValueError(f"{len(parts)} part maps but {len(boxes)} boxes")
+    out = []
+    for p, b in zip(parts, boxes):
+        p = as_numpy(p)
+        if p.shape != (b[3] - b[1], b[2] - b[0]):
+            raise ValueError(f"cropped part map of shape {p.shape} does not match its box {b.tolist()}")
+        out.append(SparseMap.from_dense(p, (b[0], b[1]), shape))
+    return out
+
+
+def check_prediction_labels(preds: Sequence[SparseMap], num_classes: int, where: str = "prediction") -> None:
+    for k, p in enumerate(preds):
+        if p.value.size and (p.value.max() >= num_classes or p.value.min() < 0):
+            bad = np.unique(p.value[(p.value >= num_classes) | (p.value < 0)])[:10].tolist()
+            raise ValueError(f"{where} {k}: predicted part labels {bad} outside 0..{num_classes - 1}")
+
+
+@dataclass
+class PersonsGT:
+    """GT persons of one image, prepared for :func:`person_part_iou` (see the module docstring).
+
+    ``hist[g, c]`` counts GT value c (c < C) of person g over the non-zero pixels, ``hist[g, C]`` its
+    255 pixels; ``nz[g]`` its non-zero pixels (255 included); ``num_labels[g]`` the number of distinct
+    labels in (0, C). ``layers`` hold, per group of disjoint persons, a flat code map
+    ``local_index * (C + 1) + value`` (value 255 stored as C; 0 where no person of the layer is
+    non-zero) and the global indices of the layer's persons.
+    """
+
+    num_pixels: int
+    num_classes: int
+    hist: np.ndarray
+    nz: np.ndarray
+    num_labels: np.ndarray
+    layers: list[tuple[np.ndarray, np.ndarray]]
+
+    @property
+    def count(self) -> int:
+        return int(self.nz.shape[0])
+
+
+def _check_gt_values(arr: np.ndarray, num_classes: int, what: str) -> None:
+    bad = (arr >= num_classes) & (arr != IGNORE)
+    if bad.any():
+        raise ValueError(f"{what}: GT values {np.unique(arr[bad])[:10].tolist()} are neither classes "
+                         f"0..{num_classes - 1} nor {IGNORE}")
+
+
+def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_classes: int,
+                          drop_empty: bool = False) -> PersonsGT:
+    """CIHP persons (datasets.md §7.5, :func:`humanparse.data.instances.persons_from_ids`): person k's
+    map is ``semantic · [person_ids = k]`` for every id k > 0 present, in increasing k. With
+    ``drop_empty`` persons without any non-zero pixel are left out (``mhp_official``)."""
+    c = num_classes
+    sem = as_numpy(semantic)
+    pid = as_numpy(person_ids)
+    if sem.shape != pid.shape:
+        raise ValueError(f"semantic map {sem.shape} and person-id map {pid.shape} differ in size")
+    _check_gt_values(sem, c, "semantic map")
+    if pid.size and pid.min() < 0:
+        raise ValueError("person ids must be >= 0")
+    sem = sem.reshape(-1)
+    pid = pid.reshape(-1)
+    # only pixels of some person with a non-zero GT value carry a code; everything else is 0
+    on = np.flatnonzero((pid > 0) & (sem != 0))
+    pid_on = pid[on].astype(np.int64)
+    val = sem[on].astype(np.int64)
+    val[val == IGNORE] = c  # 1..C, C = ignore
+    present = np.flatnonzero(np.bincount(pid.reshape(-1), minlength=1))
+    present = present[present > 0]
+    rank = np.zeros(int(present[-1]) + 1 if len(present) else 1, dtype=np.int64)
+    rank[present] = np.arange(1, len(present) + 1)
+    g = len(present)
+    r_on = rank[pid_on]
+    hist = np.bincount(r_on * (c + 1) + val, minlength=(g + 1) * (c + 1)).reshape(g + 1, c + 1)[1:]
+    nz = hist.sum(1)
+    if drop_empty and (nz == 0).any():
+        keep = nz > 0
+        rank_keep = np.zeros(g + 1, dtype=np.int64)
+        rank_keep[1:][keep] = np.arange(1, int(keep.sum()) + 1)
+        r_on = rank_keep[r_on]
+        hist, nz = hist[keep], nz[keep]
+        g = int(keep.sum())
+    code = np.zeros(sem.size, dtype=np.int64)
+    code[on] = np.where(r_on > 0, r_on * (c + 1) + val, 0)
+    return PersonsGT(sem.size, c, hist, nz, (hist[:, 1:c] > 0).sum(1), [(code, np.arange(g))])
+
+
+def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -> PersonsGT:
+    """Persons given as full-image part maps (MHP v2 ``parsing_annos``, channel 0), in the given order.
+    With ``drop_empty`` maps without any non-zero pixel are left out (the MHP v2 code drops
+    ``np.sum(mask_gt > 0) == 0``; a map holding only 255 is kept)."""
+    c = num_classes
+    flat, n = [], None
+    for k, m in enumerate(maps):
+        m = as_numpy(m)
+        _check_gt_values(m, c, f"GT person map {k}")
+        if n is None:
+            n, shape = m.size, m.shape
+        elif m.shape != shape:
+            raise ValueError(f"GT person map {k} is {m.shape}, the first one {shape}")
+        f = m.reshape(-1).astype(np.int64)
+        if drop_empty and not f.any():
+            continue
+        flat.append(f)
+    n = 0 if n is None else n
+    g = len(flat)
+    hist = np.zeros((g, c + 1), dtype=np.int64)
+    layers: list[tuple[np.ndarray, list[int]]] = []
+    occupied: list[np.ndarray] = []
+    for k, f in enumerate(flat):
+        idx = np.flatnonzero(f)
+        val = np.where(f[idx] == IGNORE, c, f[idx])
+        hist[k] = np.bincount(val, minlength=c + 1)
+        free = [i for i, occ in enumerate(occupied) if not occ[idx].any()]
+        if free:
+            li = free[0]
+        else:
+            layers.append((np.zeros(n, dtype=np.int64), []))
+            occupied.append(np.zeros(n, dtype=bool))
+            li = len(layers) - 1
+        code, members = layers[li]
+        members.append(k)
+        code[idx] = len(members) * (c + 1) + val
+        occupied[li][idx] = True
+    hist[:, 0] = 0
+    nz = hist.sum(1)
+    return PersonsGT(n, c, hist, nz, (hist[:, 1:c] > 0).sum(1),
+                     [(code, np.asarray(members, dtype=np.int64)) for code, members in layers])
+
+
+# ------------------------------------------------------------------------------------------------
+# §4.2: part IoU of every (prediction, GT person) pair
+
+
+def person_part_iou(gt: PersonsGT, preds: Sequence[SparseMap]) -> np.ndarray:
+    """(D, G, C) float64 per-class IoU of every (prediction, GT person) pair, NaN for classes absent
+    from both maps (§4.2; formulas in the module docstring). One ``bincount`` per layer and chunk."""
+    c, n = gt.num_classes, gt.num_pixels
+    d_count, g_count = len(preds), gt.count
+    out = np.full((d_count, g_count, c), np.nan)
+    if d_count == 0 or g_count == 0:
+        return out
+    pred_hist = np.zeros((d_count, c), dtype=np.int64)
+    for k, p in enumerate(preds):
+        pred_hist[k] = np.bincount(p.value, minlength=c)[:c]
+    nz_d = pred_hist[:, 1:].sum(1)
+    joint = np.zeros((d_count, g_count, c + 1, c), dtype=np.int64)  # [d, g, gt value (C = 255), pred value]
+    for code, members in gt.layers:
+        gl = len(members)
+        per_pred = (gl + 1) * (c + 1) * c
+        chunk = max(1, _MAX_BINS // per_pred)
+        for s in range(0, d_count, chunk):
+            part = preds[s:s + chunk]
+            keys = np.concatenate([(k * (gl + 1) * (c + 1) + code[p.index]) * c + p.value
+                                   for k, p in enumerate(part)])
+            cnt = np.bincount(keys, minlength=len(part) * per_pred).reshape(len(part), gl + 1, c + 1, c)
+            joint[s:s + len(part)][:, members] = cnt[:, 1:]
+    joint[:, :, 0, :] = 0  # code value 0 is "no non-zero GT pixel"; its entries are derived below
+    joint[:, :, :, 0] = 0
+    both = joint.sum((2, 3))  # (D, G) pixels where both maps are non-zero
+    cls = np.arange(1, c)
+    inter = np.zeros((d_count, g_count, c), dtype=np.int64)
+    inter[:, :, 1:] = joint[:, :, cls, cls]
+    inter[:, :, 0] = n - gt.nz[None, :] - nz_d[:, None] + both
+    row = np.empty((g_count, c), dtype=np.int64)
+    row[:, 1:] = gt.hist[:, 1:c]
+    row[:, 0] = n - gt.nz
+    ign_pred = joint[:, :, c, :]  # (D, G, C): pred value b on GT-255 pixels (b >= 1)
+    col = np.empty((d_count, g_count, c), dtype=np.int64)
+    col[:, :, 1:] = pred_hist[:, None, 1:] - ign_pred[:, :, 1:]
+    col[:, :, 0] = (n - nz_d)[:, None] - (gt.hist[None, :, c] - ign_pred[:, :, 1:].sum(2))
+    union = row[None] + col - inter
+    with np.errstate(invalid="ignore", divide="ignore"):
+        out = np.where(union > 0, inter / np.maximum(union, 1), np.nan)
+    return out
+
+
+def mean_part_iou(iou: np.ndarray) -> np.ndarray:
+    """nan-mean over the class axis; a pair with every class absent (all-255 GT) gives NaN."""
+    valid = ~np.isnan(iou)
+    cnt = valid.sum(-1)
+    s = np.where(valid, iou, 0.0).sum(-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(cnt > 0, s / np.maximum(cnt, 1), np.nan)
+
+
+# ------------------------------------------------------------------------------------------------
+# §4.8: semantic map from instance predictions
+
+
+def paste_instances(preds: Sequence[SparseMap], scores: np.ndarray, num_pixels: int,
+                    score_thresh: float = 0.0) -> np.ndarray:
+    """Flat semantic map: instances in ascending score order (stable), those with score < ``score_thresh``
+    skipped, non-zero labels pasted over the map, so higher scores win overlaps (§4.8)."""
+    out = np.zeros(num_pixels, dtype=np.uint8 if all(p.value.max(initial=0) < 256 for p in preds) else np.int64)
+    scores = np.asarray(scores, dtype=np.float64)
+    for k in np.argsort(scores, kind="stable"):
+        if scores[k] < score_thresh:
+            continue
+        out[preds[k].index] = preds[k].value
+    return out
+
+
+def semantic_from_instances(parts, scores, shape: tuple[int, int], semseg_score_thresh: float = 0.3,
+                            boxes=None) -> np.ndarray:
+    """The Parsing R-CNN semantic map (§4.8) of one image as an (H, W) int64 array."""
+    preds = prediction_maps(parts, shape, boxes)
+    return paste_instances(preds, as_numpy(scores).reshape(-1), shape[0] * shape[1],
+                           semseg_score_thresh).reshape(shape)
+
+
+def sparse_confusion(semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+    """§1 confusion of one image as (flat bin indices, counts) of its non-zero bins (compact record)."""
+    c = num_classes
+    _check_gt_values(semantic_gt, c, "semantic GT")
+    cm = confusion_counts(semantic_gt.reshape(-1), pred_flat.reshape(-1), c).reshape(-1)
+    nzb = np.flatnonzero(cm)
+    return nzb.astype(np.int32), cm[nzb]
+
+
+# ------------------------------------------------------------------------------------------------
+# per-image record and rank-0 scoring
+
+
+def image_app_record(gt: PersonsGT, preds: Sequence[SparseMap], scores, *, semantic_gt: np.ndarray | None = None,
+                     semseg_score_thresh: float = 0.3) -> dict:
+    """Compact per-image record: for each prediction its score, best GT index (−1: none), ovmax and
+    the per-class IoU of that pair; the GT persons' label counts; the sparse §4.8 confusion."""
+    c = gt.num_classes
+    scores = np.asarray(as_numpy(scores), dtype=np.float64).reshape(-1)
+    if len(scores) != len(preds):
+        raise ValueError(f"{len(preds)} predicted part maps but {len(scores)} scores")
+    check_prediction_labels(preds, c)
+    iou = person_part_iou(gt, preds)
+    d_count = len(preds)
+    jstar = np.full(d_count, -1, dtype=np.int64)
+    ovmax = np.full(d_count, -np.inf)
+    best = np.full((d_count, c), np.nan)
+    if d_count and gt.count:
+        miou = mean_part_iou(iou)
+        m = np.where(np.isnan(miou), -np.inf, miou)  # NaN never wins (reference: NaN > ovmax is False)
+        j = np.argmax(m, axis=1)  # first index on ties = strict ">" scan
+        ov = m[np.arange(d_count), j]
+        ok = ov > -np.inf
+        jstar[ok], ovmax[ok] = j[ok], ov[ok]
+        best[ok] = iou[np.flatnonzero(ok), j[ok]]
+    rec = {"scores": scores, "jstar": jstar, "ovmax": ovmax, "part_iou": best,
+           "num_labels": gt.num_labels.astype(np.int64), "num_gt": gt.count, "num_pred": d_count}
+    if semantic_gt is not None:
+        sem = as_numpy(semantic_gt)
+        if sem.size != gt.num_pixels and gt.num_pixels:
+            raise ValueError(f"semantic GT has {sem.size} pixels, the person maps {gt.num_pixels}")
+        pasted = paste_instances(preds, scores, sem.size, semseg_score_thresh)
+        rec["confusion"] = sparse_confusion(sem, pasted, c)
+    return rec
+
+
+def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "prcnn",
+              score_thresh: float | None | str = "default", thresholds: Sequence[float] = THRESHOLDS,
+              prcnn_skip_empty: bool = False, class_names: Sequence[str] | None = None,
+              nan_score: str = "raise") -> dict[str, float]:
+    """AP^p_t, PCP_t (§4.3-4.6) and the §4.8 semantic scores from per-image records in list order.
+
+    Keys: ``app<t>`` / ``pcp<t>`` per threshold (``app50``, ``pcp50``, …), ``app_vol``, and, when the
+    records carry confusions, ``miou``, ``pixel_acc``, ``mean_acc`` and ``iou/<class>``.
+    """
+    if app_convention not in APP_CONVENTIONS:
+        raise ValueError(f"app_convention must be one of {APP_CONVENTIONS}, got {app_convention!r}")
+    if score_thresh == "default":
+        score_thresh = DEFAULT_SCORE_THRESH[app_convention]
+    c = num_classes
+    offsets = np.cumsum([0] + [r["num_gt"] for r in records])
+    npos = int(offsets[-1])
+    def cat(key, empty):
+        return (np.concatenate([r[key] for r in records]) if records else empty)
+    scores = cat("scores", np.zeros(0))
+    jloc = cat("jstar", np.zeros(0, np.int64))
+    ovmax = cat("ovmax", np.zeros(0))
+    part_iou = np.concatenate([r["part_iou"] for r in records]) if records else np.zeros((0, c))
+    img = np.concatenate([np.full(r["num_pred"], i) for i, r in enumerate(records)]) if records else np.zeros(0, np.int64)
+    num_labels = cat("num_labels", np.zeros(0, np.int64))
+    jglob = np.where(jloc >= 0, offsets[img.astype(np.int64)] + jloc, -1) if len(jloc) else jloc
+    keep = np.ones(len(scores), dtype=bool) if score_thresh is None else ~(scores < float(score_thresh))
+    order = descending_order(scores[keep], nan_score, what="instance scores")
+    sel = np.flatnonzero(keep)[order]
+    s_ov, s_j, s_iou = ovmax[sel], jglob[sel], part_iou[sel]
+    eps_floor = app_convention != "mhp_official"
+    out: dict[str, float] = {}
+    aps = []
+    if npos == 0:
+        warnings.warn("AP^p / PCP: no GT person in the evaluated images; returning NaN", stacklevel=2)
+    for t in thresholds:
+        cand = np.flatnonzero(s_ov > t)
+        tp = np.zeros(len(sel))
+        if len(cand):
+            _, first = np.unique(s_j[cand], return_index=True)  # the first candidate per GT takes it
+            tp[cand[first]] = 1.0
+        fp = 1.0 - tp
+        ap = float("nan") if npos == 0 else average_precision(tp, fp, npos, eps_floor=eps_floor)
+        if npos == 0:
+            pcp = float("nan")
+        else:
+            hit = np.flatnonzero(tp > 0)
+            with np.errstate(invalid="ignore"):
+                n = (s_iou[hit, 1:] > t).sum(1)
+            m = num_labels[s_j[hit]] if len(hit) else np.zeros(0, np.int64)
+            vals = np.zeros(npos)  # unmatched GT persons count 0; np.mean over all npos, as the references
+            vals[:len(hit)] = np.where(m > 0, n / np.maximum(m, 1), 0.0)
+            pcp = float(np.mean(vals))
+        key = threshold_key(t)
+        out[f"app{key}"] = ap
+        out[f"pcp{key}"] = pcp
+        aps.append(ap)
+    aps_arr = np.asarray(aps, dtype=np.float64)
+    if app_convention == "pet":
+        out["app_vol"] = float(np.nanmean(aps_arr)) if (~np.isnan(aps_arr)).any() else float("nan")
+    else:
+        out["app_vol"] = float(aps_arr.mean()) if len(aps_arr) else float("nan")
+    if records and all("confusion" in r for r in records):
+        kept = [r for r in records if not (prcnn_skip_empty and r["num_pred"] == 0)]
+        idx = np.concatenate([r["confusion"][0] for r in kept]).astype(np.int64) if kept else np.zeros(0, np.int64)
+        cnt = np.concatenate([r["confusion"][1] for r in kept]) if kept else np.zeros(0, np.int64)
+        # float64 weights are exact for counts below 2**53
+        cm = np.bincount(idx, weights=cnt, minlength=c * c).astype(np.int64)
+        used = len(kept)
+        sem = scores_from_confmat(torch.from_numpy(cm.reshape(c, c)), "nan")
+        out["miou"] = float(sem["miou"])
+        out["pixel_acc"] = float(sem["pixel_acc"])
+        out["mean_acc"] = float(sem["mean_acc"])
+        names = list(class_names) if class_names is not None else [str(i) for i in range(c)]
+        for name, v in zip(names, sem["iou"].tolist()):
+            out[f"iou/{name}"] = float(v)
+        out["semantic_images"] = float(used)
+    out["num_predictions"] = float(len(sel))
+    out["num_gt_persons"] = float(npos)
+    return out
+
+
+# ------------------------------------------------------------------------------------------------
+# torchmetrics wrapper
+
+
+def sample_key(target: dict, fallback: int) -> tuple[int, str]:
+    """(position in the evaluation list, image id) of a target dict (top level or its ``meta``)."""
+    meta = target.get("meta", {}) if isinstance(target.get("meta"), dict) else {}
+    order = target.get("order", target.get("index", meta.get("index", fallback)))
+    image_id = target.get("image_id", target.get("id", meta.get("id", order)))
+    if isinstance(order, torch.Tensor):
+        order = int(order)
+    return int(order), str(image_id)
+
+
+class InstanceParsingMetric(GatheredMetric):
+    """AP^p (``app10`` … ``app90``, ``app50``, ``app_vol``), PCP (``pcp10`` … ``pcp90``, ``pcp50``) and
+    the Parsing R-CNN semantic mIoU (``miou``, ``iou/<class>``), metrics.md §4.
+
+    ``update(preds, targets)`` takes one dict per image:
+
+    * ``preds[i]``: ``parts`` — (D, H, W) full-image part maps (0 outside the person; they may
+      overlap), or a list of box-cropped maps with ``boxes`` (D, 4) ``[x0, y0, x1, y1]`` (end
+      exclusive); ``scores`` (D,).
+    * ``targets[i]``: ``semantic`` + ``person_ids`` (CIHP: persons = semantic·[ids = k]) or
+      ``persons`` (G, H, W) person part maps (MHP; the semantic GT is then painted from them unless
+      ``semantic`` is given); ``image_id`` and ``order`` (position in the split) or a ``meta`` dict
+      with ``id`` / ``index``.
+
+    Options: ``app_convention`` (``prcnn`` | ``mhp_official`` | ``pet``), ``score_thresh`` (default:
+    the convention's), ``semseg_score_thresh`` (0.3; 0.05 in the MHP-v2 configs),
+    ``prcnn_skip_empty``, ``thresholds``, ``nan_score`` (``raise`` | ``first``).
+    """
+
+    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, app_convention: str = "prcnn",
+                 score_thresh: float | None | str = "default", semseg_score_thresh: float = 0.3,
+                 prcnn_skip_empty: bool = False, thresholds: Sequence[float] = THRESHOLDS,
+                 compute_semantic: bool = True, nan_score: str = "raise", **kwargs):
+        super().__init__(**kwargs)
+        if app_convention not in APP_CONVENTIONS:
+            raise ValueError(f"app_convention must be one of {APP_CONVENTIONS}, got {app_convention!r}")
+        self.num_classes = int(num_classes)
+        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.app_convention = app_convention
+        self.score_thresh = score_thresh
+        self.semseg_score_thresh = float(semseg_score_thresh)
+        self.prcnn_skip_empty = bool(prcnn_skip_empty)
+        self.thresholds = tuple(float(t) for t in thresholds)
+        self.compute_semantic = compute_semantic
+        self.nan_score = nan_score
+        self._seen = 0
+
+    def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
+        if len(preds) != len(targets):
+            raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
+        drop = self.app_convention == "mhp_official"
+        for pred, target in zip(preds, targets):
+            order, image_id = sample_key(target, self._seen)
+            self._seen += 1
+            semantic = target.get("semantic")
+            if "persons" in target:
+                maps = [as_numpy(m) for m in target["persons"]]
+                gt = persons_from_person_maps(maps, self.num_classes, drop_empty=drop)
+                if semantic is None and self.compute_semantic and maps:
+                    from humanparse.data.instances import paint_persons
+
+                    semantic = paint_persons(maps)[0]
+                if not maps and semantic is None:
+                    raise ValueError(f"image {image_id}: no GT person maps and no semantic map; pass 'semantic' "
+                                     "so that the image size is known")
+                shape = maps[0].shape if maps else as_numpy(semantic).shape
+            else:
+                semantic = as_numpy(semantic)
+                gt = persons_from_semantic(semantic, as_numpy(target["person_ids"]), self.num_classes, drop_empty=drop)
+                shape = semantic.shape
+            maps_pred = prediction_maps(pred.get("parts"), tuple(shape), pred.get("boxes"))
+            rec = image_app_record(gt, maps_pred, pred.get("scores", np.zeros(0)),
+                                   semantic_gt=as_numpy(semantic) if (self.compute_semantic and semantic is not None) else None,
+                                   semseg_score_thresh=self.semseg_score_thresh)
+            self.add(order, image_id, rec)
+
+    def reset(self) -> None:
+        super().reset()
+        self._seen = 0
+
+    def score(self, records) -> dict[str, float]:
+        return score_app([r[2] for r in records], self.num_classes, self.app_convention, self.score_thresh,
+                         self.thresholds, self.prcnn_skip_empty, self.class_names, self.nan_score)
+
+
+__all__ = [
+    "APP_CONVENTIONS", "DEFAULT_SCORE_THRESH", "EPS", "InstanceParsingMetric", "PersonsGT", "SparseMap",
+    "image_app_record", "mean_part_iou", "paste_instances", "person_part_iou", "persons_from_person_maps",
+    "persons_from_semantic", "prediction_maps", "score_app", "semantic_from_instances", "threshold_key",
+]
