@@ -164,3 +164,11 @@ def test_matches_a_literal_implementation_on_random_sets(matching):
     assert np.allclose(ours, table, equal_nan=True, atol=1e-12)
     assert r["apr50"] == pytest.approx(np.nanmean(table[:, 4]))
     assert 0 < r["apr_vol"] < 1.5
+
+
+def test_flat_names():
+    gm, gc = one_gt_image()
+    m = PartInstanceAPMetric(C, class_names=["bg", "a", "b", "c"])
+    m.update([{"instance_map": gm, "classes": [1], "scores": [0.5]}], [{"instance_map": gm, "classes": [1]}])
+    f = m.flat(prefix="test")
+    assert f["test/apr50"] == 1.0 and f["test/apr/a/90"] == 1.0 and "test/apr_vol" in f

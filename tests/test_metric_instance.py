@@ -224,3 +224,27 @@ def test_matches_a_literal_implementation_on_random_sets(convention):
     assert 0 < r["app50"] < 1
     for k in ("app50", "app_vol", "pcp50", "miou"):
         assert r[k] == r2[k]
+
+
+def test_pair_ious_match_per_pair_confusions_for_every_gt_form():
+    rng = np.random.default_rng(1)
+    for _ in range(40):
+        h, w = rng.integers(3, 12, 2)
+        n_gt, n_pred = rng.integers(0, 4), rng.integers(0, 4)
+        pid = rng.integers(0, n_gt + 1, (h, w)).astype(np.uint8)
+        sem = rng.integers(0, C, (h, w)).astype(np.uint8)
+        sem[rng.random((h, w)) < 0.1] = 255
+        preds = [np.where(rng.random((h, w)) < 0.5, rng.integers(0, C, (h, w)), 0) for _ in range(n_pred)]
+        sp = [SparseMap.from_dense(p) for p in preds]
+        ids = [k for k in np.unique(pid) if k > 0]
+        iou = person_part_iou(persons_from_semantic(sem, pid, C), sp)
+        iou16 = person_part_iou(persons_from_semantic(sem, pid.astype(np.uint16) * 1000, C), sp)
+        assert np.array_equal(iou, iou16, equal_nan=True)
+        # overlapping per-person maps (MHP): several layers
+        maps = [np.where(rng.random((h, w)) < 0.4, rng.integers(0, C, (h, w)), 0).astype(np.uint8) for _ in ids]
+        iou_maps = person_part_iou(persons_from_person_maps(maps, C), sp)
+        for d, p in enumerate(preds):
+            for j, k in enumerate(ids):
+                ref = pair_iou(p, np.where(pid == k, sem, 0), C)
+                assert np.allclose(iou[d, j], ref, equal_nan=True)
+                assert np.allclose(iou_maps[d, j], pair_iou(p, maps[j], C), equal_nan=True)

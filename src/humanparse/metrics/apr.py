@@ -319,6 +319,12 @@ class PartInstanceAPMetric(GatheredMetric):
         super().reset()
         self._seen = 0
 
+    def flat(self, scores: dict[str, torch.Tensor] | None = None, prefix: str = "") -> dict[str, float]:
+        """``{'<prefix>/apr50': …}``: the ``paper_results.yaml`` names under a ``val``/``test`` prefix."""
+        scores = self.compute() if scores is None else scores
+        p = f"{prefix}/" if prefix else ""
+        return {f"{p}{k}": float(v) for k, v in scores.items()}
+
     def score(self, records) -> dict[str, float]:
         return score_apr([r[2] for r in records], self.num_classes, self.matching, self.class_reduction,
                          self.thresholds, self.nan_score, self.class_names)

@@ -49,6 +49,7 @@ import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import cv2
 import numpy as np
 import torch
 
@@ -143,15 +144,35 @@ def check_prediction_labels(preds: Sequence[SparseMap], num_classes: int, where:
             raise ValueError(f"{where} {k}: predicted part labels {bad} outside 0..{num_classes - 1}")
 
 
+class CodeLayer:
+    """Disjoint GT persons of one image as a code per pixel: ``local_index · (C + 1) + value`` (value 255
+    stored as C; 0 where no person of the layer is non-zero). ``members[i]`` is the global index of
+    local person i + 1. A layer either holds the flat code map, or (CIHP) computes codes on demand
+    from the flat person-id and part maps through two small look-up tables, so that only the pixels
+    a prediction covers are ever touched."""
+
+    def __init__(self, members: np.ndarray, code: np.ndarray | None = None, person_ids: np.ndarray | None = None,
+                 semantic: np.ndarray | None = None, rank_lut: np.ndarray | None = None,
+                 value_lut: np.ndarray | None = None, num_classes: int = 0):
+        self.members = members
+        self._code = code
+        self._pid, self._sem, self._rank, self._val, self._c = person_ids, semantic, rank_lut, value_lut, num_classes
+
+    def codes(self, index: np.ndarray) -> np.ndarray:
+        if self._code is not None:
+            return self._code[index]
+        r = self._rank[self._pid[index]]
+        v = self._val[self._sem[index]]
+        return np.where((r > 0) & (v > 0), r * (self._c + 1) + v, 0)
+
+
 @dataclass
 class PersonsGT:
     """GT persons of one image, prepared for :func:`person_part_iou` (see the module docstring).
 
     ``hist[g, c]`` counts GT value c (c < C) of person g over the non-zero pixels, ``hist[g, C]`` its
     255 pixels; ``nz[g]`` its non-zero pixels (255 included); ``num_labels[g]`` the number of distinct
-    labels in (0, C). ``layers`` hold, per group of disjoint persons, a flat code map
-    ``local_index * (C + 1) + value`` (value 255 stored as C; 0 where no person of the layer is
-    non-zero) and the global indices of the layer's persons.
+    labels in (0, C); ``layers`` the :class:`CodeLayer` groups of pairwise-disjoint persons.
     """
 
     num_pixels: int
@@ -159,7 +180,7 @@ class PersonsGT:
     hist: np.ndarray
     nz: np.ndarray
     num_labels: np.ndarray
-    layers: list[tuple[np.ndarray, np.ndarray]]
+    layers: list[CodeLayer]
 
     @property
     def count(self) -> int:
@@ -183,34 +204,42 @@ def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_clas
     pid = as_numpy(person_ids)
     if sem.shape != pid.shape:
         raise ValueError(f"semantic map {sem.shape} and person-id map {pid.shape} differ in size")
-    _check_gt_values(sem, c, "semantic map")
     if pid.size and pid.min() < 0:
         raise ValueError("person ids must be >= 0")
     sem = sem.reshape(-1)
     pid = pid.reshape(-1)
-    # only pixels of some person with a non-zero GT value carry a code; everything else is 0
-    on = np.flatnonzero((pid > 0) & (sem != 0))
-    pid_on = pid[on].astype(np.int64)
-    val = sem[on].astype(np.int64)
-    val[val == IGNORE] = c  # 1..C, C = ignore
-    present = np.flatnonzero(np.bincount(pid.reshape(-1), minlength=1))
-    present = present[present > 0]
-    rank = np.zeros(int(present[-1]) + 1 if len(present) else 1, dtype=np.int64)
-    rank[present] = np.arange(1, len(present) + 1)
+    if sem.dtype == np.uint8 and pid.dtype == np.uint8 and sem.size < (1 << 24):
+        # joint (person id, part value) histogram in one C pass (counts exact below 2**24 pixels)
+        joint = cv2.calcHist([pid, sem], [0, 1], None, [256, 256], [0, 256, 0, 256]).astype(np.int64)
+        ids = np.arange(256)
+    else:  # 16-bit maps: the same histogram over the person ids present
+        if sem.size and sem.max() > IGNORE:
+            _check_gt_values(sem, c, "semantic map")
+        ids, inv = np.unique(pid, return_inverse=True)
+        joint = np.bincount(inv.reshape(-1).astype(np.int64) * 256 + sem.astype(np.int64),
+                            minlength=len(ids) * 256).reshape(-1, 256)
+    values = joint.sum(0)
+    if values[c:IGNORE].any():
+        bad = np.flatnonzero(values[c:IGNORE]) + c
+        raise ValueError(f"semantic map: GT values {bad[:10].tolist()} are neither classes 0..{c - 1} nor {IGNORE}")
+    rows = np.flatnonzero(joint.sum(1))
+    rows = rows[ids[rows] > 0]
+    joint = joint[rows]
+    present = ids[rows].astype(np.int64)
     g = len(present)
-    r_on = rank[pid_on]
-    hist = np.bincount(r_on * (c + 1) + val, minlength=(g + 1) * (c + 1)).reshape(g + 1, c + 1)[1:]
+    hist = np.zeros((g, c + 1), dtype=np.int64)
+    hist[:, 1:c] = joint[:, 1:c]
+    hist[:, c] = joint[:, IGNORE]
     nz = hist.sum(1)
-    if drop_empty and (nz == 0).any():
-        keep = nz > 0
-        rank_keep = np.zeros(g + 1, dtype=np.int64)
-        rank_keep[1:][keep] = np.arange(1, int(keep.sum()) + 1)
-        r_on = rank_keep[r_on]
-        hist, nz = hist[keep], nz[keep]
-        g = int(keep.sum())
-    code = np.zeros(sem.size, dtype=np.int64)
-    code[on] = np.where(r_on > 0, r_on * (c + 1) + val, 0)
-    return PersonsGT(sem.size, c, hist, nz, (hist[:, 1:c] > 0).sum(1), [(code, np.arange(g))])
+    keep = nz > 0 if drop_empty else np.ones(g, dtype=bool)
+    rank_lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.int64)
+    rank_lut[present[keep]] = np.arange(1, int(keep.sum()) + 1)
+    hist, nz = hist[keep], nz[keep]
+    value_lut = np.arange(256, dtype=np.int64)
+    value_lut[IGNORE] = c
+    layer = CodeLayer(np.arange(len(nz)), person_ids=pid, semantic=sem, rank_lut=rank_lut, value_lut=value_lut,
+                      num_classes=c)
+    return PersonsGT(sem.size, c, hist, nz, (hist[:, 1:c] > 0).sum(1), [layer])
 
 
 def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -> PersonsGT:
@@ -253,7 +282,7 @@ def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -
     hist[:, 0] = 0
     nz = hist.sum(1)
     return PersonsGT(n, c, hist, nz, (hist[:, 1:c] > 0).sum(1),
-                     [(code, np.asarray(members, dtype=np.int64)) for code, members in layers])
+                     [CodeLayer(np.asarray(members, dtype=np.int64), code=code) for code, members in layers])
 
 
 # ------------------------------------------------------------------------------------------------
@@ -273,13 +302,14 @@ def person_part_iou(gt: PersonsGT, preds: Sequence[SparseMap]) -> np.ndarray:
         pred_hist[k] = np.bincount(p.value, minlength=c)[:c]
     nz_d = pred_hist[:, 1:].sum(1)
     joint = np.zeros((d_count, g_count, c + 1, c), dtype=np.int64)  # [d, g, gt value (C = 255), pred value]
-    for code, members in gt.layers:
+    for layer in gt.layers:
+        members = layer.members
         gl = len(members)
         per_pred = (gl + 1) * (c + 1) * c
         chunk = max(1, _MAX_BINS // per_pred)
         for s in range(0, d_count, chunk):
             part = preds[s:s + chunk]
-            keys = np.concatenate([(k * (gl + 1) * (c + 1) + code[p.index]) * c + p.value
+            keys = np.concatenate([(k * (gl + 1) * (c + 1) + layer.codes(p.index)) * c + p.value
                                    for k, p in enumerate(part)])
             cnt = np.bincount(keys, minlength=len(part) * per_pred).reshape(len(part), gl + 1, c + 1, c)
             joint[s:s + len(part)][:, members] = cnt[:, 1:]
@@ -351,9 +381,11 @@ def sparse_confusion(semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes
 
 
 def image_app_record(gt: PersonsGT, preds: Sequence[SparseMap], scores, *, semantic_gt: np.ndarray | None = None,
-                     semseg_score_thresh: float = 0.3) -> dict:
-    """Compact per-image record: for each prediction its score, best GT index (−1: none), ovmax and
-    the per-class IoU of that pair; the GT persons' label counts; the sparse §4.8 confusion."""
+                     semseg_score_thresh: float = 0.3, thresholds: Sequence[float] = THRESHOLDS) -> dict:
+    """Compact per-image record: for each prediction its score, best GT index (−1: none), ovmax and,
+    per threshold t, the number of GT part classes c ≥ 1 of that pair with IoU_c > t (PCP's n); the
+    GT persons' label counts; the sparse §4.8 confusion. A few numbers per prediction instead of
+    full-image maps, so that gathering a whole split to rank 0 stays cheap."""
     c = gt.num_classes
     scores = np.asarray(as_numpy(scores), dtype=np.float64).reshape(-1)
     if len(scores) != len(preds):
@@ -363,7 +395,7 @@ def image_app_record(gt: PersonsGT, preds: Sequence[SparseMap], scores, *, seman
     d_count = len(preds)
     jstar = np.full(d_count, -1, dtype=np.int64)
     ovmax = np.full(d_count, -np.inf)
-    best = np.full((d_count, c), np.nan)
+    pcp_n = np.zeros((d_count, len(thresholds)), dtype=np.int32)
     if d_count and gt.count:
         miou = mean_part_iou(iou)
         m = np.where(np.isnan(miou), -np.inf, miou)  # NaN never wins (reference: NaN > ovmax is False)
@@ -371,8 +403,10 @@ def image_app_record(gt: PersonsGT, preds: Sequence[SparseMap], scores, *, seman
         ov = m[np.arange(d_count), j]
         ok = ov > -np.inf
         jstar[ok], ovmax[ok] = j[ok], ov[ok]
-        best[ok] = iou[np.flatnonzero(ok), j[ok]]
-    rec = {"scores": scores, "jstar": jstar, "ovmax": ovmax, "part_iou": best,
+        best = iou[np.flatnonzero(ok), j[ok], 1:]  # (matched, C - 1); NaN compares False
+        with np.errstate(invalid="ignore"):
+            pcp_n[ok] = np.stack([(best > t).sum(1) for t in thresholds], 1) if len(thresholds) else 0
+    rec = {"scores": scores, "jstar": jstar, "ovmax": ovmax, "pcp_n": pcp_n, "thresholds": tuple(thresholds),
            "num_labels": gt.num_labels.astype(np.int64), "num_gt": gt.count, "num_pred": d_count}
     if semantic_gt is not None:
         sem = as_numpy(semantic_gt)
@@ -404,20 +438,23 @@ def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "
     scores = cat("scores", np.zeros(0))
     jloc = cat("jstar", np.zeros(0, np.int64))
     ovmax = cat("ovmax", np.zeros(0))
-    part_iou = np.concatenate([r["part_iou"] for r in records]) if records else np.zeros((0, c))
+    for r in records:
+        if tuple(r["thresholds"]) != tuple(thresholds):
+            raise ValueError(f"records were made for thresholds {r['thresholds']}, scored at {tuple(thresholds)}")
+    pcp_n = np.concatenate([r["pcp_n"] for r in records]) if records else np.zeros((0, len(thresholds)), np.int32)
     img = np.concatenate([np.full(r["num_pred"], i) for i, r in enumerate(records)]) if records else np.zeros(0, np.int64)
     num_labels = cat("num_labels", np.zeros(0, np.int64))
     jglob = np.where(jloc >= 0, offsets[img.astype(np.int64)] + jloc, -1) if len(jloc) else jloc
     keep = np.ones(len(scores), dtype=bool) if score_thresh is None else ~(scores < float(score_thresh))
     order = descending_order(scores[keep], nan_score, what="instance scores")
     sel = np.flatnonzero(keep)[order]
-    s_ov, s_j, s_iou = ovmax[sel], jglob[sel], part_iou[sel]
+    s_ov, s_j, s_n = ovmax[sel], jglob[sel], pcp_n[sel]
     eps_floor = app_convention != "mhp_official"
     out: dict[str, float] = {}
     aps = []
     if npos == 0:
         warnings.warn("AP^p / PCP: no GT person in the evaluated images; returning NaN", stacklevel=2)
-    for t in thresholds:
+    for ti, t in enumerate(thresholds):
         cand = np.flatnonzero(s_ov > t)
         tp = np.zeros(len(sel))
         if len(cand):
@@ -429,8 +466,7 @@ def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "
             pcp = float("nan")
         else:
             hit = np.flatnonzero(tp > 0)
-            with np.errstate(invalid="ignore"):
-                n = (s_iou[hit, 1:] > t).sum(1)
+            n = s_n[hit, ti]
             m = num_labels[s_j[hit]] if len(hit) else np.zeros(0, np.int64)
             vals = np.zeros(npos)  # unmatched GT persons count 0; np.mean over all npos, as the references
             vals[:len(hit)] = np.where(m > 0, n / np.maximum(m, 1), 0.0)
@@ -541,12 +577,18 @@ class InstanceParsingMetric(GatheredMetric):
             maps_pred = prediction_maps(pred.get("parts"), tuple(shape), pred.get("boxes"))
             rec = image_app_record(gt, maps_pred, pred.get("scores", np.zeros(0)),
                                    semantic_gt=as_numpy(semantic) if (self.compute_semantic and semantic is not None) else None,
-                                   semseg_score_thresh=self.semseg_score_thresh)
+                                   semseg_score_thresh=self.semseg_score_thresh, thresholds=self.thresholds)
             self.add(order, image_id, rec)
 
     def reset(self) -> None:
         super().reset()
         self._seen = 0
+
+    def flat(self, scores: dict[str, torch.Tensor] | None = None, prefix: str = "") -> dict[str, float]:
+        """``{'<prefix>/app50': …}``: the ``paper_results.yaml`` names under a ``val``/``test`` prefix."""
+        scores = self.compute() if scores is None else scores
+        p = f"{prefix}/" if prefix else ""
+        return {f"{p}{k}": float(v) for k, v in scores.items()}
 
     def score(self, records) -> dict[str, float]:
         return score_app([r[2] for r in records], self.num_classes, self.app_convention, self.score_thresh,
@@ -554,7 +596,7 @@ class InstanceParsingMetric(GatheredMetric):
 
 
 __all__ = [
-    "APP_CONVENTIONS", "DEFAULT_SCORE_THRESH", "EPS", "InstanceParsingMetric", "PersonsGT", "SparseMap",
+    "APP_CONVENTIONS", "CodeLayer", "DEFAULT_SCORE_THRESH", "EPS", "InstanceParsingMetric", "PersonsGT", "SparseMap",
     "image_app_record", "mean_part_iou", "paste_instances", "person_part_iou", "persons_from_person_maps",
     "persons_from_semantic", "prediction_maps", "score_app", "semantic_from_instances", "threshold_key",
 ]
