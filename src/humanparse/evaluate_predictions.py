@@ -138,7 +138,7 @@ def _parallel(fn: Callable, ids: list[str], workers: int) -> list:
     if workers == 1:
         return [fn(i) for i in ids]
     with ThreadPoolExecutor(max_workers=workers) as pool:
-        return list(pool.map(fn, ids, chunksize=8))
+        return list(pool.map(fn, ids))
 
 
 def _warn_all(messages: list[str], what: str) -> None:

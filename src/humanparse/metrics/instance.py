@@ -3,9 +3,10 @@
 Per image the expensive part — the part IoU of every (prediction, GT person) pair — is computed
 once, in ``update``, with one ``np.bincount`` per image (per GT "layer", see below) over the
 predictions' non-zero pixels, and reduced to a compact record: per prediction its score, its best GT
-person j* and mIoU (ovmax), the per-class IoU vector of that pair (for PCP) and the number of GT
-part labels of j*. Because the matching of §4.3 has no fallback to the second-best GT, these
-records are all the rank-0 scoring needs (:class:`humanparse.metrics.gather.GatheredMetric`).
+person j* and mIoU (ovmax) and, per threshold, PCP's count of well-parsed GT parts of that pair;
+per GT person its number of part labels. Because the matching of §4.3 has no fallback to the
+second-best GT, these few numbers are all the rank-0 scoring needs
+(:class:`humanparse.metrics.gather.GatheredMetric`); no map is gathered.
 
 §4.2, person-level part IoU. For prediction d and GT person g the C×C confusion runs over **all
 image pixels** whose GT value is < C (255 ignored); pixels outside both persons count as background,
@@ -17,7 +18,9 @@ n_00 = N − nz_g − nz_d + ΣJ, row_0 = N − nz_g, col_b = hist_d[b] − J[25
 col_0 = (N − nz_d) − (hist_g[255] − Σ_b J[255, b]).
 
 GT persons may overlap (MHP: one full-image map per person). They are split greedily into layers
-of pairwise-disjoint persons; CIHP persons (Category_ids × Human_ids) always form one layer.
+of pairwise-disjoint persons; CIHP persons (Category_ids × Human_ids) always form one layer. The
+reference code (Parsing R-CNN ``parsing_eval.py::cal_one_mean_iou``, MHP ``eval_mhp.py``) instead
+builds one full-image confusion per pair, reading the GT PNG again for every pair.
 
 §4.3-4.6, matching and conventions (option ``app_convention``):
 
