@@ -248,3 +248,20 @@ def test_pair_ious_match_per_pair_confusions_for_every_gt_form():
                 ref = pair_iou(p, np.where(pid == k, sem, 0), C)
                 assert np.allclose(iou[d, j], ref, equal_nan=True)
                 assert np.allclose(iou_maps[d, j], pair_iou(p, maps[j], C), equal_nan=True)
+
+
+def test_int64_tensors_from_the_data_pipeline_give_the_same_numbers():
+    import torch
+
+    samples = make_instance_samples(4, seed=9, size=(40, 30), persons=(1, 4))
+    m_np, m_t = InstanceParsingMetric(20), InstanceParsingMetric(20)
+    for i, s in enumerate(samples):
+        parts = np.stack(s.pred_parts) if s.pred_parts else np.zeros((0,) + s.shape, np.uint8)
+        m_np.update([{"parts": parts, "scores": s.pred_scores}],
+                    [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}])
+        m_t.update([{"parts": torch.from_numpy(parts.astype(np.int64)), "scores": torch.tensor(s.pred_scores)}],
+                   [{"semantic": torch.from_numpy(s.semantic.astype(np.int64)),
+                     "person_ids": torch.from_numpy(s.person_ids.astype(np.int64)),
+                     "meta": {"id": s.image_id, "index": i}}])
+    a, b = m_np.compute(), m_t.compute()
+    assert all(torch.equal(a[k], b[k]) or (a[k].isnan() and b[k].isnan()) for k in a)

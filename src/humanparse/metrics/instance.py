@@ -84,6 +84,20 @@ def as_numpy(x) -> np.ndarray:
     return np.asarray(x)
 
 
+def as_label_array(x) -> np.ndarray:
+    """Integer label map as uint8 (or uint16) when its values allow: the int64 tensors of the data
+    pipeline would otherwise take the slower generic paths."""
+    a = as_numpy(x)
+    if a.dtype in (np.uint8, np.uint16) or a.size == 0 or a.dtype.kind not in "iub":
+        return a
+    lo, hi = int(a.min()), int(a.max())
+    if lo >= 0 and hi < 256:
+        return a.astype(np.uint8)
+    if lo >= 0 and hi < 65536:
+        return a.astype(np.uint16)
+    return a
+
+
 @dataclass
 class SparseMap:
     """The non-zero pixels of one full-image label map: flat indices and values."""
@@ -218,9 +232,11 @@ def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_clas
     else:  # 16-bit maps: the same histogram over the person ids present
         if sem.size and sem.max() > IGNORE:
             _check_gt_values(sem, c, "semantic map")
-        ids, inv = np.unique(pid, return_inverse=True)
-        joint = np.bincount(inv.reshape(-1).astype(np.int64) * 256 + sem.astype(np.int64),
-                            minlength=len(ids) * 256).reshape(-1, 256)
+        pid64 = pid.astype(np.int64)
+        ids = np.flatnonzero(np.bincount(pid64, minlength=1))
+        lut = np.zeros(int(ids[-1]) + 1 if len(ids) else 1, dtype=np.int64)
+        lut[ids] = np.arange(len(ids))
+        joint = np.bincount(lut[pid64] * 256 + sem.astype(np.int64), minlength=len(ids) * 256).reshape(-1, 256)
     values = joint.sum(0)
     if values[c:IGNORE].any():
         bad = np.flatnonzero(values[c:IGNORE]) + c
@@ -562,8 +578,9 @@ class InstanceParsingMetric(GatheredMetric):
             order, image_id = sample_key(target, self._seen)
             self._seen += 1
             semantic = target.get("semantic")
+            semantic = None if semantic is None else as_label_array(semantic)
             if "persons" in target:
-                maps = [as_numpy(m) for m in target["persons"]]
+                maps = [as_label_array(m) for m in target["persons"]]
                 gt = persons_from_person_maps(maps, self.num_classes, drop_empty=drop)
                 if semantic is None and self.compute_semantic and maps:
                     from humanparse.data.instances import paint_persons
@@ -574,8 +591,8 @@ class InstanceParsingMetric(GatheredMetric):
                                      "so that the image size is known")
                 shape = maps[0].shape if maps else as_numpy(semantic).shape
             else:
-                semantic = as_numpy(semantic)
-                gt = persons_from_semantic(semantic, as_numpy(target["person_ids"]), self.num_classes, drop_empty=drop)
+                gt = persons_from_semantic(semantic, as_label_array(target["person_ids"]), self.num_classes,
+                                           drop_empty=drop)
                 shape = semantic.shape
             maps_pred = prediction_maps(pred.get("parts"), tuple(shape), pred.get("boxes"))
             rec = image_app_record(gt, maps_pred, pred.get("scores", np.zeros(0)),
