@@ -11,7 +11,7 @@ from helpers.reference_metrics import T9, app_loop, pair_iou
 from humanparse.evaluation.synthetic import make_instance_samples
 from humanparse.metrics.instance import (
     InstanceParsingMetric,
-    SparseMap,
+    PartMap,
     mean_part_iou,
     person_part_iou,
     persons_from_person_maps,
@@ -40,7 +40,7 @@ def score(images, convention="prcnn", **kw):
 def test_part_iou_counts_background_over_the_whole_image():
     gt = block(10, 10, 0, 2, 0, 2, 1)
     pred = block(10, 10, 0, 2, 1, 3, 1)
-    iou = person_part_iou(persons_from_semantic(gt, (gt > 0).astype(np.uint8), C), [SparseMap.from_dense(pred)])[0, 0]
+    iou = person_part_iou(persons_from_semantic(gt, (gt > 0).astype(np.uint8), C), [PartMap.from_array(pred)])[0, 0]
     assert iou[1] == pytest.approx(2 / 6)
     assert iou[0] == pytest.approx(94 / 98)  # 100 pixels: the far-away background is counted
     assert np.isnan(iou[2:]).all()  # classes absent from both: NaN, skipped by the mean
@@ -56,7 +56,7 @@ def test_gt_255_pixels_are_not_counted():
     p2 = p1.copy()
     p2[0, 0] = 4  # a different label on the ignored pixel
     g = persons_from_semantic(gt, pid, C)
-    a, b = person_part_iou(g, [SparseMap.from_dense(p1), SparseMap.from_dense(p2)])[:, 0]
+    a, b = person_part_iou(g, [PartMap.from_array(p1), PartMap.from_array(p2)])[:, 0]
     assert np.array_equal(a, b, equal_nan=True)
     assert a[2] == 1.0
 
@@ -66,7 +66,7 @@ def test_strict_threshold():
     gt = block(2, 13, 0, 1, 0, 5, 1)
     pred = block(2, 13, 0, 1, 3, 8, 1)
     g = persons_from_semantic(gt, (gt > 0).astype(np.uint8), C)
-    assert mean_part_iou(person_part_iou(g, [SparseMap.from_dense(pred)]))[0, 0] == 0.5
+    assert mean_part_iou(person_part_iou(g, [PartMap.from_array(pred)]))[0, 0] == 0.5
     r = score([(gt, (gt > 0).astype(np.uint8), [pred], [0.9])])
     assert r["app40"] == 1.0 and r["app50"] == 0.0  # 0.5 > 0.5 is false
 
@@ -81,7 +81,7 @@ def test_greedy_matching_has_no_fallback_and_duplicates_are_fp():
     r = score([(sem, pid, [a, b], [0.9, 0.8])])
     # b is an FP at 0.3 although person 2 is free and above 0.3 for it (no fallback)
     g = persons_from_semantic(sem, pid, C)
-    miou = mean_part_iou(person_part_iou(g, [SparseMap.from_dense(b)]))[0]
+    miou = mean_part_iou(person_part_iou(g, [PartMap.from_array(b)]))[0]
     assert miou[0] > miou[1] > 0.3
     assert r["app30"] == pytest.approx(0.5)  # TP, FP with 2 GT
     assert r["pcp30"] == pytest.approx(0.5)  # person 1 fully parsed, person 2 unmatched
@@ -144,7 +144,7 @@ def test_pcp_counts_gt_parts_above_the_threshold():
     pred[4, 1] = 1  # the small part is labelled as part 1
     r = score([(gt, (gt > 0).astype(np.uint8), [pred], [0.9])])
     g = persons_from_semantic(gt, (gt > 0).astype(np.uint8), C)
-    iou = person_part_iou(g, [SparseMap.from_dense(pred)])[0, 0]
+    iou = person_part_iou(g, [PartMap.from_array(pred)])[0, 0]
     assert iou[:3] == pytest.approx([54 / 54, 9 / 10, 0.0])  # background, part 1, the missed part 2
     assert mean_part_iou(iou) == pytest.approx(1.9 / 3)
     assert r["pcp50"] == pytest.approx(0.5)  # 1 of the 2 GT part labels has IoU > 0.5
@@ -235,7 +235,7 @@ def test_pair_ious_match_per_pair_confusions_for_every_gt_form():
         sem = rng.integers(0, C, (h, w)).astype(np.uint8)
         sem[rng.random((h, w)) < 0.1] = 255
         preds = [np.where(rng.random((h, w)) < 0.5, rng.integers(0, C, (h, w)), 0) for _ in range(n_pred)]
-        sp = [SparseMap.from_dense(p) for p in preds]
+        sp = [PartMap.from_array(p) for p in preds]
         ids = [k for k in np.unique(pid) if k > 0]
         iou = person_part_iou(persons_from_semantic(sem, pid, C), sp)
         iou16 = person_part_iou(persons_from_semantic(sem, pid.astype(np.uint16) * 1000, C), sp)
@@ -265,3 +265,20 @@ def test_int64_tensors_from_the_data_pipeline_give_the_same_numbers():
                      "meta": {"id": s.image_id, "index": i}}])
     a, b = m_np.compute(), m_t.compute()
     assert all(torch.equal(a[k], b[k]) or (a[k].isnan() and b[k].isnan()) for k in a)
+
+
+def test_generic_paths_for_many_classes_and_persons():
+    # 130 classes: codes do not fit in a byte, so the bincount path runs; 14 CIHP persons with 20 classes
+    # need two byte-sized layers
+    rng = np.random.default_rng(2)
+    for c, persons in ((130, 3), (20, 14)):
+        h, w = 12, 14
+        pid = rng.integers(0, persons + 1, (h, w)).astype(np.uint8)
+        sem = rng.integers(0, c, (h, w)).astype(np.uint8)
+        preds = [np.where(rng.random((h, w)) < 0.5, rng.integers(0, c, (h, w)), 0).astype(np.uint8) for _ in range(3)]
+        g = persons_from_semantic(sem, pid, c)
+        assert len(g.layers) == (1 if c == 130 else 2)
+        iou = person_part_iou(g, [PartMap.from_array(p) for p in preds])
+        for d, p in enumerate(preds):
+            for j, k in enumerate([k for k in np.unique(pid) if k > 0]):
+                assert np.allclose(iou[d, j], pair_iou(p, np.where(pid == k, sem, 0), c), equal_nan=True)

@@ -34,7 +34,7 @@ import numpy as np
 from humanparse.data.io import DataError
 from humanparse.evaluation.fastio import read_index_png
 from humanparse.metrics.apr import PartInstances
-from humanparse.metrics.instance import SparseMap
+from humanparse.metrics.instance import PartMap
 
 APP_FORMATS = ("persons", "mhp")
 EDGE_PRED = ("prob", "binary")
@@ -78,7 +78,7 @@ class PersonPredictions:
     def ids(self) -> set[str]:
         return set(self.entries)
 
-    def read(self, sid: str, shape: tuple[int, int]) -> tuple[list[SparseMap], np.ndarray]:
+    def read(self, sid: str, shape: tuple[int, int]) -> tuple[list[PartMap], np.ndarray]:
         maps, scores = [], []
         for k, s in self.entries.get(sid, []):
             path = self.root / f"{sid}_{k}.png"
@@ -86,7 +86,7 @@ class PersonPredictions:
             if m.shape != shape:
                 raise DataError(path, f"prediction is {m.shape[1]}x{m.shape[0]} but the ground truth is "
                                 f"{shape[1]}x{shape[0]}; person maps must be full-image at the original size")
-            maps.append(SparseMap.from_dense(m))
+            maps.append(PartMap.from_array(m))
             scores.append(s)
         return maps, np.asarray(scores, dtype=np.float64)
 
@@ -122,7 +122,7 @@ class MHPSubmission:
     def ids(self) -> set[str]:
         return set(self.entries)
 
-    def read(self, sid: str, shape: tuple[int, int]) -> tuple[list[SparseMap], np.ndarray]:
+    def read(self, sid: str, shape: tuple[int, int]) -> tuple[list[PartMap], np.ndarray]:
         persons = self.entries.get(sid, [])
         if not persons:
             return [], np.zeros(0)
@@ -132,16 +132,13 @@ class MHPSubmission:
         for p, m in ((seg_path, seg), (tag_path, tag)):
             if m.shape != shape:
                 raise DataError(p, f"map is {m.shape[1]}x{m.shape[0]} but the ground truth is {shape[1]}x{shape[0]}")
-        flat_tag = tag.reshape(-1)
-        flat_seg = seg.reshape(-1)
         maps, scores = [], []
+        top = np.iinfo(tag.dtype).max
         for t, s in persons:
-            idx = np.flatnonzero(flat_tag == t) if 0 <= t <= np.iinfo(flat_tag.dtype).max else np.zeros(0, np.int64)
-            if not len(idx):  # tag absent from global_tag: skipped, as the reference does
+            on = tag == t if 0 <= t <= top else np.zeros(tag.shape, dtype=bool)
+            if not on.any():  # tag absent from global_tag: skipped, as the reference does
                 continue
-            vals = flat_seg[idx].astype(np.int64)
-            nz = vals != 0
-            maps.append(SparseMap(idx[nz], vals[nz]))
+            maps.append(PartMap.from_array(np.where(on, seg, 0).astype(seg.dtype)))
             scores.append(s)
         return maps, np.asarray(scores, dtype=np.float64)
 

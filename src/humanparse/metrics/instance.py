@@ -67,6 +67,8 @@ DEFAULT_SCORE_THRESH = {"prcnn": 0.001, "mhp_official": None, "pet": 0.01}
 IGNORE = 255
 # bins of one bincount call; larger prediction sets are processed in chunks
 _MAX_BINS = 1 << 22
+# cv2.calcHist counts in float32: exact below 2**24 per bin, so images up to 16.7 Mpixel take that path
+_CV_EXACT = 1 << 24
 
 
 def threshold_key(t: float) -> str:
@@ -98,86 +100,142 @@ def as_label_array(x) -> np.ndarray:
     return a
 
 
-@dataclass
-class SparseMap:
-    """The non-zero pixels of one full-image label map: flat indices and values."""
+class PartMap:
+    """One predicted person's full-image part map (0 outside the person).
 
-    index: np.ndarray  # int64 flat pixel indices
-    value: np.ndarray  # int64 labels (> 0)
+    Kept dense as uint8 when the labels fit — then every per-image count is one ``cv2.calcHist`` —
+    and otherwise as the flat indices and values of its non-zero pixels. Either view is built on
+    first use.
+    """
+
+    def __init__(self, dense: np.ndarray | None = None, index: np.ndarray | None = None,
+                 value: np.ndarray | None = None, shape: tuple[int, int] | None = None):
+        if dense is None and (index is None or value is None or shape is None):
+            raise ValueError("a part map needs a dense array, or flat indices, values and the image shape")
+        self.dense = dense
+        self.shape = tuple(dense.shape) if dense is not None else tuple(shape)
+        self._index = None if index is None else np.asarray(index, dtype=np.int64)
+        self._value = None if value is None else np.asarray(value, dtype=np.int64)
 
     @classmethod
-    def from_dense(cls, label: np.ndarray, offset: tuple[int, int] | None = None,
-                   shape: tuple[int, int] | None = None) -> SparseMap:
-        """Non-zero pixels of ``label``; with ``offset=(x0, y0)`` and the full image ``shape`` a
-        box-cropped map is placed at that corner."""
-        label = as_numpy(label)
+    def from_array(cls, label, offset: tuple[int, int] | None = None, shape: tuple[int, int] | None = None) -> PartMap:
+        """From a full-image map, or from a box-cropped map placed at ``offset=(x0, y0)`` in an image of
+        ``shape``."""
+        label = as_label_array(label)
         if label.ndim != 2:
             raise ValueError(f"a part map must be 2-D, got shape {label.shape}")
+        if offset is not None:
+            x0, y0 = int(offset[0]), int(offset[1])
+            h, w = shape
+            if x0 < 0 or y0 < 0 or y0 + label.shape[0] > h or x0 + label.shape[1] > w:
+                raise ValueError(f"a cropped part map of size {label.shape} at (x0, y0) = ({x0}, {y0}) leaves the "
+                                 f"{w}x{h} image")
+            full = np.zeros((h, w), dtype=label.dtype)
+            full[y0:y0 + label.shape[0], x0:x0 + label.shape[1]] = label
+            label = full
+        if label.dtype == np.uint8:
+            return cls(dense=np.ascontiguousarray(label))
         flat = label.reshape(-1)
         idx = np.flatnonzero(flat)
-        vals = flat[idx].astype(np.int64)
-        if offset is None:
-            return cls(idx, vals)
-        x0, y0 = int(offset[0]), int(offset[1])
-        h, w = shape
-        if x0 < 0 or y0 < 0 or y0 + label.shape[0] > h or x0 + label.shape[1] > w:
-            raise ValueError(f"a cropped part map of size {label.shape} at (x0, y0) = ({x0}, {y0}) leaves the "
-                             f"{w}x{h} image")
-        ys, xs = np.divmod(idx, label.shape[1])
-        return cls((ys + y0) * w + xs + x0, vals)
+        return cls(index=idx, value=flat[idx], shape=label.shape)
+
+    @property
+    def index(self) -> np.ndarray:
+        if self._index is None:
+            self._index = np.flatnonzero(self.dense.reshape(-1))
+            self._value = self.dense.reshape(-1)[self._index].astype(np.int64)
+        return self._index
+
+    @property
+    def value(self) -> np.ndarray:
+        if self._value is None:
+            _ = self.index
+        return self._value
+
+    def label_range(self) -> tuple[int, int]:
+        if self.dense is not None:
+            return int(self.dense.min()), int(self.dense.max())
+        return int(self.value.min(initial=0)), int(self.value.max(initial=0))
+
+    def histogram(self, num_classes: int) -> np.ndarray:
+        """Counts of labels 0..C-1 over the non-zero pixels (entry 0 stays 0)."""
+        if self.dense is not None and self.dense.size < _CV_EXACT:
+            h = cv2.calcHist([self.dense], [0], self.dense, [num_classes], [0, num_classes])
+            return h.reshape(-1).astype(np.int64)
+        return np.bincount(self.value, minlength=num_classes)[:num_classes]
 
 
-def prediction_maps(parts, shape: tuple[int, int], boxes=None) -> list[SparseMap]:
-    """Predictions as sparse maps: ``parts`` is a (D, H, W) stack / list of full-image maps, or, with
-    ``boxes`` ((D, 4) integer ``[x0, y0, x1, y1]``, end exclusive), a list of box-cropped maps."""
+def prediction_maps(parts, shape: tuple[int, int], boxes=None) -> list[PartMap]:
+    """Predictions as :class:`PartMap`: ``parts`` is a (D, H, W) stack / list of full-image maps, or,
+    with ``boxes`` ((D, 4) integer ``[x0, y0, x1, y1]``, end exclusive), a list of box-cropped maps."""
     if parts is None:
         return []
     if boxes is None:
-        arr = parts if isinstance(parts, (list, tuple)) else as_numpy(parts)
+        arr = parts if isinstance(parts, (list, tuple)) else as_label_array(parts)
         out = []
         for p in arr:
-            p = as_numpy(p)
             if p.shape != tuple(shape):
-                raise ValueError(f"a predicted part map is {p.shape}, the ground truth {tuple(shape)}; maps must "
-                                 "be at the GT's original size (or pass boxes for cropped maps)")
-            out.append(SparseMap.from_dense(p))
+                raise ValueError(f"a predicted part map is {tuple(p.shape)}, the ground truth {tuple(shape)}; maps "
+                                 "must be at the GT's original size (or pass boxes for cropped maps)")
+            out.append(PartMap.from_array(p))
         return out
     boxes = as_numpy(boxes).astype(np.int64).reshape(-1, 4)
     if len(boxes) != len(parts):
         raise ValueError(f"{len(parts)} part maps but {len(boxes)} boxes")
     out = []
     for p, b in zip(parts, boxes):
-        p = as_numpy(p)
-        if p.shape != (b[3] - b[1], b[2] - b[0]):
-            raise ValueError(f"cropped part map of shape {p.shape} does not match its box {b.tolist()}")
-        out.append(SparseMap.from_dense(p, (b[0], b[1]), shape))
+        if tuple(p.shape) != (b[3] - b[1], b[2] - b[0]):
+            raise ValueError(f"cropped part map of shape {tuple(p.shape)} does not match its box {b.tolist()}")
+        out.append(PartMap.from_array(p, (b[0], b[1]), shape))
     return out
 
 
-def check_prediction_labels(preds: Sequence[SparseMap], num_classes: int, where: str = "prediction") -> None:
+def check_prediction_labels(preds: Sequence[PartMap], num_classes: int, where: str = "prediction") -> None:
     for k, p in enumerate(preds):
-        if p.value.size and (p.value.max() >= num_classes or p.value.min() < 0):
-            bad = np.unique(p.value[(p.value >= num_classes) | (p.value < 0)])[:10].tolist()
+        lo, hi = p.label_range()
+        if hi >= num_classes or lo < 0:
+            v = p.value
+            bad = np.unique(v[(v >= num_classes) | (v < 0)])[:10].tolist()
             raise ValueError(f"{where} {k}: predicted part labels {bad} outside 0..{num_classes - 1}")
 
 
 class CodeLayer:
     """Disjoint GT persons of one image as a code per pixel: ``local_index · (C + 1) + value`` (value 255
-    stored as C; 0 where no person of the layer is non-zero). ``members[i]`` is the global index of
-    local person i + 1. A layer either holds the flat code map, or (CIHP) computes codes on demand
-    from the flat person-id and part maps through two small look-up tables, so that only the pixels
-    a prediction covers are ever touched."""
+    stored as C). ``members[i]`` is the global index of local person i + 1. Codes with local index 0
+    (no person of the layer) or value 0 are never used. When the codes fit in a byte the layer keeps
+    a dense uint8 code map (one ``cv2.calcHist`` per prediction); otherwise it keeps an int64 code map
+    or computes codes on demand from the person-id and part maps through two look-up tables."""
 
-    def __init__(self, members: np.ndarray, code: np.ndarray | None = None, person_ids: np.ndarray | None = None,
-                 semantic: np.ndarray | None = None, rank_lut: np.ndarray | None = None,
-                 value_lut: np.ndarray | None = None, num_classes: int = 0):
-        self.members = members
+    def __init__(self, members: np.ndarray, num_classes: int, code: np.ndarray | None = None,
+                 person_ids: np.ndarray | None = None, semantic: np.ndarray | None = None,
+                 rank_lut: np.ndarray | None = None, value_lut: np.ndarray | None = None):
+        self.members = np.asarray(members, dtype=np.int64)
+        self._c = num_classes
         self._code = code
-        self._pid, self._sem, self._rank, self._val, self._c = person_ids, semantic, rank_lut, value_lut, num_classes
+        self._pid, self._sem, self._rank, self._val = person_ids, semantic, rank_lut, value_lut
+        self.dense8 = None
+        k = (len(self.members) + 1) * (num_classes + 1)
+        if k <= 256:
+            if code is not None and code.size < _CV_EXACT:
+                self.dense8 = code.astype(np.uint8).reshape(1, -1)
+            elif (person_ids is not None and person_ids.dtype == np.uint8 and semantic.dtype == np.uint8
+                  and person_ids.size < _CV_EXACT):
+                lut = np.zeros(256, dtype=np.uint8)
+                lut[:len(rank_lut)] = rank_lut  # ranks <= len(members) < 256 here
+                r = cv2.LUT(person_ids, lut)
+                v = cv2.LUT(semantic, value_lut.astype(np.uint8))
+                # r·(C+1) + v <= K − 1 <= 255; codes with r = 0 or v = 0 are dropped by the caller
+                self.dense8 = (r * np.uint8(num_classes + 1) + v).astype(np.uint8).reshape(1, -1)
+
+    @property
+    def num_codes(self) -> int:
+        return (len(self.members) + 1) * (self._c + 1)
 
     def codes(self, index: np.ndarray) -> np.ndarray:
         if self._code is not None:
             return self._code[index]
+        if self.dense8 is not None:
+            return self.dense8.reshape(-1)[index].astype(np.int64)
         r = self._rank[self._pid[index]]
         v = self._val[self._sem[index]]
         return np.where((r > 0) & (v > 0), r * (self._c + 1) + v, 0)
@@ -251,14 +309,27 @@ def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_clas
     hist[:, c] = joint[:, IGNORE]
     nz = hist.sum(1)
     keep = nz > 0 if drop_empty else np.ones(g, dtype=bool)
-    rank_lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.int64)
-    rank_lut[present[keep]] = np.arange(1, int(keep.sum()) + 1)
     hist, nz = hist[keep], nz[keep]
     value_lut = np.arange(256, dtype=np.int64)
     value_lut[IGNORE] = c
-    layer = CodeLayer(np.arange(len(nz)), person_ids=pid, semantic=sem, rank_lut=rank_lut, value_lut=value_lut,
-                      num_classes=c)
-    return PersonsGT(sem.size, c, hist, nz, (hist[:, 1:c] > 0).sum(1), [layer])
+    kept_ids = present[keep]
+    # one byte per code (dense OpenCV path) needs uint8 maps and few persons per layer
+    dense_ok = sem.dtype == np.uint8 and pid.dtype == np.uint8
+    per_layer = _persons_per_layer(c, len(kept_ids)) if dense_ok else max(len(kept_ids), 1)
+    layers = []
+    for s0 in range(0, max(len(kept_ids), 1), per_layer):
+        chunk = kept_ids[s0:s0 + per_layer]
+        lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.int64)
+        lut[chunk] = np.arange(1, len(chunk) + 1)
+        layers.append(CodeLayer(np.arange(s0, s0 + len(chunk)), c, person_ids=pid, semantic=sem, rank_lut=lut,
+                                value_lut=value_lut))
+    return PersonsGT(sem.size, c, hist, nz, (hist[:, 1:c] > 0).sum(1), layers)
+
+
+def _persons_per_layer(num_classes: int, count: int) -> int:
+    """Persons per layer: as many as keep the codes in one byte (dense OpenCV path), else all."""
+    cap = 256 // (num_classes + 1) - 1
+    return cap if cap >= 1 else max(count, 1)
 
 
 def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -> PersonsGT:
@@ -283,11 +354,12 @@ def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -
     hist = np.zeros((g, c + 1), dtype=np.int64)
     layers: list[tuple[np.ndarray, list[int]]] = []
     occupied: list[np.ndarray] = []
+    cap = _persons_per_layer(c, len(flat))
     for k, f in enumerate(flat):
         idx = np.flatnonzero(f)
         val = np.where(f[idx] == IGNORE, c, f[idx])
         hist[k] = np.bincount(val, minlength=c + 1)
-        free = [i for i, occ in enumerate(occupied) if not occ[idx].any()]
+        free = [i for i, occ in enumerate(occupied) if len(layers[i][1]) < cap and not occ[idx].any()]
         if free:
             li = free[0]
         else:
@@ -301,38 +373,48 @@ def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -
     hist[:, 0] = 0
     nz = hist.sum(1)
     return PersonsGT(n, c, hist, nz, (hist[:, 1:c] > 0).sum(1),
-                     [CodeLayer(np.asarray(members, dtype=np.int64), code=code) for code, members in layers])
+                     [CodeLayer(np.asarray(members, dtype=np.int64), c, code=code) for code, members in layers])
 
 
 # ------------------------------------------------------------------------------------------------
 # §4.2: part IoU of every (prediction, GT person) pair
 
 
-def person_part_iou(gt: PersonsGT, preds: Sequence[SparseMap]) -> np.ndarray:
+def person_part_iou(gt: PersonsGT, preds: Sequence[PartMap]) -> np.ndarray:
     """(D, G, C) float64 per-class IoU of every (prediction, GT person) pair, NaN for classes absent
-    from both maps (§4.2; formulas in the module docstring). One ``bincount`` per layer and chunk."""
+    from both maps (§4.2; formulas in the module docstring). The joint histogram of each prediction
+    with each GT layer is one ``cv2.calcHist`` masked by the prediction (dense uint8 maps), or one
+    ``np.bincount`` over the predictions' non-zero pixels."""
     c, n = gt.num_classes, gt.num_pixels
     d_count, g_count = len(preds), gt.count
     out = np.full((d_count, g_count, c), np.nan)
     if d_count == 0 or g_count == 0:
         return out
-    pred_hist = np.zeros((d_count, c), dtype=np.int64)
-    for k, p in enumerate(preds):
-        pred_hist[k] = np.bincount(p.value, minlength=c)[:c]
+    pred_hist = np.stack([p.histogram(c) for p in preds])
+    pred_hist[:, 0] = 0
     nz_d = pred_hist[:, 1:].sum(1)
     joint = np.zeros((d_count, g_count, c + 1, c), dtype=np.int64)  # [d, g, gt value (C = 255), pred value]
     for layer in gt.layers:
         members = layer.members
         gl = len(members)
-        per_pred = (gl + 1) * (c + 1) * c
+        k = layer.num_codes
+        sparse = []
+        for d, p in enumerate(preds):
+            if layer.dense8 is not None and p.dense is not None:
+                pd = p.dense.reshape(1, -1)  # both as one row: calcHist wants equal 2-D shapes
+                h = cv2.calcHist([layer.dense8, pd], [0, 1], pd, [k, c], [0, k, 0, c])
+                joint[d, members] = h.astype(np.int64).reshape(gl + 1, c + 1, c)[1:]
+            else:
+                sparse.append(d)
+        per_pred = k * c
         chunk = max(1, _MAX_BINS // per_pred)
-        for s in range(0, d_count, chunk):
-            part = preds[s:s + chunk]
-            keys = np.concatenate([(k * (gl + 1) * (c + 1) + layer.codes(p.index)) * c + p.value
-                                   for k, p in enumerate(part)])
+        for s in range(0, len(sparse), chunk):
+            part = sparse[s:s + chunk]
+            keys = np.concatenate([(i * k + layer.codes(preds[d].index)) * c + preds[d].value
+                                   for i, d in enumerate(part)])
             cnt = np.bincount(keys, minlength=len(part) * per_pred).reshape(len(part), gl + 1, c + 1, c)
-            joint[s:s + len(part)][:, members] = cnt[:, 1:]
-    joint[:, :, 0, :] = 0  # code value 0 is "no non-zero GT pixel"; its entries are derived below
+            joint[np.asarray(part)[:, None], members[None, :]] = cnt[:, 1:]
+    joint[:, :, 0, :] = 0  # GT value 0 is not a non-zero GT pixel; its entries are derived below
     joint[:, :, :, 0] = 0
     both = joint.sum((2, 3))  # (D, G) pixels where both maps are non-zero
     cls = np.arange(1, c)
@@ -365,16 +447,22 @@ def mean_part_iou(iou: np.ndarray) -> np.ndarray:
 # §4.8: semantic map from instance predictions
 
 
-def paste_instances(preds: Sequence[SparseMap], scores: np.ndarray, num_pixels: int,
+def paste_instances(preds: Sequence[PartMap], scores: np.ndarray, num_pixels: int,
                     score_thresh: float = 0.0) -> np.ndarray:
     """Flat semantic map: instances in ascending score order (stable), those with score < ``score_thresh``
     skipped, non-zero labels pasted over the map, so higher scores win overlaps (§4.8)."""
-    out = np.zeros(num_pixels, dtype=np.uint8 if all(p.value.max(initial=0) < 256 for p in preds) else np.int64)
+    small = all(p.dense is not None for p in preds)
+    out = np.zeros(num_pixels, dtype=np.uint8 if small else np.int64)
     scores = np.asarray(scores, dtype=np.float64)
     for k in np.argsort(scores, kind="stable"):
         if scores[k] < score_thresh:
             continue
-        out[preds[k].index] = preds[k].value
+        p = preds[k]
+        if small:
+            flat = p.dense.reshape(-1)
+            np.copyto(out, flat, where=flat != 0)
+        else:
+            out[p.index] = p.value
     return out
 
 
@@ -399,7 +487,7 @@ def sparse_confusion(semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes
 # per-image record and rank-0 scoring
 
 
-def image_app_record(gt: PersonsGT, preds: Sequence[SparseMap], scores, *, semantic_gt: np.ndarray | None = None,
+def image_app_record(gt: PersonsGT, preds: Sequence[PartMap], scores, *, semantic_gt: np.ndarray | None = None,
                      semseg_score_thresh: float = 0.3, thresholds: Sequence[float] = THRESHOLDS) -> dict:
     """Compact per-image record: for each prediction its score, best GT index (−1: none), ovmax and,
     per threshold t, the number of GT part classes c ≥ 1 of that pair with IoU_c > t (PCP's n); the
@@ -616,7 +704,7 @@ class InstanceParsingMetric(GatheredMetric):
 
 
 __all__ = [
-    "APP_CONVENTIONS", "CodeLayer", "DEFAULT_SCORE_THRESH", "EPS", "InstanceParsingMetric", "PersonsGT", "SparseMap",
-    "image_app_record", "mean_part_iou", "paste_instances", "person_part_iou", "persons_from_person_maps",
+    "APP_CONVENTIONS", "CodeLayer", "DEFAULT_SCORE_THRESH", "EPS", "InstanceParsingMetric", "PersonsGT",
+    "PartMap", "image_app_record", "mean_part_iou", "paste_instances", "person_part_iou", "persons_from_person_maps",
     "persons_from_semantic", "prediction_maps", "score_app", "semantic_from_instances", "threshold_key",
 ]
