@@ -216,3 +216,20 @@ def test_fast_reader_keeps_indices(tmp_path):
     (tmp_path / "bad.png").write_bytes(b"\x89PNG\r\n\x1a\n" + b"garbage" * 10)
     with pytest.raises(DataError, match="bad.png"):
         read_index_png(tmp_path / "bad.png")
+
+
+def test_confusion_counts_paths_agree_and_reject_bad_predictions():
+    from humanparse.metrics.hist import confusion_counts
+
+    rng = np.random.default_rng(0)
+    g = rng.integers(0, 20, (30, 40)).astype(np.uint8)
+    g[0] = 255
+    p = rng.integers(0, 20, (30, 40)).astype(np.uint8)
+    p[0] = 200  # out of range but on ignored pixels: allowed
+    ref = confusion_counts(g.astype(np.int64), p.astype(np.int64), 20)  # bincount path
+    assert np.array_equal(confusion_counts(g, p, 20), ref)  # OpenCV path
+    assert ref.sum() == 29 * 40
+    p[5, 5] = 25
+    for a, b in ((g, p), (g.astype(np.int64), p.astype(np.int64))):
+        with pytest.raises(ValueError, match=r"\[25\]"):
+            confusion_counts(a, b, 20)

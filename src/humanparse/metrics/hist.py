@@ -24,13 +24,14 @@ def confusion_counts(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.n
     if gt.shape != pred.shape:
         raise ValueError(f"prediction shape {pred.shape} differs from ground-truth shape {gt.shape}")
     if gt.dtype == np.uint8 and pred.dtype == np.uint8 and gt.size < _CV_MAX_PIXELS and gt.size:
-        h = cv2.calcHist([np.ascontiguousarray(gt), np.ascontiguousarray(pred)], [0, 1], None, [256, 256],
-                         [0, 256, 0, 256])
-        h = h.astype(np.int64)
-        if h[:c, c:].any():
-            bad = np.flatnonzero(h[:c, c:].sum(0)) + c
+        g, p = np.ascontiguousarray(gt), np.ascontiguousarray(pred)
+        if int(p.max()) < c:  # C×C bins: GT values >= C (255) fall outside the range and are dropped
+            return cv2.calcHist([g, p], [0, 1], None, [c, c], [0, c, 0, c]).astype(np.int64)
+        h = cv2.calcHist([g, p], [0, 1], None, [c, 256], [0, c, 0, 256]).astype(np.int64)
+        if h[:, c:].any():
+            bad = np.flatnonzero(h[:, c:].sum(0)) + c
             raise ValueError(f"predicted labels {bad[:10].tolist()} outside 0..{c - 1}")
-        return h[:c, :c].copy()
+        return h[:, :c].copy()
     g = gt.reshape(-1).astype(np.int64)
     p = pred.reshape(-1).astype(np.int64)
     valid = (g >= 0) & (g < c)

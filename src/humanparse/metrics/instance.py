@@ -285,8 +285,9 @@ def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_clas
     pid = pid.reshape(-1)
     if sem.dtype == np.uint8 and pid.dtype == np.uint8 and sem.size < (1 << 24):
         # joint (person id, part value) histogram in one C pass (counts exact below 2**24 pixels)
-        joint = cv2.calcHist([pid, sem], [0, 1], None, [256, 256], [0, 256, 0, 256]).astype(np.int64)
-        ids = np.arange(256)
+        top = int(pid.max(initial=0)) + 1
+        joint = cv2.calcHist([pid, sem], [0, 1], None, [top, 256], [0, top, 0, 256]).astype(np.int64)
+        ids = np.arange(top)
     else:  # 16-bit maps: the same histogram over the person ids present
         if sem.size and sem.max() > IGNORE:
             _check_gt_values(sem, c, "semantic map")
@@ -390,9 +391,7 @@ def person_part_iou(gt: PersonsGT, preds: Sequence[PartMap]) -> np.ndarray:
     out = np.full((d_count, g_count, c), np.nan)
     if d_count == 0 or g_count == 0:
         return out
-    pred_hist = np.stack([p.histogram(c) for p in preds])
-    pred_hist[:, 0] = 0
-    nz_d = pred_hist[:, 1:].sum(1)
+    pred_hist = np.full((d_count, c), -1, dtype=np.int64)  # filled from the first layer's histograms
     joint = np.zeros((d_count, g_count, c + 1, c), dtype=np.int64)  # [d, g, gt value (C = 255), pred value]
     for layer in gt.layers:
         members = layer.members
@@ -402,8 +401,10 @@ def person_part_iou(gt: PersonsGT, preds: Sequence[PartMap]) -> np.ndarray:
         for d, p in enumerate(preds):
             if layer.dense8 is not None and p.dense is not None:
                 pd = p.dense.reshape(1, -1)  # both as one row: calcHist wants equal 2-D shapes
-                h = cv2.calcHist([layer.dense8, pd], [0, 1], pd, [k, c], [0, k, 0, c])
-                joint[d, members] = h.astype(np.int64).reshape(gl + 1, c + 1, c)[1:]
+                h = cv2.calcHist([layer.dense8, pd], [0, 1], pd, [k, c], [0, k, 0, c]).astype(np.int64)
+                joint[d, members] = h.reshape(gl + 1, c + 1, c)[1:]
+                if pred_hist[d, 0] < 0:  # every non-zero prediction pixel has some code: the column sums
+                    pred_hist[d] = h.sum(0)
             else:
                 sparse.append(d)
         per_pred = k * c
@@ -414,6 +415,10 @@ def person_part_iou(gt: PersonsGT, preds: Sequence[PartMap]) -> np.ndarray:
                                    for i, d in enumerate(part)])
             cnt = np.bincount(keys, minlength=len(part) * per_pred).reshape(len(part), gl + 1, c + 1, c)
             joint[np.asarray(part)[:, None], members[None, :]] = cnt[:, 1:]
+    for d in np.flatnonzero(pred_hist[:, 0] < 0):
+        pred_hist[d] = preds[d].histogram(c)
+    pred_hist[:, 0] = 0
+    nz_d = pred_hist[:, 1:].sum(1)
     joint[:, :, 0, :] = 0  # GT value 0 is not a non-zero GT pixel; its entries are derived below
     joint[:, :, :, 0] = 0
     both = joint.sum((2, 3))  # (D, G) pixels where both maps are non-zero
