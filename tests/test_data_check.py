@@ -7,10 +7,10 @@ import json
 
 import numpy as np
 import pytest
-from conftest import run_cli
-from helpers.datasets import TINY, copy_of, tiny_root
 from PIL import Image
 
+from conftest import run_cli
+from helpers.datasets import TINY, copy_of, tiny_root
 from humanparse.data import registry
 from humanparse.data.check import ERROR, WARNING, DatasetCheck, check_dataset, summary
 

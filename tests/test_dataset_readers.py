@@ -9,9 +9,9 @@ import shutil
 
 import numpy as np
 import pytest
-from helpers.datasets import TINY, copy_of, tiny_root
 from PIL import Image
 
+from helpers.datasets import TINY, copy_of, tiny_root
 from humanparse.data.atr import ATRDataset, graphonomy_split
 from humanparse.data.base import DatasetNotFoundError
 from humanparse.data.cihp import CIHPDataset, read_instance_txt

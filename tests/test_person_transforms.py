@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from helpers.datasets import tiny_root
 
+from helpers.datasets import tiny_root
 from humanparse.data.base import collate_instances, to_tensors
 from humanparse.data.cihp import CIHPDataset
 from humanparse.data.instances import part_instances, persons_from_ids

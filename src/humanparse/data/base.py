@@ -168,8 +168,9 @@ def person_targets(persons: list[dict], drop_empty: bool = True) -> dict:
     ``boxes`` float32 (N, 4) are continuous ``[x1, y1, x2 + 1, y2 + 1]`` of the persons' inclusive
     ``box`` (the convention of torchvision and COCO), ``labels`` int64 ones (person), ``masks`` uint8
     (N, H, W), ``parts`` uint8 (N, H, W), ``person_ids`` int64 (N,), ``keypoints`` float32 (N, J, 3) when
-    every person has keypoints. With ``drop_empty`` persons without a pixel (cropped away, or
-    annotated empty) are left out, since detection losses need positive-area boxes.
+    every person has keypoints; any other per-person entry as a list (one item per kept person). With
+    ``drop_empty`` persons without a pixel (cropped away, or annotated empty) are left out, since
+    detection losses need positive-area boxes.
     """
     keep = [p for p in persons if not (drop_empty and _person_empty(p))]
     out: dict = {}
@@ -185,7 +186,13 @@ def person_targets(persons: list[dict], drop_empty: bool = True) -> dict:
             out[name] = torch.stack([torch.as_tensor(p[key]).to(dtype) for p in keep])
     if keep and all(p.get("keypoints") is not None for p in keep):
         out["keypoints"] = torch.stack([torch.as_tensor(p["keypoints"], dtype=torch.float32) for p in keep])
+    # any other per-person entry (e.g. DensePose points) travels as a list, one item per kept person
+    for key in sorted({k for p in keep for k in p} - _PERSON_TARGET_KEYS):
+        out[key] = [p.get(key) for p in keep]
     return out
+
+
+_PERSON_TARGET_KEYS = {"id", "mask", "parts", "box", "keypoints", "empty"}
 
 
 def _person_empty(p: dict) -> bool:

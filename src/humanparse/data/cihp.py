@@ -136,13 +136,15 @@ class InstanceMixin:
         sample["meta"].setdefault("instance_valid", True)
         if self.instance_check:
             self._check_shipped_instances(index, image, ipath, sem, pid, inst, table)
+        ids = [int(k) for k in np.unique(pid) if k > 0]
+        if getattr(self, "keypoints", None) is not None:
+            kps = [self.person_keypoints(self.ids[index], k) for k in ids]
+            sample["keypoints"] = np.stack(kps) if kps else np.zeros((0, 17, 3), np.float32)
         if self.with_persons:
             persons = persons_from_ids(sem, pid)
-            if getattr(self, "keypoints", None) is not None:
-                for p in persons:
-                    p["keypoints"] = self.person_keypoints(self.ids[index], p["id"])
-                sample["keypoints"] = np.stack([p["keypoints"] for p in persons]) if persons \
-                    else np.zeros((0, 17, 3), np.float32)
+            if "keypoints" in sample:
+                for p, kp in zip(persons, sample["keypoints"]):
+                    p["keypoints"] = kp.copy()
             sample["persons"] = persons
 
     def _check_shipped_instances(self, index, image, ipath, sem, pid, inst, table) -> None:

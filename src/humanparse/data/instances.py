@@ -15,10 +15,11 @@ from humanparse.data.meta import IGNORE_INDEX
 
 def tight_box(mask: np.ndarray) -> np.ndarray:
     """[x1, y1, x2, y2] (inclusive pixel extent) of a boolean mask, float32; zeros for an empty mask."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    rows = np.flatnonzero(mask.any(1))  # row/column projections: cheaper than np.nonzero on every pixel
+    if rows.size == 0:
         return np.zeros(4, np.float32)
-    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+    cols = np.flatnonzero(mask.any(0))
+    return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.float32)
 
 
 def persons_from_ids(semantic: np.ndarray, person_ids: np.ndarray) -> list[dict]:
