@@ -73,17 +73,19 @@ class FolderDataset(ParsingDataset):
 
     def check_files(self) -> None:
         """Raise :class:`DataError` naming the first missing listed file (and how many more are missing)."""
-        for key in ("image", "label"):
+        files = [self.sample_files(i) for i in range(len(self.ids))]
+        keys = list(dict.fromkeys(k for f in files for k in f))
+        for key in keys:
             missing = []
-            for i in range(len(self.ids)):
-                p = self.sample_files(i).get(key)
-                for f in p if isinstance(p, list) else [p]:
-                    if f is not None and not f.is_file():
-                        missing.append(f)
+            for f in files:
+                p = f.get(key)
+                for path in p if isinstance(p, list) else [p]:
+                    if path is not None and not path.is_file():
+                        missing.append(path)
             if missing:
                 more = f" ({len(missing) - 1} more {key} files listed in the {self.split} split are missing too)" \
                     if len(missing) > 1 else ""
-                raise DataError(missing[0], f"{key} file is missing{more}")
+                raise DataError(missing[0], f"{'label' if key != 'image' else key} file is missing{more}")
 
     # -- pseudo pose (§7.4) -----------------------------------------------------------------------
     def load_pseudo_pose(self, root: Path, pose: bool | str, pose_file: str | Path | None, min_score: float) -> None:

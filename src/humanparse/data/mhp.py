@@ -8,7 +8,8 @@ Layout ``official`` (``<root>`` may also be the folder holding ``LV-MHP-v2/``)::
     <root>/val/images/<id>.jpg          <root>/val/parsing_annos/<id>_<NN>_<MM>.png
     <root>/test/images/<id>.jpg
 
-``<NN>`` is the number of persons and ``<MM>`` the 1-based person index, both 2 digits, so the image
+The official evaluator (``v2/mhp_data.py::get_data``) reads the same files from ``<split>/annotations/``;
+that folder name is accepted too. ``<NN>`` is the number of persons and ``<MM>`` the 1-based person index, both 2 digits, so the image
 key is the file name minus its last 10 characters. Each PNG is one person's full-image part map,
 values 0..58, stored with **3 channels: channel 0 is read**, channels 1-2 are ignored (§4.2 trap).
 
@@ -125,7 +126,9 @@ class MHPv2Dataset(FolderDataset):
         self.image_dir = first_dir(base / folder / "images")
         if self.image_dir is None:
             raise self.not_found(f"{base / folder / 'images'} not found")
-        self.anno_dir = None if folder == "test" else first_dir(base / folder / "parsing_annos")
+        # the release names the folder parsing_annos/; the official evaluator's get_data reads annotations/
+        self.anno_dir = None if folder == "test" else first_dir(base / folder / "parsing_annos",
+                                                                base / folder / "annotations")
         self.with_persons = bool(persons)
         self.drop_empty = empty_persons == "drop"
         self.issues: list[tuple[str, str]] = []
