@@ -54,6 +54,9 @@ def test_broken_copies_report_every_problem_with_its_file(cache_dir, tmp_path):
     Image.fromarray(np.full((12, 12), 40, np.uint8)).save(tr / "Category_ids" / f"{ids[1]}.png")
     Image.fromarray(np.zeros((7, 7), np.uint8)).save(tr / "Human_ids" / f"{ids[2]}.png")
     (tr / "Images" / f"{ids[3]}.jpg").write_bytes(b"\x00" * 20)
+    # an image whose persons were all erased: readable, no persons, its part pixels belong to nobody
+    Image.fromarray(np.zeros(Image.open(tr / "Human_ids" / f"{ids[5]}.png").size[::-1], np.uint8)).save(
+        tr / "Human_ids" / f"{ids[5]}.png")
     val_ids = (root / "Validation" / "val_id.txt").read_text().split()
     (root / "Validation" / "val_id.txt").write_text("\n".join(val_ids + [ids[4]]) + "\n")
     rep = check_dataset("cihp", root, {}, progress=False)
@@ -66,6 +69,8 @@ def test_broken_copies_report_every_problem_with_its_file(cache_dir, tmp_path):
     assert f"Images/{ids[3]}.jpg: corrupt or unreadable image" in text
     assert "ids are in both val and train" in text
     assert rep["splits"]["train"]["images_found"] == 8 and rep["splits"]["train"]["annotations_found"] == 15
+    assert rep["splits"]["train"]["images_without_persons"] == 1
+    assert any(f"{ids[5]}.jpg" in p and "belong to no person" in m for _, p, m in _issues(rep, WARNING))
 
 
 class ProbeCheck(DatasetCheck):

@@ -140,6 +140,10 @@ class DatasetCheck:
                 report.unreadable += 1
                 report.add(ERROR, e.path, e.problem)
                 continue
+            except Exception as e:  # a reader bug or an unforeseen file problem: report it, keep walking
+                report.unreadable += 1
+                report.add(ERROR, files.get("image") or reader.ids[i], f"reading failed: {type(e).__name__}: {e}")
+                continue
             report.checked += 1
             sizes.append(sample["image"].shape[:2])
             sem = sample.get("semantic")
