@@ -195,7 +195,7 @@ class ParsingDataModule(pl.LightningDataModule):
             batch_size=batch,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_dense,
+            collate_fn=getattr(ds, "collate_fn", collate_dense),  # readers of instance datasets bring their own
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,

@@ -9,10 +9,12 @@ import importlib
 
 READERS: dict[str, str] = {
     "lip": "humanparse.data.lip:LIPDataset",
+    "densepose_coco": "humanparse.data.densepose_coco:DensePoseCOCODataset",
 }
 
 GENERATORS: dict[str, str] = {
     "lip": "humanparse.data.synthetic:generate_lip",
+    "densepose_coco": "humanparse.data.synthetic.densepose:generate_densepose_coco",
 }
 
 
