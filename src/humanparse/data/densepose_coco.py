@@ -146,7 +146,7 @@ def paint_coarse(dp_masks: Sequence, path: Path | str = "", ann_id: int | str = 
     in list order, so later parts overwrite earlier ones (datasets.md §6.2); empty entries are skipped."""
     if not isinstance(dp_masks, (list, tuple)) or len(dp_masks) > NUM_COARSE:
         raise DataError(path, f"annotation {ann_id}: dp_masks must be a list of at most {NUM_COARSE} RLEs")
-    out = np.zeros((256, 256), dtype=np.uint8)
+    labels, rles = [], []
     for i, rle in enumerate(dp_masks, start=1):
         if not rle:
             continue
@@ -154,13 +154,22 @@ def paint_coarse(dp_masks: Sequence, path: Path | str = "", ann_id: int | str = 
             r = dict(rle)
             if isinstance(r.get("counts"), list):
                 r = mask_utils.frPyObjects(r, *r["size"])
-            m = mask_utils.decode(r)
-        except (TypeError, ValueError, KeyError) as e:
+            if [int(v) for v in r["size"]] != [256, 256]:
+                raise DataError(path, f"annotation {ann_id}: dp_masks[{i - 1}] has size {r['size']}, expected [256, 256]")
+            if isinstance(r["counts"], str):
+                r["counts"] = r["counts"].encode("ascii")
+        except (TypeError, ValueError, KeyError, AttributeError) as e:
             raise DataError(path, f"annotation {ann_id}: dp_masks[{i - 1}] is not a COCO RLE ({e})") from e
-        if m.shape != (256, 256):
-            raise DataError(path, f"annotation {ann_id}: dp_masks[{i - 1}] has size {list(m.shape)}, expected [256, 256]")
-        out[m > 0] = i
-    return out
+        labels.append(i)
+        rles.append(r)
+    if not rles:
+        return np.zeros((256, 256), dtype=np.uint8)
+    try:
+        m = mask_utils.decode(rles)  # (256, 256, K)
+    except (TypeError, ValueError) as e:
+        raise DataError(path, f"annotation {ann_id}: undecodable dp_masks ({e})") from e
+    # painting in list order = the largest label whose mask is set (labels grow with the position)
+    return (m * np.asarray(labels, dtype=np.uint8)[None, None, :]).max(axis=2).astype(np.uint8)
 
 
 def dense_points(ann: dict, path: Path | str = "") -> dict:
@@ -221,8 +230,10 @@ def segmentation_mask(ann: dict, height: int, width: int, path: Path | str = "")
     return m.astype(bool)
 
 
-def person_from_annotation(ann: dict, height: int, width: int, path: Path | str = "") -> dict:
-    """One person dict (module docstring) from a DensePose-COCO annotation."""
+def person_from_annotation(ann: dict, height: int, width: int, path: Path | str = "", decode_mask: bool = True) -> dict:
+    """One person dict (module docstring) from a DensePose-COCO annotation. With ``decode_mask=False``
+    the mask is left undecoded (``mask`` None, ``segmentation`` kept) for the evaluator, which needs it
+    only for GPSm of persons without ``dp_masks``."""
     aid = ann.get("id", "?")
     try:
         bbox = np.asarray(ann["bbox"], dtype=np.float64).reshape(4)
@@ -237,15 +248,18 @@ def person_from_annotation(ann: dict, height: int, width: int, path: Path | str 
             raise DataError(path, f"annotation {aid}: {k.size} keypoint values, expected {3 * NUM_KEYPOINTS}")
         kp = k.reshape(NUM_KEYPOINTS, 3)
     area = ann.get("area")
-    mask = segmentation_mask(ann, height, width, path)
+    mask = segmentation_mask(ann, height, width, path) if decode_mask else None
+    if area is None:
+        area = (mask if mask is not None else segmentation_mask(ann, height, width, path)).sum()
     return {
         "id": int(aid) if isinstance(aid, (int, np.integer)) else aid,
         "category_id": int(ann.get("category_id", 1)),
         "bbox": bbox,
         "box": np.array([bbox[0], bbox[1], bbox[0] + bbox[2], bbox[1] + bbox[3]], dtype=np.float32),
-        "area": float(area) if area is not None else float(mask.sum()),
+        "area": float(area),
         "iscrowd": int(bool(ann.get("iscrowd", 0))),
         "mask": mask,
+        "segmentation": ann.get("segmentation"),
         "keypoints": kp,
         "has_dp": "dp_x" in ann,
         "dp": dense_points(ann, path),
@@ -257,14 +271,14 @@ def read_coco(json_path: str | Path) -> COCO:
     return _quiet_coco(Path(json_path))
 
 
-def load_gt_images(json_path: str | Path, category_id: int | None = 1) -> list[dict]:
+def load_gt_images(json_path: str | Path, category_id: int | None = 1, decode_masks: bool = True) -> list[dict]:
     """Every image of a DensePose-COCO json, sorted by id, as ``{image_id, file_name, height, width,
     persons}`` (the persons of ``category_id``, in file order; all categories with ``None``). The
     standalone evaluator and the metric tests read the ground truth through this function."""
-    return images_from_coco(read_coco(json_path), json_path, category_id)
+    return images_from_coco(read_coco(json_path), json_path, category_id, decode_masks)
 
 
-def images_from_coco(coco: COCO, path: str | Path, category_id: int | None = 1) -> list[dict]:
+def images_from_coco(coco: COCO, path: str | Path, category_id: int | None = 1, decode_masks: bool = True) -> list[dict]:
     """:func:`load_gt_images` for an already loaded index."""
     path = Path(path)
     out = []
@@ -273,7 +287,7 @@ def images_from_coco(coco: COCO, path: str | Path, category_id: int | None = 1) 
         h, w = int(im["height"]), int(im["width"])
         anns = [a for a in coco.imgToAnns.get(iid, []) if category_id is None or a.get("category_id", 1) == category_id]
         out.append({"image_id": iid, "file_name": im["file_name"], "height": h, "width": w,
-                    "persons": [person_from_annotation(a, h, w, path) for a in anns]})
+                    "persons": [person_from_annotation(a, h, w, path, decode_masks) for a in anns]})
     return out
 
 

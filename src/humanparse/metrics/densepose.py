@@ -35,6 +35,7 @@ runs the same functions.
 
 from __future__ import annotations
 
+import logging
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -43,9 +44,12 @@ import numpy as np
 import torch
 from scipy.ndimage import zoom as nd_zoom
 
+from humanparse.data.densepose_coco import segmentation_mask
 from humanparse.data.densepose_surface import BodySurface, kappa_for, load_body_surface
 from humanparse.data.meta import DENSEPOSE_COARSE_PARTS, DENSEPOSE_FINE_TO_COARSE
 from humanparse.metrics.gather import GatheredMetric
+
+log = logging.getLogger(__name__)
 
 MAX_DETS = 20
 AREA_RANGES = ((0.0, 1e10), (32.0**2, 96.0**2), (96.0**2, 1e10))
@@ -106,12 +110,15 @@ class GTImage:
             for g, p in enumerate(self.persons):
                 coarse = p["dp"]["coarse"] if p.get("dp") is not None else None
                 if coarse is not None:
+                    coarse = _np(coarse)
                     _, _, w, h = self.bbox[g]
                     binary = np.minimum(np.asarray(coarse, np.float64), 1.0)
                     z = nd_zoom(binary, (float(max(h, 1)) / 256.0, float(max(w, 1)) / 256.0), order=1, prefilter=False)
                     _paste(m[g], z > 0.5, self.bbox[g])
                 elif p.get("mask") is not None:
-                    m[g] = np.asarray(p["mask"], dtype=bool)
+                    m[g] = _np(p["mask"]).astype(bool)
+                elif p.get("segmentation") is not None:
+                    m[g] = segmentation_mask(p, self.height, self.width)
             self._masks = m
         return self._masks
 
@@ -300,13 +307,16 @@ def image_record(gt: GTImage, det: dict, surface: BodySurface, *, modes: Sequenc
     }
     if keep_errors:
         rec["errors"] = err.astype(np.float32)
-        rec["single_errors"] = _single_person_errors(gt, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, what)
+        rec["single_errors"], rec["single_missing"] = _single_person_errors(gt, bbox, scores, iuv_list, gt_iuv, surface,
+                                                                            lut, gidx, what)
     return rec
 
 
-def _single_person_errors(gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, what) -> np.ndarray:
-    """(P,) errors of each GT point against the prediction on its own GT box; ∞ where there is none."""
+def _single_person_errors(gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, what) -> tuple[np.ndarray, int]:
+    """(P,) errors of each GT point against the prediction on its own GT box (∞ where there is none) and
+    the number of GTs with points that have no such prediction."""
     out = np.full(len(gt.px), np.inf, dtype=np.float32)
+    missing = 0
     for j in range(gt.num_gt):
         s, e = gt.point_start[j], gt.point_start[j + 1]
         if e == s:
@@ -319,11 +329,12 @@ def _single_person_errors(gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, 
             if len(same):
                 arr = iuv_list[same[np.argmax(scores[same])]]
         if arr is None:
+            missing += 1
             continue
         arr = _check_iuv(arr, gt.bbox[j], f"{what} GT-box prediction {j}")
         err = _point_errors(gt, gt.bbox[j:j + 1], [arr], surface, lut, gidx)
         out[s:e] = err[0, s:e]
-    return out
+    return out, missing
 
 
 # --- matching --------------------------------------------------------------------------------------
@@ -352,7 +363,7 @@ def match_images(records: Sequence[dict], mode: str, thresholds: np.ndarray,
     buckets: dict[tuple[int, int], list[int]] = {}
     for i, r in enumerate(records):
         g, d = len(r["gt_area"]), len(r["dt_score"])
-        buckets.setdefault((1 << max(g - 1, 0).bit_length(), max(d, 1)), []).append(i)
+        buckets.setdefault((1 << max(g - 1, 0).bit_length(), 1 << max(d - 1, 0).bit_length()), []).append(i)
     best_thr = np.minimum(thr, 1 - 1e-10)
     for (gb, db), idx in buckets.items():
         m = len(idx)
@@ -442,12 +453,14 @@ def accumulate(records: Sequence[dict], match: MatchResult, num_thresholds: int,
         return precision, recall
     scores = np.concatenate([records[i]["dt_score"] for i in keep])
     order = np.argsort(-scores, kind="mergesort")
+    npigs = np.sum([(~match.gt_ignore[i]).sum(axis=-1) for i in keep], axis=0)  # (A,)
+    all_dtm = np.concatenate([match.dtm[i] for i in keep], axis=2)[:, :, order]  # (A, T, N)
+    all_dtig = np.concatenate([match.dt_ignore[i] for i in keep], axis=2)[:, :, order]
     for a in range(na):
-        npig = int(sum(int((~match.gt_ignore[i][a]).sum()) for i in keep))
+        npig = int(npigs[a])
         if npig == 0:
             continue
-        dtm = np.concatenate([match.dtm[i][a] for i in keep], axis=1)[:, order]
-        dtig = np.concatenate([match.dt_ignore[i][a] for i in keep], axis=1)[:, order]
+        dtm, dtig = all_dtm[a], all_dtig[a]
         tps = (dtm >= 0) & ~dtig
         fps = (dtm < 0) & ~dtig
         tp_sum = np.cumsum(tps, axis=1).astype(np.float64)
@@ -533,6 +546,10 @@ def score_records(records: Sequence[dict], *, modes: Sequence[str] = ("gps", "gp
     if rcp and records and "errors" in records[0]:
         if rcp_setting == "single_person":
             errs = [r["single_errors"] for r in records]
+            missing = sum(int(r["single_missing"]) for r in records)
+            if missing:
+                log.warning("single-person RCP: %d GT persons with points have no prediction on their GT box; their "
+                            "points count as wrong (give GT-box predictions, or use rcp_setting=multi_person)", missing)
         else:
             mode = modes[0]
             match = matches[mode]

@@ -149,7 +149,7 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
         cfg.output = str(Path(cfg.results).resolve().parent / "densepose_metrics.json")
     t0 = time.perf_counter()
     coco = read_coco(cfg.gt)
-    images = images_from_coco(coco, cfg.gt, category_id)
+    images = images_from_coco(coco, cfg.gt, category_id, decode_masks=False)
     for im in coco.dataset["images"]:
         if im.get("ignore_regions_x"):
             raise DataError(cfg.gt, f"image {im['id']} has ignore_regions_x/_y (PoseTrack-style ignore regions), "
@@ -186,6 +186,7 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
         "num_gt": n_gt,
         "num_gt_with_points": int(sum(int((~g.ignore).sum()) for g in gts)),
         "num_points": int(sum(len(g.px) for g in gts)),
+        "rcp_gt_without_gt_box_prediction": int(sum(r.get("single_missing", 0) for r in records)) if single_person else 0,
         "skipped_other_categories": skipped,
         "eval_data": str(cfg.eval_data),
         "surface": {"uv_vertices": surface.num_uv, "geodesic_vertices": surface.num_geodesic},
