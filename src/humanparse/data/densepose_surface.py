@@ -110,7 +110,7 @@ def _nearest_first(points: np.ndarray, queries: np.ndarray) -> np.ndarray:
     n = len(points)
     if n == 0:
         raise ValueError("no vertices to search")
-    if n * len(queries) <= 2_000_000:
+    if n * len(queries) <= 4_000_000:
         d = np.sqrt(((points[None, :, 0] - queries[:, None, 0]) ** 2) + ((points[None, :, 1] - queries[:, None, 1]) ** 2))
         return np.argmin(d, axis=1)
     k = min(8, n)
@@ -398,8 +398,8 @@ class UVSymmetry:
     def from_mat(cls, path: str | os.PathLike) -> UVSymmetry:
         path = Path(path)
         if not path.is_file():
-            raise EvalDataMissingError(missing_files_message(path.parent, [path.name if path.name else UV_SYMMETRY],
-                                                             "DensePose UV symmetry tables"))
+            raise EvalDataMissingError(missing_files_message(path.parent, [UV_SYMMETRY],
+                                                             f"DensePose UV symmetry tables ({path} does not exist)"))
         data = _loadmat(path, ("U_transforms", "V_transforms"))
         arrays = []
         for key in ("U_transforms", "V_transforms"):
