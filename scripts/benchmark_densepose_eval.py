@@ -34,7 +34,7 @@ from omegaconf import OmegaConf
 from humanparse.data.densepose_coco import images_from_coco, read_coco
 from humanparse.data.densepose_surface import load_body_surface
 from humanparse.data.synthetic.densepose import synthetic_eval_set
-from humanparse.metrics.densepose import image_record, prepare_gt_images, score_records
+from humanparse.metrics.densepose import image_records, prepare_gt_images, score_records
 from humanparse.metrics.densepose_results import evaluate_densepose, read_results, write_results
 
 STAT_KEYS = ("ap", "ap50", "ap75", "apm", "apl", "ar", "ar50", "ar75", "arm", "arl")
@@ -46,7 +46,7 @@ def time_eval(images, dets, surface, modes, runs) -> tuple[float, dict]:
     for _ in range(runs):
         t = time.perf_counter()
         gts = prepare_gt_images(images, surface)
-        recs = [image_record(g, dets.get(g.image_id, empty), surface, modes=modes) for g in gts]
+        recs = image_records(gts, [dets.get(g.image_id, empty) for g in gts], surface, modes=modes)
         metrics = score_records(recs, modes=modes, rcp=False)
         times.append(time.perf_counter() - t)
     return statistics.median(times), metrics

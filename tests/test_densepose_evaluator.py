@@ -100,6 +100,12 @@ def test_errors_name_the_file(files, tmp_path):
         run(_cfg(d, eval_data=str(tmp_path / "no_eval_data")))
     with pytest.raises(ValueError, match="modes"):
         run(_cfg(d, modes=["gps", "oks"]))
+    gt = json.loads((d / "gt.json").read_text())
+    gt["images"][0]["ignore_regions_x"] = [[1, 5, 5]]
+    gt["images"][0]["ignore_regions_y"] = [[1, 1, 5]]
+    (tmp_path / "gt_ir.json").write_text(json.dumps(gt))
+    with pytest.raises(DataError, match="gt_ir.json: image .* ignore_regions"):
+        run(_cfg(d, gt=str(tmp_path / "gt_ir.json")))
 
 
 @pytest.mark.slow

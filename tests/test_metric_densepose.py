@@ -203,6 +203,16 @@ def test_crowd_gt_with_points_can_be_matched_twice_and_area_ranges():
     assert out["dp_apm"] == pytest.approx(1.0) and out["dp_apl"] == 0.0
 
 
+def test_gt_with_an_empty_dp_x_list_is_not_ignored_and_counts_as_a_miss():
+    gt_img = image([person(GT_BOX, pts=[])])
+    r = record(gt_img, [(GT_BOX, 0.9, PRED)])
+    assert not r["gt_ignore"][0] and r["sims"]["gps"][0, 0] == 0.0
+    out = ap([r])
+    assert out["dp_ap"] == 0.0 and out["dp_ar"] == 0.0  # a miss, and the detection is a false positive
+    ignored = record(image([person(GT_BOX, pts=None)]), [(GT_BOX, 0.9, PRED)])
+    assert ignored["gt_ignore"][0] and math.isnan(ap([ignored])["dp_ap"])  # no valid GT at all
+
+
 def test_empty_predictions_and_empty_ground_truth():
     out = ap([rec(1, np.zeros((0, 2)), scores=[], area=[50 * 50, 50 * 50])])
     assert out["dp_ap"] == 0.0 and out["dp_ar"] == 0.0 and out["dp_apm"] == 0.0 and math.isnan(out["dp_apl"])

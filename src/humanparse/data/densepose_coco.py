@@ -372,7 +372,6 @@ class DensePoseCOCODataset(ParsingDataset):
                                     "width": int(im["width"]), "path": img_dir / im["file_name"], "anns": anns,
                                     "ann_file": ann_file})
         self.ids = [str(im["image_id"]) for im in self.images]
-        self.has_labels = any(im["anns"] for im in self.images) or not split.startswith("test")
         if check_files:
             self.check_files()
         self.uv_symmetry = self._symmetry(uv_symmetry, transform_flips(self.transform))

@@ -262,54 +262,147 @@ def _mask_iou(gt: GTImage, dbox: np.ndarray, iuvs: list[np.ndarray]) -> np.ndarr
     return out
 
 
+def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray], iuvs: Sequence[list],
+                            surface: BodySurface, lut: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+    """Per image, the (D, P) point errors and the (D, G) GPS of every (detection, GT) pair, computed for all
+    images at once: one gather over every (detection, point) pair of the batch, then one mean per point
+    count (rows of equal length are summed together, so each GPS is the same pairwise sum as ``np.mean``
+    over that pair's points in the reference evaluators)."""
+    n = len(gts)
+    nd = np.array([len(b) for b in dboxes], np.int64)
+    npnt = np.array([len(g.px) for g in gts], np.int64)
+    ngt = np.array([g.num_gt for g in gts], np.int64)
+    errs = [np.zeros((nd[i], npnt[i])) for i in range(n)]
+    gps = [np.zeros((nd[i], ngt[i])) for i in range(n)]
+    counts = nd * npnt
+    if counts.sum() == 0:
+        return errs, gps
+    det_start = np.concatenate([[0], np.cumsum(nd)])
+    pt_start = np.concatenate([[0], np.cumsum(npnt)])
+    pair_start = np.concatenate([[0], np.cumsum(counts)])
+    # points (with their GT box) and detections of the whole batch
+    gb = np.concatenate([g.bbox[np.repeat(np.arange(g.num_gt), np.diff(g.point_start))] for g in gts]).reshape(-1, 4)
+    px = np.concatenate([g.px for g in gts])
+    py = np.concatenate([g.py for g in gts])
+    geo = np.concatenate([g.geo for g in gts])
+    kappa = np.concatenate([g.kappa for g in gts])
+    xg = px * gb[:, 2] / 255.0 + gb[:, 0]  # the evaluators' /255 box mapping (metrics.md §7.2)
+    yg = py * gb[:, 3] / 255.0 + gb[:, 1]
+    dbox = np.concatenate([b.reshape(-1, 4) for b in dboxes])
+    arrays = [a for lst in iuvs for a in lst]
+    strides = np.array([a.shape[2] for a in arrays], np.int64)
+    offsets = np.concatenate([[0], np.cumsum([a.shape[1] * a.shape[2] for a in arrays])[:-1]]).astype(np.int64)
+    flat = np.concatenate([a.reshape(3, -1) for a in arrays], axis=1)
+    # every (detection, point) pair of each image, detection-major
+    img = np.repeat(np.arange(n), counts)
+    k = np.arange(pair_start[-1]) - pair_start[img]
+    d_loc = k // npnt[img]
+    d = det_start[img] + d_loc
+    p = pt_start[img] + (k - d_loc * npnt[img])
+    col = (xg[p] - dbox[d, 0]).astype(np.int64)
+    row = (yg[p] - dbox[d, 1]).astype(np.int64)
+    inside = (col >= 0) & (col < dbox[d, 2].astype(np.int64)) & (row >= 0) & (row < dbox[d, 3].astype(np.int64))
+    idx = np.where(inside, offsets[d] + row * strides[d] + col, 0)
+    vals = flat[:, idx]
+    parts = np.where(inside, vals[0], 0).astype(np.int64)
+    parts[parts > 24] = 0
+    err = surface.distance(geo[p], lut[parts, vals[1], vals[2]])
+    term = np.exp(-(err ** 2) / (2 * (kappa[p] ** 2)))
+    # GPS: one segment per (image, detection, non-ignored GT with points)
+    seg_begin, seg_len, seg_cell, cells = [], [], [], [0]
+    for i, g in enumerate(gts):
+        if nd[i] == 0 or g.num_gt == 0:
+            cells.append(cells[-1] + nd[i] * ngt[i])
+            continue
+        lens = np.where(g.ignore, 0, np.diff(g.point_start))
+        dd, gg = np.divmod(np.arange(nd[i] * ngt[i]), ngt[i])
+        seg_begin.append(pair_start[i] + dd * npnt[i] + g.point_start[gg])
+        seg_len.append(lens[gg])
+        seg_cell.append(cells[-1] + dd * ngt[i] + gg)
+        cells.append(cells[-1] + nd[i] * ngt[i])
+    flat_gps = np.zeros(cells[-1])
+    if seg_begin:
+        seg_begin, seg_len, seg_cell = (np.concatenate(a) for a in (seg_begin, seg_len, seg_cell))
+        for length in np.unique(seg_len[seg_len > 0]):
+            sel = seg_len == length
+            rows = term[seg_begin[sel][:, None] + np.arange(length)[None, :]]
+            flat_gps[seg_cell[sel]] = rows.sum(axis=1) / length
+    for i in range(n):
+        errs[i] = err[pair_start[i]:pair_start[i + 1]].reshape(nd[i], npnt[i])
+        gps[i] = flat_gps[cells[i]:cells[i + 1]].reshape(nd[i], ngt[i])
+    return errs, gps
+
+
+def image_records(gts: Sequence[GTImage], dets: Sequence[dict], surface: BodySurface, *,
+                  modes: Sequence[str] = ("gps", "gpsm"), keep_errors: bool = False,
+                  gt_iuvs: Sequence[Sequence | None] | None = None, max_dets: int = MAX_DETS, what: str = "",
+                  chunk_pairs: int = 2_000_000) -> list[dict]:
+    """Everything the matcher and RCP need from each image (small arrays; gathered across processes).
+
+    ``dets[i]``: ``bbox`` (D, 4) xywh (or ``boxes`` xyxy), ``scores`` (D,), ``iuv``: D arrays (3, h, w) uint8
+    at the integer box size. ``gt_iuvs[i]``: optional predictions made on the GT boxes (one per GT or
+    None), for single-person RCP; without them a detection whose box equals the GT box (within 1e-3 px)
+    is used. Images are processed in chunks of about ``chunk_pairs`` (detection, point) pairs.
+    """
+    lut = surface.quantized_lut()
+    prepared = []
+    for gt, det in zip(gts, dets):
+        where = f"{what}image {gt.image_id}"
+        bbox = _as_xywh(det)
+        scores = _np(det.get("scores", np.zeros(0))).astype(np.float64).reshape(-1)
+        iuv_list = list(det.get("iuv", []))
+        if not (len(bbox) == len(scores) == len(iuv_list)):
+            raise ValueError(f"{where}: {len(bbox)} boxes, {len(scores)} scores and {len(iuv_list)} uv arrays")
+        order = np.argsort(-scores, kind="mergesort")[:max_dets]
+        iuvs = [_check_iuv(iuv_list[j], bbox[j], f"{where} detection {j}") for j in order]
+        prepared.append((bbox, scores, iuv_list, bbox[order], scores[order], iuvs))
+    errs: list[np.ndarray] = []
+    gps: list[np.ndarray] = []
+    start = 0
+    while start < len(gts):  # chunks bound the memory of the pair arrays
+        stop, pairs = start, 0
+        while stop < len(gts) and (stop == start or pairs + len(prepared[stop][3]) * len(gts[stop].px) <= chunk_pairs):
+            pairs += len(prepared[stop][3]) * len(gts[stop].px)
+            stop += 1
+        e, g = _batched_errors_and_gps(gts[start:stop], [q[3] for q in prepared[start:stop]],
+                                       [q[5] for q in prepared[start:stop]], surface, lut)
+        errs += e
+        gps += g
+        start = stop
+    records = []
+    for i, gt in enumerate(gts):
+        bbox, scores, iuv_list, dbox, dscore, iuvs = prepared[i]
+        sims: dict[str, np.ndarray] = {}
+        if "gps" in modes:
+            sims["gps"] = gps[i]
+        if "gpsm" in modes or "iou" in modes:
+            miou = _mask_iou(gt, dbox, iuvs)
+            if "gpsm" in modes:
+                sims["gpsm"] = np.sqrt(miou * gps[i])
+            if "iou" in modes:
+                sims["iou"] = miou
+        rec = {
+            "image_id": gt.image_id, "gt_area": gt.area, "gt_crowd": gt.crowd, "gt_ignore": gt.ignore,
+            "gt_points": np.diff(gt.point_start).astype(np.int32), "point_parts": gt.parts.astype(np.int8),
+            "dt_score": dscore, "dt_area": dbox[:, 2] * dbox[:, 3], "box_iou": _box_iou(dbox, gt.bbox, gt.crowd),
+            "sims": sims,
+        }
+        if keep_errors:
+            rec["errors"] = errs[i].astype(np.float32)
+            gidx = np.repeat(np.arange(gt.num_gt), np.diff(gt.point_start))
+            gt_iuv = gt_iuvs[i] if gt_iuvs is not None else None
+            rec["single_errors"], rec["single_missing"] = _single_person_errors(
+                gt, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, f"{what}image {gt.image_id}")
+        records.append(rec)
+    return records
+
+
 def image_record(gt: GTImage, det: dict, surface: BodySurface, *, modes: Sequence[str] = ("gps", "gpsm"),
                  keep_errors: bool = False, gt_iuv: Sequence | None = None, max_dets: int = MAX_DETS,
                  what: str = "") -> dict:
-    """Everything the matcher and RCP need from one image (small arrays; gathered across processes).
-
-    ``det``: ``bbox`` (D, 4) xywh (or ``boxes`` xyxy), ``scores`` (D,), ``iuv``: D arrays (3, h, w) uint8 at
-    the integer box size. ``gt_iuv``: optional predictions made on the GT boxes (one per GT or None),
-    for single-person RCP; without them a detection whose box equals the GT box (within 1e-3 px) is used.
-    """
-    lut = surface.quantized_lut()
-    bbox = _as_xywh(det)
-    scores = _np(det.get("scores", np.zeros(0))).astype(np.float64).reshape(-1)
-    iuv_list = list(det.get("iuv", []))
-    if not (len(bbox) == len(scores) == len(iuv_list)):
-        raise ValueError(f"{what}: {len(bbox)} boxes, {len(scores)} scores and {len(iuv_list)} uv arrays")
-    order = np.argsort(-scores, kind="mergesort")[:max_dets]
-    dbox, dscore = bbox[order], scores[order]
-    iuvs = [_check_iuv(iuv_list[i], bbox[i], f"{what} detection {i}") for i in order]
-    g, p = gt.num_gt, len(gt.px)
-    gidx = np.repeat(np.arange(g), np.diff(gt.point_start))
-    err = _point_errors(gt, dbox, iuvs, surface, lut, gidx)  # (D, P)
-    sims: dict[str, np.ndarray] = {}
-    gps = np.zeros((len(dbox), g))
-    if len(dbox) and p:
-        terms = np.exp(-(err ** 2) / (2 * (gt.kappa[None, :] ** 2)))
-        for j in range(g):
-            s, e = gt.point_start[j], gt.point_start[j + 1]
-            if e > s and not gt.ignore[j]:
-                gps[:, j] = terms[:, s:e].sum(axis=1) / (e - s)
-    if "gps" in modes:
-        sims["gps"] = gps
-    if "gpsm" in modes or "iou" in modes:
-        miou = _mask_iou(gt, dbox, iuvs)
-        if "gpsm" in modes:
-            sims["gpsm"] = np.sqrt(miou * gps)
-        if "iou" in modes:
-            sims["iou"] = miou
-    rec = {
-        "image_id": gt.image_id, "gt_area": gt.area, "gt_crowd": gt.crowd, "gt_ignore": gt.ignore,
-        "gt_points": np.diff(gt.point_start).astype(np.int32), "point_parts": gt.parts.astype(np.int8),
-        "dt_score": dscore, "dt_area": dbox[:, 2] * dbox[:, 3], "box_iou": _box_iou(dbox, gt.bbox, gt.crowd),
-        "sims": sims,
-    }
-    if keep_errors:
-        rec["errors"] = err.astype(np.float32)
-        rec["single_errors"], rec["single_missing"] = _single_person_errors(gt, bbox, scores, iuv_list, gt_iuv, surface,
-                                                                            lut, gidx, what)
-    return rec
+    """:func:`image_records` for one image."""
+    return image_records([gt], [det], surface, modes=modes, keep_errors=keep_errors,
+                         gt_iuvs=None if gt_iuv is None else [gt_iuv], max_dets=max_dets, what=what)[0]
 
 
 def _single_person_errors(gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, what) -> tuple[np.ndarray, int]:
@@ -635,9 +728,9 @@ class DensePoseMetric(GatheredMetric):
         if len(preds) != len(targets):
             raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
         gts = prepare_gt_images(targets, self.surface, self.kappa, self.category_id)
-        for pred, gt in zip(preds, gts):
-            rec = image_record(gt, pred, self.surface, modes=self.modes, keep_errors=self.rcp,
-                               gt_iuv=pred.get("gt_iuv"), what=f"image {gt.image_id}")
+        records = image_records(gts, preds, self.surface, modes=self.modes, keep_errors=self.rcp,
+                                gt_iuvs=[p.get("gt_iuv") for p in preds])
+        for gt, rec in zip(gts, records):
             self.add(gt.image_id, str(gt.image_id), rec)
 
     def score(self, records) -> dict[str, float]:

@@ -38,7 +38,7 @@ from PIL import Image
 from humanparse.data.densepose_coco import images_from_coco, read_coco
 from humanparse.data.densepose_surface import load_body_surface
 from humanparse.data.io import DataError
-from humanparse.metrics.densepose import MODES, image_record, prepare_gt_images, score_records
+from humanparse.metrics.densepose import MODES, image_records, prepare_gt_images, score_records
 from humanparse.metrics.detection import coco_box_ap
 
 
@@ -162,13 +162,11 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
     t_load = time.perf_counter()
     gts = prepare_gt_images(images, surface, kappa, category_id)
     empty = {"bbox": np.zeros((0, 4)), "scores": np.zeros(0), "iuv": []}
-    records = []
     single_person = cfg.get("rcp_setting", "single_person") == "single_person"
-    for gt in gts:
-        d = dets.get(gt.image_id, empty)
-        gt_iuv = _gt_box_predictions(gt, rcp_dets.get(gt.image_id)) if (rcp and single_person and rcp_dets is not None) else None
-        records.append(image_record(gt, d, surface, modes=modes, keep_errors=rcp, gt_iuv=gt_iuv,
-                                    what=f"{cfg.results}: image {gt.image_id}"))
+    gt_iuvs = [_gt_box_predictions(gt, rcp_dets.get(gt.image_id)) for gt in gts] \
+        if (rcp and single_person and rcp_dets is not None) else None
+    records = image_records(gts, [dets.get(gt.image_id, empty) for gt in gts], surface, modes=modes, keep_errors=rcp,
+                            gt_iuvs=gt_iuvs, what=f"{cfg.results}: ")
     metrics = score_records(records, modes=modes, min_threshold=float(cfg.get("min_threshold", 0.5)), rcp=rcp,
                             rcp_setting=cfg.get("rcp_setting", "single_person"),
                             rcp_curve=bool(cfg.get("rcp_curve", True)), rcp_per_part=bool(cfg.get("rcp_per_part", False)))
