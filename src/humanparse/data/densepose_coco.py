@@ -53,6 +53,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
 from humanparse.data.base import DatasetNotFoundError, ParsingDataset, collate_dense
+from humanparse.data.densepose_surface import UV_SYMMETRY, UVSymmetry, load_uv_symmetry
+from humanparse.data.densepose_transforms import DensePoseTransform, transform_flips
 from humanparse.data.io import DataError, read_image
 from humanparse.data.meta import get_info
 
@@ -345,8 +347,6 @@ class DensePoseCOCODataset(ParsingDataset):
         filter_empty: bool = False,
         joint_flip_pairs=None,
     ):
-        from humanparse.data.densepose_transforms import DensePoseTransform, transform_flips
-
         super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
         self.root = Path(root)
         self.split = split
@@ -381,9 +381,7 @@ class DensePoseCOCODataset(ParsingDataset):
     def _help(self) -> str:
         return LAYOUT_HELP.format(layout=self.layout, root=self.root, homepage=self.info.homepage)
 
-    def _symmetry(self, uv_symmetry, flips: bool):
-        from humanparse.data.densepose_surface import UV_SYMMETRY, load_uv_symmetry
-
+    def _symmetry(self, uv_symmetry, flips: bool) -> UVSymmetry | None:
         if uv_symmetry is None:
             manifest = self.root / "synthetic.json"
             if manifest.is_file():

@@ -3,7 +3,7 @@
 Facts: ``shared/spec/metrics.md`` §7 (GPS, GPSm, matching, accumulation, data files) and §8 (RCP).
 The project follows detectron2's ``DensePoseCocoEval`` ("D2") exactly; the pieces:
 
-1. **Per image** (:func:`image_record`, run where the predictions are, i.e. on every rank):
+1. **Per image** (:func:`image_records`, run where the predictions are, i.e. on every rank):
    the top 20 detections by score (stable sort); GPS(d, g) for every pair — each GT point is mapped
    into the detection box with the evaluators' /255 convention (x_b = dp_x·w_g/255, column =
    trunc(x_b + x_g − x_d), outside → background), read from the quantised IUV array, snapped to the
@@ -11,8 +11,9 @@ The project follows detectron2's ``DensePoseCocoEval`` ("D2") exactly; the piece
    GPS = mean over all GT points of exp(−δ²/2κ²) with κ per part (default) or 0.255. GTs without
    ``dp_x`` get 0 against every detection. GPSm = sqrt(GPS · mask IoU) with the GT mask from the
    ``dp_masks`` union (zoomed bilinearly to the box, thresholded at 0.5) or the COCO segmentation,
-   and the box IoU of every pair (crowd GT: intersection / detection area). All of it is vectorised
-   over pairs and points (one gather per image, a lookup table for the 256² quantised UV values).
+   and the box IoU of every pair (crowd GT: intersection / detection area). The point part is
+   vectorised over every (detection, point) pair of a whole batch of images (one gather, a lookup
+   table for the 256² quantised UV values) and gives bit-identical GPS values to detectron2.
 2. **Matching** (:func:`match_images`, rank 0, vectorised over images, thresholds and area ranges):
    D2 ``evaluateImg``: ignore = no ``dp_x`` (or area outside the range); non-ignored GTs are preferred;
    a match needs s ≥ t (best, ties to the later GT); crowd GTs can be matched again; an image whose GTs
