@@ -29,6 +29,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from humanparse.data.io import DataError, read_id_list, read_label
 from humanparse.data.meta import get_info
+from humanparse.metrics.densepose_results import evaluate_densepose
 from humanparse.metrics.semantic import scores_from_confmat
 from humanparse.utils.run import format_metrics_table, sanitize
 
@@ -93,6 +94,7 @@ def evaluate_semantic(cfg: DictConfig) -> dict:
 
 EVALUATORS: dict[str, Callable[[DictConfig], dict]] = {
     "semantic": evaluate_semantic,
+    "densepose": evaluate_densepose,
 }
 
 

@@ -14,6 +14,7 @@ READERS: dict[str, str] = {
     "pascal_person_part": "humanparse.data.pascal:PascalPersonPartDataset",
     "cihp": "humanparse.data.cihp:CIHPDataset",
     "mhp_v2": "humanparse.data.mhp:MHPv2Dataset",
+    "densepose_coco": "humanparse.data.densepose_coco:DensePoseCOCODataset",
 }
 
 GENERATORS: dict[str, str] = {
@@ -22,6 +23,7 @@ GENERATORS: dict[str, str] = {
     "pascal_person_part": "humanparse.data.synthetic:generate_pascal_person_part",
     "cihp": "humanparse.data.synthetic:generate_cihp",
     "mhp_v2": "humanparse.data.synthetic:generate_mhp_v2",
+    "densepose_coco": "humanparse.data.synthetic.densepose:generate_densepose_coco",
 }
 
 # per-dataset extra checks of ``python -m humanparse.data.check`` (a DatasetCheck subclass;
