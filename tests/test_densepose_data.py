@@ -14,7 +14,7 @@ import torch
 from pycocotools import mask as mask_utils
 from torch.utils.data import DataLoader
 
-from humanparse.data.base import DatasetNotFoundError
+from humanparse.data.base import DatasetNotFoundError, collate_dense
 from humanparse.data.datamodule import ParsingDataModule
 from humanparse.data.densepose_coco import DensePoseCOCODataset, load_gt_images, paint_coarse
 from humanparse.data.io import DataError
@@ -237,6 +237,6 @@ def test_datamodule_batches_with_instance_collate(root, tmp_path):
             assert p["box"].dtype == torch.float32 and p["mask"].shape == (80, 80)
             assert p["dp"]["I"].dtype == torch.int64 and len(p["dp"]["x"]) == len(p["dp"]["U"])
             assert (p["dp"]["x"] >= 0).all() and (p["dp"]["x"] <= 256).all()
-    val = next(iter(DataLoader(dm.datasets["val"], batch_size=2, collate_fn=dm.datasets["val"].collate_fn)))
+    val = next(iter(DataLoader(dm.datasets["val"], batch_size=2, collate_fn=collate_dense)))
     assert "gt_persons" in val and isinstance(val["gt_persons"][0], list)
     assert val["gt_persons"][0] and isinstance(val["gt_persons"][0][0]["mask"], np.ndarray)

@@ -261,8 +261,7 @@ class ParsingDataModule(pl.LightningDataModule):
             batch_size=batch,
             sampler=sampler,
             num_workers=self.num_workers,
-            # readers whose samples need their own batching (DensePose-COCO) bring a collate_fn
-            collate_fn=getattr(ds, "collate_fn", None) or COLLATES[self.collate],
+            collate_fn=COLLATES[self.collate],
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,

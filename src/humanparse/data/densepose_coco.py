@@ -52,7 +52,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset, collate_dense
+from humanparse.data.base import DatasetNotFoundError, ParsingDataset
 from humanparse.data.densepose_surface import UV_SYMMETRY, UVSymmetry, load_uv_symmetry
 from humanparse.data.densepose_transforms import DensePoseTransform, transform_flips
 from humanparse.data.io import DataError, read_image
@@ -310,12 +310,6 @@ def person_to_tensors(p: dict) -> dict:
     return out
 
 
-def collate_instances(batch: list[dict]) -> dict:
-    """Collate for region-based models: stacked images (and any other equally shaped tensors), and
-    per-sample lists for ``persons`` / ``gt_persons`` / ``meta`` (one list of person dicts per image)."""
-    return collate_dense(batch)
-
-
 class DensePoseCOCODataset(ParsingDataset):
     """DensePose-COCO persons with boxes, masks, keypoints and dense annotations.
 
@@ -432,4 +426,3 @@ class DensePoseCOCODataset(ParsingDataset):
         out["persons"] = [person_to_tensors(p) for p in out["persons"]]
         return out
 
-    collate_fn = staticmethod(collate_instances)
