@@ -39,6 +39,7 @@ import platform
 import socket
 import threading
 import time
+import warnings
 from pathlib import Path
 
 import hydra
@@ -318,7 +319,10 @@ def measure_training(task, batch: dict, device: torch.device, bcfg: DictConfig, 
         logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
         callbacks=[timer], use_distributed_sampler=False,
     )
-    trainer.fit(task, train_dataloaders=_Repeat(batch, steps))
+    with warnings.catch_warnings():  # no validation here on purpose
+        warnings.filterwarnings("ignore", message=".*validation_step.*")
+        warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+        trainer.fit(task, train_dataloaders=_Repeat(batch, steps))
     bs = int(batch["image"].shape[0])
     mean, std = _median_std(timer.times)
     return {

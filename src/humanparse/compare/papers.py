@@ -134,11 +134,15 @@ class PaperRow:
         return " + ".join(r.label() for r in self.refs)
 
     def notes(self) -> list[str]:
+        """The distinct clauses of the entries' notes (the file repeats row-level notes per metric)."""
         seen: list[str] = []
         for e in self.entries.values():
-            n = e.notes + (" [uncertain: reconstructed from a garbled table]" if e.uncertain else "")
-            if n and n not in seen:
-                seen.append(n)
+            parts = [p.strip() for p in e.notes.split(";") if p.strip()]
+            if e.uncertain:
+                parts.append("uncertain: reconstructed from a garbled table")
+            for p in parts:
+                if p not in seen:
+                    seen.append(p)
         return seen
 
     def __bool__(self) -> bool:
