@@ -21,7 +21,9 @@ that trains can be measured, with its own criterion, optimiser and data pipeline
 * **peak memory**: GPU ``torch.cuda.max_memory_allocated`` over the timed phase (weights, gradients,
   optimiser state and activations); CPU the process's peak resident set size during the phase (Linux
   ``VmHWM``, reset before the phase through ``/proc/self/clear_refs``; elsewhere a sampling thread), with
-  its increase over the phase's start (``*_delta_mb``).
+  its increase over the phase's start (``*_delta_mb``). Freed memory is handed back first (garbage
+  collection, ``malloc_trim``) so one phase does not inherit the previous phase's resident set; the CPU
+  figure still includes the Python process itself (libraries, about 0.5-1 GB).
 
 GPU timings synchronise the device around every timed step. Batches come from the dataset's synthetic set
 (``benchmark.synthetic=true``), or from ``data.root``. Writes ``benchmark.json`` (schema
@@ -32,6 +34,8 @@ table.
 from __future__ import annotations
 
 import copy
+import ctypes
+import gc
 import json
 import logging
 import os
@@ -99,6 +103,18 @@ def _status_kb(field: str) -> int | None:
     return None
 
 
+def release_memory(device: torch.device | None = None) -> None:
+    """Give freed memory back before a measurement: Python garbage, the CUDA cache, and glibc's free
+    lists (``malloc_trim``), so an earlier, larger phase does not inflate the next one's resident set."""
+    gc.collect()
+    if device is not None and device.type == "cuda":
+        torch.cuda.empty_cache()
+    try:
+        ctypes.CDLL("libc.so.6").malloc_trim(0)
+    except (OSError, AttributeError):  # not glibc: nothing to trim
+        pass
+
+
 class PeakMemory:
     """Peak memory over a ``with`` block: CUDA allocated bytes, or the process RSS on the CPU (MB)."""
 
@@ -129,6 +145,7 @@ class PeakMemory:
                 self._sampled = max(self._sampled, v)
 
     def __enter__(self) -> PeakMemory:
+        release_memory(self.device)
         if self.device.type == "cuda":
             torch.cuda.synchronize(self.device)
             self.start = torch.cuda.memory_allocated(self.device) / 2**20

@@ -54,7 +54,6 @@ from pathlib import Path
 import numpy as np
 import torch
 from omegaconf import OmegaConf
-from omegaconf.errors import ConfigKeyError
 from PIL import Image
 from torch.utils.data import DataLoader, Dataset
 
@@ -62,6 +61,7 @@ from humanparse.data.base import collate_dense, to_tensors
 from humanparse.data.io import DataError, read_image, write_label_png
 from humanparse.data.meta import get_info
 from humanparse.utils import visualize as viz
+from humanparse.utils.cli import parse_key_values
 
 log = logging.getLogger("humanparse.predict")
 
@@ -298,15 +298,7 @@ class Writer:
 
 
 def parse_args(argv: list[str]):
-    base = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(base, True)
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise PredictError(f"arguments are key=value pairs; got {bad}")
-    try:
-        cfg = OmegaConf.merge(base, OmegaConf.from_cli(argv))
-    except ConfigKeyError as e:
-        raise PredictError(f"unknown option ({e.msg.splitlines()[0]}); options: {sorted(DEFAULTS)}") from None
+    cfg = parse_key_values(argv, DEFAULTS, PredictError)
     for key in ("ckpt_path", "input", "output"):
         if not cfg.get(key):
             raise PredictError(f"{key}=... is required (python -m humanparse.predict ckpt_path=<file.ckpt> "

@@ -36,12 +36,12 @@ import time
 from pathlib import Path
 
 from omegaconf import DictConfig, OmegaConf
-from omegaconf.errors import ConfigKeyError
 
 from humanparse.compare.papers import load_paper_results
 from humanparse.compare.runs import RunRecord, collect_local
 from humanparse.compare.table import Comparison, build_comparison
 from humanparse.compare.wandb_source import OfflineApi, collect_wandb, default_api
+from humanparse.utils.cli import parse_key_values
 
 DEFAULTS = {
     "source": "local",
@@ -78,15 +78,7 @@ def _as_list(v) -> list | None:
 
 
 def parse_args(argv: list[str]) -> DictConfig:
-    base = OmegaConf.create(DEFAULTS)
-    OmegaConf.set_struct(base, True)
-    bad = [a for a in argv if "=" not in a]
-    if bad:
-        raise ValueError(f"arguments are key=value pairs; got {bad}")
-    try:
-        cfg = OmegaConf.merge(base, OmegaConf.from_cli(argv))
-    except ConfigKeyError as e:
-        raise ValueError(f"unknown option ({e.msg.splitlines()[0]}); options: {sorted(DEFAULTS)}") from None
+    cfg = parse_key_values(argv, DEFAULTS)
     if cfg.source not in ("local", "wandb"):
         raise ValueError(f"source={cfg.source!r}: choose local or wandb")
     if cfg.format not in ("markdown", "csv"):

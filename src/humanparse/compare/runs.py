@@ -96,9 +96,11 @@ def clean_number(v) -> float | None:
 
 
 def select_metrics(values: dict) -> dict[str, float | None]:
-    """Stage-prefixed metrics, without Lightning's per-step duplicates (as ``metrics.json`` keeps them)."""
-    return {k: clean_number(v) for k, v in values.items()
-            if isinstance(k, str) and k.startswith(STAGES) and not k.endswith("_step")}
+    """Stage-prefixed metrics, without Lightning's per-step duplicates: the rule ``metrics.json`` is written
+    with (:func:`humanparse.utils.run.collect_metrics`), applied to a wandb summary too."""
+    from humanparse.utils.run import collect_metrics
+
+    return {k: clean_number(v) for k, v in collect_metrics({k: v for k, v in values.items() if isinstance(k, str)}, STAGES).items()}
 
 
 def get_path(cfg: dict, dotted: str, default=None):
