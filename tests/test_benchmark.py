@@ -31,7 +31,7 @@ def test_benchmark_json_schema(tmp_path, cache_dir):
     assert data["schema"] == SCHEMA
     assert {"created", "machine", "model", "dataset", "num_classes", "flops_convention", "settings", "results"} <= set(data)
     assert "multiply-add = 2 FLOPs" in data["flops_convention"]
-    assert {"cpu", "cpu_count", "torch", "torch_threads", "gpu"} <= set(data["machine"])
+    assert {"cpu", "cpu_count", "torch", "torch_threads", "gpu", "load_average"} <= set(data["machine"])
     m = data["model"]
     assert m["name"] == "deeplabv3plus" and m["backbone"] == "tu-mobilenetv3_small_050"
     assert isinstance(m["params"], int) and m["params"] > 1000 and m["trainable_params"] == m["params"]
@@ -43,9 +43,11 @@ def test_benchmark_json_schema(tmp_path, cache_dir):
     assert len(data["results"]) == len(cpu) * (2 if expect_gpu else 1)
     for r in data["results"]:
         assert set(r) == set(RESULT_KEYS) and r["error"] is None
-        for k in ("flops_inference_per_image", "flops_train_per_image", "train_step_s", "train_images_per_s",
-                  "inference_s_per_batch", "inference_images_per_s", "train_peak_mem_mb", "inference_peak_mem_mb"):
+        for k in ("flops_inference_per_image", "flops_train_per_image", "train_step_s", "train_step_s_min",
+                  "train_images_per_s", "inference_s_per_batch", "inference_s_per_batch_min", "inference_images_per_s",
+                  "train_peak_mem_mb", "inference_peak_mem_mb"):
             assert isinstance(r[k], float) and r[k] > 0, k
+        assert r["train_step_s_min"] <= r["train_step_s"] and r["inference_s_per_batch_min"] <= r["inference_s_per_batch"]
         # a training step (forward + both backward products) costs about 3 forward passes
         assert 2.0 < r["flops_train_per_image"] / r["flops_inference_per_image"] < 3.5
         assert r["memory_kind"] == ("cuda_max_allocated" if r["device"].startswith("cuda") else "cpu_peak_rss")

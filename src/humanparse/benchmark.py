@@ -61,8 +61,8 @@ FLOPS_CONVENTION = ("torch.utils.flop_counter.FlopCounterMode: one multiply-add 
                     "products and attention only (normalisation, activations, pooling, resampling not counted)")
 RESULT_KEYS = (
     "device", "size_name", "input_size", "flops_inference_per_image", "flops_train_per_image",
-    "train_step_s", "train_step_s_std", "train_images_per_s", "train_peak_mem_mb", "train_peak_mem_delta_mb",
-    "inference_s_per_batch", "inference_images_per_s", "inference_peak_mem_mb", "inference_peak_mem_delta_mb",
+    "train_step_s", "train_step_s_std", "train_step_s_min", "train_images_per_s", "train_peak_mem_mb",
+    "train_peak_mem_delta_mb", "inference_s_per_batch", "inference_s_per_batch_min", "inference_images_per_s", "inference_peak_mem_mb", "inference_peak_mem_delta_mb",
     "memory_kind", "error",
 )
 
@@ -210,6 +210,10 @@ def machine_info() -> dict:
     }
     if torch.cuda.is_available():
         info["gpu"] = torch.cuda.get_device_name(0)
+    try:  # a busy machine explains slow, scattered timings
+        info["load_average"] = [round(x, 2) for x in os.getloadavg()]
+    except OSError:
+        info["load_average"] = None
     return info
 
 
@@ -314,16 +318,16 @@ class _Repeat:
             yield self.batch
 
 
-def _median_std(xs: list[float]) -> tuple[float | None, float | None]:
-    """Median (robust to a busy machine's stragglers) and standard deviation of the timings."""
+def _timing_stats(xs: list[float]) -> tuple[float | None, float | None, float | None]:
+    """Median (robust to a busy machine's stragglers), standard deviation and minimum of the timings."""
     if not xs:
-        return None, None
+        return None, None, None
     s = sorted(xs)
     mid = len(s) // 2
     med = s[mid] if len(s) % 2 else 0.5 * (s[mid - 1] + s[mid])
     m = sum(xs) / len(xs)
     std = (sum((x - m) ** 2 for x in xs) / (len(xs) - 1)) ** 0.5 if len(xs) > 1 else 0.0
-    return med, std
+    return med, std, s[0]
 
 
 def measure_training(task, batch: dict, device: torch.device, bcfg: DictConfig, precision) -> dict:
@@ -341,10 +345,10 @@ def measure_training(task, batch: dict, device: torch.device, bcfg: DictConfig, 
         warnings.filterwarnings("ignore", message=".*LeafSpec.*")
         trainer.fit(task, train_dataloaders=_Repeat(batch, steps))
     bs = int(batch["image"].shape[0])
-    mean, std = _median_std(timer.times)
+    mean, std, fastest = _timing_stats(timer.times)
     return {
         "flops_train_per_image": timer.flops / bs if timer.flops is not None else None,
-        "train_step_s": mean, "train_step_s_std": std,
+        "train_step_s": mean, "train_step_s_std": std, "train_step_s_min": fastest,
         "train_images_per_s": bs / mean if mean else None,
         "train_peak_mem_mb": timer.memory.peak_mb, "train_peak_mem_delta_mb": timer.memory.delta_mb,
     }
@@ -371,8 +375,9 @@ def measure_inference(task, batch: dict, device: torch.device, bcfg: DictConfig)
                 task.predict_step(batch, i)
                 _sync(device)
                 times.append(time.perf_counter() - t0)
-    mean, _ = _median_std(times)
-    out.update(inference_s_per_batch=mean, inference_images_per_s=bs / mean if mean else None,
+    mean, _, fastest = _timing_stats(times)
+    out.update(inference_s_per_batch=mean, inference_s_per_batch_min=fastest,
+               inference_images_per_s=bs / mean if mean else None,
                inference_peak_mem_mb=mem.peak_mb, inference_peak_mem_delta_mb=mem.delta_mb)
     return out
 
@@ -465,13 +470,15 @@ def markdown_table(reports: list[dict]) -> str:
         return ""
     m = reports[0]["machine"]
     lines = [
-        f"Measured {reports[0]['created']} on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads)"
+        f"Measured {reports[0]['created']} on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads"
+        + (f", load average {m['load_average']}" if m.get("load_average") else "") + ")"
         + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f"; torch {m['torch']}. FLOPs: {FLOPS_CONVENTION}. "
         f"Batch {reports[0]['settings']['train_batch_size']} for training, {reports[0]['settings']['infer_batch_size']} for "
         f"inference; {reports[0]['settings']['iters']} timed iterations after {reports[0]['settings']['warmup']} warm-up.",
         "",
         "| model | backbone | device | input (H×W) | params (M) | GFLOPs/img inference | GFLOPs/img train step | "
-        "train step (s) | train img/s | train peak mem (MB) | inference img/s | inference peak mem (MB) |",
+        "train step (s): median (min) | train img/s | train peak mem (MB) | inference img/s: median (best) | "
+        "inference peak mem (MB) |",
         "|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     for rep in reports:
@@ -485,11 +492,13 @@ def markdown_table(reports: list[dict]) -> str:
                 continue
             gfl_inf = r["flops_inference_per_image"] / 1e9 if r.get("flops_inference_per_image") is not None else None
             gfl_tr = r["flops_train_per_image"] / 1e9 if r.get("flops_train_per_image") is not None else None
+            fastest = r.get("inference_s_per_batch_min")
+            best_ips = rep["settings"]["infer_batch_size"] / fastest if fastest else None
             lines.append(
                 f"| {mi['name']} | {mi.get('backbone') or '–'} | {r['device']} | {size} | {params} | {_f(gfl_inf, '.2f')} | "
-                f"{_f(gfl_tr, '.2f')} | {_f(r['train_step_s'], '.3f')} | {_f(r['train_images_per_s'], '.2f')} | "
-                f"{_f(r['train_peak_mem_mb'], '.0f')} | {_f(r['inference_images_per_s'], '.2f')} | "
-                f"{_f(r['inference_peak_mem_mb'], '.0f')} |"
+                f"{_f(gfl_tr, '.2f')} | {_f(r['train_step_s'], '.3f')} ({_f(r.get('train_step_s_min'), '.3f')}) | "
+                f"{_f(r['train_images_per_s'], '.2f')} | {_f(r['train_peak_mem_mb'], '.0f')} | "
+                f"{_f(r['inference_images_per_s'], '.2f')} ({_f(best_ips, '.2f')}) | {_f(r['inference_peak_mem_mb'], '.0f')} |"
             )
     return "\n".join(lines)
 
