@@ -283,3 +283,14 @@ def test_parse_args_rejects_bad_values():
         parse_args(["source=s3"])
     with pytest.raises(ValueError, match="key=value"):
         parse_args(["logs"])
+
+
+def test_cell_format_marks_uncertain_paper_numbers():
+    from humanparse.compare.table import Stat, format_cell
+
+    papers = load_paper_results()
+    shaky = papers.row("grapy_ml:4:DeepLab v3+ baseline", "cihp").get("miou")  # garbled table, reconstructed
+    assert shaky.uncertain
+    assert format_cell(Stat(57.0, None, 1), shaky) == "57.00 (58.95?, \u22121.95)"
+    assert format_cell(Stat(60.0, 0.5, 2), papers.row("grapy_ml:3:DeepLab v3+", "cihp").get("miou")) == "60.00±0.50 (58.95, +1.05)"
+    assert format_cell(None, shaky) == "– (58.95?)" and format_cell(Stat(None, None, 0), None) == "–"
