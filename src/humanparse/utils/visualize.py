@@ -90,9 +90,14 @@ def draw_edges(image: np.ndarray, edges: np.ndarray, color=(255, 0, 0)) -> np.nd
 
 def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, bones: Sequence[tuple[int, int]] | None = None,
                    radius: int = 2, color=None) -> np.ndarray:
-    """Joints ``(J, 3)`` (x, y, present) or ``(J, 2)`` as dots joined by ``bones`` (default by joint count)."""
+    """Joints ``(J, 3)`` (x, y, present) or ``(J, 2)`` as dots joined by ``bones`` (default by joint count);
+    multi-person ``(P, J, 3)`` arrays draw every person."""
     out = np.asarray(image, dtype=np.uint8).copy()
     kp = np.asarray(keypoints, dtype=np.float64)
+    if kp.ndim == 3:
+        for person in kp:
+            out = draw_keypoints(out, person, bones, radius, color)
+        return out
     if kp.ndim != 2 or kp.shape[1] < 2:
         raise ValueError(f"keypoints must be (J, 2) or (J, 3), got {kp.shape}")
     present = (kp[:, 2] > 0) if kp.shape[1] > 2 else np.isfinite(kp[:, :2]).all(1)
