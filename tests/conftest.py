@@ -21,6 +21,8 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+import humanparse.utils.resolvers  # noqa: E402,F401  (the configs use ${hp.*})
+
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]

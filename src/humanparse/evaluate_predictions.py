@@ -1,6 +1,6 @@
 """Score prediction files with the papers' metrics, independently of any model.
 
-``python -m humanparse.evaluate_predictions metric=<semantic|atr|app|apr|edge> gt_dir=... pred_dir=... [...]``
+``python -m humanparse.evaluate_predictions metric=<semantic|atr|app|apr|edge|densepose> gt_dir=... pred_dir=... [...]``
 
 Arguments are ``key=value`` pairs (OmegaConf syntax; no output directory is created). Common:
 ``list`` (id file; default: the split's list found next to the GT, else every GT file),
@@ -64,6 +64,7 @@ from humanparse.evaluation.predictions import (
 from humanparse.metrics.ap import THRESHOLDS
 from humanparse.metrics.apr import image_apr_record, score_apr
 from humanparse.metrics.atr import atr_scores_from_confmat, flatten_atr
+from humanparse.metrics.densepose_results import evaluate_densepose
 from humanparse.metrics.edge import edge_scores
 from humanparse.metrics.hist import confusion_counts
 from humanparse.metrics.instance import image_app_record, score_app, threshold_key
@@ -281,6 +282,7 @@ EVALUATORS: dict[str, Callable[[DictConfig], dict]] = {
     "app": evaluate_app,
     "apr": evaluate_apr,
     "edge": evaluate_edge,
+    "densepose": evaluate_densepose,
 }
 
 

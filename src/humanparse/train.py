@@ -8,6 +8,7 @@ the instantiated parts together. The return value of :func:`main` is the configu
 from __future__ import annotations
 
 import logging
+import os
 import time
 from pathlib import Path
 
@@ -23,10 +24,19 @@ from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_con
 log = logging.getLogger("humanparse.train")
 
 
+def _processes_launched_by_slurm() -> bool:
+    """SLURM started one process per device (the submitit launcher with ``tasks_per_node`` = devices):
+    Lightning's SLURM environment wires them into DDP, nothing is re-launched."""
+    from lightning_fabric.plugins.environments import SLURMEnvironment
+
+    return SLURMEnvironment.detect() and int(os.environ.get("SLURM_NTASKS", "1")) > 1
+
+
 def _adapt_strategy_for_multirun(cfg: DictConfig) -> None:
-    """DDP re-launches the script with ``sys.argv``, which re-runs a whole sweep; spawn instead."""
+    """DDP re-launches the script with ``sys.argv``, which re-runs a whole sweep; spawn instead (unless
+    SLURM already runs one process per device)."""
     strategy = str(cfg.trainer.get("strategy", "auto"))
-    if in_multirun() and strategy.startswith("ddp") and "spawn" not in strategy:
+    if in_multirun() and strategy.startswith("ddp") and "spawn" not in strategy and not _processes_launched_by_slurm():
         log.warning("multirun: trainer.strategy=%s re-launches the script per process, which a Hydra sweep "
                     "cannot do; using ddp_spawn for this job", strategy)
         with open_dict(cfg):

@@ -11,9 +11,18 @@ A raw sample (``Dataset.load``) is a dict of numpy arrays at the original resolu
 ``keypoints``      float32 (J, 3): x (column), y (row), present (1/0); absent joints are (0, 0, 0)
 ``person_ids``     uint8/uint16 (H, W) person index map, 0 = background (multi-person datasets)
 ``instance_ids``   uint8/uint16 (H, W) part-instance ids (CIHP)
-``persons``        list of per-person dicts for region-based models (boxes, masks, part maps, ...)
+``persons``        list of per-person dicts for region-based models (see below)
+``instances``      int64 (K, 3) part-instance table ``[instance_id, class_id, person_id]`` of
+                   ``instance_ids`` (CIHP, converted PASCAL; datasets.md §3.2)
 ``meta``           ``id``, ``dataset``, ``split``, ``image_path``, ``orig_size`` (H, W), ...
 =================  ===========================================================================
+
+A person dict (datasets.md §7.5) holds ``id`` (the ``Human_ids`` value, or the 1-based file index
+for MHP), ``mask`` (bool (H, W)), ``parts`` (uint8 (H, W) full-image part map, 0 outside the person),
+``box`` (float32 [x1, y1, x2, y2], the **inclusive** pixel extent, i.e. the first and last pixel
+column/row of the mask; a COCO ``[x, y, w, h]`` box is ``[x, y, x + w − 1, y + h − 1]``) and, when a pose source exists,
+``keypoints`` (float32 (J, 3)). The transforms keep every entry consistent with the image
+(:func:`humanparse.data.transforms.warp_person`) and add ``empty`` (no pixel left in the crop).
 
 After the transforms, images become normalised float CHW tensors at the input size and label maps
 int64 tensors; ``meta['affine']`` maps original pixels to input pixels. Evaluation samples also keep
@@ -24,6 +33,7 @@ size (metrics.md §1).
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -42,11 +52,22 @@ _LONG_KEYS = ("semantic", "semantic_edge", "instance_edge", "person_ids", "insta
               "gt_semantic")
 
 
+def _person_tensors(person: dict) -> dict:
+    """Per-person arrays as tensors; masks bool and part maps uint8 (kept small for worker IPC:
+    consumers cast part maps to int64 on the device)."""
+    out: dict = {}
+    for k, v in person.items():
+        out[k] = torch.from_numpy(np.ascontiguousarray(v)) if isinstance(v, np.ndarray) else v
+    return out
+
+
 def to_tensors(sample: dict) -> dict:
     out: dict = {}
     for k, v in sample.items():
         if k == "image":
             out[k] = torch.from_numpy(np.ascontiguousarray(v))
+        elif k == "persons" and v is not None:
+            out[k] = [_person_tensors(p) for p in v]
         elif k in _LONG_KEYS:
             out[k] = torch.from_numpy(np.ascontiguousarray(v).astype(np.int64))
         elif isinstance(v, np.ndarray) and k != "meta":
@@ -112,8 +133,20 @@ class ParsingDataset(Dataset):
         return to_tensors(sample)
 
 
+    def sample_files(self, index: int) -> dict[str, Path | list[Path] | None]:
+        """The files sample ``index`` is read from (``image``, ``label``, ...), for the dataset checker.
+        Readers with more files than an image and a label override this."""
+        files: dict[str, Path | list[Path] | None] = {}
+        if hasattr(self, "image_path"):
+            files["image"] = Path(self.image_path(index))
+        if hasattr(self, "label_path"):
+            lab = self.label_path(index)
+            files["label"] = Path(lab) if lab is not None else None
+        return files
+
+
 # keys never stacked: variable-size or structured per-sample entries
-_NO_STACK = {"meta", "gt_semantic", "persons"}
+_NO_STACK = {"meta", "gt_semantic", "persons", "instances", "keypoints_list"}
 
 
 def collate_dense(batch: list[dict]) -> dict:
@@ -126,4 +159,60 @@ def collate_dense(batch: list[dict]) -> dict:
             out[k] = torch.stack(vals)
         else:
             out[k] = vals
+    return out
+
+
+def person_targets(persons: list[dict], drop_empty: bool = True) -> dict:
+    """torchvision-detection style target dict of one image from its (transformed) person dicts.
+
+    ``boxes`` float32 (N, 4) are continuous ``[x1, y1, x2 + 1, y2 + 1]`` of the persons' inclusive
+    ``box`` (the convention of torchvision and COCO), ``labels`` int64 ones (person), ``masks`` uint8
+    (N, H, W), ``parts`` uint8 (N, H, W), ``person_ids`` int64 (N,), ``keypoints`` float32 (N, J, 3) when
+    every person has keypoints; any other per-person entry as a list (one item per kept person). With
+    ``drop_empty`` persons without a pixel (cropped away, or annotated empty) are left out, since
+    detection losses need positive-area boxes.
+    """
+    keep = [p for p in persons if not (drop_empty and _person_empty(p))]
+    out: dict = {}
+    if keep:
+        boxes = torch.stack([torch.as_tensor(p["box"], dtype=torch.float32) for p in keep])
+        out["boxes"] = boxes + torch.tensor([0.0, 0.0, 1.0, 1.0])
+    else:
+        out["boxes"] = torch.zeros((0, 4), dtype=torch.float32)
+    out["labels"] = torch.ones(len(keep), dtype=torch.int64)
+    out["person_ids"] = torch.as_tensor([int(p.get("id", i + 1)) for i, p in enumerate(keep)], dtype=torch.int64)
+    for key, name, dtype in (("mask", "masks", torch.uint8), ("parts", "parts", torch.uint8)):
+        if keep and all(key in p for p in keep):
+            out[name] = torch.stack([torch.as_tensor(p[key]).to(dtype) for p in keep])
+    if keep and all(p.get("keypoints") is not None for p in keep):
+        out["keypoints"] = torch.stack([torch.as_tensor(p["keypoints"], dtype=torch.float32) for p in keep])
+    # any other per-person entry (e.g. DensePose points) travels as a list, one item per kept person
+    for key in sorted({k for p in keep for k in p} - _PERSON_TARGET_KEYS):
+        out[key] = [p.get(key) for p in keep]
+    return out
+
+
+_PERSON_TARGET_KEYS = {"id", "mask", "parts", "box", "keypoints", "empty"}
+
+
+def _person_empty(p: dict) -> bool:
+    if "empty" in p:
+        return bool(p["empty"])
+    if "mask" in p:
+        return not bool(torch.as_tensor(p["mask"]).any())
+    b = torch.as_tensor(p["box"], dtype=torch.float32)
+    return bool(b[2] < b[0] or b[3] < b[1])
+
+
+def collate_instances(batch: list[dict], drop_empty: bool = True) -> dict:
+    """Collate for region-based models (Parsing R-CNN, DensePose-RCNN): like :func:`collate_dense`
+    (stacked images and dense maps, per-sample ``meta``), plus ``targets``, one torchvision-detection
+    style dict per image (:func:`person_targets`), with ``image_id`` taken from ``meta['id']``."""
+    out = collate_dense([{k: v for k, v in b.items() if k != "persons"} for b in batch])
+    targets = []
+    for b in batch:
+        t = person_targets(b.get("persons") or [], drop_empty=drop_empty)
+        t["image_id"] = b.get("meta", {}).get("id")
+        targets.append(t)
+    out["targets"] = targets
     return out

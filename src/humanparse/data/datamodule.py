@@ -1,4 +1,5 @@
-"""LightningDataModule shared by every single-dataset FCN setup (LIP now; ATR, CIHP, ... reuse it)."""
+"""LightningDataModule shared by every single-dataset setup (LIP, ATR, PASCAL-Person-Part, CIHP, MHP v2.0, ...);
+:mod:`humanparse.data.multi` combines several of them for cross-dataset training."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import fcntl
 import hashlib
 import json
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -15,10 +16,13 @@ from omegaconf import DictConfig, ListConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 from humanparse.data import registry
-from humanparse.data.base import collate_dense
+from humanparse.data.base import collate_dense, collate_instances
 from humanparse.data.meta import get_info
 from humanparse.data.samplers import EpochShuffleSampler, InferenceSampler, dist_info
+from humanparse.data.targets import build_target
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
+
+COLLATES = {"dense": collate_dense, "instance": collate_instances}
 
 log = logging.getLogger(__name__)
 
@@ -78,8 +82,17 @@ class ParsingDataModule(pl.LightningDataModule):
         input_size: (H, W) network input.
         augment: :class:`~humanparse.data.transforms.AffineTransform` arguments for training.
         normalize: :class:`~humanparse.data.transforms.Normalize` arguments.
-        targets: derived-target makers applied after the transforms (edges, heatmaps, ...).
-        reader_options: extra keyword arguments of the reader class.
+        targets: derived targets: a list of makers (``_target_`` configs) and/or names of
+            :data:`humanparse.data.targets.TARGET_MAKERS` (``semantic_edge``, ``instance_edge``,
+            ``pose_heatmaps``, ``hierarchy``), or a mapping name -> ``null`` (off) / ``true`` / options.
+        target_options: name -> keyword arguments for targets given by name.
+        collate: ``dense`` (FCN models: stacked maps) or ``instance`` (region-based models: plus one
+            torchvision-style target dict per image, :func:`~humanparse.data.base.collate_instances`).
+        person_crops: ``null``, or one sample per person for the splits in ``splits`` (default
+            ``[train]``): ``{margin, others, min_pixels, splits}`` of
+            :class:`~humanparse.data.person_crops.PersonCropDataset` (CorrPM on CIHP).
+        reader_options: extra keyword arguments of the reader class. For a synthetic set, the
+            generator's manifest may add reader options describing the set (e.g. ATR's ``val_count``).
         train_split / val_split / test_split: split names (LIP's test labels are not public, so the
             test stage evaluates ``val`` by default, as the papers report).
         limit_train / limit_val: use only the first N samples (debugging).
@@ -100,7 +113,10 @@ class ParsingDataModule(pl.LightningDataModule):
         input_size: Sequence[int] = (384, 384),
         augment: dict | None = None,
         normalize: dict | None = None,
-        targets: Sequence[Callable] = (),
+        targets: Sequence | Mapping = (),
+        target_options: dict | None = None,
+        collate: str = "dense",
+        person_crops: dict | None = None,
         reader_options: dict | None = None,
         train_split: str = "train",
         val_split: str = "val",
@@ -128,13 +144,39 @@ class ParsingDataModule(pl.LightningDataModule):
         self.input_size = (int(input_size[0]), int(input_size[1]))
         self.augment = dict(plain(augment) or {})
         self.normalize = dict(plain(normalize) or {})
-        self.targets = list(targets)
+        self.target_options = dict(plain(target_options) or {})
+        self.targets = self.build_targets(targets)
+        if collate not in COLLATES:
+            raise ValueError(f"data.collate must be one of {sorted(COLLATES)}, got {collate!r}")
+        self.collate = collate
+        self.person_crops = dict(plain(person_crops)) if person_crops else None
         self.reader_options = dict(plain(reader_options) or {})
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.seed = int(seed)
         self.limit_train = limit_train
         self.limit_val = limit_val
         self.datasets: dict = {}
+
+    def build_targets(self, spec) -> list[Callable]:
+        """Derived-target makers from ``data.targets`` (see the class docstring)."""
+        spec = plain(spec) if isinstance(spec, (DictConfig, ListConfig)) else spec
+        if spec is None:
+            return []
+        items = list(spec.items()) if isinstance(spec, Mapping) else [(None, v) for v in spec]
+        makers: list[Callable] = []
+        for key, val in items:
+            if val is None or val is False:
+                continue
+            if isinstance(val, str):
+                makers.append(build_target(val, self.name, self.target_options.get(val), self.cache_dir))
+            elif key is not None and (val is True or isinstance(val, Mapping)):
+                opts = {**self.target_options.get(key, {}), **(val if isinstance(val, Mapping) else {})}
+                makers.append(build_target(key, self.name, opts, self.cache_dir))
+            elif callable(val):
+                makers.append(val)
+            else:
+                raise ValueError(f"data.targets entry {val!r} is neither a maker nor a target name")
+        return makers
 
     # -- locations ------------------------------------------------------------------------------
     def data_root(self) -> Path:
@@ -153,20 +195,44 @@ class ParsingDataModule(pl.LightningDataModule):
         affine = AffineTransform(self.input_size, train=train, **self.augment)
         return Compose([affine, Normalize(**self.normalize)])
 
-    def build_dataset(self, stage_split: str, train: bool):
-        cls = registry.reader_class(self.name)
+    def synthetic_reader_options(self) -> dict:
+        """Reader options recorded by the generator in ``synthetic.json`` (how the set is split)."""
+        if not self.synthetic:
+            return {}
+        manifest = self.data_root() / "synthetic.json"
+        if not manifest.is_file():
+            return {}
+        return dict(json.loads(manifest.read_text()).get("reader_options", {}))
+
+    def reader_kwargs(self) -> dict:
         kwargs = dict(self.reader_options)
+        kwargs.update(self.synthetic_reader_options())
         if self.layout is not None:
             kwargs.setdefault("layout", self.layout)
+        return kwargs
+
+    def build_dataset(self, stage_split: str, train: bool):
+        cls = registry.reader_class(self.name)
+        kwargs = self.reader_kwargs()
+        crops = dict(self.person_crops or {})
+        crop_splits = crops.pop("splits", ["train"])
+        wrap = bool(self.person_crops) and stage_split in crop_splits
         ds = cls(
             self.data_root(),
             split=self.splits[stage_split],
-            transform=self.build_transform(train),
-            targets=self.targets,
+            transform=None if wrap else self.build_transform(train),
+            targets=() if wrap else self.targets,
             seed=self.seed,
-            keep_original=not train,
+            keep_original=not train and not wrap,
             **kwargs,
         )
+        if wrap:
+            from humanparse.data.person_crops import PersonCropDataset
+
+            key = hashlib.sha1(f"{self.data_root().resolve()}|{self.splits[stage_split]}|{sorted(kwargs.items())}".encode())
+            ds = PersonCropDataset(ds, **crops, transform=self.build_transform(train), targets=self.targets,
+                                   seed=self.seed, keep_original=not train,
+                                   index_cache=Path(self.cache_dir) / "derived" / "person_index" / f"{key.hexdigest()[:16]}.json")
         limit = self.limit_train if train else self.limit_val
         if limit is not None:
             ds.ids = ds.ids[: int(limit)]
@@ -195,7 +261,7 @@ class ParsingDataModule(pl.LightningDataModule):
             batch_size=batch,
             sampler=sampler,
             num_workers=self.num_workers,
-            collate_fn=collate_dense,
+            collate_fn=COLLATES[self.collate],
             pin_memory=self.pin_memory,
             drop_last=drop_last,
             persistent_workers=self.num_workers > 0,
@@ -224,7 +290,9 @@ class ParsingDataModule(pl.LightningDataModule):
             "dataset": self.name,
             "root": str(self.data_root()),
             "synthetic": bool(self.synthetic),
+            "layout": self.layout,
             "splits": dict(self.splits),
+            "reader_options": self.reader_kwargs(),
             "input_size": list(self.input_size),
             "global_batch_size": self.batch_size,
         }

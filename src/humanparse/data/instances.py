@@ -15,10 +15,11 @@ from humanparse.data.meta import IGNORE_INDEX
 
 def tight_box(mask: np.ndarray) -> np.ndarray:
     """[x1, y1, x2, y2] (inclusive pixel extent) of a boolean mask, float32; zeros for an empty mask."""
-    ys, xs = np.nonzero(mask)
-    if len(xs) == 0:
+    rows = np.flatnonzero(mask.any(1))  # row/column projections: cheaper than np.nonzero on every pixel
+    if rows.size == 0:
         return np.zeros(4, np.float32)
-    return np.array([xs.min(), ys.min(), xs.max(), ys.max()], dtype=np.float32)
+    cols = np.flatnonzero(mask.any(0))
+    return np.array([cols[0], rows[0], cols[-1], rows[-1]], dtype=np.float32)
 
 
 def persons_from_ids(semantic: np.ndarray, person_ids: np.ndarray) -> list[dict]:
@@ -75,13 +76,15 @@ def part_instances(semantic: np.ndarray, person_ids: np.ndarray, num_classes: in
     pid = person_ids.astype(np.int64)
     valid = (sem > 0) & (sem < num_classes) & (pid > 0)
     key = np.where(valid, pid * num_classes + sem, 0)
-    uniq, inv = np.unique(key, return_inverse=True)
-    inst = inv.reshape(key.shape).astype(np.uint16)
-    if uniq[0] != 0:  # no background pixel at all: shift so that ids start at 1
-        inst = inst + 1
-        uniq = np.concatenate([[0], uniq])
-    table = np.stack([np.arange(1, len(uniq)), uniq[1:] % num_classes, uniq[1:] // num_classes], 1).astype(np.int64)
-    return inst, table
+    # compact numbering by a presence table over the keys (linear time; np.unique would sort every pixel)
+    present = np.bincount(key.ravel(), minlength=1) > 0
+    present[0] = False
+    keys = np.flatnonzero(present)
+    lut = np.zeros(len(present), dtype=np.int64)
+    lut[keys] = np.arange(1, len(keys) + 1)
+    inst = lut[key].astype(np.uint16)
+    table = np.stack([np.arange(1, len(keys) + 1), keys % num_classes, keys // num_classes], 1).astype(np.int64)
+    return inst, table.reshape(-1, 3)
 
 
 def instance_partition_mismatch(instance_ids: np.ndarray, semantic: np.ndarray, person_ids: np.ndarray,
@@ -91,6 +94,8 @@ def instance_partition_mismatch(instance_ids: np.ndarray, semantic: np.ndarray, 
     derived, _ = part_instances(semantic, person_ids, num_classes)
     a = instance_ids.astype(np.int64).ravel()
     b = derived.astype(np.int64).ravel()
+    if _one_to_one(a, b):  # linear-time test first; the counting below sorts every pixel
+        return 0
     # same partition iff the pairing a <-> b is one-to-one
     pairs = np.unique(np.stack([a, b], 1), axis=0)
     bad_a = np.unique(pairs[:, 0], return_counts=True)[1] > 1
@@ -100,3 +105,14 @@ def instance_partition_mismatch(instance_ids: np.ndarray, semantic: np.ndarray, 
     amb_a = np.unique(pairs[:, 0])[bad_a]
     amb_b = np.unique(pairs[:, 1])[bad_b]
     return int(np.isin(a, amb_a).sum() + np.isin(b, amb_b).sum())
+
+
+def _one_to_one(a: np.ndarray, b: np.ndarray) -> bool:
+    """True iff equal values of ``a`` always meet equal values of ``b`` and vice versa (same partition)."""
+    a_to_b = np.zeros(int(a.max(initial=0)) + 1, dtype=np.int64)
+    a_to_b[a] = b
+    if not np.array_equal(a_to_b[a], b):
+        return False
+    b_to_a = np.zeros(int(b.max(initial=0)) + 1, dtype=np.int64)
+    b_to_a[b] = a
+    return bool(np.array_equal(b_to_a[b], a))

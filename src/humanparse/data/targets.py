@@ -7,8 +7,15 @@ sample before the geometric transform (their output is then warped like a label,
 
 from __future__ import annotations
 
+import hashlib
+import json
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
 import cv2
 import numpy as np
+from PIL import Image
 
 from humanparse.data.meta import IGNORE_INDEX, get_info
 
@@ -94,21 +101,93 @@ class SemanticEdges:
         return sample
 
 
+class DerivedCache:
+    """Disk cache of derived uint8 maps under ``<cache_dir>/derived/<name>/``.
+
+    The key hashes the source files' absolute paths, sizes and modification times (plus ``params``),
+    so an edited annotation is recomputed. Entries are PNGs written atomically (temporary file +
+    ``os.replace``), safe with several loader workers and processes writing the same entry.
+    """
+
+    def __init__(self, cache_dir: str | os.PathLike, name: str, params: Mapping | None = None):
+        self.dir = Path(cache_dir) / "derived" / name
+        self.params = json.dumps(dict(params or {}), sort_keys=True)
+
+    def key(self, sources: Sequence[str | os.PathLike]) -> str:
+        h = hashlib.sha1(self.params.encode())
+        for src in sources:
+            st = os.stat(src)
+            h.update(f"{os.path.abspath(src)}|{st.st_size}|{st.st_mtime_ns};".encode())
+        return h.hexdigest()
+
+    def path(self, key: str) -> Path:
+        return self.dir / key[:2] / f"{key}.png"
+
+    def get(self, key: str) -> np.ndarray | None:
+        p = self.path(key)
+        if not p.is_file():
+            return None
+        try:
+            with Image.open(p) as im:
+                return np.asarray(im)
+        except OSError:  # a truncated entry from a killed writer: recompute and overwrite
+            return None
+
+    def put(self, key: str, value: np.ndarray) -> None:
+        p = self.path(key)
+        p.parent.mkdir(parents=True, exist_ok=True)
+        tmp = p.with_name(f"{p.stem}.tmp-{os.getpid()}.png")
+        Image.fromarray(np.asarray(value, dtype=np.uint8)).save(tmp)
+        os.replace(tmp, p)
+
+
 class InstanceEdges:
-    """``sample['instance_edge']`` from the original person-id map (PGN edge target); warped afterwards."""
+    """``sample['instance_edge']`` from the original person-id map (PGN edge target); warped afterwards.
+
+    Samples that already carry an ``instance_edge`` (the PGN layout ships ``edges/``) keep it.
+
+    Args:
+        cache: ``none`` (compute at every sample, default) or ``disk`` (:class:`DerivedCache` under
+            ``cache_dir``, keyed by the person-id source files in ``meta['sources']``). Measured on a
+            CIHP-sized 480×500 map, the two Sobel passes take ≈0.2 ms and reading the cached PNG back
+            ≈0.5 ms, so the cache only pays where the person-id map is expensive to obtain without it.
+        cache_dir: root of the disk cache (``data.cache_dir``).
+    """
 
     stage = "pre"
 
+    def __init__(self, cache: str = "none", cache_dir: str | os.PathLike | None = None):
+        if cache not in ("none", "disk"):
+            raise ValueError(f"InstanceEdges cache must be 'none' or 'disk', got {cache!r}")
+        if cache == "disk" and not cache_dir:
+            raise ValueError("InstanceEdges(cache='disk') needs cache_dir")
+        self.cache = DerivedCache(cache_dir, "instance_edge", {"rule": "sobel3-replicate"}) if cache == "disk" else None
+
     def __call__(self, sample: dict) -> dict:
+        if sample.get("instance_edge") is not None:
+            return sample
         if sample.get("person_ids") is None:
             raise KeyError(f"{sample.get('meta', {}).get('id')}: instance edges need a person-id map "
                            "(datasets without persons, LIP and ATR, have no instance edges)")
-        sample["instance_edge"] = instance_edges(sample["person_ids"])
+        sources = sample.get("meta", {}).get("sources", {}).get("person_ids")
+        if self.cache is None or not sources:
+            sample["instance_edge"] = instance_edges(sample["person_ids"])
+            return sample
+        key = self.cache.key(sources)
+        edge = self.cache.get(key)
+        if edge is None or edge.shape != sample["person_ids"].shape:
+            edge = instance_edges(sample["person_ids"])
+            self.cache.put(key, edge)
+        sample["instance_edge"] = edge
         return sample
 
 
 class PoseHeatmaps:
-    """``sample['heatmaps']`` (J, H/stride, W/stride) from the transformed keypoints (CorrPM pose target)."""
+    """``sample['heatmaps']`` (J, H/stride, W/stride) from the transformed keypoints (CorrPM pose target).
+
+    Multi-person keypoints ``(P, J, 3)`` (CIHP pseudo pose on whole images) give the per-pixel maximum
+    over the persons' maps, so each person's joint keeps its own peak.
+    """
 
     stage = "post"
 
@@ -120,8 +199,15 @@ class PoseHeatmaps:
         h, w = sample["semantic"].shape[-2:] if "semantic" in sample else sample["meta"]["input_size"]
         kp = sample.get("keypoints")
         if kp is None:
-            raise KeyError(f"{sample.get('meta', {}).get('id')}: pose heatmaps need keypoints")
-        sample["heatmaps"] = pose_heatmaps(kp, (h, w), self.stride, self.sigma)
+            raise KeyError(f"{sample.get('meta', {}).get('id')}: pose heatmaps need keypoints (LIP pose, or a "
+                           "pseudo-pose file for ATR/CIHP, datasets.md §7.4)")
+        kp = np.asarray(kp)
+        if kp.ndim == 3:
+            maps = [pose_heatmaps(k, (h, w), self.stride, self.sigma) for k in kp]
+            heat = np.max(maps, axis=0) if maps else np.zeros((kp.shape[1], h // self.stride, w // self.stride), np.float32)
+        else:
+            heat = pose_heatmaps(kp, (h, w), self.stride, self.sigma)
+        sample["heatmaps"] = heat
         return sample
 
 
@@ -140,3 +226,25 @@ class HierarchyLabels:
         sample["level1"] = self.lut1[lab]
         sample["level2"] = self.lut2[lab]
         return sample
+
+
+# --- makers by name (``data.targets: [semantic_edge, pose_heatmaps]``) ---------------------------
+TARGET_MAKERS = {
+    "semantic_edge": SemanticEdges,
+    "instance_edge": InstanceEdges,
+    "pose_heatmaps": PoseHeatmaps,
+    "hierarchy": HierarchyLabels,
+}
+
+
+def build_target(name: str, dataset: str, options: Mapping | None = None, cache_dir: str | None = None):
+    """A maker from its ``TARGET_MAKERS`` name with ``options``; ``hierarchy`` gets the dataset and
+    ``instance_edge`` the cache folder (when its ``cache`` option asks for one)."""
+    if name not in TARGET_MAKERS:
+        raise KeyError(f"unknown derived target {name!r}; known: {sorted(TARGET_MAKERS)}")
+    kwargs = dict(options or {})
+    if name == "hierarchy":
+        kwargs.setdefault("dataset", dataset)
+    if name == "instance_edge" and kwargs.get("cache", "none") != "none":
+        kwargs.setdefault("cache_dir", cache_dir)
+    return TARGET_MAKERS[name](**kwargs)

@@ -20,13 +20,14 @@ Two placement modes cover the five papers:
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import cv2
 import numpy as np
 
-from humanparse.data.meta import IGNORE_INDEX
+from humanparse.data.instances import tight_box
+from humanparse.data.meta import COCO_JOINT_FLIP_PAIRS, IGNORE_INDEX, LIP_JOINT_FLIP_PAIRS
 
 # label-like keys warped with nearest neighbour, and the value used where the warp pads
 LABEL_BORDER = {
@@ -157,6 +158,17 @@ def transform_boxes(boxes: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
+# keypoint formats by joint count: 16 = LIP/MPII order (§1.4), 17 = COCO order (pseudo-pose files, §7.4)
+KEYPOINT_FLIP_PAIRS: dict[int, tuple[tuple[int, int], ...]] = {16: LIP_JOINT_FLIP_PAIRS, 17: COCO_JOINT_FLIP_PAIRS}
+
+
+def pairs_permutation(num: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
+    perm = np.arange(num)
+    for a, b in pairs:
+        perm[a], perm[b] = b, a
+    return perm
+
+
 @dataclass
 class FlipTables:
     """Left/right swap tables of one label space (from :class:`~humanparse.data.meta.DatasetInfo`)."""
@@ -169,6 +181,105 @@ class FlipTables:
         perm = info.joint_flip_permutation(tuple(joint_pairs) if joint_pairs is not None else None) if info.num_joints else None
         return cls(info.flip_permutation(), perm)
 
+    def keypoint_perm(self, num_joints: int) -> np.ndarray:
+        """Joint permutation of a horizontal flip for a ``num_joints`` keypoint array: the dataset's own
+        table when it has that many joints (LIP, possibly with the CorrPM parity pairs), else the
+        format's table (16 LIP/MPII, 17 COCO). Other counts are an error, never an unpermuted flip."""
+        if self.joint_perm is not None and len(self.joint_perm) == num_joints:
+            return self.joint_perm
+        if num_joints in KEYPOINT_FLIP_PAIRS:
+            return pairs_permutation(num_joints, KEYPOINT_FLIP_PAIRS[num_joints])
+        raise ValueError(f"no left/right joint table for {num_joints} keypoints (known: 16 LIP, 17 COCO)")
+
+
+def warp_keypoints(keypoints: np.ndarray, m: np.ndarray, flip: bool, flip_tables: FlipTables | None) -> np.ndarray:
+    """Keypoints ``(..., J, 3)`` (x, y, present) through ``m``; on a flip the left/right joints swap.
+    Absent joints stay (0, 0, 0)."""
+    kp = np.array(keypoints, dtype=np.float32, copy=True)
+    present = kp[..., 2] > 0
+    if present.any():
+        kp[present, :2] = transform_points(kp[present, :2], m)
+    kp[~present] = 0.0
+    if flip and flip_tables is not None:
+        kp = kp[..., flip_tables.keypoint_perm(kp.shape[-2]), :]
+    return kp
+
+
+# --- per-person targets (region-based models) ----------------------------------------------------
+@dataclass(frozen=True)
+class PersonWarp:
+    """What a per-person warper needs: the matrix, output size, flip flag and the swap tables."""
+
+    m: np.ndarray
+    input_size: tuple[int, int]
+    flip: bool
+    flip_tables: FlipTables | None
+
+
+# person-dict key -> function(value, PersonWarp) -> warped value. Readers that add a new per-person
+# array (e.g. DensePose points) register a warper for it with :func:`register_person_warper`; an array
+# without a warper is an error, so no target is silently left in the original frame.
+PERSON_WARPERS: dict[str, Callable[[object, PersonWarp], object]] = {}
+# per-person entries that do not depend on geometry (copied as they are)
+PERSON_PASSTHROUGH = {"id", "index", "score", "label", "iscrowd", "empty", "source"}
+
+
+def register_person_warper(key: str):
+    """Decorator: ``@register_person_warper("dense")`` makes ``fn(value, PersonWarp)`` warp ``person[key]``."""
+
+    def deco(fn):
+        PERSON_WARPERS[key] = fn
+        return fn
+
+    return deco
+
+
+@register_person_warper("mask")
+def _warp_mask(mask: np.ndarray, w: PersonWarp) -> np.ndarray:
+    return warp_label(np.asarray(mask, dtype=np.uint8), w.m, w.input_size, 0).astype(bool)
+
+
+@register_person_warper("parts")
+def _warp_parts(parts: np.ndarray, w: PersonWarp) -> np.ndarray:
+    # 0 outside the image: "not this person" (the person's mask pads with False alike)
+    out = warp_label(parts, w.m, w.input_size, 0)
+    if w.flip and w.flip_tables is not None:
+        out = w.flip_tables.label_lut[out] if out.dtype == np.uint8 else w.flip_tables.label_lut[out.astype(np.int64)]
+    return out
+
+
+@register_person_warper("keypoints")
+def _warp_person_keypoints(kp: np.ndarray, w: PersonWarp) -> np.ndarray:
+    return warp_keypoints(kp, w.m, w.flip, w.flip_tables)
+
+
+def warp_person(person: dict, w: PersonWarp) -> dict:
+    """One per-person dict through the warp. ``box`` ([x1, y1, x2, y2], inclusive pixel extent) is
+    recomputed tightly from the warped ``mask`` when there is one (so it always encloses the mask, also
+    under rotation), else moved with :func:`transform_boxes`. ``empty`` records a person left without
+    any pixel inside the output."""
+    out: dict = {}
+    for key, value in person.items():
+        if key == "box" or value is None:
+            continue
+        if key in PERSON_WARPERS:
+            out[key] = PERSON_WARPERS[key](value, w)
+        elif key in PERSON_PASSTHROUGH or np.ndim(value) == 0:
+            out[key] = value
+        else:
+            raise KeyError(f"per-person entry {key!r} has no warper: register one with "
+                           "humanparse.data.transforms.register_person_warper")
+    if "mask" in out:
+        out["box"] = tight_box(out["mask"])
+        out["empty"] = not bool(out["mask"].any())
+    elif person.get("box") is not None:
+        oh, ow = w.input_size
+        b = transform_boxes(np.asarray(person["box"], np.float64)[None], w.m)[0]
+        b = np.clip(b, 0, [ow - 1, oh - 1, ow - 1, oh - 1])
+        out["box"] = b.astype(np.float32)
+        out["empty"] = bool(b[2] <= b[0] or b[3] <= b[1])
+    return out
+
 
 def warp_sample(
     sample: dict,
@@ -178,7 +289,9 @@ def warp_sample(
     flip_tables: FlipTables | None,
     image_border=0,
 ) -> dict:
-    """Apply the 3×3 matrix ``m`` (which already contains the mirror when ``flip``) to every target."""
+    """Apply the 3×3 matrix ``m`` (which already contains the mirror when ``flip``) to every target:
+    label-like maps (nearest, :data:`LABEL_BORDER` padding, class swap for :data:`FLIP_SWAPPED`),
+    keypoints ``(J, 3)`` / ``(P, J, 3)`` and every per-person dict of ``persons`` (:func:`warp_person`)."""
     out = dict(sample)
     out["image"] = warp_image(sample["image"], m, input_size, border=image_border)
     for key, border in LABEL_BORDER.items():
@@ -188,13 +301,11 @@ def warp_sample(
                 lab = flip_tables.label_lut[lab] if lab.dtype == np.uint8 else flip_tables.label_lut[lab.astype(np.int64)]
             out[key] = lab
     if sample.get("keypoints") is not None:
-        kp = np.array(sample["keypoints"], dtype=np.float32, copy=True)  # (J, 3): x, y, present
-        present = kp[:, 2] > 0
-        kp[present, :2] = transform_points(kp[present, :2], m)
-        kp[~present, :2] = 0.0
-        if flip and flip_tables is not None and flip_tables.joint_perm is not None:
-            kp = kp[flip_tables.joint_perm]
-        out["keypoints"] = kp
+        # (J, 3) or (P, J, 3): x, y, present
+        out["keypoints"] = warp_keypoints(sample["keypoints"], m, flip, flip_tables)
+    if sample.get("persons") is not None:
+        pw = PersonWarp(m, tuple(input_size), bool(flip), flip_tables)
+        out["persons"] = [warp_person(p, pw) for p in sample["persons"]]
     meta = dict(sample.get("meta", {}))
     meta["affine"] = m.astype(np.float64)
     meta["input_size"] = tuple(input_size)

@@ -11,11 +11,19 @@ Core (independent of any dataset or file format):
 * :mod:`.vocab` - the :class:`Tag` vocabulary and its mapping onto the LIP, ATR, CIHP, MHP-v2 and
   PASCAL-Person-Part label sets (:func:`tag_lut`, :func:`labels_for`).
 
-Writers: :mod:`.lip` (:func:`generate_lip`, :func:`make_lip_sample`).
+Writers, each in its dataset's default on-disk layout (shared helpers in :mod:`.writer`):
+:mod:`.lip` (:func:`generate_lip`, :func:`make_lip_sample`), :mod:`.atr` (:func:`generate_atr`),
+:mod:`.pascal` (:func:`generate_pascal_person_part`), :mod:`.cihp` (:func:`generate_cihp`) and
+:mod:`.mhp` (:func:`generate_mhp_v2`). ``python -m humanparse.data.synthetic <dataset> ROOT`` runs any
+registered writer.
 """
 
+from humanparse.data.synthetic.atr import generate_atr
+from humanparse.data.synthetic.cihp import generate_cihp
 from humanparse.data.synthetic.lip import generate_lip, make_lip_sample
+from humanparse.data.synthetic.mhp import generate_mhp_v2
 from humanparse.data.synthetic.outfit import Outfit, sample_outfit
+from humanparse.data.synthetic.pascal import generate_pascal_person_part
 from humanparse.data.synthetic.render import PersonRender, draw_person, joint_visibility, render_person
 from humanparse.data.synthetic.scene import Scene, ScenePerson, layout_persons, render_scene
 from humanparse.data.synthetic.skeleton import FACINGS, Skeleton, place, sample_pose, sample_skeleton
@@ -36,7 +44,8 @@ from humanparse.data.synthetic.vocab import (
 __all__ = [
     "FACINGS", "NUM_TAGS", "SKIN_TAGS", "TAG_FLIP", "TAG_FLIP_PAIRS", "TAG_GROUP", "TAG_TO_CLASS",
     "Outfit", "PersonRender", "Scene", "ScenePerson", "Skeleton", "Tag",
-    "chart_to_label_lut", "draw_person", "flip_tags", "generate_lip", "joint_visibility", "labels_for",
+    "chart_to_label_lut", "draw_person", "flip_tags", "generate_atr", "generate_cihp", "generate_lip",
+    "generate_mhp_v2", "generate_pascal_person_part", "joint_visibility", "labels_for",
     "layout_persons", "make_lip_sample", "place", "render_person", "render_scene", "sample_outfit",
     "sample_pose", "sample_skeleton", "tag_lut",
 ]
