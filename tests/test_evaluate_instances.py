@@ -233,3 +233,19 @@ def test_confusion_counts_paths_agree_and_reject_bad_predictions():
     for a, b in ((g, p), (g.astype(np.int64), p.astype(np.int64))):
         with pytest.raises(ValueError, match=r"\[25\]"):
             confusion_counts(a, b, 20)
+
+
+def test_app_reads_humanparse_predict_outputs(bench, tmp_path):
+    root, samples, cihp, _ = bench
+    out = tmp_path / "predict"
+    for s in samples:
+        recs = []
+        for k, (p, sc) in enumerate(zip(s.pred_parts, s.pred_scores), 1):
+            (out / "instances" / s.image_id).mkdir(parents=True, exist_ok=True)
+            write_label_png(out / "instances" / s.image_id / f"person_{k}.png", p, voc_palette())
+            recs.append({"id": k, "score": sc, "file": f"instances/{s.image_id}/person_{k}.png"})
+        (out / "instances").mkdir(parents=True, exist_ok=True)
+        (out / "instances" / f"{s.image_id}.json").write_text(json.dumps({"image": s.image_id, "instances": recs}))
+    a = run(["metric=app", f"gt_dir={cihp}", f"pred_dir={out}", "pred_format=predict"], tmp_path)
+    b = run(["metric=app", f"gt_dir={cihp}", f"pred_dir={root / 'persons'}"], tmp_path)
+    close(a["metrics"], b["metrics"], ["app50", "app_vol", "pcp50", "miou"])

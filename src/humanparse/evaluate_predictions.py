@@ -18,7 +18,8 @@ app
     ``Category_ids/`` and ``Human_ids/``) or ``mhp`` (``gt_dir`` holds ``parsing_annos/``);
     ``pred_format=persons`` (``<pred_dir>/<id>_<k>.png`` + ``<pred_dir>/scores.txt`` lines
     ``<id> <k> <score>``, overlaps allowed; ``scores_file`` to move it) or ``mhp`` (MHP v2 submission:
-    ``results.txt``, ``global_seg/``, ``global_tag/``). ``app_convention=prcnn|mhp_official|pet``,
+    ``results.txt``, ``global_seg/``, ``global_tag/``) or ``predict`` (the ``instances/`` outputs of
+    ``python -m humanparse.predict``). ``app_convention=prcnn|mhp_official|pet``,
     ``score_thresh`` (default: the convention's), ``semseg_score_thresh`` (0.3), ``prcnn_skip_empty``,
     ``nan_score=raise|first``.
 apr
@@ -56,8 +57,10 @@ from humanparse.data.meta import get_info
 from humanparse.evaluation.fastio import read_index_png
 from humanparse.evaluation.groundtruth import CIHPGroundTruth, ground_truth
 from humanparse.evaluation.predictions import (
+    APP_FORMATS,
     MHPSubmission,
     PersonPredictions,
+    PredictOutputs,
     read_edge_prediction,
     read_part_instances,
 )
@@ -198,8 +201,11 @@ def evaluate_app(cfg: DictConfig) -> dict:
     elif fmt == "mhp":
         preds = MHPSubmission(cfg.pred_dir, nan_score)
         source = preds.results_path
+    elif fmt == "predict":
+        preds = PredictOutputs(cfg.pred_dir, nan_score)
+        source = preds.folder
     else:
-        raise ValueError(f"pred_format must be 'persons' or 'mhp', got {fmt!r}")
+        raise ValueError(f"pred_format must be one of {APP_FORMATS}, got {fmt!r}")
     notes = _extra_ids(preds.ids(), ids, source)
     semseg = float(cfg.get("semseg_score_thresh", 0.3))
     drop = conv == "mhp_official"

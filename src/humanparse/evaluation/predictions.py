@@ -14,6 +14,9 @@ Instance parsing (AP^p / PCP, ``metrics.md`` §4):
   prediction (the reference skips it). Both PNGs must be single-channel index images (the reference's
   ``cv2.imread(…, IMREAD_UNCHANGED)`` would turn palette PNGs into colours).
 
+* ``predict``: what ``python -m humanparse.predict`` writes for instance models
+  (``instances/<id>.json`` with a score and a part-map file per person).
+
 Part instances (AP^r, §5): the CIHP_PGN / LIP challenge format ``<pred_dir>/<id>.png`` (8- or 16-bit
 instance ids, 0 = none) and ``<pred_dir>/<id>.txt`` whose line k (1-based) is ``<class_id> <score>`` of
 pixel value k. Ids listed in the txt but absent from the PNG are dropped with a warning (PGN keeps
@@ -25,6 +28,7 @@ Edges (§6): ``<pred_dir>/<id>.png`` holding 255·p (what PGN's ``test_pgn.py`` 
 
 from __future__ import annotations
 
+import json
 import math
 import os
 from pathlib import Path
@@ -36,7 +40,7 @@ from humanparse.evaluation.fastio import read_index_png
 from humanparse.metrics.apr import PartInstances
 from humanparse.metrics.instance import PartMap
 
-APP_FORMATS = ("persons", "mhp")
+APP_FORMATS = ("persons", "mhp", "predict")
 EDGE_PRED = ("prob", "binary")
 
 
@@ -86,6 +90,46 @@ class PersonPredictions:
             if m.shape != shape:
                 raise DataError(path, f"prediction is {m.shape[1]}x{m.shape[0]} but the ground truth is "
                                 f"{shape[1]}x{shape[0]}; person maps must be full-image at the original size")
+            maps.append(PartMap.from_array(m))
+            scores.append(s)
+        return maps, np.asarray(scores, dtype=np.float64)
+
+
+class PredictOutputs:
+    """The instance outputs of ``python -m humanparse.predict``: ``<pred_dir>/instances/<id>.json``
+    (``instances``: ``id``, ``score``, ``file``) and the part maps it names
+    (``instances/<id>/person_<k>.png``). An image without a json has no prediction; an instance without
+    a part map (a mask-only model) is an error for AP^p."""
+
+    def __init__(self, pred_dir: str | os.PathLike, nan_score: str = "raise"):
+        self.root = Path(pred_dir)
+        self.folder = self.root / "instances"
+        if not self.folder.is_dir():
+            raise DataError(self.folder, "no 'instances' folder of humanparse.predict outputs")
+        self.nan_score = nan_score
+
+    def ids(self) -> set[str]:
+        return {p.stem for p in self.folder.glob("*.json")}
+
+    def read(self, sid: str, shape: tuple[int, int]) -> tuple[list[PartMap], np.ndarray]:
+        path = self.folder / f"{sid}.json"
+        if not path.is_file():
+            return [], np.zeros(0)
+        try:
+            records = json.loads(path.read_text())["instances"]
+        except (ValueError, KeyError, TypeError) as e:
+            raise DataError(path, f"not a humanparse.predict instance file ({e})") from None
+        maps, scores = [], []
+        for rec in records:
+            if "file" not in rec or "score" not in rec:
+                raise DataError(path, f"instance {rec.get('id')} has no part map file or no score")
+            m = read_index_png(self.root / rec["file"])
+            if m.shape != shape:
+                raise DataError(self.root / rec["file"], f"part map is {m.shape[1]}x{m.shape[0]} but the ground "
+                                f"truth is {shape[1]}x{shape[0]}")
+            s = float(rec["score"])
+            if math.isnan(s) and self.nan_score == "raise":
+                raise DataError(path, f"instance {rec.get('id')}: NaN score (pass nan_score=first)")
             maps.append(PartMap.from_array(m))
             scores.append(s)
         return maps, np.asarray(scores, dtype=np.float64)
