@@ -1,0 +1,230 @@
+"""LightningDataModule shared by every single-dataset FCN setup (LIP now; ATR, CIHP, ... reuse it)."""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import logging
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+import pytorch_lightning as pl
+from omegaconf import DictConfig, ListConfig, OmegaConf
+from torch.utils.data import DataLoader
+
+from humanparse.data import registry
+from humanparse.data.base import collate_dense
+from humanparse.data.meta import get_info
+from humanparse.data.samplers import EpochShuffleSampler, InferenceSampler, dist_info
+from humanparse.data.transforms import AffineTransform, Compose, Normalize
+
+log = logging.getLogger(__name__)
+
+
+def plain(value):
+    """OmegaConf containers → plain Python (for hashing, JSON and keyword arguments)."""
+    if isinstance(value, (DictConfig, ListConfig)):
+        return OmegaConf.to_container(value, resolve=True)
+    return value
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """Exclusive inter-process lock (parallel multirun jobs may ask for the same synthetic set)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def synthetic_root(cache_dir: str | Path, name: str, options: dict) -> Path:
+    """Cache folder of a synthetic set: one folder per (dataset, generator options)."""
+    key = hashlib.sha1(json.dumps({"dataset": name, **options}, sort_keys=True).encode()).hexdigest()[:10]
+    return Path(cache_dir) / "synthetic" / f"{name}-{key}"
+
+
+def ensure_synthetic(cache_dir: str | Path, name: str, options: dict) -> Path:
+    """Generate the synthetic dataset into the cache on first use; later calls reuse it."""
+    root = synthetic_root(cache_dir, name, options)
+    if (root / "synthetic.json").is_file():
+        return root
+    with file_lock(root.with_name(root.name + ".lock")):
+        if (root / "synthetic.json").is_file():
+            return root
+        if root.exists():
+            # an interrupted generation never renames its temporary folder, so this is foreign content
+            raise FileExistsError(f"{root} exists but holds no synthetic.json manifest; remove it to regenerate")
+        log.info("generating synthetic %s dataset into %s", name, root)
+        registry.generator(name)(root, **options)
+    return root
+
+
+class ParsingDataModule(pl.LightningDataModule):
+    """One dataset, its splits, the paper augmentations and the loaders.
+
+    Args:
+        name: dataset key (``lip``, ...), see :mod:`humanparse.data.registry`.
+        root: dataset root for real data.
+        layout: on-disk layout understood by the reader.
+        synthetic: generate (once, into ``cache_dir``) and read a synthetic set in the official layout.
+        synthetic_options: generator arguments (counts, image size, seed).
+        batch_size: **global** batch size; each process gets ``batch_size // world_size``.
+        eval_batch_size: global batch size for validation/test (default: ``batch_size``).
+        input_size: (H, W) network input.
+        augment: :class:`~humanparse.data.transforms.AffineTransform` arguments for training.
+        normalize: :class:`~humanparse.data.transforms.Normalize` arguments.
+        targets: derived-target makers applied after the transforms (edges, heatmaps, ...).
+        reader_options: extra keyword arguments of the reader class.
+        train_split / val_split / test_split: split names (LIP's test labels are not public, so the
+            test stage evaluates ``val`` by default, as the papers report).
+        limit_train / limit_val: use only the first N samples (debugging).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        root: str | None = None,
+        layout: str | None = None,
+        synthetic: bool = False,
+        synthetic_options: dict | None = None,
+        cache_dir: str = ".cache/humanparse",
+        batch_size: int = 8,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        input_size: Sequence[int] = (384, 384),
+        augment: dict | None = None,
+        normalize: dict | None = None,
+        targets: Sequence[Callable] = (),
+        reader_options: dict | None = None,
+        train_split: str = "train",
+        val_split: str = "val",
+        test_split: str = "val",
+        seed: int = 0,
+        limit_train: int | None = None,
+        limit_val: int | None = None,
+        num_classes: int | None = None,
+        num_joints: int | None = None,
+    ):
+        super().__init__()
+        self.name = name
+        self.info = get_info(name)
+        if num_classes is not None and num_classes != self.info.num_classes:
+            raise ValueError(f"data.num_classes={num_classes} but dataset {name!r} has {self.info.num_classes} classes")
+        self.root = root
+        self.layout = layout
+        self.synthetic = synthetic
+        self.synthetic_options = dict(plain(synthetic_options) or {})
+        self.cache_dir = cache_dir
+        self.batch_size = int(batch_size)
+        self.eval_batch_size = int(eval_batch_size or batch_size)
+        self.num_workers = int(num_workers)
+        self.pin_memory = pin_memory
+        self.input_size = (int(input_size[0]), int(input_size[1]))
+        self.augment = dict(plain(augment) or {})
+        self.normalize = dict(plain(normalize) or {})
+        self.targets = list(targets)
+        self.reader_options = dict(plain(reader_options) or {})
+        self.splits = {"train": train_split, "val": val_split, "test": test_split}
+        self.seed = int(seed)
+        self.limit_train = limit_train
+        self.limit_val = limit_val
+        self.datasets: dict = {}
+
+    # -- locations ------------------------------------------------------------------------------
+    def data_root(self) -> Path:
+        if self.synthetic:
+            return synthetic_root(self.cache_dir, self.name, self.synthetic_options)
+        if not self.root:
+            raise ValueError(f"data.root is not set for dataset {self.name!r} (or use data.synthetic=true)")
+        return Path(self.root)
+
+    def prepare_data(self) -> None:
+        if self.synthetic:
+            ensure_synthetic(self.cache_dir, self.name, self.synthetic_options)
+
+    # -- datasets -------------------------------------------------------------------------------
+    def build_transform(self, train: bool):
+        affine = AffineTransform(self.input_size, train=train, **self.augment)
+        return Compose([affine, Normalize(**self.normalize)])
+
+    def build_dataset(self, stage_split: str, train: bool):
+        cls = registry.reader_class(self.name)
+        kwargs = dict(self.reader_options)
+        if self.layout is not None:
+            kwargs.setdefault("layout", self.layout)
+        ds = cls(
+            self.data_root(),
+            split=self.splits[stage_split],
+            transform=self.build_transform(train),
+            targets=self.targets,
+            seed=self.seed,
+            keep_original=not train,
+            **kwargs,
+        )
+        limit = self.limit_train if train else self.limit_val
+        if limit is not None:
+            ds.ids = ds.ids[: int(limit)]
+        return ds
+
+    def setup(self, stage: str | None = None) -> None:
+        if self.synthetic:  # prepare_data ran on local rank 0 only; other ranks just read
+            ensure_synthetic(self.cache_dir, self.name, self.synthetic_options)
+        if stage in (None, "fit"):
+            self.datasets["train"] = self.build_dataset("train", train=True)
+        if stage in (None, "fit", "validate"):
+            self.datasets["val"] = self.build_dataset("val", train=False)
+        if stage in (None, "test"):
+            self.datasets["test"] = self.build_dataset("test", train=False)
+
+    # -- loaders --------------------------------------------------------------------------------
+    def per_device(self, global_batch: int) -> int:
+        world, _ = dist_info()
+        if global_batch % world:
+            raise ValueError(f"global batch size {global_batch} is not divisible by the world size {world}")
+        return global_batch // world
+
+    def _loader(self, ds, batch: int, sampler, drop_last: bool) -> DataLoader:
+        return DataLoader(
+            ds,
+            batch_size=batch,
+            sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=collate_dense,
+            pin_memory=self.pin_memory,
+            drop_last=drop_last,
+            persistent_workers=self.num_workers > 0,
+        )
+
+    def train_dataloader(self) -> DataLoader:
+        ds = self.datasets["train"]
+        bs = self.per_device(self.batch_size)
+        sampler = EpochShuffleSampler(len(ds), shuffle=True, seed=self.seed)
+        return self._loader(ds, bs, sampler, drop_last=len(ds) // max(1, sampler.num_replicas) > bs)
+
+    def val_dataloader(self) -> DataLoader:
+        ds = self.datasets["val"]
+        return self._loader(ds, self.per_device(self.eval_batch_size), InferenceSampler(len(ds)), False)
+
+    def test_dataloader(self) -> DataLoader:
+        ds = self.datasets["test"]
+        return self._loader(ds, self.per_device(self.eval_batch_size), InferenceSampler(len(ds)), False)
+
+    def state_dict(self) -> dict:
+        return {"name": self.name, "seed": self.seed}
+
+    def describe(self) -> dict:
+        """What a run records about its data (which split, real or synthetic)."""
+        return {
+            "dataset": self.name,
+            "root": str(self.data_root()),
+            "synthetic": bool(self.synthetic),
+            "splits": dict(self.splits),
+            "input_size": list(self.input_size),
+            "global_batch_size": self.batch_size,
+        }
