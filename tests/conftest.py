@@ -21,6 +21,8 @@ from hydra.core.global_hydra import GlobalHydra  # noqa: E402
 from hydra.core.hydra_config import HydraConfig  # noqa: E402
 from omegaconf import DictConfig, open_dict  # noqa: E402
 
+import humanparse.utils.resolvers  # noqa: E402,F401  (the ${hp.*} resolvers the configs use, as the entry points do)
+
 torch.set_num_threads(1)
 
 REPO = Path(__file__).resolve().parents[1]
@@ -41,6 +43,9 @@ TINY_DATA = [
 # per model: the overrides that make it tiny (new models add a line)
 TINY_MODELS = {
     "deeplabv3plus": [f"model.backbone={TINY_BACKBONE}", "model.net.decoder_channels=32"],
+    "corrpm": ["model.backbone=resnet50s", "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
+               "model.net.channels=16", "model.net.aspp_channels=8", "model.net.edge_channels=8",
+               "model.net.pose_channels=8", "model.net.nl_channels=8"],
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",
