@@ -105,7 +105,7 @@ class CorrPMCriterion(nn.Module):
 
     def term(self, name: str, outputs: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
         if name in self.seg:
-            return self.seg[name](outputs, batch)["seg"]
+            return self.seg[name](outputs, batch)["loss"]  # weight 1: the plain CE
         key = "semantic_edge" if name == "edge" else "heatmaps"
         if key not in batch:
             maker = "SemanticEdges" if name == "edge" else "PoseHeatmaps"
