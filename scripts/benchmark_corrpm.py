@@ -11,8 +11,8 @@ Both models are built from the same blocks at C = 20 (LIP), J = 16:
 
 A *training step* is forward + loss + backward + SGD step (lr 1e-3, momentum 0.9, weight decay 5e-4);
 *inference* is the eval-mode forward under ``torch.inference_mode`` (CorrPM: seg2 only). The two models
-alternate within every repetition so that load on a shared machine hits both alike; medians and ratios
-are printed. With a batch of one sample, the BatchNorm of the image-pooling branch sees a single value
+alternate within every repetition so that load on a shared machine hits both alike; medians, minima
+(the least disturbed run of each) and their ratios are printed. With a batch of one sample, the BatchNorm of the image-pooling branch sees a single value
 per channel, which training-mode BN cannot normalise: that one layer runs in eval mode in both models
 (its cost is negligible either way).
 
@@ -34,7 +34,7 @@ import torch
 from torch import nn
 
 from humanparse.data.targets import pose_heatmaps, semantic_edges
-from humanparse.models.blocks import ASPP, DilatedResNet, ImagePooling
+from humanparse.models.blocks import ASPP, DilatedResNet, ImagePooling, concat_conv1x1, dot_product_attention
 from humanparse.models.corrpm import CorrPM, count_parameters
 from humanparse.tasks.losses import CorrPMCriterion, SegmentationCrossEntropy
 
@@ -85,7 +85,7 @@ def make_train_step(model: nn.Module, criterion: nn.Module, batch: dict) -> Call
         loss = criterion(model(batch["image"]), batch)["loss"]
         loss.backward()
         opt.step()
-        return float(loss)
+        return float(loss.detach())
 
     return step
 
@@ -105,84 +105,58 @@ def timed(fn: Callable) -> float:
     return time.perf_counter() - t
 
 
+def _fwd_bwd(fn: Callable[[], torch.Tensor | dict]) -> Callable[[], None]:
+    """Forward ``fn`` and back-propagate a scalar made of all its outputs."""
+
+    def run() -> None:
+        out = fn()
+        if isinstance(out, dict):
+            out = out["loss"] if "loss" in out else sum(v.float().mean() for v in out.values())
+        elif isinstance(out, (list, tuple)):
+            out = sum(o.float().mean() for o in out)
+        (out if out.ndim == 0 else out.float().mean()).backward()
+
+    return run
+
+
 def profile_components(model: CorrPM | Trunk, criterion: nn.Module, batch: dict, reps: int) -> dict[str, float]:
-    """Median forward + backward seconds of each component, on the inputs it sees inside the model."""
+    """Median forward + backward seconds of each component on the inputs it sees inside the model
+    (inputs require grad, so the backward includes the input gradients, as in the full step)."""
     model.train()
     single_value_bn_in_eval(model)
+    images = batch["image"]
+
+    def leaf(t: torch.Tensor) -> torch.Tensor:
+        return t.detach().requires_grad_(True)
+
+    parts: dict[str, Callable[[], None]] = {"backbone": _fwd_bwd(lambda: model.backbone(images))}
     with torch.no_grad():
-        x2, x3, x4, x5 = model.backbone(batch["image"])
-
-    def leaf(*ts):
-        return [t.detach().requires_grad_(True) for t in ts]
-
-    def fb(fn: Callable[[], torch.Tensor | dict]) -> Callable[[], None]:
-        def run():
-            out = fn()
-            if isinstance(out, dict):
-                out = out["loss"]
-            out.backward(torch.ones_like(out) if out.ndim else None)
-        return run
-
-    parts: dict[str, Callable[[], None]] = {"backbone": fb(lambda: model.backbone(batch["image"])[-1].sum()
-                                                           + sum(f.sum() for f in model.backbone(batch["image"])[:-1]) * 0)}
-    # one backbone pass that back-propagates into all four levels
-    def backbone_fb():
-        feats = model.backbone(batch["image"])
-        sum(f.mean() for f in feats).backward()
-    parts["backbone"] = backbone_fb
+        x2, x3, x4, x5 = (leaf(f) for f in model.backbone(images))
+        outs = {k: leaf(v) for k, v in model(images, **({"all_heads": True} if isinstance(model, CorrPM) else {})).items()}
     if isinstance(model, Trunk):
-        (a5,) = leaf(x5)
-        parts["aspp"] = fb(lambda: model.aspp(a5))
         with torch.no_grad():
-            head_in = model.aspp(x5)
-        (h,) = leaf(head_in)
-        parts["classifier"] = fb(lambda: model.classifier(h))
-        (logits,) = leaf(model(batch["image"])["seg2"].detach())
-        parts["loss"] = fb(lambda: criterion({"seg2": logits}, batch))
-        return {k: _median_time(v, reps) for k, v in parts.items()}
-
-    pe = model.parsing_encoder
-    a2, a3, a4, a5 = leaf(x2, x3, x4, x5)
-    parts["aspp"] = fb(lambda: pe.aspp(a5))
-    with torch.no_grad():
-        ctx = pe.aspp(x5)
-        fp = pe(x2, x5)
-        fb_ = model.edge_encoder((x2, x3, x4))
-        fk = model.pose_encoder(x5, fp.shape[-2:])
-        fh = model.fusion.hybrid(fp, [fb_, fk])
-    (c_,) = leaf(ctx)
-    from humanparse.models.blocks.fusion import concat_conv1x1
-
-    parts["decoder (fp)"] = fb(lambda: pe.fuse_act(concat_conv1x1(pe.fuse.weight, None, [c_, a2], a2.shape[-2:], False)))
-    parts["edge encoder + head"] = fb(lambda: model.edge_encoder.classifier(model.edge_encoder((a2, a3, a4))).sum()
-                                      + 0 * model.edge_encoder((a2, a3, a4)).sum())
-    def edge_fb():
-        f = model.edge_encoder((a2, a3, a4))
-        (f.sum() + model.edge_encoder.classifier(f).sum()).backward()
-    parts["edge encoder + head"] = edge_fb
-    def pose_fb():
-        f = model.pose_encoder(a5, fp.shape[-2:])
-        (f.sum() + model.pose_encoder.classifier(f).sum()).backward()
-    parts["pose encoder + head"] = pose_fb
-    p_, b_, k_ = leaf(fp, fb_, fk)
-    parts["HNL: Wa (fh)"] = fb(lambda: model.fusion.hybrid(p_, [b_, k_]))
-    (h_,) = leaf(fh)
-    nl = model.fusion.non_local
-    parts["HNL: non-local (θφg, attention, Wb)"] = fb(lambda: nl(p_, query=h_))
-    with torch.no_grad():
-        q, k, v = nl._qkv(fp, fh)
-    q_, k_2, v_ = leaf(q, k, v)
-    from humanparse.models.blocks.attention import dot_product_attention
-
-    parts["  of which attention softmax(θᵀφ)g"] = fb(lambda: dot_product_attention(q_, k_2, v_, scale=1.0))
-    with torch.no_grad():
-        z = nl(fp, query=fh)
-    (z_,) = leaf(z)
-    parts["classifiers (seg1, seg2)"] = fb(lambda: model.classifier(z_).sum() + pe.classifier(p_).sum())
-    with torch.no_grad():
-        outs = model(batch["image"], all_heads=True)
-    louts = {k: v.detach().requires_grad_(True) for k, v in outs.items()}
-    parts["loss"] = fb(lambda: criterion(louts, batch))
+            a = leaf(model.aspp(x5))
+        parts["ASPP"] = _fwd_bwd(lambda: model.aspp(x5))
+        parts["classifier"] = _fwd_bwd(lambda: model.classifier(a))
+    else:
+        pe, hnl = model.parsing_encoder, model.fusion
+        with torch.no_grad():
+            a = leaf(pe.aspp(x5))
+            fp = leaf(pe(x2, x5))
+            fb = leaf(model.edge_encoder((x2, x3, x4)))
+            fk = leaf(model.pose_encoder(x5, fp.shape[-2:]))
+            fh = leaf(hnl.hybrid(fp, [fb, fk]))
+            q, k, v = (leaf(t) for t in hnl.non_local._qkv(fp, fh))
+            z = leaf(hnl(fp, [fb, fk]))
+        parts["ASPP"] = _fwd_bwd(lambda: pe.aspp(x5))
+        parts["decoder → fp"] = _fwd_bwd(lambda: pe.fuse_act(concat_conv1x1(pe.fuse.weight, None, [a, x2], x2.shape[-2:], False)))
+        parts["edge encoder → fb, edge"] = _fwd_bwd(lambda: (lambda f: (f, model.edge_encoder.classifier(f)))(model.edge_encoder((x2, x3, x4))))
+        parts["pose encoder → fk, pose"] = _fwd_bwd(lambda: (lambda f: (f, model.pose_encoder.classifier(f)))(model.pose_encoder(x5, fp.shape[-2:])))
+        parts["HNL Wa → fh"] = _fwd_bwd(lambda: hnl.hybrid(fp, [fb, fk]))
+        parts["HNL non-local (θ, φ, g, attention, Wb)"] = _fwd_bwd(lambda: hnl.non_local(fp, query=fh))
+        parts["  of which softmax(θᵀφ)·g"] = _fwd_bwd(lambda: dot_product_attention(q, k, v, scale=1.0))
+        parts["classifiers seg1, seg2"] = _fwd_bwd(lambda: (pe.classifier(fp), model.classifier(z)))
+    parts["loss"] = _fwd_bwd(lambda: criterion(outs, batch))
     return {k: _median_time(v, reps) for k, v in parts.items()}
 
 
@@ -223,23 +197,27 @@ def main(argv: list[str] | None = None) -> dict:
         for k, fn in runs.items():
             times[k].append(timed(fn))
     med = {k: statistics.median(v) for k, v in times.items()}
+    best = {k: min(v) for k, v in times.items()}
     result = {
         "config": {**vars(args), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
                    "threads_used": torch.get_num_threads()},
         "params_m": {"trunk": count_parameters(trunk) / 1e6, "corrpm": count_parameters(corrpm) / 1e6},
         "median_s": med,
+        "min_s": best,
         "all_s": times,
-        "ratio": {"train": med["corrpm/train"] / med["trunk/train"], "infer": med["corrpm/infer"] / med["trunk/infer"]},
+        "ratio_median": {k: med[f"corrpm/{k}"] / med[f"trunk/{k}"] for k in ("train", "infer")},
+        "ratio_min": {k: best[f"corrpm/{k}"] / best[f"trunk/{k}"] for k in ("train", "infer")},
     }
     print(f"input {args.size}x{args.size}, batch {args.batch}, {torch.get_num_threads()} threads, {args.reps} repetitions "
           f"(torch {torch.__version__})")
     print(f"parameters: trunk {result['params_m']['trunk']:.2f} M, CorrPM {result['params_m']['corrpm']:.2f} M")
-    print(f"{'':14s}{'trunk':>10s}{'CorrPM':>10s}{'ratio':>8s}    (median s; all runs trunk | CorrPM)")
-    for kind in ("train", "infer"):
-        a, b = med[f"trunk/{kind}"], med[f"corrpm/{kind}"]
-        spread = " ".join(f"{t:.2f}" for t in times[f"trunk/{kind}"]) + " | " + " ".join(f"{t:.2f}" for t in times[f"corrpm/{kind}"])
-        label = "training step" if kind == "train" else "inference"
-        print(f"{label:14s}{a:10.3f}{b:10.3f}{b / a:8.2f}    {spread}")
+    print(f"{'':15s}{'trunk':>9s}{'CorrPM':>9s}{'ratio':>7s} |{'trunk':>8s}{'CorrPM':>9s}{'ratio':>7s}")
+    print(f"{'':15s}{'median s':>25s} |{'minimum s':>24s}")
+    for kind, label in (("train", "training step"), ("infer", "inference")):
+        a, b, c, d = med[f"trunk/{kind}"], med[f"corrpm/{kind}"], best[f"trunk/{kind}"], best[f"corrpm/{kind}"]
+        print(f"{label:15s}{a:9.3f}{b:9.3f}{b / a:7.2f} |{c:8.3f}{d:9.3f}{d / c:7.2f}")
+    for k in runs:
+        print(f"  all {k:13s} " + " ".join(f"{t:.2f}" for t in times[k]))
     if args.profile:
         result["profile_s"] = {
             "trunk": profile_components(trunk, trunk_loss, batch, args.profile_reps),
