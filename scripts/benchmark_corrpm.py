@@ -44,13 +44,18 @@ NUM_CLASSES, NUM_JOINTS = 20, 16
 class Trunk(nn.Module):
     """The DeepLab-style trunk CorrPM is built on: ResNet-101 (OS 16) + ASPP + conv1x1 classifier."""
 
-    def __init__(self, backbone: str = "resnet101s"):
+    def __init__(self, backbone: str = "resnet101s", channels_last: bool = True):
         super().__init__()
         self.backbone = DilatedResNet(backbone, 16)
         self.aspp = ASPP(self.backbone.channels[-1], 256, 512, (12, 24, 36), dropout=0.1)
         self.classifier = nn.Conv2d(512, NUM_CLASSES, 1)
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         return {"seg2": self.classifier(self.aspp(self.backbone(images)[-1]))}
 
 
@@ -99,22 +104,30 @@ def make_inference(model: nn.Module, batch: dict) -> Callable[[], None]:
     return run
 
 
+CLOCK = time.perf_counter  # --cpu-time: time.process_time (CPU seconds of this process, robust to other load)
+
+
 def timed(fn: Callable) -> float:
-    t = time.perf_counter()
+    t = CLOCK()
     fn()
-    return time.perf_counter() - t
+    return CLOCK() - t
 
 
-def _fwd_bwd(fn: Callable[[], torch.Tensor | dict]) -> Callable[[], None]:
-    """Forward ``fn`` and back-propagate a scalar made of all its outputs."""
+def _fwd_bwd(fn: Callable[[], torch.Tensor | dict | tuple]) -> Callable[[], None]:
+    """Forward ``fn`` and back-propagate: a loss dict from its ``loss``, tensors from dense random gradients
+    laid out like the outputs, as the gradients arriving from the rest of the network would be (drawn once,
+    outside the timed calls)."""
+    grads: list[torch.Tensor] = []
 
     def run() -> None:
         out = fn()
         if isinstance(out, dict):
-            out = out["loss"] if "loss" in out else sum(v.float().mean() for v in out.values())
-        elif isinstance(out, (list, tuple)):
-            out = sum(o.float().mean() for o in out)
-        (out if out.ndim == 0 else out.float().mean()).backward()
+            out["loss"].backward()
+            return
+        outs = list(out) if isinstance(out, (list, tuple)) else [out]
+        if not grads:
+            grads.extend(torch.empty_like(o).normal_() for o in outs)
+        torch.autograd.backward(outs, grads)
 
     return run
 
@@ -172,16 +185,21 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--backbone", default="resnet101s")
+    ap.add_argument("--nchw", action="store_true", help="both models in NCHW memory format (default: channels-last)")
     ap.add_argument("--profile", action="store_true", help="per-component forward+backward breakdown")
     ap.add_argument("--profile-reps", type=int, default=3)
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="measure CPU seconds of this process instead of wall time (for --threads 1 on a busy machine)")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
+    global CLOCK
+    CLOCK = time.process_time if args.cpu_time else time.perf_counter
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
 
     batch = synthetic_batch(args.size, args.batch)
-    trunk = Trunk(args.backbone)
-    corrpm = CorrPM(NUM_CLASSES, NUM_JOINTS, backbone=args.backbone)
+    trunk = Trunk(args.backbone, channels_last=not args.nchw)
+    corrpm = CorrPM(NUM_CLASSES, NUM_JOINTS, backbone=args.backbone, channels_last=not args.nchw)
     trunk_loss = SegmentationCrossEntropy("seg2", align_corners=True)
     corrpm_loss = CorrPMCriterion()
     runs = {

@@ -29,22 +29,8 @@ def dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.T
 
 
 def _positions(x: torch.Tensor) -> torch.Tensor:
-    """(B, C, H, W) → (B, H, W, C) view: one row of C values per position."""
-    return x.permute(0, 2, 3, 1)
-
-
-def _pointwise(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-    """A 1×1 ``conv`` applied to position-major (B, H, W, C) features as a matrix product.
-
-    The result is contiguous in that layout, which is what the attention kernel and the max-pool (as a
-    channels-last NCHW view) read fastest; a plain conv would leave (B, C, H, W) and cost a copy per input.
-    """
-    return F.linear(x, conv.weight.flatten(1), conv.bias)
-
-
-def _nchw(x: torch.Tensor) -> torch.Tensor:
-    """(B, H, W, C) → (B, C, H, W) view (channels-last strides)."""
-    return x.permute(0, 3, 1, 2)
+    """(B, C, H, W) → (B, H·W, C): one row per position; a view (no copy) when ``x`` is channels-last."""
+    return x.permute(0, 2, 3, 1).flatten(1, 2)
 
 
 class NonLocal2d(nn.Module):
@@ -87,11 +73,8 @@ class NonLocal2d(nn.Module):
         """θ(query), pool(φ(x)), pool(g(x)) as (B, positions, inter) matrices."""
         if query is not None and query.shape[-2:] != x.shape[-2:]:
             raise ValueError(f"query map {tuple(query.shape[-2:])} and input map {tuple(x.shape[-2:])} differ in size")
-        xp = _positions(x)
-        q = _pointwise(self.theta, xp if query is None else _positions(query))
-        k = _positions(self.pool(_nchw(_pointwise(self.phi, xp))))
-        v = _positions(self.pool(_nchw(_pointwise(self.g, xp))))
-        return q.flatten(1, 2), k.flatten(1, 2), v.flatten(1, 2)
+        q = self.theta(x if query is None else query)
+        return _positions(q), _positions(self.pool(self.phi(x))), _positions(self.pool(self.g(x)))
 
     def affinity(self, x: torch.Tensor, query: torch.Tensor | None = None) -> torch.Tensor:
         """The (B, H·W, M) relation map S (rows: query positions; M = key positions after pooling)."""
@@ -102,5 +85,5 @@ class NonLocal2d(nn.Module):
         b, _, h, w = x.shape
         q, k, v = self._qkv(x, query)
         y = dot_product_attention(q, k, v, scale=self.scale, explicit=self.explicit)  # (B, H·W, inter)
-        y = _pointwise(self.W[0], y.view(b, h, w, -1))
-        return self.W[1](_nchw(y)) + x
+        y = y.view(b, h, w, -1).permute(0, 3, 1, 2)  # NCHW view with channels-last strides, no copy
+        return self.W(y) + x

@@ -255,6 +255,8 @@ class CorrPM(nn.Module):
         nl_channels / nl_subsample: θ/φ/g width (256) and key/value max-pool (2).
         act: activation after the heads' BatchNorms (``leaky_relu`` = InPlace-ABN).
         explicit_attention: build the affinity matrix instead of the fused attention kernel.
+        channels_last: keep weights and activations in channels-last memory format (faster convolutions
+            on CPU and tensor-core GPUs; position-major features feed the attention kernel without copies).
 
     ``forward(images)`` returns a dict of logits at 1/4 of the input: in training mode ``seg1``, ``seg2``,
     ``edge`` and ``pose`` (those the variant has; variant P has only its single classifier, ``seg2``);
@@ -284,6 +286,7 @@ class CorrPM(nn.Module):
         nl_subsample: int = 2,
         act: str = "leaky_relu",
         explicit_attention: bool = False,
+        channels_last: bool = True,
     ):
         super().__init__()
         self.variant = effective_variant(variant, edge_weight, pose_weight)
@@ -314,9 +317,14 @@ class CorrPM(nn.Module):
             self.fusion = None
         # seg2's classifier; variant P has only the parsing encoder's
         self.classifier = nn.Conv2d(channels, num_classes, 1) if self.fusion is not None else None
+        self.channels_last = channels_last
+        if channels_last:
+            self.to(memory_format=torch.channels_last)
 
     def forward(self, images: torch.Tensor, all_heads: bool | None = None) -> dict[str, torch.Tensor]:
         heads = self.training if all_heads is None else all_heads
+        if self.channels_last:
+            images = images.contiguous(memory_format=torch.channels_last)
         x2, x3, x4, x5 = self.backbone(images)
         fp = self.parsing_encoder(x2, x5)
         out: dict[str, torch.Tensor] = {}
