@@ -1,7 +1,7 @@
 """CorrPM speed against its DeepLab-style trunk, measured side by side (issue 5, "Performance").
 
     PYTHONPATH=src python scripts/benchmark_corrpm.py [--size 384] [--batch 1] [--threads 2] [--reps 7]
-                                                     [--profile] [--json out.json]
+                                                     [--profile] [--nchw] [--cpu-time] [--json out.json]
 
 Both models are built from the same blocks at C = 20 (LIP), J = 16:
 
@@ -12,9 +12,17 @@ Both models are built from the same blocks at C = 20 (LIP), J = 16:
 A *training step* is forward + loss + backward + SGD step (lr 1e-3, momentum 0.9, weight decay 5e-4);
 *inference* is the eval-mode forward under ``torch.inference_mode`` (CorrPM: seg2 only). The two models
 alternate within every repetition so that load on a shared machine hits both alike; medians, minima
-(the least disturbed run of each) and their ratios are printed. With a batch of one sample, the BatchNorm of the image-pooling branch sees a single value
-per channel, which training-mode BN cannot normalise: that one layer runs in eval mode in both models
-(its cost is negligible either way).
+(the least disturbed run of each) and their ratios are printed. Both run channels-last (CorrPM's
+default) unless ``--nchw``. ``--cpu-time`` counts CPU seconds instead of wall time, which other
+processes disturb less (use it with ``OMP_WAIT_POLICY=PASSIVE`` so waiting threads do not spin).
+With a batch of one sample, the BatchNorm of the image-pooling branch sees a single value per channel,
+which training-mode BN cannot normalise: that one layer runs in eval mode in both models (its cost is
+negligible either way).
+
+Large activations make glibc's allocator map and unmap memory every step (page faults dominate the
+variance of a CPU training step); unless ``--no-malloc-tuning``, the script first raises glibc's mmap and
+trim thresholds with ``mallopt`` (the effect of ``MALLOC_MMAP_THRESHOLD_=33554432
+MALLOC_TRIM_THRESHOLD_=17179869184``), for both models alike.
 
 ``--profile`` adds where the time goes: forward + backward of each component run on its real inputs
 (inputs require grad, as inside the full backward), medians of a few repetitions.
@@ -23,6 +31,7 @@ per channel, which training-mode BN cannot normalise: that one layer runs in eva
 from __future__ import annotations
 
 import argparse
+import ctypes
 import json
 import platform
 import statistics
@@ -178,6 +187,17 @@ def _median_time(fn: Callable[[], None], reps: int) -> float:
     return statistics.median(timed(fn) for _ in range(reps))
 
 
+def tune_malloc() -> bool:
+    """Keep freed activations in glibc's heap instead of returning them to the OS after every step."""
+    try:
+        libc = ctypes.CDLL("libc.so.6")
+    except OSError:
+        return False
+    m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
+    return all(libc.mallopt(opt, val) == 1 for opt, val in (
+        (m_mmap_threshold, 32 * 1024 * 1024), (m_trim_threshold, 2**31 - 1), (m_top_pad, 1024 * 1024 * 1024)))
+
+
 def main(argv: list[str] | None = None) -> dict:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--size", type=int, default=384)
@@ -190,8 +210,10 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--profile-reps", type=int, default=3)
     ap.add_argument("--cpu-time", action="store_true",
                     help="measure CPU seconds of this process instead of wall time (for --threads 1 on a busy machine)")
+    ap.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's allocator thresholds alone")
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
+    malloc_tuned = False if args.no_malloc_tuning else tune_malloc()
     global CLOCK
     CLOCK = time.process_time if args.cpu_time else time.perf_counter
     torch.set_num_threads(args.threads)
@@ -218,7 +240,7 @@ def main(argv: list[str] | None = None) -> dict:
     best = {k: min(v) for k, v in times.items()}
     result = {
         "config": {**vars(args), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-                   "threads_used": torch.get_num_threads()},
+                   "threads_used": torch.get_num_threads(), "malloc_tuned": malloc_tuned},
         "params_m": {"trunk": count_parameters(trunk) / 1e6, "corrpm": count_parameters(corrpm) / 1e6},
         "median_s": med,
         "min_s": best,
@@ -226,8 +248,9 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_median": {k: med[f"corrpm/{k}"] / med[f"trunk/{k}"] for k in ("train", "infer")},
         "ratio_min": {k: best[f"corrpm/{k}"] / best[f"trunk/{k}"] for k in ("train", "infer")},
     }
-    print(f"input {args.size}x{args.size}, batch {args.batch}, {torch.get_num_threads()} threads, {args.reps} repetitions "
-          f"(torch {torch.__version__})")
+    print(f"input {args.size}x{args.size}, batch {args.batch}, {torch.get_num_threads()} threads, {args.reps} repetitions, "
+          f"{'channels-last' if not args.nchw else 'NCHW'}, malloc tuning {'on' if malloc_tuned else 'off'}, "
+          f"{'CPU' if args.cpu_time else 'wall'} time (torch {torch.__version__})")
     print(f"parameters: trunk {result['params_m']['trunk']:.2f} M, CorrPM {result['params_m']['corrpm']:.2f} M")
     print(f"{'':15s}{'trunk':>9s}{'CorrPM':>9s}{'ratio':>7s} |{'trunk':>8s}{'CorrPM':>9s}{'ratio':>7s}")
     print(f"{'':15s}{'median s':>25s} |{'minimum s':>24s}")

@@ -29,7 +29,9 @@ the released model (−0.2 %).
 Exact reorderings (same parameters, same outputs up to float rounding, less work): the decoder's and
 the edge encoder's "upsample, concatenate, conv1x1" run each 1×1 slice at its feature's own resolution
 (:func:`~humanparse.models.blocks.fusion.concat_conv1x1`), and the HNL affinity never materialises the
-9216×2304 matrix (:func:`~humanparse.models.blocks.attention.dot_product_attention`).
+9216×2304 matrix (:func:`~humanparse.models.blocks.attention.dot_product_attention`). Weights and
+activations are channels-last by default (``channels_last``): oneDNN's convolutions are faster in that
+layout on CPU, and the position-major features reach the attention kernel without copies.
 
 Ablation variants (paper Table 5, models.md §3.6) are selected by ``variant``; a zero edge or pose loss
 weight removes that branch (Table 6), see :func:`effective_variant`.
