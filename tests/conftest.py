@@ -43,6 +43,9 @@ TINY_DATA = [
 # per model: the overrides that make it tiny (new models add a line)
 TINY_MODELS = {
     "deeplabv3plus": [f"model.backbone={TINY_BACKBONE}", "model.net.decoder_channels=32"],
+    "corrpm": ["model.backbone=resnet50s", "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
+               "model.net.channels=16", "model.net.aspp_channels=8", "model.net.edge_channels=8",
+               "model.net.pose_channels=8", "model.net.nl_channels=8"],
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",

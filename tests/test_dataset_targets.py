@@ -101,33 +101,3 @@ def test_atr_pose_heatmaps_from_pseudo_pose(cache_dir):
     assert dm.describe()["reader_options"]["val_count"] == TINY["num_val"]
 
 
-def test_person_crops_one_sample_per_person(cache_dir):
-    from humanparse.data.person_crops import PersonCropDataset
-
-    base = CIHPDataset(tiny_root(cache_dir, "cihp"), "train")
-    crops = PersonCropDataset(base, margin=0.2, others="ignore")
-    assert len(crops) == sum(len(base.load(i)["persons"]) for i in range(len(base)))
-    for u in range(4):
-        s = crops.load(u)
-        full = base.load(crops.units[u][0])
-        k = s["meta"]["person_id"]
-        x0, y0, x1, y1 = s["meta"]["crop_box"]
-        person = next(p for p in full["persons"] if p["id"] == k)
-        assert person["mask"][y0:y1, x0:x1].sum() == person["mask"].sum()  # the whole person is inside
-        others = (s["person_ids"] > 0) & (s["person_ids"] != k)
-        assert (s["semantic"][others] == 255).all()
-        mine = s["person_ids"] == k
-        assert np.array_equal(s["semantic"][mine], full["semantic"][y0:y1, x0:x1][mine])
-        assert s["keypoints"].shape == (17, 3) and len(s["persons"]) == 1
-        kp_full = full["persons"][[p["id"] for p in full["persons"]].index(k)]["keypoints"]
-        on = kp_full[:, 2] > 0
-        assert np.allclose(s["keypoints"][on, :2], kp_full[on, :2] - [x0, y0])
-    dm = ParsingDataModule("cihp", synthetic=True, synthetic_options=TINY, cache_dir=str(cache_dir), batch_size=2,
-                           num_workers=0, input_size=(32, 32), targets=["pose_heatmaps"],
-                           person_crops={"margin": 0.1, "others": "background"})
-    dm.prepare_data()
-    dm.setup("fit")
-    assert len(dm.datasets["train"]) > TINY["num_train"] and len(dm.datasets["val"]) == TINY["num_val"]
-    assert list((cache_dir / "derived" / "person_index").glob("*.json"))
-    batch = next(iter(dm.train_dataloader()))
-    assert batch["keypoints"].shape == (2, 17, 3) and batch["heatmaps"].shape == (2, 17, 8, 8)

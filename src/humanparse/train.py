@@ -73,7 +73,8 @@ def train(cfg: DictConfig) -> dict:
     record = {
         "status": "running",
         "model": cfg.model.get("name"),
-        "variant": cfg.model.get("variant"),
+        # the variant actually built (e.g. CorrPM "full" with a zero pose weight builds "PB")
+        "variant": getattr(task.net, "variant", None) or cfg.model.get("variant"),
         "backbone": cfg.model.get("backbone"),
         "dataset": cfg.data.get("name"),
         "synthetic": bool(cfg.data.get("synthetic", False)),

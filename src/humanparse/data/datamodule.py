@@ -88,9 +88,6 @@ class ParsingDataModule(pl.LightningDataModule):
         target_options: name -> keyword arguments for targets given by name.
         collate: ``dense`` (FCN models: stacked maps) or ``instance`` (region-based models: plus one
             torchvision-style target dict per image, :func:`~humanparse.data.base.collate_instances`).
-        person_crops: ``null``, or one sample per person for the splits in ``splits`` (default
-            ``[train]``): ``{margin, others, min_pixels, splits}`` of
-            :class:`~humanparse.data.person_crops.PersonCropDataset` (CorrPM on CIHP).
         reader_options: extra keyword arguments of the reader class. For a synthetic set, the
             generator's manifest may add reader options describing the set (e.g. ATR's ``val_count``).
         train_split / val_split / test_split: split names (LIP's test labels are not public, so the
@@ -116,7 +113,6 @@ class ParsingDataModule(pl.LightningDataModule):
         targets: Sequence | Mapping = (),
         target_options: dict | None = None,
         collate: str = "dense",
-        person_crops: dict | None = None,
         reader_options: dict | None = None,
         train_split: str = "train",
         val_split: str = "val",
@@ -149,7 +145,6 @@ class ParsingDataModule(pl.LightningDataModule):
         if collate not in COLLATES:
             raise ValueError(f"data.collate must be one of {sorted(COLLATES)}, got {collate!r}")
         self.collate = collate
-        self.person_crops = dict(plain(person_crops)) if person_crops else None
         self.reader_options = dict(plain(reader_options) or {})
         self.splits = {"train": train_split, "val": val_split, "test": test_split}
         self.seed = int(seed)
@@ -214,25 +209,15 @@ class ParsingDataModule(pl.LightningDataModule):
     def build_dataset(self, stage_split: str, train: bool):
         cls = registry.reader_class(self.name)
         kwargs = self.reader_kwargs()
-        crops = dict(self.person_crops or {})
-        crop_splits = crops.pop("splits", ["train"])
-        wrap = bool(self.person_crops) and stage_split in crop_splits
         ds = cls(
             self.data_root(),
             split=self.splits[stage_split],
-            transform=None if wrap else self.build_transform(train),
-            targets=() if wrap else self.targets,
+            transform=self.build_transform(train),
+            targets=self.targets,
             seed=self.seed,
-            keep_original=not train and not wrap,
+            keep_original=not train,
             **kwargs,
         )
-        if wrap:
-            from humanparse.data.person_crops import PersonCropDataset
-
-            key = hashlib.sha1(f"{self.data_root().resolve()}|{self.splits[stage_split]}|{sorted(kwargs.items())}".encode())
-            ds = PersonCropDataset(ds, **crops, transform=self.build_transform(train), targets=self.targets,
-                                   seed=self.seed, keep_original=not train,
-                                   index_cache=Path(self.cache_dir) / "derived" / "person_index" / f"{key.hexdigest()[:16]}.json")
         limit = self.limit_train if train else self.limit_val
         if limit is not None:
             ds.ids = ds.ids[: int(limit)]

@@ -17,6 +17,7 @@ import logging
 import os
 import socket
 import threading
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -86,13 +87,17 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_into(module: nn.Module, path: str | os.PathLike, prefixes=("module.", "encoder.", "backbone.", "model.")) -> int:
+def load_into(module: nn.Module, path: str | os.PathLike, prefixes=("module.", "encoder.", "backbone.", "model."),
+              key_map: Callable[[dict], dict] | None = None) -> int:
     """Load a local state dict into ``module``; returns the number of tensors loaded.
 
-    Keys are tried as they are and with the common wrapper prefixes stripped. Shape mismatches and
-    a file that matches nothing are errors; missing keys (e.g. a classifier head) are logged.
+    ``key_map`` may first rename the file's keys (e.g. another codebase's layer names). Keys are then
+    tried as they are and with the common wrapper prefixes stripped. Shape mismatches and a file that
+    matches nothing are errors; missing keys (e.g. a classifier head) are logged.
     """
     sd = read_state_dict(path)
+    if key_map is not None:
+        sd = key_map(sd)
     own = module.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for k, v in sd.items():

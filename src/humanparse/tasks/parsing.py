@@ -29,6 +29,8 @@ class BaseTask(pl.LightningModule):
         optimizer: partial optimiser (``params`` missing), e.g. ``torch.optim.SGD``.
         scheduler: partial schedule taking ``optimizer`` and ``total_steps``; stepped per iteration.
         name / backbone / pretrained / variant: recorded with the run and in checkpoints.
+        **knobs: further top-level values of the model config that its ``net`` / ``criterion`` interpolate
+            (e.g. CorrPM's ``num_joints`` and loss weights); recorded in the hyper-parameters.
     """
 
     def __init__(
@@ -41,6 +43,7 @@ class BaseTask(pl.LightningModule):
         backbone: str | None = None,
         pretrained: str | None = None,
         variant: str | None = None,
+        **knobs,
     ):
         super().__init__()
         self.net = net
@@ -52,6 +55,16 @@ class BaseTask(pl.LightningModule):
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(images)
+
+    def setup(self, stage: str) -> None:
+        """Before fitting, the net and the criterion may check that the data can supervise them
+        (``check_data(datamodule)``, e.g. CorrPM's pose branch needs keypoints) and refuse early."""
+        dm = self._trainer.datamodule if self._trainer is not None else None
+        if stage == "fit" and dm is not None:
+            for part in (self.net, self.criterion):
+                check = getattr(part, "check_data", None)
+                if callable(check):
+                    check(dm)
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         outputs = self.net(batch["image"])
@@ -85,6 +98,7 @@ class SemanticParsingTask(BaseTask):
             (argmax in the input frame, nearest warp back), metrics.md §1.4.
         upsample_align_corners: how input-frame logits are upsampled from the model's stride.
         absent_class: ``nan`` (official LIP script) or ``zero`` (CE2P/CorrPM), metrics.md §1.2.
+        **knobs: see :class:`BaseTask`.
     """
 
     def __init__(
@@ -102,8 +116,9 @@ class SemanticParsingTask(BaseTask):
         backbone: str | None = None,
         pretrained: str | None = None,
         variant: str | None = None,
+        **knobs,
     ):
-        super().__init__(net, criterion, optimizer, scheduler, name, backbone, pretrained, variant)
+        super().__init__(net, criterion, optimizer, scheduler, name, backbone, pretrained, variant, **knobs)
         if map_back not in MAP_BACK_MODES:
             raise ValueError(f"map_back must be one of {MAP_BACK_MODES}, got {map_back!r}")
         self.info = get_info(dataset)
@@ -124,11 +139,30 @@ class SemanticParsingTask(BaseTask):
 
     def predict_original(self, batch: dict) -> list[torch.Tensor]:
         """Per-sample label maps at each image's original size."""
+        if "person_crops" in batch:
+            return [self.predict_persons(p, tuple(m["orig_size"])) for p, m in zip(batch["person_crops"], batch["meta"])]
         logits = self.input_logits(batch["image"])
         return [
             map_back(logits[i], m["affine"], tuple(m["orig_size"]), self.map_back_mode)
             for i, m in enumerate(batch["meta"])
         ]
+
+    def predict_persons(self, persons: list[dict], orig_size: tuple[int, int]) -> torch.Tensor:
+        """One image's label map from its single-person crops (``humanparse.data.person_crops``).
+
+        Each person's prediction is mapped back to the image with its own affine and pasted inside its
+        mask, persons in ascending score order (later, higher-scoring ones win on overlaps); pixels of no
+        person are background (models.md §3.7).
+        """
+        out = torch.zeros(orig_size, dtype=torch.long, device=self.device)
+        if not persons:
+            return out
+        logits = self.input_logits(torch.stack([p["image"] for p in persons]).to(self.device))
+        for i in sorted(range(len(persons)), key=lambda k: float(persons[k]["score"])):
+            labels = map_back(logits[i], persons[i]["affine"], orig_size, self.map_back_mode)
+            mask = torch.as_tensor(persons[i]["mask"], device=labels.device).bool()
+            out[mask] = labels[mask]
+        return out
 
     def _eval_step(self, batch: dict, metric: SemanticParsingMetric) -> None:
         if "gt_semantic" not in batch:

@@ -16,13 +16,20 @@ def _if_set(value, when_set, otherwise):
     return when_set if value not in (None, "", "null") else otherwise
 
 
+def _choose(flag, if_true, if_false):
+    """``${hp.choose:${parity.x},<value if true>,<value if false>}``: select by a boolean switch."""
+    if not isinstance(flag, bool):
+        raise ValueError(f"hp.choose needs a boolean switch, got {flag!r}")
+    return if_true if flag else if_false
+
+
 def _cwd() -> str:
     """The launch directory (Hydra does not chdir: ``hydra.job.chdir`` stays false)."""
     return os.getcwd()
 
 
 def register() -> None:
-    for name, fn in (("hp.pick", _pick), ("hp.if_set", _if_set), ("hp.cwd", _cwd)):
+    for name, fn in (("hp.pick", _pick), ("hp.if_set", _if_set), ("hp.choose", _choose), ("hp.cwd", _cwd)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 

@@ -1,0 +1,52 @@
+"""A tiny in-memory multi-person reader (CIHP label space) for tests of the person-crop protocol.
+
+Samples follow the reader structure of ``humanparse.data.base``: ``image``, ``semantic``, ``person_ids``
+and ``persons`` (``id``, ``mask``, ``keypoints`` = COCO-17 in image pixels, as the pseudo-pose files of
+datasets.md §7.4 give them), rendered by the synthetic scene generator.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+
+import numpy as np
+
+from humanparse.data.base import ParsingDataset
+from humanparse.data.meta import get_info
+from humanparse.data.synthetic import labels_for, render_scene
+
+
+class SyntheticCrowd(ParsingDataset):
+    info = get_info("cihp")
+
+    def __init__(self, root=None, split: str = "train", size: int = 4, height: int = 72, width: int = 96,
+                 transform: Callable | None = None, targets: Sequence[Callable] = (), seed: int = 0,
+                 keep_original: bool = False, **_):
+        super().__init__(transform, targets, seed, keep_original)
+        self.root, self.split = root, split
+        self.ids = [f"{i + 1:07d}" for i in range(size)]
+        offset = {"train": 0, "val": 1000, "test": 2000}.get(split, 0)
+        self._scenes = [render_scene(np.random.default_rng(offset + i), height, width, num_persons=2 + i % 2)
+                        for i in range(size)]
+
+    def load(self, index: int) -> dict:
+        sc = self._scenes[index]
+        semantic = labels_for(sc.tags, sc.parts, "cihp")
+        persons = []
+        for p in sc.persons:
+            if p.box is None:
+                continue
+            kp = np.zeros((17, 3), np.float32)
+            pts = p.skeleton.coco_keypoints()
+            inside = (pts[:, 0] >= 0) & (pts[:, 0] < sc.width) & (pts[:, 1] >= 0) & (pts[:, 1] < sc.height)
+            kp[inside, :2] = pts[inside]
+            kp[inside, 2] = 1.0
+            persons.append({"id": p.person_id, "mask": p.mask.copy(), "keypoints": kp})
+        return {
+            "image": sc.image.copy(),
+            "semantic": semantic,
+            "person_ids": sc.person_ids.copy(),
+            "persons": persons,
+            "meta": {"id": self.ids[index], "dataset": "cihp", "split": self.split, "index": index,
+                     "orig_size": sc.image.shape[:2]},
+        }
