@@ -62,3 +62,19 @@ def test_debug_configs_run(compose_train, debug):
     metrics = train(compose_train(f"debug={debug}", *extra, "test=false"))
     if debug != "fdr":
         assert "val/miou" in metrics
+
+
+def test_atr_runs_report_the_five_atr_numbers(compose_train, tmp_path):
+    metrics = train(compose_train("data=atr", "test=false"))
+    for k in ("val/pixel_acc", "val/fg_acc", "val/precision", "val/recall", "val/f1", "val/miou", "val/f1/bag"):
+        assert k in metrics, k
+    p, r = metrics["val/precision"], metrics["val/recall"]
+    assert metrics["val/f1"] == pytest.approx(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    with pytest.raises(Exception, match="atr_convention must be one of"):
+        hydra_instantiate_task(compose_train("data=atr", "+model.atr_options.atr_convention=bogus"))
+
+
+def hydra_instantiate_task(cfg):
+    import hydra
+
+    return hydra.utils.instantiate(cfg.model)

@@ -15,7 +15,13 @@ import numpy as np
 
 from humanparse.data.base import DatasetNotFoundError, ParsingDataset
 from humanparse.data.io import DataError, check_same_size, read_image, read_label
-from humanparse.data.pseudo_pose import PoseTable, absent_keypoints, pseudo_pose_path, read_pseudo_pose
+from humanparse.data.pseudo_pose import (
+    NUM_COCO,
+    PoseTable,
+    absent_keypoints,
+    pseudo_pose_path,
+    read_pseudo_pose,
+)
 
 log = logging.getLogger(__name__)
 
@@ -100,10 +106,20 @@ class FolderDataset(ParsingDataset):
             raise DataError(path, "pseudo-pose file is missing (datasets.md §7.4); set reader_options.pose=auto "
                             "to train without keypoints")
         self.keypoints = read_pseudo_pose(path, min_score)
+        self.pose_path = path
         self.missing_pose = sum(1 for i in self.ids if i not in self.keypoints)
         if self.missing_pose:
             log.warning("%s %s: %d of %d images have no entry in %s; their keypoints are treated as absent",
                         self.info.name, self.split, self.missing_pose, len(self.ids), path)
+
+    @property
+    def pose_source(self) -> str | None:
+        """Where this split's keypoints come from (``None``: no keypoints); read by models that need pose."""
+        return None if self.keypoints is None else f"pseudo-pose file {self.pose_path}"
+
+    @property
+    def num_joints(self) -> int | None:
+        return None if self.keypoints is None else NUM_COCO
 
     def person_keypoints(self, image_id: str, person_id: int) -> np.ndarray:
         if self.keypoints is None:

@@ -107,7 +107,10 @@ class SemanticParsingMetric(Metric):
         self.confmat += cm
 
     def compute(self) -> dict[str, torch.Tensor]:
-        return scores_from_confmat(self.confmat, self.absent_class)
+        out = scores_from_confmat(self.confmat, self.absent_class)
+        # the (process-summed) matrix itself, for metrics derived from it (ATR's five numbers)
+        out["confmat"] = self.confmat.clone()
+        return out
 
     def flat(self, scores: dict[str, torch.Tensor] | None = None, prefix: str = "") -> dict[str, float]:
         scores = self.compute() if scores is None else scores

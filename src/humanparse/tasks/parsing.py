@@ -16,6 +16,7 @@ import torch
 from torch import nn
 
 from humanparse.data.meta import get_info
+from humanparse.metrics.atr import atr_scores_from_confmat, flatten_atr
 from humanparse.metrics.semantic import SemanticParsingMetric
 from humanparse.tasks.postprocess import MAP_BACK_MODES, map_back, upsample_to
 
@@ -98,6 +99,10 @@ class SemanticParsingTask(BaseTask):
             (argmax in the input frame, nearest warp back), metrics.md §1.4.
         upsample_align_corners: how input-frame logits are upsampled from the model's stride.
         absent_class: ``nan`` (official LIP script) or ``zero`` (CE2P/CorrPM), metrics.md §1.2.
+        atr_metrics: also report ATR's accuracy / foreground accuracy / precision / recall / F1
+            (metrics.md §2) from the same confusion matrix; ``None`` = on for the ATR dataset.
+        atr_options: ``atr_convention`` and ``atr_zero_division`` of
+            :func:`humanparse.metrics.atr.atr_scores_from_confmat`.
         **knobs: see :class:`BaseTask`.
     """
 
@@ -112,6 +117,8 @@ class SemanticParsingTask(BaseTask):
         map_back: str = "logits",
         upsample_align_corners: bool = False,
         absent_class: str = "nan",
+        atr_metrics: bool | None = None,
+        atr_options: dict | None = None,
         name: str = "model",
         backbone: str | None = None,
         pretrained: str | None = None,
@@ -126,6 +133,9 @@ class SemanticParsingTask(BaseTask):
         self.map_back_mode = map_back
         self.align_corners = upsample_align_corners
         keys = self.info.class_keys
+        self.atr_metrics = (dataset == "atr") if atr_metrics is None else bool(atr_metrics)
+        self.atr_options = dict(atr_options or {})
+        atr_scores_from_confmat(torch.eye(2, dtype=torch.int64), **self.atr_options)  # validate the options now
         self.val_metric = SemanticParsingMetric(self.info.num_classes, keys, absent_class=absent_class)
         self.test_metric = SemanticParsingMetric(self.info.num_classes, keys, absent_class=absent_class)
 
@@ -180,7 +190,11 @@ class SemanticParsingTask(BaseTask):
         if int(metric.confmat.sum()) == 0 and not (torch.distributed.is_available() and torch.distributed.is_initialized()):
             metric.reset()
             return
-        flat = metric.flat(prefix=prefix)
+        scores = metric.compute()
+        flat = metric.flat(scores, prefix=prefix)
+        if self.atr_metrics:
+            atr = flatten_atr(atr_scores_from_confmat(scores["confmat"], **self.atr_options), metric.class_names, prefix)
+            flat.update({k: v for k, v in atr.items() if k not in flat})
         metric.reset()
         main = f"{prefix}/miou"
         # values are already reduced over processes by the metric: no sync_dist needed
