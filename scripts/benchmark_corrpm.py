@@ -165,14 +165,16 @@ def profile_components(model: CorrPM | Trunk, criterion: nn.Module, batch: dict,
         with torch.no_grad():
             a = leaf(pe.aspp(x5))
             fp = leaf(pe(x2, x5))
-            fb = leaf(model.edge_encoder((x2, x3, x4)))
+            fb = model.edge_encoder((x2, x3, x4))
+            fb.parts = [leaf(t) for t in fb.parts]
             fk = leaf(model.pose_encoder(x5, fp.shape[-2:]))
             fh = leaf(hnl.hybrid(fp, [fb, fk]))
             q, k, v = (leaf(t) for t in hnl.non_local._qkv(fp, fh))
             z = leaf(hnl(fp, [fb, fk]))
         parts["ASPP"] = _fwd_bwd(lambda: pe.aspp(x5))
         parts["decoder → fp"] = _fwd_bwd(lambda: pe.fuse_act(concat_conv1x1(pe.fuse.weight, None, [a, x2], x2.shape[-2:], False)))
-        parts["edge encoder → fb, edge"] = _fwd_bwd(lambda: (lambda f: (f, model.edge_encoder.classifier(f)))(model.edge_encoder((x2, x3, x4))))
+        parts["edge encoder → edge (fb composed into its consumers)"] = _fwd_bwd(
+            lambda: model.edge_encoder.logits(model.edge_encoder((x2, x3, x4))))
         parts["pose encoder → fk, pose"] = _fwd_bwd(lambda: (lambda f: (f, model.pose_encoder.classifier(f)))(model.pose_encoder(x5, fp.shape[-2:])))
         parts["HNL Wa → fh"] = _fwd_bwd(lambda: hnl.hybrid(fp, [fb, fk]))
         parts["HNL non-local (θ, φ, g, attention, Wb)"] = _fwd_bwd(lambda: hnl.non_local(fp, query=fh))

@@ -130,12 +130,19 @@ def test_hnl_is_the_identity_at_initialisation():
         assert torch.allclose(seg2, m.classifier(feats["fp"]))
 
 
-def test_fused_attention_matches_the_explicit_affinity():
+@pytest.mark.parametrize("impl", ["sdpa", "chunked"])
+def test_attention_kernels_match_the_explicit_affinity(impl, monkeypatch):
+    from humanparse.models.blocks import attention
+
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 96, 8), torch.randn(2, 24, 8), torch.randn(2, 24, 8)
-    assert torch.allclose(dot_product_attention(q, k, v, 1.0), dot_product_attention(q, k, v, 1.0, explicit=True), atol=1e-5)
-    fused = NonLocal2d(16, 8, query_channels=12)
-    explicit = NonLocal2d(16, 8, query_channels=12, explicit=True)
+    monkeypatch.setattr(attention, "CHUNK_BYTES", 24 * 4 * 10)  # chunks of 10 queries: several per image
+    assert torch.allclose(dot_product_attention(q, k, v, 1.0, impl=impl),
+                          dot_product_attention(q, k, v, 1.0, impl="explicit"), atol=1e-5)
+    assert torch.allclose(dot_product_attention(q[0], k[0], v[0], None, impl=impl),
+                          dot_product_attention(q[0], k[0], v[0], None, impl="explicit"), atol=1e-5)
+    fused = NonLocal2d(16, 8, query_channels=12, attention=impl)
+    explicit = NonLocal2d(16, 8, query_channels=12, attention="explicit")
     explicit.load_state_dict(fused.state_dict())
     for m in (fused, explicit):
         nn.init.normal_(m.W[1].weight)  # non-zero Wb, so the attention path reaches the output
@@ -153,6 +160,8 @@ def test_fused_attention_matches_the_explicit_affinity():
         assert torch.allclose(a, b, rtol=1e-4, atol=1e-4)
     s = fused.affinity(x, query)  # (B, H·W, H/2·W/2) rows are softmax distributions, no 1/√d scaling
     assert s.shape == (2, 120, 30) and torch.allclose(s.sum(-1), torch.ones(2, 120))
+    with pytest.raises(ValueError, match="attention"):
+        NonLocal2d(16, 8, attention="flash")
 
 
 def test_effective_variant_follows_table_6():
@@ -212,3 +221,23 @@ def test_seg1_weight_zero_removes_the_seg1_head():
     assert "seg1" not in out and {"seg2", "edge", "pose"} <= set(out)
     # variant P keeps its single classifier whatever seg1_weight says
     assert tiny("P", seg1_weight=0).parsing_encoder.classifier is not None
+
+
+def test_edge_feature_composed_into_its_consumers_equals_the_materialised_map():
+    from humanparse.models.blocks import Projected, concat_conv1x1
+
+    torch.manual_seed(0)
+    parts = [torch.randn(2, 6, 12, 10, requires_grad=True), torch.randn(2, 6, 6, 5, requires_grad=True)]
+    w_inner = torch.randn(8, 12, 1, 1, requires_grad=True)
+    w_outer = torch.randn(5, 4 + 8, 1, 1, requires_grad=True)
+    fp = torch.randn(2, 4, 12, 10, requires_grad=True)
+    fb = Projected(w_inner, parts, (12, 10), align_corners=True)
+    composed = concat_conv1x1(w_outer, None, [fp, fb], (12, 10), align_corners=True)
+    direct = concat_conv1x1(w_outer, None, [fp, fb.materialize()], (12, 10), align_corners=True)
+    assert torch.allclose(composed, direct, atol=1e-4)
+    g1 = torch.autograd.grad(composed.square().sum(), [fp, *parts, w_inner, w_outer])
+    g2 = torch.autograd.grad(direct.square().sum(), [fp, *parts, w_inner, w_outer])
+    for a, b in zip(g1, g2):
+        assert torch.allclose(a, b, rtol=1e-4, atol=1e-3)
+    with pytest.raises(ValueError, match="consumed at"):
+        concat_conv1x1(w_outer, None, [fp[..., :6, :5], fb], (6, 5), align_corners=True)

@@ -28,8 +28,9 @@ the released model (−0.2 %).
 
 Exact reorderings (same parameters, same outputs up to float rounding, less work): the decoder's and
 the edge encoder's "upsample, concatenate, conv1x1" run each 1×1 slice at its feature's own resolution
-(:func:`~humanparse.models.blocks.fusion.concat_conv1x1`), and the HNL affinity never materialises the
-9216×2304 matrix (:func:`~humanparse.models.blocks.attention.dot_product_attention`). Weights and
+(:func:`~humanparse.models.blocks.fusion.concat_conv1x1`), and the HNL affinity is computed by SDPA on
+GPUs (never materialising the 9216×2304 matrix) and in query chunks with oneDNN products on CPUs
+(:func:`~humanparse.models.blocks.attention.dot_product_attention`). Weights and
 activations are channels-last by default (``channels_last``): oneDNN's convolutions are faster in that
 layout on CPU, and the position-major features reach the attention kernel without copies.
 
@@ -50,7 +51,7 @@ from torch import nn
 from humanparse.models.blocks.aspp import ASPP
 from humanparse.models.blocks.attention import NonLocal2d
 from humanparse.models.blocks.backbones import DilatedResNet
-from humanparse.models.blocks.fusion import concat_conv1x1
+from humanparse.models.blocks.fusion import Projected, concat_conv1x1
 from humanparse.models.blocks.norm import ConvNormAct, NormAct
 
 log = logging.getLogger(__name__)
@@ -148,9 +149,16 @@ class EdgeEncoder(nn.Module):
         self.fuse = nn.Conv2d(mid_channels * len(in_channels), channels, 1, bias=False)
         self.classifier = nn.Conv2d(channels, 2, 1)
 
-    def forward(self, feats: Sequence[torch.Tensor]) -> torch.Tensor:
+    def forward(self, feats: Sequence[torch.Tensor]) -> Projected:
+        """fb, kept unevaluated (:class:`~humanparse.models.blocks.fusion.Projected`): it is linear and only
+        1×1 convolutions consume it (the edge classifier here, Wa in the HNL), so they compose their
+        weights with ``fuse`` instead of building the 512×96² map; ``.materialize()`` gives the map."""
         reduced = [r(f) for r, f in zip(self.reduce, feats)]
-        return concat_conv1x1(self.fuse.weight, None, reduced, feats[0].shape[-2:], align_corners=True)
+        return Projected(self.fuse.weight, reduced, tuple(feats[0].shape[-2:]), align_corners=True)
+
+    def logits(self, fb: Projected) -> torch.Tensor:
+        """The 2-way edge logits of fb."""
+        return concat_conv1x1(self.classifier.weight, self.classifier.bias, [fb], fb.size, align_corners=True)
 
 
 class PoseEncoder(nn.Module):
@@ -195,11 +203,11 @@ class HeterogeneousNonLocal(nn.Module):
     """
 
     def __init__(self, channels: int = 512, num_factors: int = 2, inter_channels: int = 256, subsample: int = 2,
-                 act: str = "leaky_relu", explicit: bool = False):
+                 act: str = "leaky_relu", attention: str = "auto"):
         super().__init__()
         self.Wa = nn.Conv2d(channels * (1 + num_factors), channels, 1, bias=False)
         self.Wa_act = NormAct(channels, act)
-        self.non_local = NonLocal2d(channels, inter_channels, subsample=subsample, scale=1.0, explicit=explicit)
+        self.non_local = NonLocal2d(channels, inter_channels, subsample=subsample, scale=1.0, attention=attention)
 
     def hybrid(self, fp: torch.Tensor, factors: Sequence[torch.Tensor]) -> torch.Tensor:
         """fh (Eq. 1); the 1×1 conv of the concatenation is computed slice by slice (no 1536-channel copy)."""
@@ -229,9 +237,9 @@ class ConcatFusion(nn.Module):
 class SelfNonLocal(nn.Module):
     """The self-correlation baseline PP (paper Table 5): a standard non-local block on fp alone."""
 
-    def __init__(self, channels: int = 512, inter_channels: int = 256, subsample: int = 2, explicit: bool = False):
+    def __init__(self, channels: int = 512, inter_channels: int = 256, subsample: int = 2, attention: str = "auto"):
         super().__init__()
-        self.non_local = NonLocal2d(channels, inter_channels, subsample=subsample, scale=1.0, explicit=explicit)
+        self.non_local = NonLocal2d(channels, inter_channels, subsample=subsample, scale=1.0, attention=attention)
 
     def forward(self, fp: torch.Tensor, factors: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         return self.non_local(fp)
@@ -256,7 +264,9 @@ class CorrPM(nn.Module):
         pose_channels: width of the first pose deconvolution (256).
         nl_channels / nl_subsample: θ/φ/g width (256) and key/value max-pool (2).
         act: activation after the heads' BatchNorms (``leaky_relu`` = InPlace-ABN).
-        explicit_attention: build the affinity matrix instead of the fused attention kernel.
+        attention: the HNL affinity kernel: ``auto`` (SDPA on GPU, never materialising the 9216×2304
+            matrix; query-chunked oneDNN products on CPU), ``sdpa``, ``chunked`` or ``explicit``
+            (:mod:`humanparse.models.blocks.attention`).
         channels_last: keep weights and activations in channels-last memory format (faster convolutions
             on CPU and tensor-core GPUs; position-major features feed the attention kernel without copies).
 
@@ -287,7 +297,7 @@ class CorrPM(nn.Module):
         nl_channels: int = 256,
         nl_subsample: int = 2,
         act: str = "leaky_relu",
-        explicit_attention: bool = False,
+        attention: str = "auto",
         channels_last: bool = True,
     ):
         super().__init__()
@@ -310,9 +320,9 @@ class CorrPM(nn.Module):
         self.pose_encoder = PoseEncoder(c5, num_joints, pose_channels, channels) if spec.pose else None
         n = len(spec.factors)
         if spec.fusion == "hnl":
-            self.fusion = HeterogeneousNonLocal(channels, n, nl_channels, nl_subsample, act, explicit_attention)
+            self.fusion = HeterogeneousNonLocal(channels, n, nl_channels, nl_subsample, act, attention)
         elif spec.fusion == "self":
-            self.fusion = SelfNonLocal(channels, nl_channels, nl_subsample, explicit_attention)
+            self.fusion = SelfNonLocal(channels, nl_channels, nl_subsample, attention)
         elif spec.fusion == "concat":
             self.fusion = ConcatFusion(channels, n, act)
         else:
@@ -334,7 +344,7 @@ class CorrPM(nn.Module):
         if self.edge_encoder is not None:
             features["b"] = fb = self.edge_encoder((x2, x3, x4))
             if heads:
-                out["edge"] = self.edge_encoder.classifier(fb)
+                out["edge"] = self.edge_encoder.logits(fb)
         if self.pose_encoder is not None:
             features["k"] = fk = self.pose_encoder(x5, fp.shape[-2:])
             if heads:
