@@ -108,3 +108,21 @@ def test_cli_exit_status_and_json_report(cache_dir, tmp_path):
     (err,) = _issues(rep)
     assert err[0] == "val" and err[1] == str(anno) and "out of range" in err[2]
     assert "1 errors" in proc.stdout and str(anno) in proc.stdout
+
+
+def test_densepose_check_counts_dense_points_and_names_broken_files(cache_dir, tmp_path):
+    root = tiny_root(cache_dir, "densepose_coco", image_size=[64, 96])
+    rep = check_dataset("densepose_coco", root, {}, progress=False)
+    assert rep["ok"], _issues(rep)
+    train = rep["splits"]["train"]
+    assert train["checked"] == train["ids"] > 0
+    # persons without dp_x are evaluation ignore regions: counted, never flagged
+    assert train["persons_without_annotation"] > 0 and not _issues(rep, WARNING)
+    charts = train["extra"]["points_per_chart"]
+    assert charts[0] == 0 and sum(charts) == train["extra"]["dense_points"] > 0
+    broken = copy_of(root, tmp_path / "dp")
+    victim = sorted((broken / "coco" / "train2014").glob("*.jpg"))[0]
+    victim.unlink()
+    rep = check_dataset("densepose_coco", broken, {}, progress=False)
+    assert not rep["ok"]
+    assert any(victim.name in path and "missing" in problem for _, path, problem in _issues(rep))

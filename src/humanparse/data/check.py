@@ -88,9 +88,16 @@ class DatasetCheck:
     """
 
     splits: dict[str, tuple[str, dict, bool]] = {"train": ("train", {}, False), "val": ("val", {}, False)}
+    # how a person without annotation is reported (None: counted only)
+    unannotated_person_severity: str | None = WARNING
 
     def __init__(self, name: str):
         self.name = name
+
+    def person_annotated(self, person: dict) -> bool:
+        """Whether a person carries the dataset's annotation (default: a non-empty part map)."""
+        parts = person.get("parts")
+        return False if parts is None else bool(((parts > 0) & (parts != IGNORE_INDEX)).any())
 
     def check_sample(self, reader, index: int, sample: dict, report: SplitReport) -> None:
         """Dataset-specific checks of one sample (add issues / counters to ``report``)."""
@@ -157,12 +164,11 @@ class DatasetCheck:
                 report.persons += len(persons)
                 report.images_without_persons += int(len(persons) == 0)
                 for p in persons:
-                    parts = p.get("parts")
-                    fg = False if parts is None else bool(((parts > 0) & (parts != IGNORE_INDEX)).any())
-                    if not fg:
+                    if not self.person_annotated(p):
                         report.persons_without_annotation += 1
-                        report.add(WARNING, sample["meta"].get("image_path", reader.ids[i]),
-                                   f"person {p.get('id')} has no part annotation (empty map)")
+                        if self.unannotated_person_severity is not None:
+                            report.add(self.unannotated_person_severity, sample["meta"].get("image_path", reader.ids[i]),
+                                       f"person {p.get('id')} has no part annotation (empty map)")
             kp = sample.get("keypoints")
             if kp is not None:
                 kp = np.asarray(kp)
@@ -252,6 +258,42 @@ class MHPCheck(DatasetCheck):
                     _disjoint(report, reader, readers, other)
 
 
+class DensePoseCheck(DatasetCheck):
+    """DensePose-COCO: dense points per person and per chart, crowd regions, empty coarse masks, image
+    ids disjoint across splits. Persons without ``dp_x`` are counted, not flagged: the evaluator treats
+    them as ignore regions (metrics.md §7.4), and most COCO persons have no dense annotation."""
+
+    splits = {"train": ("train", {}, False), "valminusminival": ("valminusminival", {}, True),
+              "minival": ("minival", {}, False)}
+    unannotated_person_severity = None
+
+    def person_annotated(self, person: dict) -> bool:
+        return bool(person.get("has_dp"))
+
+    def check_sample(self, reader, index, sample, report):
+        ex = report.extra
+        chart = ex.setdefault("points_per_chart", [0] * 25)
+        for p in sample.get("persons") or []:
+            ex["crowd_regions"] = ex.get("crowd_regions", 0) + int(p.get("iscrowd", 0))
+            dp = p.get("dp")
+            if not p.get("has_dp") or dp is None:
+                continue
+            ex["dense_points"] = ex.get("dense_points", 0) + len(dp["I"])
+            for i, n in enumerate(np.bincount(np.asarray(dp["I"], np.int64), minlength=25)[:25]):
+                chart[i] += int(n)
+            coarse = dp.get("coarse")
+            if coarse is None or not (np.asarray(coarse) > 0).any():
+                ex["persons_without_coarse_masks"] = ex.get("persons_without_coarse_masks", 0) + 1
+            if len(dp["I"]) == 0:
+                report.add(WARNING, sample["meta"].get("image_path", reader.ids[index]),
+                           f"person {p.get('id')} has an empty dp_x list (scored as a miss)")
+
+    def check_split(self, reader, report, readers):
+        for other in readers:
+            if other != report.split:
+                _disjoint(report, reader, readers, other)
+
+
 def _disjoint(report: SplitReport, reader, readers: dict, other: str) -> None:
     if other == report.split or other not in readers:
         return
@@ -288,7 +330,7 @@ def check_dataset(name: str, root: Path, reader_options: dict, splits: Iterable[
         split, extra, optional = checker.splits[label]
         report = SplitReport(split=label, reader_split=split)
         try:
-            reader = cls(root, split=split, check_files=False, **{**reader_options, **extra})
+            reader = cls(root, split=split, **{**reader_options, **extra, "check_files": False})
         except (DatasetNotFoundError, DataError, ValueError) as e:
             if optional and isinstance(e, DatasetNotFoundError):
                 log.info("%s: optional split %s not present (%s)", name, label, e)

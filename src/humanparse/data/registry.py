@@ -34,6 +34,7 @@ CHECKS: dict[str, str] = {
     "pascal_person_part": "humanparse.data.check:PascalCheck",
     "cihp": "humanparse.data.check:CIHPCheck",
     "mhp_v2": "humanparse.data.check:MHPCheck",
+    "densepose_coco": "humanparse.data.check:DensePoseCheck",
 }
 
 
