@@ -78,3 +78,14 @@ def hydra_instantiate_task(cfg):
     import hydra
 
     return hydra.utils.instantiate(cfg.model)
+
+
+def test_models_get_the_derived_targets_they_train_on(compose_train, tmp_path):
+    """``model=corrpm data=lip`` (no experiment preset): the data module adds CorrPM's edge and heatmap
+    targets, which the model's start-up check would otherwise refuse."""
+    cfg = compose_train("model=corrpm", "test=false")
+    assert not cfg.data.targets
+    metrics = train(cfg)
+    assert "val/miou" in metrics
+    hist = (tmp_path / "csv" / "version_0" / "metrics.csv").read_text().splitlines()[0]
+    assert "train/loss_edge" in hist and "train/loss_pose" in hist

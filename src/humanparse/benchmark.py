@@ -247,9 +247,12 @@ def size_config(cfg: DictConfig, size, train_bs: int, infer_bs: int) -> DictConf
     return c
 
 
-def first_batches(cfg: DictConfig) -> tuple[dict, dict]:
-    """One training batch and one evaluation batch from the configured datamodule (loaded once, untimed)."""
+def first_batches(cfg: DictConfig, targets: list[str] = ()) -> tuple[dict, dict]:
+    """One training batch and one evaluation batch from the configured datamodule (loaded once, untimed),
+    with the derived ``targets`` the model trains on."""
     dm = hydra.utils.instantiate(cfg.data)
+    if targets and hasattr(dm, "require_targets"):
+        dm.require_targets(targets)
     dm.prepare_data()
     dm.setup("fit")
     train = next(iter(dm.train_dataloader()))
@@ -420,7 +423,10 @@ def benchmark(cfg: DictConfig) -> dict:
     results = []
     for name, size in sizes.items():
         c = size_config(cfg, size, int(b.train_batch_size), int(b.infer_batch_size))
-        train_batch, val_batch = first_batches(c)
+        probe = hydra.utils.instantiate(c.model)
+        needed = probe.required_targets() if hasattr(probe, "required_targets") else []
+        del probe
+        train_batch, val_batch = first_batches(c, needed)
         for device in devices:
             res = {k: None for k in RESULT_KEYS}
             res.update(device=str(device), size_name=name, input_size=list(size),

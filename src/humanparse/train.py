@@ -60,6 +60,8 @@ def train(cfg: DictConfig) -> dict:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     task = hydra.utils.instantiate(cfg.model)
+    if hasattr(task, "required_targets") and hasattr(datamodule, "require_targets"):
+        datamodule.require_targets(task.required_targets())
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     task.run_config = resolved
     callbacks = inst.instantiate_callbacks(cfg.get("callbacks"))

@@ -152,6 +152,24 @@ class ParsingDataModule(pl.LightningDataModule):
         self.limit_val = limit_val
         self.datasets: dict = {}
 
+    def require_targets(self, names) -> list[str]:
+        """Add the derived targets a model needs (``task.required_targets()``) unless ``data.targets``
+        already has them, with their ``target_options``; returns the names added. Called by the entry
+        points before the datasets are built, so ``model=corrpm data=lip`` works without a preset."""
+        from humanparse.data.targets import TARGET_MAKERS
+
+        added = []
+        for name in names:
+            if name not in TARGET_MAKERS:
+                raise KeyError(f"model requires unknown derived target {name!r}; known: {sorted(TARGET_MAKERS)}")
+            if any(isinstance(t, TARGET_MAKERS[name]) for t in self.targets):
+                continue
+            self.targets.append(build_target(name, self.name, self.target_options.get(name), self.cache_dir))
+            added.append(name)
+        if added:
+            log.info("data=%s: added the derived targets %s that the model trains on", self.name, added)
+        return added
+
     def build_targets(self, spec) -> list[Callable]:
         """Derived-target makers from ``data.targets`` (see the class docstring)."""
         spec = plain(spec) if isinstance(spec, (DictConfig, ListConfig)) else spec

@@ -235,6 +235,13 @@ class MultiDataModule(pl.LightningDataModule):
         for dm in self.members.values():
             dm.prepare_data()
 
+    def require_targets(self, names) -> list[str]:
+        """:meth:`ParsingDataModule.require_targets` on every member dataset."""
+        added: list[str] = []
+        for member in self.members.values():
+            added += [n for n in member.require_targets(names) if n not in added]
+        return added
+
     def setup(self, stage: str | None = None) -> None:
         for dm in self.members.values():
             dm.setup(stage)

@@ -57,6 +57,17 @@ class BaseTask(pl.LightningModule):
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
         return self.net(images)
 
+    def required_targets(self) -> list[str]:
+        """Names of the derived targets (:data:`humanparse.data.targets.TARGET_MAKERS`) that the net or
+        the criterion trains on, from their ``required_targets`` attribute/method."""
+        names: list[str] = []
+        for part in (self.net, self.criterion):
+            req = getattr(part, "required_targets", ())
+            for n in (req() if callable(req) else req):
+                if n not in names:
+                    names.append(n)
+        return names
+
     def setup(self, stage: str) -> None:
         """Before fitting, the net and the criterion may check that the data can supervise them
         (``check_data(datamodule)``, e.g. CorrPM's pose branch needs keypoints) and refuse early."""

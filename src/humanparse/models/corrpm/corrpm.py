@@ -359,6 +359,12 @@ class CorrPM(nn.Module):
         return out
 
 
+    def required_targets(self) -> list[str]:
+        """The derived targets the built branches train on: CorrPM edges for the edge encoder, joint
+        heatmaps (σ 7 at 1/4, datasets.md §7.3) for the pose encoder."""
+        return (["semantic_edge"] if self.edge_encoder is not None else []) + \
+            (["pose_heatmaps"] if self.pose_encoder is not None else [])
+
     def check_data(self, datamodule) -> None:
         """Refuse, before training, to build branches the data cannot supervise (called by the task at
         ``setup('fit')``). The edge encoder needs the ``SemanticEdges`` target; the pose encoder needs the
