@@ -285,7 +285,6 @@ class PartInstanceAPMetric(GatheredMetric):
         self.nan_score = nan_score
         self.instance_score_thresh = float(instance_score_thresh)
         self.thresholds = tuple(float(t) for t in thresholds)
-        self._seen = 0
 
     def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
         if len(preds) != len(targets):
@@ -314,16 +313,6 @@ class PartInstanceAPMetric(GatheredMetric):
                 raise ValueError(f"image {image_id}: NaN part-instance scores; pass nan_score='first' to rank them "
                                  "first as PGN does")
             self.add(order, image_id, image_apr_record(gt, p, self.num_classes, f"image {image_id}: "))
-
-    def reset(self) -> None:
-        super().reset()
-        self._seen = 0
-
-    def flat(self, scores: dict[str, torch.Tensor] | None = None, prefix: str = "") -> dict[str, float]:
-        """``{'<prefix>/apr50': …}``: the ``paper_results.yaml`` names under a ``val``/``test`` prefix."""
-        scores = self.compute() if scores is None else scores
-        p = f"{prefix}/" if prefix else ""
-        return {f"{p}{k}": float(v) for k, v in scores.items()}
 
     def score(self, records) -> dict[str, float]:
         return score_apr([r[2] for r in records], self.num_classes, self.matching, self.class_reduction,

@@ -31,6 +31,7 @@ class GatheredMetric(Metric):
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
         self._records: list[tuple[int, str, Any]] = []
+        self._seen = 0
 
     def add(self, order: int, image_id: str, record: Any) -> None:
         """Keep one image's compact record; ``order`` is the image's position in the evaluation list."""
@@ -39,6 +40,13 @@ class GatheredMetric(Metric):
     def reset(self) -> None:
         super().reset()
         self._records = []
+        self._seen = 0  # images added so far: the default list position of the next one
+
+    def flat(self, scores: dict[str, torch.Tensor] | None = None, prefix: str = "") -> dict[str, float]:
+        """``{'<prefix>/<key>': value}``: the ``paper_results.yaml`` names under a ``val``/``test`` prefix."""
+        scores = self.compute() if scores is None else scores
+        p = f"{prefix}/" if prefix else ""
+        return {f"{p}{k}": float(v) for k, v in scores.items()}
 
     def gathered_records(self) -> list[tuple[int, str, Any]]:
         """All processes' records, de-duplicated by image id and sorted by list position."""

@@ -661,7 +661,6 @@ class InstanceParsingMetric(GatheredMetric):
         self.thresholds = tuple(float(t) for t in thresholds)
         self.compute_semantic = compute_semantic
         self.nan_score = nan_score
-        self._seen = 0
 
     def update(self, preds: Sequence[dict], targets: Sequence[dict]) -> None:
         if len(preds) != len(targets):
@@ -692,16 +691,6 @@ class InstanceParsingMetric(GatheredMetric):
                                    semantic_gt=as_numpy(semantic) if (self.compute_semantic and semantic is not None) else None,
                                    semseg_score_thresh=self.semseg_score_thresh, thresholds=self.thresholds)
             self.add(order, image_id, rec)
-
-    def reset(self) -> None:
-        super().reset()
-        self._seen = 0
-
-    def flat(self, scores: dict[str, torch.Tensor] | None = None, prefix: str = "") -> dict[str, float]:
-        """``{'<prefix>/app50': …}``: the ``paper_results.yaml`` names under a ``val``/``test`` prefix."""
-        scores = self.compute() if scores is None else scores
-        p = f"{prefix}/" if prefix else ""
-        return {f"{p}{k}": float(v) for k, v in scores.items()}
 
     def score(self, records) -> dict[str, float]:
         return score_app([r[2] for r in records], self.num_classes, self.app_convention, self.score_thresh,
