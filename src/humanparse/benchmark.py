@@ -529,4 +529,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

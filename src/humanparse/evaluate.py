@@ -10,17 +10,19 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import time
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 import humanparse.utils.resolvers  # noqa: F401
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
+from humanparse.utils import safety
+from humanparse.utils.errors import run_main
 
 log = logging.getLogger("humanparse.evaluate")
 
@@ -30,14 +32,9 @@ MODEL_BOUND_DATA_KEYS = ("input_size", "normalize")
 
 def load_checkpoint_config(ckpt_path: str | Path) -> tuple[dict, dict]:
     """(the run config stored by humanparse in the checkpoint, the checkpoint dict)."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    saved = (ckpt.get("humanparse") or {}).get("config")
-    if not saved:
-        raise ValueError(f"{ckpt_path}: not a humanparse checkpoint (no stored run config)")
-    return saved, ckpt
+    # weights_only=True, the stored config checked against the allowlist; every failure names the file
+    ckpt = safety.safe_torch_load(ckpt_path)
+    return ckpt["humanparse"]["config"], ckpt
 
 
 def build_task_from_checkpoint(ckpt_path: str | Path):
@@ -48,8 +45,8 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
     model_cfg["pretrained"] = None
     if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
         model_cfg["net"]["pretrained"] = None
-    task = hydra.utils.instantiate(OmegaConf.create(model_cfg))
-    task.load_state_dict(ckpt["state_dict"], strict=True)
+    task = safety.safe_instantiate(OmegaConf.create(model_cfg), f"{ckpt_path} (config stored in the checkpoint)")
+    safety.load_weights(task, ckpt["state_dict"], ckpt_path)
     task.run_config = saved
     return task, saved
 
@@ -70,10 +67,11 @@ def evaluate(cfg: DictConfig) -> dict:
     if data_cfg.get("name") != task.info.name:
         raise ValueError(f"checkpoint was trained on {task.info.name!r} ({task.info.num_classes} classes) "
                          f"but data={data_cfg.get('name')!r}")
-    datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg))
+    datamodule = safety.safe_instantiate(OmegaConf.create(data_cfg), f"{cfg.ckpt_path} (data config)")
 
     run_dir = Path(cfg.paths.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    runs.claim_run_dir(run_dir)
     loggers = inst.instantiate_loggers(cfg.get("logger"), run_dir)
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     trainer = inst.instantiate_trainer(cfg.trainer, logger=loggers, callbacks=[])
@@ -109,4 +107,4 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))

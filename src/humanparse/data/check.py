@@ -338,6 +338,8 @@ def check_dataset(name: str, root: Path, reader_options: dict, splits: Iterable[
             report.add(ERROR, getattr(e, "path", root), getattr(e, "problem", str(e)))
             reports[label] = report
             continue
+        if not len(reader.ids):
+            report.add(ERROR, getattr(reader, "root", root), f"the {label} split ({split!r}) has no ids (empty id list)")
         checker.walk(reader, report, limit, progress)
         checker.check_split(reader, report, readers)
         readers[label] = reader
@@ -419,4 +421,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))
