@@ -1,0 +1,71 @@
+"""A tiny finished run for the trust tests, and hostile variants of its files: a checkpoint whose
+unpickling runs a shell command, and stored configs whose instantiation writes a file."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+import torch
+import yaml
+
+from conftest import compose_cfg, tiny_overrides
+from humanparse.utils import safety  # noqa: F401  (registers the checkpoint types for torch.load)
+
+
+@pytest.fixture(scope="session")
+def trained_run(tmp_path_factory, cache_dir) -> Path:
+    """One finished 1-epoch run of the tiny DeepLab on synthetic LIP (checkpoints/last.ckpt, run_config.yaml,
+    metrics.json). Tests copy it before changing anything (:func:`copy_run`)."""
+    from humanparse.train import train
+
+    run = tmp_path_factory.mktemp("trust") / "run"
+    train(compose_cfg("train", tiny_overrides(["test=false"]), run, cache_dir))
+    assert (run / "checkpoints" / "last.ckpt").is_file()
+    return run
+
+
+def copy_run(run: Path, dst: Path) -> Path:
+    shutil.copytree(run, dst)
+    return dst
+
+
+class ShellPayload:
+    """Pickled as a call to ``os.system(cmd)``: what a hostile checkpoint carries."""
+
+    def __init__(self, cmd: str):
+        self.cmd = cmd
+
+    def __reduce__(self):
+        return (os.system, (self.cmd,))
+
+
+def poisoned_checkpoint(src: Path, dst: Path, marker: Path) -> Path:
+    """``src`` plus an entry whose unpickling creates ``marker``."""
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["payload"] = ShellPayload(f"touch {marker}")
+    torch.save(ckpt, dst)
+    return dst
+
+
+def injection(marker: Path) -> dict:
+    """A config node that writes ``marker`` when Hydra instantiates it (Hydra does not block this one)."""
+    return {"_target_": "pathlib.Path.write_text", "self": {"_target_": "pathlib.Path", "_args_": [str(marker)]},
+            "data": "pwned"}
+
+
+def injected_checkpoint(src: Path, dst: Path, marker: Path) -> Path:
+    """``src`` with the injection in the stored run config, beside the model's knobs (``model.pwn``)."""
+    ckpt = torch.load(src, map_location="cpu", weights_only=True)
+    ckpt["humanparse"]["config"]["model"]["pwn"] = injection(marker)
+    torch.save(ckpt, dst)
+    return dst
+
+
+def inject_run_config(run: Path, marker: Path) -> None:
+    path = run / "run_config.yaml"
+    cfg = yaml.safe_load(path.read_text())
+    cfg["model"]["pwn"] = injection(marker)
+    path.write_text(yaml.safe_dump(cfg, sort_keys=False))
