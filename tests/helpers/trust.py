@@ -8,6 +8,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+import pytorch_lightning as pl
 import torch
 import yaml
 
@@ -69,3 +70,16 @@ def inject_run_config(run: Path, marker: Path) -> None:
     cfg = yaml.safe_load(path.read_text())
     cfg["model"]["pwn"] = injection(marker)
     path.write_text(yaml.safe_dump(cfg, sort_keys=False))
+
+
+class PoisonAtStep(pl.Callback):
+    """Turns the first weight tensor into NaN before global step ``step``: what a diverging learning rate
+    does, at a known step."""
+
+    def __init__(self, step: int):
+        self.step = int(step)
+
+    def on_train_batch_start(self, trainer, pl_module, batch, batch_idx) -> None:
+        if trainer.global_step == self.step:
+            with torch.no_grad():
+                next(pl_module.parameters()).fill_(float("nan"))
