@@ -15,11 +15,17 @@ from omegaconf import OmegaConf
 
 from conftest import REPO, TINY_MODELS, TINY_TRAIN, compose_cfg, run_cli
 from helpers.datasets import copy_of, tiny_root
-from helpers.trust import copy_run, trained_run  # noqa: F401  (trained_run is a fixture)
+from helpers.trust import copy_run, tiny_trained_run
 from humanparse.callbacks import NonFiniteError
 from humanparse.data.io import DataError
 from humanparse.train import train
 from humanparse.utils import run as runs
+
+
+@pytest.fixture
+def trained_run(cache_dir) -> Path:
+    return tiny_trained_run(cache_dir)
+
 
 
 def _finite(ckpt: Path) -> bool:
@@ -121,7 +127,7 @@ def test_a_new_run_never_writes_into_another_runs_folder(trained_run, tmp_path, 
                    cwd=tmp_path, cache_dir=cache_dir, check=False)
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "already holds a run" in lines[0]
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "already holds a run" in lines[0], proc.stderr
     assert not (run / ".hydra").exists()
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 

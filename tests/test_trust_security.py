@@ -16,17 +16,23 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 from conftest import compose_cfg
-from helpers.trust import (  # noqa: F401  (trained_run is a fixture)
+from helpers.trust import (
     copy_run,
     inject_run_config,
     injected_checkpoint,
     injection,
     poisoned_checkpoint,
-    trained_run,
+    tiny_trained_run,
 )
 from humanparse.utils.safety import CheckpointError, ConfigTargetError, check_config_targets, safe_torch_load
 
 ENTRIES = ["predict", "evaluate", "train_ckpt_path", "train_resume"]
+
+
+@pytest.fixture
+def trained_run(cache_dir) -> Path:
+    return tiny_trained_run(cache_dir)
+
 
 
 def _attempt(entry: str, attack: str, run: Path, tmp_path: Path, cache_dir: Path, capsys) -> Path:

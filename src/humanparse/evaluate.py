@@ -22,7 +22,7 @@ import humanparse.utils.resolvers  # noqa: F401
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils import safety
-from humanparse.utils.errors import run_main
+from humanparse.utils.errors import one_line_errors, run_main
 
 log = logging.getLogger("humanparse.evaluate")
 
@@ -102,6 +102,7 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 

@@ -21,7 +21,7 @@ import humanparse.utils.resolvers  # noqa: F401  (registers ${hp.*} before Hydra
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils import safety
-from humanparse.utils.errors import run_main
+from humanparse.utils.errors import one_line_errors, run_main
 from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_config
 
 log = logging.getLogger("humanparse.train")
@@ -142,6 +142,7 @@ def train(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@one_line_errors
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))

@@ -7,7 +7,6 @@ import os
 import shutil
 from pathlib import Path
 
-import pytest
 import pytorch_lightning as pl
 import torch
 import yaml
@@ -16,14 +15,19 @@ from conftest import compose_cfg, tiny_overrides
 from humanparse.utils import safety  # noqa: F401  (registers the checkpoint types for torch.load)
 
 
-@pytest.fixture(scope="session")
-def trained_run(tmp_path_factory, cache_dir) -> Path:
+def tiny_trained_run(cache_dir: Path) -> Path:
     """One finished 1-epoch run of the tiny DeepLab on synthetic LIP (checkpoints/last.ckpt, run_config.yaml,
-    metrics.json). Tests copy it before changing anything (:func:`copy_run`)."""
+    metrics.json), trained once per test session (shared by the test files and xdist workers, file-locked).
+    Tests copy it before changing anything (:func:`copy_run`)."""
+    from humanparse.data.datamodule import file_lock
     from humanparse.train import train
 
-    run = tmp_path_factory.mktemp("trust") / "run"
-    train(compose_cfg("train", tiny_overrides(["test=false"]), run, cache_dir))
+    root = cache_dir.parent / "trust-run"
+    run = root / "run"
+    with file_lock(cache_dir.parent / "trust-run.lock"):
+        if not (run / "metrics.json").is_file():
+            shutil.rmtree(root, ignore_errors=True)
+            train(compose_cfg("train", tiny_overrides(["test=false"]), run, cache_dir))
     assert (run / "checkpoints" / "last.ckpt").is_file()
     return run
 

@@ -33,6 +33,7 @@ from humanparse.data import registry
 from humanparse.data.base import DatasetNotFoundError
 from humanparse.data.io import DataError
 from humanparse.data.meta import IGNORE_INDEX
+from humanparse.utils.errors import one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -414,6 +415,7 @@ def run(cfg: DictConfig) -> int:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="check")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     code = run(cfg)
     if code:

@@ -14,6 +14,7 @@ The full traceback is shown when ``HUMANPARSE_DEBUG=1`` or ``HYDRA_FULL_ERROR=1`
 
 from __future__ import annotations
 
+import functools
 import os
 import sys
 from collections.abc import Callable
@@ -97,6 +98,28 @@ def one_line(e: BaseException) -> str:
     return msg
 
 
+def report(e: BaseException) -> int:
+    """Print ``e`` as one ``error:`` line on stderr; returns its exit status."""
+    print(f"error: {one_line(e)}", file=sys.stderr, flush=True)
+    return exit_code(e)
+
+
+def one_line_errors(fn: Callable) -> Callable:
+    """Decorator for a Hydra task function (under ``@hydra.main``): an exception is reported as one line
+    and ends the process with its exit status, before Hydra adds its own "Error executing job" report."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        try:
+            return fn(*args, **kwargs)
+        except Exception as e:  # noqa: BLE001 - every error ends here as one line
+            if debug_requested():
+                raise
+            sys.exit(report(e))
+
+    return wrapper
+
+
 def run_main(main: Callable[[], object], before: Callable[[], object] | None = None) -> int:
     """Run an entry point's ``main`` and turn any exception into one line and an exit status.
 
@@ -106,8 +129,10 @@ def run_main(main: Callable[[], object], before: Callable[[], object] | None = N
     (checks that must happen before Hydra writes anything).
     """
     debug = debug_requested()
+    # Hydra re-raises instead of printing its own report: with debug, the full traceback follows; without,
+    # the error reaches the handler below as one line
+    os.environ["HYDRA_FULL_ERROR"] = "1"
     if not debug:
-        os.environ["HYDRA_FULL_ERROR"] = "1"
         os.environ[_OWN_FULL_ERROR] = "1"
     try:
         if before is not None:
@@ -121,6 +146,5 @@ def run_main(main: Callable[[], object], before: Callable[[], object] | None = N
     except BaseException as e:  # noqa: BLE001 - every error ends here as one line
         if debug:
             raise
-        print(f"error: {one_line(e)}", file=sys.stderr)
-        return exit_code(e)
+        return report(e)
     return ret if isinstance(ret, int) and not isinstance(ret, bool) else 0
