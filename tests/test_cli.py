@@ -91,9 +91,7 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path, cache_dir):
     wandb_id = (run_b / "wandb_id.txt").read_text().strip()
 
     # the killer is part of the saved config; a plain key=value override on resume disarms it
-    # (the test's own callback class is trusted explicitly: a stored config builds only allowlisted classes)
-    run_cli("humanparse.train", f"resume={run_b}", "++callbacks.kill.step=1000000", cwd=tmp_path / "b", cache_dir=cache_dir,
-            env={"HUMANPARSE_TRUSTED_TARGETS": "helpers.killer"})
+    run_cli("humanparse.train", f"resume={run_b}", "++callbacks.kill.step=1000000", cwd=tmp_path / "b", cache_dir=cache_dir)
     got = _weights(run_b / "checkpoints" / "last.ckpt")
     assert got.keys() == ref.keys()
     for k in ref:

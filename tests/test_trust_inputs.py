@@ -193,14 +193,26 @@ def test_entry_points_end_user_errors_in_one_line(trained_run, tmp_path, cache_d
     proc = run_cli("humanparse.evaluate", f"ckpt_path={bad}", cwd=tmp_path, cache_dir=cache_dir, check=False)
     assert proc.returncode == 2
     assert str(bad) in _one_line(proc) and "truncated" in proc.stderr
-    # train: a dataset that is not there, and a misspelt override (Hydra's own composition error)
+    # train: a misspelt override (Hydra's own composition error)
     tiny = [*TINY_TRAIN, *TINY_MODELS["deeplabv3plus"]]
-    proc = run_cli("humanparse.train", *tiny, "data.synthetic=false", f"data.root={tmp_path / 'nowhere'}",
-                   cwd=tmp_path, cache_dir=cache_dir, check=False)
-    assert proc.returncode == 2 and str(tmp_path / "nowhere") in _one_line(proc)
     proc = run_cli("humanparse.train", *tiny, "trainer.max_epoch=3", cwd=tmp_path, cache_dir=cache_dir, check=False)
     assert proc.returncode == 2 and "trainer.max_epoch" in _one_line(proc)
     # the debug switch brings the traceback back
     proc = run_cli("humanparse.evaluate", f"ckpt_path={bad}", cwd=tmp_path, cache_dir=cache_dir, check=False,
                    env={"HUMANPARSE_DEBUG": "1"})
     assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
+
+
+def test_the_task_function_wrapper_reports_one_line(compose_train, tmp_path, capsys):
+    """What ``@one_line_errors`` does under ``train``'s ``@hydra.main``: a dataset that is not there ends the
+    process with status 2 and one line naming the folder."""
+    from humanparse.train import train
+    from humanparse.utils.errors import one_line_errors
+
+    cfg = compose_train("data.synthetic=false", f"data.root={tmp_path / 'nowhere'}", run_dir=tmp_path / "run")
+    capsys.readouterr()
+    with pytest.raises(SystemExit) as ex:
+        one_line_errors(train)(cfg)
+    assert ex.value.code == 2
+    err = [ln for ln in capsys.readouterr().err.splitlines() if ln.strip()]
+    assert len(err) == 1 and err[0].startswith("error: LIP root ") and str(tmp_path / "nowhere") in err[0]

@@ -143,6 +143,7 @@ def test_target_allowlist(target, ok):
 
 def test_trusted_prefixes_come_from_the_environment_only(monkeypatch):
     cfg = {"callbacks": {"kill": {"_target_": "helpers.killer.KillAtStep", "step": 3}}}
+    monkeypatch.delenv("HUMANPARSE_TRUSTED_TARGETS", raising=False)
     with pytest.raises(ConfigTargetError, match="callbacks.kill._target_"):
         check_config_targets(cfg, "run_config.yaml")
     monkeypatch.setenv("HUMANPARSE_TRUSTED_TARGETS", "helpers.killer")

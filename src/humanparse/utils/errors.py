@@ -53,6 +53,12 @@ def _user_error_types() -> tuple[type[BaseException], ...]:
         types += [ConfigKeyError, MissingMandatoryValue, InterpolationResolutionError]
     except ImportError:  # pragma: no cover
         pass
+    try:  # weights that cannot be downloaded or read: the user's file or network, named in the message
+        from humanparse.models.pretrained import PretrainedWeightsError
+
+        types.append(PretrainedWeightsError)
+    except ImportError:  # pragma: no cover
+        pass
     return tuple(types)
 
 
