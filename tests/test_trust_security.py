@@ -113,7 +113,8 @@ def test_own_checkpoints_load_with_weights_only(trained_run):
 
 
 @pytest.mark.parametrize("target, ok", [
-    ("humanparse.tasks.parsing.SemanticParsingTask", True),
+    ("humanparse.tasks.Task", True),
+    ("humanparse.evaluation.evaluators.SemanticEvaluator", True),
     ("torch.optim.SGD", True),
     ("torch.nn.Conv2d", True),
     ("pytorch_lightning.Trainer", True),
@@ -130,7 +131,7 @@ def test_own_checkpoints_load_with_weights_only(trained_run):
     ("torch.optim.does_not_exist", False),
 ])
 def test_target_allowlist(target, ok):
-    cfg = {"model": {"_target_": "humanparse.tasks.parsing.SemanticParsingTask",
+    cfg = {"model": {"_target_": "humanparse.tasks.Task",
                      "opt": {"_target_": "torch.optim.SGD", "_partial_": True},
                      "extra": [{"x": 1}, {"deep": {"_target_": target, "_partial_": True}}]}}
     if ok:

@@ -36,6 +36,7 @@ ALLOWED_CLASS_PREFIXES: tuple[str, ...] = (
     "humanparse.data.",
     "humanparse.callbacks.",
     "humanparse.metrics.",
+    "humanparse.evaluation.",
     "torch.nn.",
     "torch.optim.",
     "torchvision.models.",
@@ -223,10 +224,13 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint", map_locat
     return obj
 
 
-def check_weights_fit(module: torch.nn.Module, state_dict: dict, path: str | os.PathLike) -> None:
+def check_weights_fit(module: torch.nn.Module, state_dict: dict, path: str | os.PathLike,
+                      ignore_prefixes: tuple[str, ...] = ("evaluators.",)) -> None:
     """Raise :class:`CheckpointError` when ``state_dict`` does not fit ``module`` exactly (missing or
-    unexpected keys, other shapes): a checkpoint of another architecture, named as such."""
-    own = module.state_dict()
+    unexpected keys, other shapes): a checkpoint of another architecture, named as such. Keys under
+    ``ignore_prefixes`` (metric states, which a task tolerates either way) are not compared."""
+    own = {k: v for k, v in module.state_dict().items() if not k.startswith(ignore_prefixes)}
+    state_dict = {k: v for k, v in state_dict.items() if not k.startswith(ignore_prefixes)}
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
     shapes = [k for k in own if k in state_dict and hasattr(state_dict[k], "shape")
