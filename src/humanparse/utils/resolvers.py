@@ -35,11 +35,21 @@ def _user_config_dir() -> str:
     return f"file://{os.path.abspath(os.path.expanduser(folder))}" if folder else "pkg://humanparse.conf"
 
 
+def _run_id() -> str:
+    """``${hp.run_id:}``: the unique tail of a run folder name (see :func:`humanparse.utils.run.run_id`);
+    cached, so every use in one config gives the same value."""
+    from humanparse.utils.run import run_id
+
+    return run_id()
+
+
 def register() -> None:
     for name, fn in (("hp.pick", _pick), ("hp.if_set", _if_set), ("hp.choose", _choose), ("hp.cwd", _cwd),
                      ("hp.user_config_dir", _user_config_dir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+    if not OmegaConf.has_resolver("hp.run_id"):
+        OmegaConf.register_new_resolver("hp.run_id", _run_id, use_cache=True)
 
 
 register()
