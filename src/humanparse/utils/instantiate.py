@@ -63,9 +63,15 @@ def _runs_on_cpu(trainer_cfg: DictConfig) -> bool:
 def instantiate_trainer(trainer_cfg: DictConfig, **kwargs) -> pl.Trainer:
     """The configured Trainer, with our own samplers and, on CPU, a SyncBatchNorm that works there.
 
+    ``accelerator``, ``devices``, ``precision`` and ``strategy`` may be ``auto`` (see
+    :mod:`humanparse.utils.devices`): GPU when there is one, bf16/16-mixed there, CPU and 32 otherwise.
+
     ``torch.nn.SyncBatchNorm`` refuses CPU modules, so ``sync_batchnorm=true`` on CPU becomes the
     :class:`~humanparse.utils.syncbn.CPUSyncBatchNorm` plugin (gloo all-reduce of the statistics).
     """
+    from humanparse.utils.devices import resolve_trainer_config
+
+    trainer_cfg = resolve_trainer_config(trainer_cfg)  # accelerator/devices/precision "auto" → this machine's
     kwargs.setdefault("use_distributed_sampler", False)
     if trainer_cfg.get("sync_batchnorm") and _runs_on_cpu(trainer_cfg):
         from humanparse.utils.syncbn import CPUSyncBatchNorm
