@@ -1,5 +1,7 @@
 """Lightning callbacks of the suite."""
 
+from humanparse.callbacks.console import ModelSummary, ProgressBar
+from humanparse.callbacks.last_link import LastCheckpointLink
 from humanparse.callbacks.seeding import EpochSeed
 
-__all__ = ["EpochSeed"]
+__all__ = ["EpochSeed", "LastCheckpointLink", "ModelSummary", "ProgressBar"]
