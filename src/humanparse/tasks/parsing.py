@@ -18,10 +18,11 @@ from torch import nn
 from humanparse.data.meta import get_info
 from humanparse.metrics.atr import atr_scores_from_confmat, flatten_atr
 from humanparse.metrics.semantic import SemanticParsingMetric
+from humanparse.tasks.loading import CheckpointLoadingMixin
 from humanparse.tasks.postprocess import MAP_BACK_MODES, map_back, upsample_to
 
 
-class BaseTask(pl.LightningModule):
+class BaseTask(CheckpointLoadingMixin, pl.LightningModule):
     """Optimiser/scheduler wiring, loss logging and run metadata shared by every task.
 
     Args:
