@@ -3,5 +3,6 @@
 from humanparse.callbacks.console import ModelSummary, ProgressBar
 from humanparse.callbacks.last_link import LastCheckpointLink
 from humanparse.callbacks.seeding import EpochSeed
+from humanparse.callbacks.val_images import ValidationImages
 
-__all__ = ["EpochSeed", "LastCheckpointLink", "ModelSummary", "ProgressBar"]
+__all__ = ["EpochSeed", "LastCheckpointLink", "ModelSummary", "ProgressBar", "ValidationImages"]

@@ -138,6 +138,15 @@ def _densepose_points(sample: dict, max_points: int = 400, seed: int = 0):
     or points drawn from dense ``dp_parts``/``dp_u``/``dp_v`` maps (the synthetic scene)."""
     xs, ys, us, vs = [], [], [], []
     for p in sample.get("persons") or []:
+        dp = p.get("dp")
+        if isinstance(dp, dict) and dp.get("x") is not None and len(dp["x"]) and p.get("bbox") is not None:
+            # the DensePose-COCO reader: ``dp`` {x, y, I, U, V} in the 256×256 frame of the COCO bbox [x, y, w, h]
+            bx, by, bw, bh = (float(v) for v in p["bbox"][:4])
+            xs += list(bx + np.asarray(dp["x"], dtype=np.float64) * bw / 256.0)
+            ys += list(by + np.asarray(dp["y"], dtype=np.float64) * bh / 256.0)
+            us += list(np.asarray(dp["U"], dtype=np.float64))
+            vs += list(np.asarray(dp["V"], dtype=np.float64))
+            continue
         if p.get("dp_x") is None or p.get("box") is None:
             continue
         x1, y1, x2, y2 = (float(v) for v in p["box"][:4])
