@@ -2,7 +2,8 @@
 
 from humanparse.callbacks.console import ModelSummary, ProgressBar
 from humanparse.callbacks.last_link import LastCheckpointLink
+from humanparse.callbacks.paper_summary import PaperSummary
 from humanparse.callbacks.seeding import EpochSeed
 from humanparse.callbacks.val_images import ValidationImages
 
-__all__ = ["EpochSeed", "LastCheckpointLink", "ModelSummary", "ProgressBar", "ValidationImages"]
+__all__ = ["EpochSeed", "LastCheckpointLink", "ModelSummary", "PaperSummary", "ProgressBar", "ValidationImages"]
