@@ -145,7 +145,10 @@ def sweep_curves_figure(comparison: Comparison, metric: str, block: str, title: 
         return None
     for a in (ax, ax_loss):
         a.set_xlabel("epoch")
-        a.xaxis.set_major_locator(MaxNLocator(integer=True))
+        if max_epoch <= 20:
+            a.set_xticks(range(max_epoch + 1))
+        else:
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
         a.set_xlim(-0.5, max_epoch + 0.5)  # a one-epoch run is one point at epoch 0, not a ±0.045 axis
         a.grid(alpha=0.3)
     ax.set_ylabel(f"{metric} (%)" if run_value_percent(metric, 1.0) == 100.0 else metric)
@@ -154,8 +157,11 @@ def sweep_curves_figure(comparison: Comparison, metric: str, block: str, title: 
     ax_loss.set_title("training loss" if loss_drawn else "training loss (not logged)", fontsize=9)
     handles, labels = (ax if drawn else ax_loss).get_legend_handles_labels()
     fig.suptitle(title or block, fontsize=10)
-    fig.legend(handles, labels, fontsize=7, loc="lower center", ncol=2 if len(labels) > 4 else 1, frameon=False)
-    fig.tight_layout(rect=(0, 0.06 + 0.035 * ((len(labels) + 1) // (2 if len(labels) > 4 else 1)), 1, 1))
+    fig.legend(handles, labels, fontsize=7, loc="center right", frameon=False)
+    fig.tight_layout()
+    width = max((len(t) for t in labels), default=10) * 0.055 + 0.5  # inches the legend needs on the right
+    fig.set_size_inches(12 + width, 4.6)
+    fig.subplots_adjust(right=12 / (12 + width) - 0.01)
     return fig
 
 
