@@ -13,7 +13,7 @@ from humanparse.api import Parser
 from humanparse.data.meta import get_info
 from humanparse.data.synthetic import render_scene
 from humanparse.predict import main as predict_main
-from humanparse.tasks.parsing import SemanticParsingTask
+from humanparse.tasks import Task
 from humanparse.utils import visualize as viz
 
 TINY_PRESET = ["model.backbone=tu-mobilenetv3_small_050", "model.net.decoder_channels=32", "data.input_size=[64,64]"]
@@ -64,12 +64,18 @@ def test_parser_from_checkpoint_matches_predict(compose_train, tmp_path):
 
 def test_lightning_load_from_checkpoint(compose_train, tmp_path):
     ckpt, task = _checkpoint(compose_train, tmp_path)
-    loaded = SemanticParsingTask.load_from_checkpoint(ckpt)
-    assert isinstance(loaded, SemanticParsingTask) and not loaded.training
+    loaded = Task.load_from_checkpoint(ckpt)  # Lightning's own API (TypeError before: net not in hparams)
+    assert type(loaded) is Task and not loaded.training
     for k, v in task.state_dict().items():
         assert torch.equal(loaded.state_dict()[k], v), k
     with pytest.raises(TypeError, match="not supported"):
-        SemanticParsingTask.load_from_checkpoint(ckpt, hparams_file="x.yaml")
+        Task.load_from_checkpoint(ckpt, hparams_file="x.yaml")
+
+    class OtherTask(Task):
+        pass
+
+    with pytest.raises(TypeError, match="holds a Task, not a OtherTask"):
+        OtherTask.load_from_checkpoint(ckpt)
 
 
 def test_parser_from_preset_with_a_weights_file(compose_train, tmp_path):

@@ -13,7 +13,8 @@
 ====================  =======================================================================================
 
 The exported graph maps a normalised image batch ``image`` (N, 3, H, W) float32 to ``logits`` (N, C, H, W)
-at the input resolution (the model's evaluation output upsampled as the task does). Preprocessing and
+at the input resolution (the model's evaluation output upsampled as the task does; test-time augmentation,
+``model.tta``, is not part of the graph). Preprocessing and
 class names are written next to it in ``<output>.json`` (mean, std, channel order, input size, classes):
 the input is ``(rgb / 255 - mean) / std``; argmax over C gives class ids. Dense models only: models whose
 output is a list of per-person detections (Parsing R-CNN, DensePose-RCNN) or that parse person crops from
@@ -80,11 +81,15 @@ def dense_head(task, config: dict) -> tuple[str, bool]:
     model_cfg = config.get("model") or {}
     name = model_cfg.get("name")
     post = model_cfg.get("postprocess") or {}
-    output = post.get("output") or getattr(task, "eval_output", None) or model_cfg.get("eval_output")
+    pp = getattr(task, "postprocess", None)
+    output = getattr(pp, "output", None) or post.get("output") or model_cfg.get("eval_output")
     if not output:
         raise ExportError(f"model {name!r} cannot be exported: no dense evaluation output is configured "
-                          "(model.eval_output / model.postprocess.output)")
-    return str(output), bool(getattr(task, "align_corners", model_cfg.get("upsample_align_corners", False)))
+                          "(model.postprocess.output)")
+    align = getattr(pp, "align_corners", None)
+    if align is None:
+        align = post.get("align_corners", model_cfg.get("upsample_align_corners", False))
+    return str(output), bool(align)
 
 
 def export(cfg) -> dict:
