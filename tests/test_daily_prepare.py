@@ -1,4 +1,4 @@
-"""humanparse.data.prepare: archives in the official structure (built from the synthetic generators' output,
+"""humanparse.tools.prepare_data: archives in the official structure (built from the synthetic generators' output,
 with the wrapping folders real downloads have) are unpacked into the readers' layout and pass the checker;
 a missing or incomplete archive is named in the error."""
 
@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from helpers.datasets import tiny_root
-from humanparse.data.prepare import main as prepare_main
+from humanparse.tools.prepare_data import main as prepare_main
 
 SMALL = {"num_train": 3, "num_val": 3, "num_test": 2, "image_size": [48, 64]}
 # the real ATR release has 1,000+ "2500_" ids for the Graphonomy split; the tiny set has 3 val ids

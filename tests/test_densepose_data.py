@@ -19,7 +19,7 @@ from humanparse.data.datamodule import ParsingDataModule
 from humanparse.data.densepose_coco import DensePoseCOCODataset, load_gt_images, paint_coarse
 from humanparse.data.io import DataError
 from humanparse.data.meta import DENSEPOSE_FINE_TO_COARSE
-from humanparse.data.synthetic.densepose import ANN_FILES, generate_densepose_coco, make_densepose_image
+from humanparse.synthetic.densepose import ANN_FILES, generate_densepose_coco, make_densepose_image
 from humanparse.data.transforms import AffineTransform, Compose
 from humanparse.evaluation.evaluators import DensePoseEvaluator
 

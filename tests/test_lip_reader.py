@@ -12,7 +12,7 @@ from humanparse.data.base import DatasetNotFoundError, collate_dense
 from humanparse.data.datamodule import ParsingDataModule, ensure_synthetic
 from humanparse.data.io import DataError
 from humanparse.data.lip import LIPDataset, parse_pose_csv
-from humanparse.data.synthetic import generate_lip
+from humanparse.synthetic import generate_lip
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
 
 OPTS = {"num_train": 12, "num_val": 6, "num_test": 3, "image_size": [40, 64], "seed": 3}

@@ -16,7 +16,7 @@ import torch.multiprocessing as mp
 
 from humanparse.data.densepose_coco import load_gt_images
 from humanparse.data.densepose_surface import BodySurface
-from humanparse.data.synthetic.densepose import synthetic_eval_set
+from humanparse.synthetic.densepose import synthetic_eval_set
 from humanparse.metrics.densepose import (
     DensePoseMetric,
     accumulate,

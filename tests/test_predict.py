@@ -11,7 +11,7 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import humanparse.utils.resolvers  # noqa: F401  (the composed config uses ${hp.*})
-from humanparse.data.synthetic import render_scene
+from humanparse.synthetic import render_scene
 from humanparse.predict import main as predict_main
 from humanparse.predict import output_names
 

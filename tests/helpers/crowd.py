@@ -13,7 +13,7 @@ import numpy as np
 
 from humanparse.data.base import ParsingDataset
 from humanparse.data.meta import get_info
-from humanparse.data.synthetic import labels_for, render_scene
+from humanparse.synthetic import labels_for, render_scene
 
 
 class SyntheticCrowd(ParsingDataset):

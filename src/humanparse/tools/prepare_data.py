@@ -1,8 +1,8 @@
-"""Put the official downloads in place: ``python -m humanparse.data.prepare data=<name> archives=<folder> root=<dest>``.
+"""Put the official downloads in place: ``python -m humanparse.tools.prepare_data data=<name> archives=<folder> root=<dest>``.
 
 Unpacks the archives a dataset is distributed as (``.zip``, ``.tar``, ``.tar.gz``/``.tgz``; plain files are
 copied) from ``archives=`` into ``root=`` in the layout the readers expect, then runs the dataset checker
-(``humanparse.data.check``) on the result. Each archive is unpacked into a staging folder first and its
+(``humanparse.tools.check_data``) on the result. Each archive is unpacked into a staging folder first and its
 content located by a *marker* (a file or folder it must contain), so an extra wrapping folder or a doubled
 folder name in an archive does not matter; the marker's folder is moved to its place under ``root``. An
 archive that is missing, or that lacks a folder or file it must hold, is named in the error.
@@ -17,7 +17,7 @@ archive that is missing, or that lacks a folder or file it must hold, is named i
 ``list``              only print the archives this dataset needs (``list=true``)
 ====================  =======================================================================================
 
-What each dataset needs (``python -m humanparse.data.prepare data=<name> list=true`` prints it): see
+What each dataset needs (``python -m humanparse.tools.prepare_data data=<name> list=true`` prints it): see
 :data:`DATASETS`. Exit status 0 when everything is in place and the checker found no error, 1 when the
 checker reported errors, 2 for a missing or incomplete archive or bad arguments.
 """
@@ -263,8 +263,8 @@ def run_check(name: str, root: Path, overrides: list[str] | None = None) -> dict
     """The dataset checker on the prepared root, with the data config's reader options."""
     import hydra
 
-    from humanparse.data.check import check_dataset
-    from humanparse.data.preview import data_config
+    from humanparse.tools.check_data import check_dataset
+    from humanparse.tools.preview_data import data_config
 
     dm = hydra.utils.instantiate(data_config(name, root=str(root), overrides=list(overrides or [])))
     return check_dataset(name, dm.data_root(), dm.reader_kwargs(), progress=False)
@@ -296,7 +296,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not found (optional): {s}")
     if not cfg.check:
         return 0
-    from humanparse.data.check import summary
+    from humanparse.tools.check_data import summary
 
     from omegaconf import OmegaConf
 
