@@ -30,12 +30,12 @@ import numpy as np
 
 from humanparse import evaluate_predictions as ep
 from humanparse.data.io import write_label_png
-from humanparse.synthetic import labels_for, render_scene
 from humanparse.evaluation import synthetic as sy
 from humanparse.evaluation.fastio import read_index_png
 from humanparse.evaluation.groundtruth import CIHPGroundTruth
 from humanparse.evaluation.predictions import PersonPredictions
 from humanparse.metrics.instance import image_app_record, score_app
+from humanparse.synthetic import labels_for, render_scene
 
 # seconds, official evaluators on the same kind of set, 2 cores (issue 4)
 REFERENCE_SECONDS = {

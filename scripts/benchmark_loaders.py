@@ -81,8 +81,8 @@ def bench_dataset(name: str, cache: Path, workers: int, batches: int) -> dict:
 
 def bench_instance_edges(cache: Path, reps: int = 200) -> dict:
     from humanparse.data.cihp import CIHPDataset
-    from humanparse.synthetic import generate_cihp
     from humanparse.data.targets import InstanceEdges, instance_edges
+    from humanparse.synthetic import generate_cihp
 
     root = cache / "edges-cihp"
     if not root.exists():

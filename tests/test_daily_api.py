@@ -11,8 +11,8 @@ from PIL import Image
 import humanparse.utils.resolvers  # noqa: F401
 from humanparse.api import Parser
 from humanparse.data.meta import get_info
-from humanparse.synthetic import render_scene
 from humanparse.predict import main as predict_main
+from humanparse.synthetic import render_scene
 from humanparse.tasks import Task
 from humanparse.utils import visualize as viz
 

@@ -11,9 +11,9 @@ from omegaconf import OmegaConf
 from PIL import Image
 
 import humanparse.utils.resolvers  # noqa: F401  (the composed config uses ${hp.*})
-from humanparse.synthetic import render_scene
 from humanparse.predict import main as predict_main
 from humanparse.predict import output_names
+from humanparse.synthetic import render_scene
 
 
 def _checkpoint(compose_train, tmp_path, target: str | None = None):
