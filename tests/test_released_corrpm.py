@@ -17,8 +17,8 @@ import dataclasses
 import numpy as np
 import pytest
 import torch
-from helpers.released import reference, released_keys, seeded_state_dict
 
+from helpers.released import reference, released_keys, seeded_state_dict
 from humanparse.models.corrpm import CorrPM, count_parameters
 from humanparse.models.corrpm.released import FORMAT, is_abn_weight
 from humanparse.models.released import ReleasedWeightsError, get_format, load_released_weights, read_released

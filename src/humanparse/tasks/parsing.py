@@ -18,6 +18,7 @@ from torch import nn
 from humanparse.data.meta import get_info
 from humanparse.metrics.atr import atr_scores_from_confmat, flatten_atr
 from humanparse.metrics.semantic import SemanticParsingMetric
+from humanparse.models.released import load_released_weights
 from humanparse.tasks.postprocess import MAP_BACK_MODES, map_back, upsample_to
 
 
@@ -30,6 +31,8 @@ class BaseTask(pl.LightningModule):
         optimizer: partial optimiser (``params`` missing), e.g. ``torch.optim.SGD``.
         scheduler: partial schedule taking ``optimizer`` and ``total_steps``; stepped per iteration.
         name / backbone / pretrained / variant: recorded with the run and in checkpoints.
+        weights: a released checkpoint of the authors (``model.weights``), loaded into ``net`` in place by
+            :func:`humanparse.models.released.load_released_weights` (the model's declared released format).
         **knobs: further top-level values of the model config that its ``net`` / ``criterion`` interpolate
             (e.g. CorrPM's ``num_joints`` and loss weights); recorded in the hyper-parameters.
     """
@@ -44,10 +47,13 @@ class BaseTask(pl.LightningModule):
         backbone: str | None = None,
         pretrained: str | None = None,
         variant: str | None = None,
+        weights: str | None = None,
         **knobs,
     ):
         super().__init__()
         self.net = net
+        if weights:
+            load_released_weights(self, weights, name)
         self.criterion = criterion
         self.optimizer_factory = optimizer
         self.scheduler_factory = scheduler
