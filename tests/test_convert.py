@@ -9,11 +9,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from conftest import TINY_DATA, TINY_MODELS, compose_cfg, run_cli
-from helpers.released import to_released
 from hydra.core.global_hydra import GlobalHydra
 from torch import nn
 
+from conftest import TINY_DATA, TINY_MODELS, compose_cfg, run_cli
+from helpers.released import to_released
 from humanparse.compare.cli import run as compare_run
 from humanparse.convert import main as convert_main
 from humanparse.evaluate import build_task_from_checkpoint, evaluate
