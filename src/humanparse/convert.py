@@ -86,7 +86,7 @@ def compose_config(model: str, overrides: list[str], file_sizes: dict, settable:
 def convert(model: str, released: str | Path, output: str | Path, overrides: list[str] = ()) -> dict:
     """Build the model from its composed config, load the released file strictly, write the checkpoint.
     Returns the released-file record stored in it."""
-    import hydra
+    from humanparse.utils.instantiate import instantiate_task
 
     fmt = get_format(model)
     state = fmt.strip_wrapper(read_released(released))
@@ -103,7 +103,7 @@ def convert(model: str, released: str | Path, output: str | Path, overrides: lis
     model_cfg["pretrained"] = None
     if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
         model_cfg["net"]["pretrained"] = None
-    task = hydra.utils.instantiate(OmegaConf.create(model_cfg))
+    task = instantiate_task(OmegaConf.create({"model": model_cfg}))
     net = net_of(task)
     check_sizes(fmt, state, net, released)
     net.load_state_dict(fmt.convert(state, net.state_dict(), released), strict=True)
@@ -112,13 +112,10 @@ def convert(model: str, released: str | Path, output: str | Path, overrides: lis
     task.run_config = resolved
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {
-        "state_dict": task.state_dict(),
-        "humanparse": {"config": resolved, "hparams": dict(getattr(task, "hparams", {})), "released": record},
-        "pytorch-lightning_version": pl.__version__,
-        "epoch": 0,
-        "global_step": 0,
-    }
+    ckpt = {"state_dict": task.state_dict(), "pytorch-lightning_version": pl.__version__, "epoch": 0, "global_step": 0}
+    task.on_save_checkpoint(ckpt)  # the task's own record (run config, hyper-parameters)
+    ckpt.setdefault("humanparse", {})["config"] = resolved
+    ckpt["humanparse"]["released"] = record
     torch.save(ckpt, output)
     log.info("wrote %s from the released %s file %s", output, model, released)
     return record

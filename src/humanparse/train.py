@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import humanparse.utils.resolvers  # noqa: F401  (registers ${hp.*} before Hydra composes)
+from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_config
@@ -59,9 +60,8 @@ def train(cfg: DictConfig) -> dict:
         print_config(cfg)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    task = hydra.utils.instantiate(cfg.model)
-    if hasattr(task, "required_targets") and hasattr(datamodule, "require_targets"):
-        datamodule.require_targets(task.required_targets())
+    task = inst.instantiate_task(cfg)
+    datamodule.adapt_to_model(task.data_requirements(), model=str(cfg.model.get("name", "model")))
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     task.run_config = resolved
     callbacks = inst.instantiate_callbacks(cfg.get("callbacks"))
@@ -94,7 +94,7 @@ def train(cfg: DictConfig) -> dict:
         "run_dir": str(run_dir),
         "resumed_from": str(resume_ckpt) if resume_ckpt else None,
         # the authors' released file the weights started from (model.weights=, or a converted checkpoint)
-        "released_weights": getattr(task, "released_weights", None),
+        "released_weights": released_of(task),
         "optimized_metric": cfg.get("optimized_metric"),
         "wandb_id": wandb_id,
     }
@@ -123,6 +123,7 @@ def train(cfg: DictConfig) -> dict:
     finally:
         record["wall_time_s"] = round(time.time() - start, 2)
         record["metrics"] = metrics
+        record["skipped_metrics"] = dict(getattr(task, "skipped", {}) or {})
         if trainer.is_global_zero:
             runs.write_metrics_json(run_dir, record)
         inst.finish_wandb(loggers)
@@ -131,6 +132,7 @@ def train(cfg: DictConfig) -> dict:
         prefix = "test" if any(k.startswith("test/") for k in metrics) else "val"
         print("\n" + runs.format_metrics_table(metrics, prefix, f"{prefix} metrics (%) — {record['model']} on {record['dataset']}"
                                                f"{' (synthetic)' if record['synthetic'] else ''}; run dir {run_dir}"))
+        runs.print_skipped(record["skipped_metrics"])
     return metrics
 
 

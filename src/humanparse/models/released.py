@@ -262,3 +262,8 @@ def load_released_weights(task_or_net: nn.Module, path: str | os.PathLike, model
     if task_or_net is not net:
         task_or_net.released_weights = record
     return record
+
+
+def released_of(task_or_net: nn.Module) -> dict | None:
+    """The record of the released file a task (or its net) was loaded from, if any."""
+    return getattr(task_or_net, "released_weights", None) or getattr(net_of(task_or_net), "released_weights", None)
