@@ -72,8 +72,11 @@ def test_converted_checkpoint_holds_the_released_weights_and_protocol(released, 
     assert cfg["model"]["weights"] == str(path.resolve())
     # the released protocol preset (experiment=corrpm_released) was applied
     assert cfg["data"]["normalize"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "bgr": True}
-    assert cfg["model"]["upsample_align_corners"] is True and cfg["model"]["map_back"] == "labels"
-    assert cfg["model"]["tta"] == {"scales": [1.0], "flip": False, "outputs": ["seg2"]}
+    post = cfg["model"]["postprocess"]
+    assert post["output"] == "seg2" and post["map_back"] == "labels" and post["align_corners"] is True
+    assert cfg["model"]["tta"] == {"scales": [1.0], "flip": False, "outputs": ["seg2"], "align_corners": True}
+    assert cfg["model"]["evaluator_options"] == {"semantic": {"absent_class": "zero"}}
+    assert cfg["data"]["augment"]["box_geometry"] == "ce2p"
     task, _ = build_task_from_checkpoint(converted)
     assert task.released_weights["name"] == "LIP_tiny.pth"
     got = task.net.state_dict()

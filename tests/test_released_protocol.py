@@ -22,11 +22,11 @@ import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
-from conftest import compose_cfg
-from helpers.released import released_keys, seeded_state_dict
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 
+from conftest import compose_cfg
+from helpers.released import released_keys, seeded_state_dict
 from humanparse.convert import convert
 from humanparse.evaluate import build_task_from_checkpoint, evaluate
 

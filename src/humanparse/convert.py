@@ -86,13 +86,14 @@ def compose_config(model: str, overrides: list[str], file_sizes: dict, settable:
 def convert(model: str, released: str | Path, output: str | Path, overrides: list[str] = ()) -> dict:
     """Build the model from its composed config, load the released file strictly, write the checkpoint.
     Returns the released-file record stored in it."""
-    from humanparse.utils.instantiate import instantiate_task
+    from humanparse.utils.instantiate import check_model_keys, instantiate_task
 
     fmt = get_format(model)
     state = fmt.strip_wrapper(read_released(released))
     cfg = compose_config(model, list(overrides), fmt.file_config(state), fmt.settable, fmt.preset, Path(output).parent)
     if cfg.model.get("name") != model:
         raise ConvertError(f"model={model}: the composed model config is {cfg.model.get('name')!r}")
+    check_model_keys(cfg)
     with_weights = OmegaConf.to_container(cfg, resolve=False)
     with_weights["model"]["weights"] = str(Path(released).resolve())
     cfg = OmegaConf.create(with_weights)
@@ -103,7 +104,7 @@ def convert(model: str, released: str | Path, output: str | Path, overrides: lis
     model_cfg["pretrained"] = None
     if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
         model_cfg["net"]["pretrained"] = None
-    task = instantiate_task(OmegaConf.create({"model": model_cfg}))
+    task = instantiate_task(OmegaConf.create({"model": model_cfg}), check_keys=False)  # keys checked above
     net = net_of(task)
     check_sizes(fmt, state, net, released)
     net.load_state_dict(fmt.convert(state, net.state_dict(), released), strict=True)

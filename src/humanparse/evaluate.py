@@ -23,9 +23,9 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import humanparse.utils.resolvers  # noqa: F401
+from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
-from humanparse.models.released import released_of
 from humanparse.utils.instantiate import instantiate_task
 
 log = logging.getLogger("humanparse.evaluate")
@@ -56,7 +56,7 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
         model_cfg["net"]["pretrained"] = None
     # a released file it was converted from is recorded, not read again
     model_cfg["weights"] = None
-    task = instantiate_task(OmegaConf.create({"model": model_cfg}))
+    task = instantiate_task(OmegaConf.create({"model": model_cfg}), check_keys=False)
     task.load_state_dict(ckpt["state_dict"], strict=True)
     task.run_config = saved
     task.on_load_checkpoint(ckpt)

@@ -132,10 +132,13 @@ def check_model_keys(cfg: DictConfig, group: str = "model") -> None:
                              + (f"; did you mean {group}.{close[0]}?" if close else f"; options: {', '.join(valid)}"))
 
 
-def instantiate_task(cfg: DictConfig):
+def instantiate_task(cfg: DictConfig, check_keys: bool = True):
     """The task of ``cfg.model``, after :func:`check_model_keys`; a nested argument the net / criterion /
-    postprocess does not take becomes an error naming the config key."""
-    check_model_keys(cfg)
+    postprocess does not take becomes an error naming the config key. ``check_keys=False`` for a config
+    stored resolved (a checkpoint's): its interpolations are gone, and its keys were checked when the run
+    was composed."""
+    if check_keys:
+        check_model_keys(cfg)
     try:
         return hydra.utils.instantiate(cfg.model)
     except Exception as e:  # noqa: BLE001 - re-raised with the config path when it is an unknown argument
