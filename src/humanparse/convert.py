@@ -118,7 +118,7 @@ def convert(model: str, released: str | Path, output: str | Path, overrides: lis
     ckpt.setdefault("humanparse", {})["config"] = resolved
     ckpt["humanparse"]["released"] = record
     torch.save(ckpt, output)
-    log.info("wrote %s from the released %s file %s", output, model, released)
+    log.debug("wrote %s from the released %s file %s", output, model, released)
     return record
 
 

@@ -228,7 +228,7 @@ def check_sizes(fmt: ReleasedFormat, state: Mapping[str, torch.Tensor], net: nn.
     """Refuse a net built with other sizes than the file's (before the key-by-key shape check)."""
     for key, value in fmt.file_config(state).items():
         built = getattr(net, key, None)
-        if built is not None and int(built) != int(value):
+        if built and int(built) != int(value):  # 0: the branch is not built (the key check names it)
             hint = (f"set model.{key}={value}" if key in fmt.settable else
                     "num_classes follows data=...: choose the dataset the file was trained on" if key == "num_classes"
                     else f"build the model with {key}={value}")
