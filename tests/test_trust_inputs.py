@@ -197,10 +197,29 @@ def test_entry_points_end_user_errors_in_one_line(trained_run, tmp_path, cache_d
     tiny = [*TINY_TRAIN, *TINY_MODELS["deeplabv3plus"]]
     proc = run_cli("humanparse.train", *tiny, "trainer.max_epoch=3", cwd=tmp_path, cache_dir=cache_dir, check=False)
     assert proc.returncode == 2 and "trainer.max_epoch" in _one_line(proc)
-    # the debug switch brings the traceback back
-    proc = run_cli("humanparse.evaluate", f"ckpt_path={bad}", cwd=tmp_path, cache_dir=cache_dir, check=False,
-                   env={"HUMANPARSE_DEBUG": "1"})
-    assert proc.returncode != 0 and "Traceback" in proc.stderr and "CheckpointError" in proc.stderr
+
+
+def test_the_debug_switch_brings_the_traceback_back(monkeypatch, capsys):
+    from humanparse.utils.errors import one_line_errors, run_main
+
+    for var in ("HUMANPARSE_DEBUG", "HYDRA_FULL_ERROR", "_HUMANPARSE_SET_HYDRA_FULL_ERROR"):
+        monkeypatch.delenv(var, raising=False)  # run_main sets the last two: restored after the test
+
+    def failing():
+        raise CheckpointError("x.ckpt", "corrupt")
+
+    assert run_main(failing) == 2 and capsys.readouterr().err == "error: x.ckpt: corrupt\n"
+    monkeypatch.setenv("HUMANPARSE_DEBUG", "1")
+    with pytest.raises(CheckpointError):
+        run_main(failing)
+    with pytest.raises(CheckpointError):
+        one_line_errors(failing)()
+    monkeypatch.delenv("HUMANPARSE_DEBUG")
+    with pytest.raises(SystemExit) as ex:
+        one_line_errors(failing)()
+    assert ex.value.code == 2
+    # anything else is an internal error: exit status 1, and the line says how to see the traceback
+    assert run_main(lambda: [][1]) == 1 and "HUMANPARSE_DEBUG=1" in capsys.readouterr().err
 
 
 def test_the_task_function_wrapper_reports_one_line(compose_train, tmp_path, capsys):

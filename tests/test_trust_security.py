@@ -161,3 +161,19 @@ def test_lightning_loads_with_weights_only(trained_run, tmp_path, cache_dir):
     rec = json.loads((tmp_path / "cont" / "metrics.json").read_text())
     assert rec["status"] == "finished" and rec["epochs"] == 2
     assert os.path.getsize(tmp_path / "cont" / "checkpoints" / "last.ckpt") > 0
+
+
+def test_classes_of_the_users_config_folder_are_trusted(tmp_path, monkeypatch):
+    """A model from outside the package (its yaml in HUMANPARSE_CONFIG_DIR) evaluates from its checkpoint;
+    nothing else is trusted by it."""
+    (tmp_path / "model").mkdir()
+    (tmp_path / "model" / "mine.yaml").write_text("_target_: humanparse.tasks.Task\nnet:\n  _target_: mypkg.MyNet\n")
+    cfg = {"model": {"net": {"_target_": "mypkg.MyNet"}}}
+    monkeypatch.delenv("HUMANPARSE_TRUSTED_TARGETS", raising=False)
+    monkeypatch.delenv("HUMANPARSE_CONFIG_DIR", raising=False)
+    with pytest.raises(ConfigTargetError, match="model.net._target_='mypkg.MyNet'"):
+        check_config_targets(cfg, "x.ckpt")
+    monkeypatch.setenv("HUMANPARSE_CONFIG_DIR", str(tmp_path))
+    check_config_targets(cfg, "x.ckpt")
+    with pytest.raises(ConfigTargetError, match="mypkg.Other"):
+        check_config_targets({"model": {"net": {"_target_": "mypkg.Other"}}}, "x.ckpt")

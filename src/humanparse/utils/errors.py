@@ -110,6 +110,15 @@ def report(e: BaseException) -> int:
     return exit_code(e)
 
 
+def _in_multirun() -> bool:
+    try:
+        from humanparse.utils.hydra_utils import in_multirun
+
+        return in_multirun()
+    except Exception:  # noqa: BLE001 - outside Hydra
+        return False
+
+
 def one_line_errors(fn: Callable) -> Callable:
     """Decorator for a Hydra task function (under ``@hydra.main``): an exception is reported as one line
     and ends the process with its exit status, before Hydra adds its own "Error executing job" report."""
@@ -119,7 +128,8 @@ def one_line_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except Exception as e:  # noqa: BLE001 - every error ends here as one line
-            if debug_requested():
+            # in a sweep, Hydra (and Optuna) record a failed job and go on with the others
+            if debug_requested() or _in_multirun():
                 raise
             sys.exit(report(e))
 

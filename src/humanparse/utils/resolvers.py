@@ -28,19 +28,19 @@ def _cwd() -> str:
     return os.getcwd()
 
 
-def _user_config_dir() -> str:
-    """Hydra search-path entry of the user's config folder (``HUMANPARSE_CONFIG_DIR``): their own models,
-    experiments and machine-local settings, found like the package's. Unset: the package's folder again."""
-    folder = os.environ.get("HUMANPARSE_CONFIG_DIR")
-    return f"file://{os.path.abspath(os.path.expanduser(folder))}" if folder else "pkg://humanparse.conf"
-
-
 def _run_id() -> str:
     """``${hp.run_id:}``: the unique tail of a run folder name (see :func:`humanparse.utils.run.run_id`);
     cached, so every use in one config gives the same value."""
     from humanparse.utils.run import run_id
 
     return run_id()
+
+
+def _user_config_dir() -> str:
+    """Hydra search-path entry of the user's config folder (``HUMANPARSE_CONFIG_DIR``): their own models,
+    experiments and machine-local settings, found like the package's. Unset: the package's folder again."""
+    folder = os.environ.get("HUMANPARSE_CONFIG_DIR")
+    return f"file://{os.path.abspath(os.path.expanduser(folder))}" if folder else "pkg://humanparse.conf"
 
 
 def register() -> None:

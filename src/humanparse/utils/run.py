@@ -93,7 +93,7 @@ def check_run_dir_argument(argv: list[str]) -> None:
                                  for a in argv if "=" in a):
         return
     for a in argv:
-        if a.startswith("hydra.run.dir="):
+        if a.lstrip("+").startswith("hydra.run.dir="):
             claim_run_dir(Path(a.split("=", 1)[1]).expanduser())
 
 

@@ -8,12 +8,16 @@
 * :func:`check_config_targets` / :func:`safe_instantiate`: a config that came from a file (the run config
   stored in a checkpoint, a run folder's ``run_config.yaml``) only builds objects from an allowlist — the
   project's own classes and the libraries it builds on. ``_target_: pathlib.Path.write_text`` (which Hydra
-  itself does not block) is refused with the config key and the target named.
+  itself does not block) is refused with the config key and the target named. The classes named by the
+  user's own config folder (``HUMANPARSE_CONFIG_DIR``: models from outside the package) and prefixes in
+  ``HUMANPARSE_TRUSTED_TARGETS`` are trusted too: both are set by the person running the command, never by
+  a stored file.
 """
 
 from __future__ import annotations
 
 import collections
+import functools
 import os
 import pickle
 import typing
@@ -89,8 +93,48 @@ class CheckpointError(UserError, ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+# the user's own config folder (their models from outside the package, see the README): the targets its
+# yamls name are their own code, trusted like the allowlist
+USER_CONFIG_ENV = "HUMANPARSE_CONFIG_DIR"
+
+
 def _trusted_extra() -> tuple[str, ...]:
     return tuple(p.strip() for p in os.environ.get(TRUSTED_ENV, "").split(",") if p.strip())
+
+
+@functools.lru_cache(maxsize=8)
+def _targets_in_folder(folder: str) -> frozenset[str]:
+    """Every ``_target_`` named by the yaml files under ``folder`` (unreadable files skipped)."""
+    import yaml
+
+    found: set[str] = set()
+
+    def walk(node: Any) -> None:
+        if isinstance(node, dict):
+            t = node.get("_target_")
+            if isinstance(t, str):
+                found.add(t)
+            for v in node.values():
+                walk(v)
+        elif isinstance(node, list):
+            for v in node:
+                walk(v)
+
+    for i, path in enumerate(sorted(Path(folder).rglob("*.yaml"))):
+        if i >= 2000:
+            break
+        try:
+            walk(yaml.safe_load(path.read_text()))
+        except Exception:  # noqa: BLE001 - a yaml that does not parse names nothing
+            continue
+    return frozenset(found)
+
+
+def _user_config_targets() -> frozenset[str]:
+    folder = os.environ.get(USER_CONFIG_ENV)
+    if not folder or not Path(folder).expanduser().is_dir():
+        return frozenset()
+    return _targets_in_folder(str(Path(folder).expanduser().resolve()))
 
 
 def target_allowed(target: str) -> tuple[bool, str]:
@@ -101,7 +145,7 @@ def target_allowed(target: str) -> tuple[bool, str]:
         return False, "writes files"
     if any(target == t or target.startswith(t if t.endswith(".") else t + ".") for t in _trusted_extra()):
         return True, ""
-    if target in ALLOWED_EXACT:
+    if target in ALLOWED_EXACT or target in _user_config_targets():
         return True, ""
     if not target.startswith(ALLOWED_CLASS_PREFIXES):
         return False, "outside the allowed packages"
