@@ -53,6 +53,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
 import humanparse.utils.resolvers  # noqa: F401
+from humanparse.utils.devices import resolve_precision
 
 log = logging.getLogger("humanparse.benchmark")
 
@@ -437,7 +438,8 @@ def benchmark(cfg: DictConfig) -> dict:
                     task.eval_names = names
                     model_info["params"] = sum(p.numel() for p in task.parameters())
                     model_info["trainable_params"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
-                    res.update(measure_training(task, train_batch, device, b, c.trainer.get("precision", 32)))
+                    res.update(measure_training(task, train_batch, device, b, resolve_precision(
+                        c.trainer.get("precision", 32), "gpu" if device.type == "cuda" else "cpu")))
                     del task
                 if b.inference:
                     task = hydra.utils.instantiate(c.model)

@@ -111,7 +111,12 @@ def export(cfg) -> dict:
     example = torch.randn(1, 3, int(size[0]), int(size[1]), generator=torch.Generator().manual_seed(0))
     out = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(FORMATS[fmt])
     out.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch deprecates the TorchScript-based exporters in favour of torch.export, which needs onnxscript
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
         try:
             if fmt == "onnx":
                 # the TorchScript-based exporter needs no extra package (the dynamo one needs onnxscript)
