@@ -296,9 +296,9 @@ def main(argv: list[str] | None = None) -> int:
         print(f"not found (optional): {s}")
     if not cfg.check:
         return 0
-    from humanparse.data.check import summary
-
     from omegaconf import OmegaConf
+
+    from humanparse.data.check import summary
 
     report = run_check(str(cfg.data), Path(cfg.root), [str(o) for o in OmegaConf.to_container(cfg.overrides)])
     print(summary(report))
