@@ -412,6 +412,13 @@ def devices_to_measure(cfg: DictConfig) -> list[torch.device]:
     return out
 
 
+def _precision_label(precision, devices) -> str:
+    """The training precision per measured device (``auto`` resolved: bf16/16-mixed on GPUs, 32 on CPUs)."""
+    per = {d.type: resolve_precision(precision, "gpu" if d.type == "cuda" else "cpu") for d in devices}
+    values = set(per.values())
+    return values.pop() if len(values) == 1 else ", ".join(f"{k}: {v}" for k, v in per.items())
+
+
 def benchmark(cfg: DictConfig) -> dict:
     b = cfg.benchmark
     if b.threads:
@@ -463,7 +470,7 @@ def benchmark(cfg: DictConfig) -> dict:
         "num_classes": cfg.data.get("num_classes"),
         "flops_convention": FLOPS_CONVENTION,
         "settings": {"warmup": int(b.warmup), "iters": int(b.iters), "train_batch_size": int(b.train_batch_size),
-                     "infer_batch_size": int(b.infer_batch_size), "precision": str(cfg.trainer.get("precision", 32)),
+                     "infer_batch_size": int(b.infer_batch_size), "precision": _precision_label(cfg.trainer.get("precision", 32), devices),
                      "synthetic": bool(b.synthetic)},
         "results": results,
     }
