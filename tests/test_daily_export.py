@@ -47,6 +47,15 @@ def test_export_matches_pytorch(compose_train, tmp_path, capsys, fmt):
     assert got.shape == (3, 20, 80, 48) and np.abs(got - ref).max() <= ATOL
 
 
+def test_corrpm_exports_with_its_non_local_block(compose_train, tmp_path, capsys):
+    pytest.importorskip("onnxruntime")
+    ckpt, _, _ = _checkpoint(compose_train, tmp_path, "model=corrpm", "model.pretrained=null")
+    assert main([f"ckpt_path={ckpt}", "format=onnx", f"output={tmp_path / 'c.onnx'}", f"atol={ATOL}"]) == 0
+    info = json.loads((tmp_path / "c.onnx.json").read_text())
+    # checked against the model as it evaluates (the chunked CPU attention kernel) at two sizes and batches
+    assert info["check"]["ok"] and info["check"]["sizes"][1][0] == 2 and info["model"] == "corrpm"
+
+
 def test_instance_models_are_refused_with_the_reason(compose_train, tmp_path, capsys):
     ckpt, _, resolved = _checkpoint(compose_train, tmp_path)
     saved = torch.load(ckpt, weights_only=False)

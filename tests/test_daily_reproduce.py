@@ -51,7 +51,7 @@ def test_reproduce_two_rows_end_to_end(tmp_path, cache_dir):
     records = sorted(json.loads(p.read_text())["variant"] for p in out_dir.glob("*/metrics.json"))
     assert records == ["P", "PB"]
     md = next((out_dir / "compare").glob("compare.md")).read_text()
-    # each run compared with its own printed row of Table 5 (P: 51.95 mIoU... as printed)
+    # each run compared with its own printed row of Table 5
     assert "corrpm T5 'P (parsing only)'" in md and "corrpm T5 'PB (HNL with edge)'" in md
     saved = yaml.safe_load((out_dir / "0" / "run_config.yaml").read_text())
     assert saved["paper_ref"] == [{"paper": "corrpm", "table": "5", "method": "P (parsing only)"}]

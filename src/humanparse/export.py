@@ -23,6 +23,7 @@ a detector are refused with the reason.
 
 from __future__ import annotations
 
+import copy
 import json
 import logging
 import sys
@@ -58,6 +59,21 @@ class DenseLogits(nn.Module):
             out = out[self.output]
         return nn.functional.interpolate(out.float(), size=image.shape[-2:], mode="bilinear",
                                          align_corners=self.align_corners)
+
+
+def shape_generic_attention(module: nn.Module) -> int:
+    """Switch the shared non-local blocks (CorrPM's HNL) from the query-chunked CPU kernel (``auto`` /
+    ``chunked``: a Python loop over chunks, which tracing would freeze to the example's shape) to the explicit
+    matmul-softmax-matmul kernel: the same function (the blocks' tests check the kernels agree) in a graph
+    whose batch and image size stay dynamic. Returns how many blocks were switched."""
+    from humanparse.models.blocks.attention import NonLocal2d
+
+    n = 0
+    for m in module.modules():
+        if isinstance(m, NonLocal2d) and m.attention in ("auto", "chunked"):
+            m.attention = "explicit"
+            n += 1
+    return n
 
 
 def refuse_non_dense(config: dict) -> None:
@@ -106,21 +122,29 @@ def export(cfg) -> dict:
         raise ExportError(str(e)) from e
     output, align = dense_head(task, saved)
     module = DenseLogits(task.net, output, align).eval()
+    # what is exported; the check compares it with the model as it evaluates (``module``)
+    exported = copy.deepcopy(module)
+    shape_generic_attention(exported)
     data = saved.get("data") or {}
     size = list(cfg.input_size) if cfg.input_size is not None else list(data.get("input_size") or [512, 512])
     example = torch.randn(1, 3, int(size[0]), int(size[1]), generator=torch.Generator().manual_seed(0))
     out = Path(cfg.output) if cfg.output else Path(cfg.ckpt_path).with_suffix(FORMATS[fmt])
     out.parent.mkdir(parents=True, exist_ok=True)
-    with torch.no_grad():
+    import warnings
+
+    with torch.no_grad(), warnings.catch_warnings():
+        # torch deprecates the TorchScript-based exporters in favour of torch.export, which needs onnxscript
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        warnings.filterwarnings("ignore", category=FutureWarning)
         try:
             if fmt == "onnx":
                 # the TorchScript-based exporter needs no extra package (the dynamo one needs onnxscript)
-                torch.onnx.export(module, (example,), str(out), dynamo=False, input_names=["image"],
+                torch.onnx.export(exported, (example,), str(out), dynamo=False, input_names=["image"],
                                   output_names=["logits"], opset_version=int(cfg.opset),
                                   dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
                                                 "logits": {0: "batch", 2: "height", 3: "width"}})
             else:
-                torch.jit.save(torch.jit.trace(module, (example,), check_trace=False), str(out))
+                torch.jit.save(torch.jit.trace(exported, (example,), check_trace=False), str(out))
         except Exception as e:  # noqa: BLE001 - exporter errors are many; one line naming the model and the cause
             raise ExportError(f"model {(saved.get('model') or {}).get('name')!r} could not be exported to {fmt}: "
                               f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e

@@ -80,6 +80,8 @@ def swept_values(argv: list[str] | None = None) -> list[tuple[str, str]]:
         return []
     hc = HydraConfig.get()
     params = (hc.get("sweeper") or {}).get("params") or {}
+    if argv is None:
+        argv = multirun_overrides(hc)
     keys = swept_keys(argv, dict(params))
     job = {}
     for o in hc.overrides.task:
@@ -87,6 +89,23 @@ def swept_values(argv: list[str] | None = None) -> list[tuple[str, str]]:
             k, v = o.split("=", 1)
             job[k.lstrip("+~")] = v
     return [(k, job[k]) for k in keys if k in job]
+
+
+def multirun_overrides(hc) -> list[str] | None:
+    """The multirun's own command-line overrides (with their sweep syntax), from the ``multirun.yaml`` Hydra
+    writes into the sweep folder before launching; this also works in SLURM jobs, whose ``sys.argv`` is the
+    launcher's. ``None`` when the file is not there (then ``sys.argv`` is used)."""
+    from pathlib import Path
+
+    from omegaconf import OmegaConf
+
+    path = Path(str(hc.sweep.dir)) / "multirun.yaml"
+    if not path.is_file():
+        return None
+    try:
+        return [str(o) for o in OmegaConf.load(path).hydra.overrides.task]
+    except Exception:  # noqa: BLE001 - an unreadable file: fall back to sys.argv
+        return None
 
 
 def short_key(key: str) -> str:
