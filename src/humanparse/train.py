@@ -22,8 +22,8 @@ from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils import safety
-from humanparse.utils.errors import one_line_errors, run_main
 from humanparse.utils.devices import device_record
+from humanparse.utils.errors import one_line_errors, run_main
 from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_config
 
 log = logging.getLogger("humanparse.train")
