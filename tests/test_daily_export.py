@@ -59,11 +59,10 @@ def test_corrpm_exports_with_its_non_local_block(compose_train, tmp_path, capsys
 def test_instance_models_are_refused_with_the_reason(compose_train, tmp_path, capsys):
     ckpt, _, resolved = _checkpoint(compose_train, tmp_path)
     saved = torch.load(ckpt, weights_only=False)
-    saved["humanparse"]["config"]["model"]["requires"] = {"collate": "instance"}
-    saved["humanparse"]["config"]["model"]["postprocess"] = {"_target_": "humanparse.models.prcnn.PersonParts"}
+    saved["humanparse"]["config"]["model"]["requires"] = {"collate": "instance"}  # as Parsing R-CNN declares
     torch.save(saved, ckpt)
     assert main([f"ckpt_path={ckpt}", "format=onnx", f"output={tmp_path / 'x.onnx'}"]) == 2
     err = capsys.readouterr().err
-    assert "cannot be exported" in err and "per-person detections" in err
+    assert "cannot be exported" in err and "region-based model" in err and "per-person detections" in err
     assert main([f"ckpt_path={ckpt}", "format=tflite"]) == 2
     assert "choose onnx or torchscript" in capsys.readouterr().err

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 
+import pytest
 import torch
 
 from humanparse.callbacks import ModelSummary, ProgressBar
@@ -43,9 +44,10 @@ def test_model_summary_omits_uncounted_flops(capsys):
 
 def test_console_scripts_license_and_extras():
     import importlib
-    import tomllib
 
     from conftest import REPO
+
+    tomllib = pytest.importorskip("tomllib")  # Python 3.11+
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     scripts = project["scripts"]

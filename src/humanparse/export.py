@@ -82,11 +82,15 @@ def refuse_non_dense(config: dict) -> None:
     name = model_cfg.get("name")
     requires = model_cfg.get("requires") or {}
     post = model_cfg.get("postprocess") or {}
-    if requires.get("collate") == "instance" or (post and "Dense" not in str(post.get("_target_", ""))):
-        raise ExportError(f"model {name!r} cannot be exported: its output is a list of per-person detections "
-                          f"({post.get('_target_', 'instance postprocess')}), whose number and shapes depend on "
-                          "the image (data-dependent control flow); export covers dense models with a "
-                          "per-pixel logit map")
+    why = None
+    if requires.get("collate") == "instance":
+        why = "it is a region-based model (model.requires.collate: instance)"
+    elif post and "Dense" not in str(post.get("_target_", "")):
+        why = f"its postprocess {post.get('_target_')} returns per-person results"
+    if why:
+        raise ExportError(f"model {name!r} cannot be exported: {why}; its output is a list of per-person "
+                          "detections whose number and shapes depend on the image (data-dependent control flow), "
+                          "and export covers dense models with a per-pixel logit map")
     if (config.get("data") or {}).get("person_crops"):
         log.warning("model %r was evaluated on person crops from a detector: the exported graph parses one crop",
                     name)

@@ -275,6 +275,10 @@ def add_legend(image: np.ndarray, label: np.ndarray, class_names: Sequence[str],
 def titled(image: np.ndarray, title: str, height: int = 18) -> np.ndarray:
     """``image`` with a white title bar above it."""
     image = np.asarray(image, dtype=np.uint8)
+    text_w = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)[0][0] + 6
+    if text_w > image.shape[1]:  # a title wider than the image widens the panel (white on the right)
+        pad = np.full((image.shape[0], text_w - image.shape[1], 3), 255, dtype=np.uint8)
+        image = np.concatenate([image, pad], axis=1)
     bar = np.full((height, image.shape[1], 3), 255, dtype=np.uint8)
     cv2.putText(bar, title, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
     return np.concatenate([bar, image], axis=0)
