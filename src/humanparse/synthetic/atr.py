@@ -1,13 +1,13 @@
-"""Synthetic ATR in the ``release`` layout (``shared/spec/datasets.md`` §2).
+"""Synthetic ATR in the ``release`` layout (README "Datasets").
 
 ::
 
     <root>/humanparsing/JPEGImages/<id>.jpg
     <root>/humanparsing/SegmentationClassAug/<id>.png     (18 classes; mode L, every 4th mode P)
-    <root>/pseudo_pose/{train,val}.json                   (COCO-17 pseudo keypoints, §7.4)
+    <root>/pseudo_pose/{train,val}.json                   (COCO-17 pseudo keypoints)
     <root>/synthetic.json                                 (manifest; readers ignore it)
 
-No list file is written: ATR has none, the reader computes the split by rule (§2.3). The ids use the
+No list file is written: ATR has none, the reader computes the split by rule (:func:`humanparse.data.atr.graphonomy_split`). The ids use the
 real prefixes (``2500_``, ``4565_``, ``997_``, ``fash_``, ``Multi_``, ``dataset10k_``) so the rule is
 exercised: there are more ``2500_`` ids than val images, drawn from 1..2500 so that plain string order
 (``2500_10`` < ``2500_9``) differs from numeric order. The manifest's ``reader_options`` carries the
@@ -45,7 +45,7 @@ OTHER_SHARES = (0.08, 0.08, 0.12, 0.12, 0.60)
 
 
 def atr_ids(seed: int, num_train: int, num_val: int) -> dict[str, list[str]]:
-    """ATR-like ids whose rule split (§2.3, ``val_count = num_val``) has ``num_train`` / ``num_val`` ids."""
+    """ATR-like ids whose rule split (``val_count = num_val``) has ``num_train`` / ``num_val`` ids."""
     rng = np.random.default_rng([seed, 101])
     extra = min(num_train, max(1, num_val // 2)) if num_val else 0
     n2500 = num_val + extra

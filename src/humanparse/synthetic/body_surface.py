@@ -1,7 +1,8 @@
 """A small synthetic body surface and UV symmetry table in the structure of the official DensePose files.
 
-Facts: ``shared/spec/metrics.md`` §7.7 (what the replacement mesh must satisfy) and ``datasets.md`` §6.4.
-The real tables derive from SMPL and may not be shipped (metrics.md §7.6), so tests, synthetic datasets
+It has the structure of detectron2 DensePose's ``densepose_uv_data`` files (vertex charts and UV, a
+geodesic distance matrix, the UV symmetry table). The real tables derive from SMPL, whose licence forbids
+redistribution, so tests, synthetic datasets
 and the benchmark use this surface; the metric code path is the same for both.
 
 The surface is a 1.75 m body in an A-pose (metres; x towards the person's left, y up, z forwards),

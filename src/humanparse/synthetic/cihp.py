@@ -1,4 +1,4 @@
-"""Synthetic CIHP in the ``official`` layout (``shared/spec/datasets.md`` §3).
+"""Synthetic CIHP in the ``official`` layout (the CIHP release of CIHP_PGN, README "Datasets").
 
 ::
 
@@ -6,14 +6,14 @@
                     Instance_ids/<id>.png + <id>.txt, train_id.txt
     <root>/Validation/(same), val_id.txt
     <root>/Testing/Images/<id>.jpg, test_id.txt
-    <root>/pseudo_pose/{train,val}.json      (COCO-17 pseudo keypoints, person_id = Human_ids value, §7.4)
+    <root>/pseudo_pose/{train,val}.json      (COCO-17 pseudo keypoints, person_id = Human_ids value)
     <root>/synthetic.json
 
 Scenes hold 2-5 persons standing side by side, overlapping and occluding each other (later persons
 in front). ``Human_ids`` marks the labelled pixels of each person; ``Instance_ids`` follows the
 observed encoding inst_id = class + 20·(human − 1), its txt lists ``inst_id class_id human_id``.
 
-Ids are 7-digit and numbered globally: the splits interleave (§9.7). Traps: palette and grey-scale
+Ids are 7-digit and numbered globally: the splits interleave, as in the release. Traps: palette and grey-scale
 label PNGs; person ids with gaps (``Human_ids`` values drawn from 1..12) in some images and persons
 hidden entirely; rectangular 255 (ignore) regions; images without a pseudo-pose entry.
 """

@@ -1,4 +1,4 @@
-"""Synthetic DensePose-COCO in the ``d2`` layout (``shared/spec/datasets.md`` §6).
+"""Synthetic DensePose-COCO in the ``d2`` layout (detectron2 DensePose's dataset layout).
 
 ::
 
@@ -6,7 +6,7 @@
     <root>/coco/val2014/COCO_val2014_<id:012d>.jpg            (valminusminival and minival images)
     <root>/coco/annotations/densepose_{train2014,valminusminival2014,minival2014}.json
     <root>/densepose_eval_data/                               (synthetic stand-ins of the non-redistributable
-        body_surface.npz, SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat,   files: metrics.md §7.7)
+        body_surface.npz, SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat,   files: humanparse.synthetic.body_surface)
         Pdist_matrix.pkl, UV_symmetry_transforms.mat
     <root>/synthetic.json                                     (generator manifest)
 
@@ -25,7 +25,7 @@ and, for annotated persons, the dense fields:
   ⌊x + (j + ½)·w/256⌋), one per coarse part, each dilated by one cell so neighbouring parts overlap
   (painting them in order, later parts win); ``[]`` for an absent part.
 
-Traps exercised (datasets.md §0, §9.12): persons without dense points (a fraction of the persons, and
+Traps exercised (quirks of the real annotations): persons without dense points (a fraction of the persons, and
 every person smaller than ``min_dp_area`` pixels), crowd regions (``iscrowd = 1``, an uncompressed RLE
 covering two small background persons, no points, no keypoints), empty ``dp_masks`` entries, image ids
 not in file order, compressed and uncompressed RLEs next to polygons.

@@ -1,4 +1,4 @@
-"""Synthetic LIP in the official on-disk layout (``shared/spec/datasets.md`` §1.1-§1.4).
+"""Synthetic LIP in the official on-disk layout (README "Datasets").
 
 ::
 

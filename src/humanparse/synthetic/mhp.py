@@ -1,4 +1,4 @@
-"""Synthetic MHP v2.0 in the ``official`` layout (``shared/spec/datasets.md`` §4).
+"""Synthetic MHP v2.0 in the ``official`` layout (layout: :mod:`humanparse.data.mhp`).
 
 ::
 
@@ -10,7 +10,7 @@
 
 One annotation PNG per person, **3 channels**: channel 0 = that person's 59-class part map (0 off the
 person), channels 1-2 = 0. ``MM`` is the drawing order (1 = furthest back), so painting the files in
-sorted order, later overwriting, reproduces the rendered scene (§7.5/§7.6).
+sorted order, later overwriting, reproduces the rendered scene (the reader's semantic-map rule).
 
 Traps: most person maps hold the visible pixels only, some (``amodal_prob``) the whole person
 including what later persons hide, so person maps overlap; some images get an extra annotation file

@@ -1,12 +1,12 @@
 """Synthetic PASCAL-Person-Part in the ``graphonomy`` layout with the converted instance files
-(``shared/spec/datasets.md`` §5).
+(layout: :mod:`humanparse.data.pascal`).
 
 ::
 
     <root>/pascal/JPEGImages/<id>.jpg
     <root>/pascal/SegmentationPart/<id>.png       (7 body-part classes; mode L, every 4th mode P)
     <root>/pascal/list/train_id.txt, val_id.txt (HHP-like), val_id_grapy.txt (Grapy-ML-like)
-    <root>/pascal/Human_ids/<id>.png              (converted instance level, §5.2)
+    <root>/pascal/Human_ids/<id>.png              (converted instance level)
     <root>/pascal/Instance_ids/<id>.png + <id>.txt (inst_id = class + 7·(human − 1); lines "inst class human")
     <root>/pascal/Category_ids/<id>.png           (the converted semantic map)
     <root>/synthetic.json
@@ -124,7 +124,7 @@ def generate_pascal_person_part(
                 (base / "Instance_ids" / f"{image_id}.txt").write_text(txt)
                 category = label
                 if split == "val" and not mismatch and (label == 1).sum() > 4:
-                    # the neck trap of §5.2: the conversion put the lowest head rows into the torso
+                    # the neck trap of the instance-level conversion: put the lowest head rows into the torso
                     category = label.copy()
                     rows = np.flatnonzero((label == 1).any(1))
                     band = np.zeros_like(label, dtype=bool)

@@ -3,7 +3,7 @@
 The generator core (skeletons, rendering, scenes, tag vocabulary) knows nothing about files; these
 helpers do the rest the same way for every writer: per-image random generators, atomic output
 folders, JPEG / index-PNG / 3-channel-PNG writers, the ``synthetic.json`` manifest and pseudo-pose
-entries (``humanparse.data.pseudo_pose``, datasets.md §7.4) from the rendered skeletons.
+entries (``humanparse.data.pseudo_pose``) from the rendered skeletons.
 """
 
 from __future__ import annotations
@@ -101,7 +101,7 @@ def write_index_png(path: Path, label: np.ndarray, palette: bool = False) -> Non
 
 
 def write_three_channel_png(path: Path, label: np.ndarray) -> None:
-    """MHP v2.0 annotation file: RGB PNG, channel 0 = label, channels 1-2 = 0 (datasets.md §4.2)."""
+    """MHP v2.0 annotation file: RGB PNG, channel 0 = label, channels 1-2 = 0 (as released)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb = np.zeros((*label.shape, 3), dtype=np.uint8)
     rgb[..., 0] = label
@@ -119,7 +119,7 @@ def write_manifest(tmp: Path, manifest: dict) -> None:
 
 def pseudo_pose_entries(rng: np.random.Generator, image_id: str, scene: Scene, person_ids: dict[int, int],
                         miss_prob: float = 0.03) -> list[dict]:
-    """Pseudo-pose entries (§7.4) of the scene persons that have a ``person_ids`` entry
+    """Pseudo-pose entries (:mod:`humanparse.data.pseudo_pose`) of the scene persons that have a ``person_ids`` entry
     (scene person id -> written person id), from each skeleton's COCO keypoints.
 
     Emulates an estimator: joints outside the image are absent (score 0), face points of persons seen
