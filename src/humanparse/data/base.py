@@ -13,11 +13,11 @@ A raw sample (``Dataset.load``) is a dict of numpy arrays at the original resolu
 ``instance_ids``   uint8/uint16 (H, W) part-instance ids (CIHP)
 ``persons``        list of per-person dicts for region-based models (see below)
 ``instances``      int64 (K, 3) part-instance table ``[instance_id, class_id, person_id]`` of
-                   ``instance_ids`` (CIHP, converted PASCAL; datasets.md §3.2)
+                   ``instance_ids`` (CIHP, converted PASCAL)
 ``meta``           ``id``, ``dataset``, ``split``, ``image_path``, ``orig_size`` (H, W), ...
 =================  ===========================================================================
 
-A person dict (datasets.md §7.5) holds ``id`` (the ``Human_ids`` value, or the 1-based file index
+A person dict holds ``id`` (the ``Human_ids`` value, or the 1-based file index
 for MHP), ``mask`` (bool (H, W)), ``parts`` (uint8 (H, W) full-image part map, 0 outside the person),
 ``box`` (float32 [x1, y1, x2, y2], the **inclusive** pixel extent, i.e. the first and last pixel
 column/row of the mask; a COCO ``[x, y, w, h]`` box is ``[x, y, x + w − 1, y + h − 1]``) and, when a pose source exists,
@@ -27,7 +27,7 @@ column/row of the mask; a COCO ``[x, y, w, h]`` box is ``[x, y, x + w − 1, y +
 After the transforms, images become normalised float CHW tensors at the input size and label maps
 int64 tensors; ``meta['affine']`` maps original pixels to input pixels. Evaluation samples also keep
 ``gt_semantic``, the untouched original-size label, because metrics are computed at the GT's own
-size (metrics.md §1).
+size (README "Metrics").
 """
 
 from __future__ import annotations

@@ -91,7 +91,7 @@ class FolderDataset(Reader):
                     if len(missing) > 1 else ""
                 raise DataError(missing[0], f"{'label' if key != 'image' else key} file is missing{more}")
 
-    # -- pseudo pose (§7.4) -----------------------------------------------------------------------
+    # -- pseudo pose ----------------------------------------------------------------------------
     def load_pseudo_pose(self, root: Path, pose: bool | str, pose_file: str | Path | None, min_score: float) -> None:
         """``pose``: ``auto`` (read ``<root>/pseudo_pose/<split>.json`` when it exists), ``true``
         (required) or ``false``. Sets ``self.keypoints`` (``None`` when not read)."""
@@ -101,8 +101,8 @@ class FolderDataset(Reader):
         if not path.is_file():
             if pose == "auto":
                 return
-            raise DataError(path, "pseudo-pose file is missing (datasets.md §7.4); set reader_options.pose=auto "
-                            "to train without keypoints")
+            raise DataError(path, "pseudo-pose file is missing (format: README 'Datasets'); "
+                            "set reader_options.pose=auto to train without keypoints")
         self.keypoints = read_pseudo_pose(path, min_score)
         self.pose_path = path
         self.missing_pose = sum(1 for i in self.ids if i not in self.keypoints)

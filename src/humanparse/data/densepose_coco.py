@@ -1,7 +1,7 @@
 """DensePose-COCO reader (COCO json through pycocotools), layouts ``d2`` (default) and ``detectron1``.
 
-Facts: ``shared/spec/datasets.md`` §6 (layouts, JSON fields, part tables, flip tables, traps) and
-``metrics.md`` §7.4 (persons without ``dp_x`` are ignore regions).
+Facts: detectron2 DensePose (layouts, JSON fields, part and flip tables); as its evaluator does, persons
+without ``dp_x`` are ignore regions.
 
 Layouts (``root`` is the folder holding ``coco/``, or the ``coco`` folder itself)::
 
@@ -35,7 +35,7 @@ the COCO id, ``id`` = its string). Each person is a dict:
 
 Evaluation items (a :class:`~humanparse.data.pipeline.SamplePipeline` with ``keep_original=['dp_persons', ...]``)
 carry ``gt['dp_persons']``: the untransformed persons at the original resolution, which the DensePose
-metric scores against (metrics.md §7).
+metric scores against.
 """
 
 from __future__ import annotations
@@ -79,7 +79,7 @@ LAYOUTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "test": ("densepose_coco_2014_test.json", ("coco_test2014", "test2014")),
     },
 }
-LAYOUT_HELP = """expected the DensePose-COCO layout {layout!r} (datasets.md §6.1) under {root}:
+LAYOUT_HELP = """expected the DensePose-COCO layout {layout!r} under {root}:
   d2:         coco/train2014/, coco/val2014/, coco/annotations/densepose_{{train2014,valminusminival2014,minival2014}}.json
   detectron1: coco/coco_train2014/, coco/coco_val2014/, coco/annotations/densepose_coco_2014_{{train,valminusminival,minival,test}}.json
 Get the annotations from {homepage} and the COCO 2014 images from https://cocodataset.org, or run with data.synthetic=true."""
@@ -145,7 +145,7 @@ def _quiet_coco(path: Path) -> COCO:
 
 def paint_coarse(dp_masks: Sequence, path: Path | str = "", ann_id: int | str = "?") -> np.ndarray:
     """256×256 coarse label map from the ``dp_masks`` RLE list: label i (1..14) painted where mask i is set,
-    in list order, so later parts overwrite earlier ones (datasets.md §6.2); empty entries are skipped."""
+    in list order, so later parts overwrite earlier ones (detectron2's rule); empty entries are skipped."""
     if not isinstance(dp_masks, (list, tuple)) or len(dp_masks) > NUM_COARSE:
         raise DataError(path, f"annotation {ann_id}: dp_masks must be a list of at most {NUM_COARSE} RLEs")
     labels, rles = [], []
@@ -319,7 +319,7 @@ class DensePoseCOCODataset(Reader):
         layout: ``d2`` (default) or ``detectron1``.
         uv_symmetry: ``UV_symmetry_transforms.mat`` (file or folder), or ``synthetic``. Needed when the
             transform flips: without it, wrapping the reader in a flipping pipeline raises (a flip of I and x alone
-            would corrupt U/V, datasets.md §6.4). ``None`` uses the table a synthetic dataset ships in
+            would corrupt U/V). ``None`` uses the table a synthetic dataset ships in
             its ``synthetic.json`` manifest, if any.
         filter_empty: drop images without any person carrying dense points (training only).
         check_files: verify at construction that every listed image exists.
@@ -386,7 +386,7 @@ class DensePoseCOCODataset(Reader):
         if self.uv_symmetry is None and transform_flips(transform):
             raise ValueError(
                 "DensePose-COCO: the transform flips images (augment.flip_prob > 0) but no UV symmetry file is "
-                f"configured. Flipping I and x alone corrupts U/V (datasets.md §6.4): set "
+                f"configured. Flipping I and x alone corrupts U/V: set "
                 f"data.reader_options.uv_symmetry=<path to {UV_SYMMETRY}> (download: "
                 "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat; not redistributable, "
                 "so humanparse never downloads it) or data.augment.flip_prob=0")

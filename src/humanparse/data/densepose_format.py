@@ -1,6 +1,6 @@
 """The DensePose body-surface and UV-symmetry file formats: the tables, their readers and writers.
 
-Facts: ``shared/spec/metrics.md`` §7.2, §7.6, §7.7 and ``datasets.md`` §6.4.
+Facts: detectron2 DensePose (``densepose_cocoeval.py`` and its ``densepose_uv_data`` files).
 
 :class:`BodySurface` holds the three tables the GPS metric needs, in the structure of the official
 SMPL-derived evaluation files:
@@ -14,11 +14,10 @@ SMPL-derived evaluation files:
 The same readers take the official files (``SMPL_subdiv.mat``, ``SMPL_SUBDIV_TRANSFORM.mat``,
 ``Pdist_matrix.pkl``) and the reference-format files the project exports for its synthetic surface
 (:mod:`humanparse.synthetic.body_surface`). The official files derive from SMPL and carry no
-redistribution licence: the project never ships or downloads them (metrics.md §7.6).
+redistribution licence: the project never ships or downloads them.
 
 :class:`UVSymmetry` holds ``UV_symmetry_transforms.mat`` (``U_transforms`` / ``V_transforms``, 1×24
-cells of 256×256 arrays), read with ``scipy.io.loadmat``, and applies it to dense points
-(datasets.md §6.4).
+cells of 256×256 arrays), read with ``scipy.io.loadmat``, and applies it to dense points.
 """
 
 from __future__ import annotations
@@ -37,7 +36,7 @@ from humanparse.data.meta import DENSEPOSE_FINE_FLIP
 
 NUM_PARTS = 24
 
-# official file names and where the user can get them (metrics.md §7.6, datasets.md §6.4)
+# official file names and where the user can get them (README "Datasets")
 SMPL_SUBDIV = "SMPL_subdiv.mat"
 SMPL_TRANSFORM = "SMPL_SUBDIV_TRANSFORM.mat"
 PDIST_PKL = "Pdist_matrix.pkl"
@@ -58,7 +57,7 @@ LICENCE_NOTE = (
 )
 
 # GPS normalisation: per-part group of each fine chart dp_I (0..24) and the group's κ in metres
-# (metrics.md §7.1: D2 `Mean_Distances` indexed by `CoarseParts`)
+# (D2 `Mean_Distances` indexed by `CoarseParts`)
 KAPPA_GROUP = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8], dtype=np.int64)
 KAPPA_GROUP_NAMES = ("", "torso", "hands", "feet", "upper_legs", "lower_legs", "upper_arms", "lower_arms", "head")
 KAPPA_PER_GROUP = np.array([0.0, 0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150], dtype=np.float64)
@@ -179,7 +178,7 @@ class BodySurface:
 
     def nearest(self, parts: np.ndarray, u: np.ndarray, v: np.ndarray) -> np.ndarray:
         """1-based geodesic vertex of the UV-vertex nearest to each point among the vertices of its part
-        (metrics.md §7.2 steps 3-4); 0 where the part is not 1..24 (background) or has no vertex."""
+        (D2 ``findAllClosestVertsUV``); 0 where the part is not 1..24 (background) or has no vertex."""
         parts = np.asarray(parts).reshape(-1).astype(np.int64)
         q = np.stack([np.asarray(u, np.float64).reshape(-1), np.asarray(v, np.float64).reshape(-1)], 1)
         out = np.zeros(len(parts), dtype=np.int64)
@@ -255,7 +254,7 @@ class BodySurface:
             raise DataError(path, f"not a body surface .npz with uv/part_id/geo_index/geodesic ({e})") from e
 
     def export_reference_files(self, folder: str | os.PathLike) -> dict[str, Path]:
-        """Write the reference formats (metrics.md §7.6) so the official evaluators can read them unchanged:
+        """Write the reference formats so the official evaluators can read them unchanged:
         ``SMPL_subdiv.mat`` (v5; ``U_subdiv``, ``V_subdiv`` (1, M) float64, integer ``Part_ID_subdiv``),
         ``SMPL_SUBDIV_TRANSFORM.mat`` (``index`` (M, 1)) and ``Pdist_matrix.pkl`` (``{"Pdist_matrix":
         (L, 1) float32}``, protocol 2)."""
@@ -346,7 +345,7 @@ class UVSymmetry:
         self.v_transforms = np.asarray(self.v_transforms, dtype=np.float32)
 
     def flip_points(self, parts: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-        """Mirrored (I, U, V) of dense points (datasets.md §6.4): new part from the fine flip table,
+        """Mirrored (I, U, V) of dense points (detectron2 DensePose flip): new part from the fine flip table,
         U' = U_transforms[I−1][⌊V·255⌋, ⌊U·255⌋] and V' likewise (looked up with the old part)."""
         parts = np.asarray(parts).astype(np.int64)
         u = np.asarray(u, dtype=np.float64)

@@ -2,8 +2,8 @@
 
 CorrPM paper §4.1: persons are cut out of the multi-person images with their masks into single-person
 images for training (93,213 CIHP crops); at test time persons are cut out "in the same way", parsed one
-by one and merged back into the image. ``shared/spec/models.md`` §3.7 and ``datasets.md`` §7.4 fix the
-unstated parts as project conventions (unverified against the authors' code, which is not public):
+by one and merged back into the image. The project fixes the
+unstated parts as conventions (unverified against the authors' code, which is not public):
 
 * **training crops** come from the ground-truth person ids (``Human_ids``): one sample per person, the
   image masked to the person (other pixels 0) and cropped to the person's tight box (optionally
@@ -159,7 +159,7 @@ class PersonCropDataset(Reader):
         mask_image: zero the image outside the person's mask (the paper applies the masks).
         min_pixels: persons with fewer mask pixels are skipped (training) / ignored (evaluation).
         num_joints / joint_flip_pairs: per-person keypoints and their flip pairs when the base label
-            space has no joints (COCO-17 pseudo-pose, datasets.md §7.4: COCO pairs by default).
+            space has no joints (COCO-17 pseudo-pose: COCO pairs by default).
         index_cache: folder for the (image, person) index of a split, so it is scanned once.
     """
 
