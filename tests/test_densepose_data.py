@@ -1,5 +1,5 @@
 """DensePose-COCO: the synthetic generator, the reader (layouts d2 / detectron1), errors naming the file,
-the instance collate and the flip start-up check (datasets.md §6)."""
+the instance collate and the flip start-up check."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """``python -m humanparse.evaluate_predictions metric=densepose``: results formats, agreement with the
-metric class, errors naming the file (metrics.md §7)."""
+metric class, errors naming the file."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
 """The synthetic body surface, the UV symmetry table and the loaders of the official file formats
-(metrics.md §7.6, §7.7; datasets.md §6.4)."""
+(detectron2 DensePose's ``densepose_uv_data`` files)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Dense-point transforms (datasets.md §6.2, §6.4): flip with the UV symmetry table against the mirrored
+"""Dense-point transforms: flip with the UV symmetry table against the mirrored
 rendering, flip twice = identity, and scale / crop / rotation keeping points, boxes and masks consistent."""
 
 from __future__ import annotations

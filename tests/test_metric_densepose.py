@@ -1,5 +1,5 @@
-"""DensePose metrics (metrics.md §7, §8): hand-constructed cases for every rule and quirk, RCP, and a
-two-process gloo run that equals the one-process numbers."""
+"""DensePose metrics (detectron2's GPS/GPSm evaluation, the paper's RCP): hand-constructed cases for
+every rule and quirk, RCP, and a two-process gloo run that equals the one-process numbers."""
 
 from __future__ import annotations
 

@@ -1,8 +1,8 @@
 """A tiny in-memory multi-person reader (CIHP label space) for tests of the person-crop protocol.
 
 Samples follow the reader structure of ``humanparse.data.base``: ``image``, ``semantic``, ``person_ids``
-and ``persons`` (``id``, ``mask``, ``keypoints`` = COCO-17 in image pixels, as the pseudo-pose files of
-datasets.md §7.4 give them), rendered by the synthetic scene generator.
+and ``persons`` (``id``, ``mask``, ``keypoints`` = COCO-17 in image pixels, as the pseudo-pose files
+of README "Datasets" give them), rendered by the synthetic scene generator.
 """
 
 from __future__ import annotations

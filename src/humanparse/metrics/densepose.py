@@ -1,6 +1,6 @@
 """DensePose: GPS / GPSm similarities, COCO-style AP/AR with the DensePose matching rules, and RCP / AUC.
 
-GPS, GPSm and RCP: DensePose §2.2 and §5; matching and accumulation: detectron2's evaluator.
+GPS and RCP: DensePose §2.2; GPSm, matching and accumulation: detectron2's evaluator.
 The project follows detectron2's ``DensePoseCocoEval`` ("D2") exactly; the pieces:
 
 1. **Per image** (:func:`image_records`, run where the predictions are, i.e. on every rank):

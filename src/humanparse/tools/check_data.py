@@ -262,7 +262,7 @@ class MHPCheck(DatasetCheck):
 class DensePoseCheck(DatasetCheck):
     """DensePose-COCO: dense points per person and per chart, crowd regions, empty coarse masks, image
     ids disjoint across splits. Persons without ``dp_x`` are counted, not flagged: the evaluator treats
-    them as ignore regions (metrics.md §7.4), and most COCO persons have no dense annotation."""
+    them as ignore regions (as detectron2's does), and most COCO persons have no dense annotation."""
 
     splits = {"train": ("train", {}, False), "valminusminival": ("valminusminival", {}, True),
               "minival": ("minival", {}, False)}
