@@ -21,10 +21,11 @@ class LastCheckpointLink(ModelCheckpoint):
 
     LINK_NAME = "last.ckpt"
 
-    def __init__(self, dirpath: str, filename: str = "epoch_{epoch:03d}", save_on_train_epoch_end: bool = False):
+    def __init__(self, dirpath: str, filename: str = "epoch_{epoch:03d}", save_on_train_epoch_end: bool = False,
+                 save_on_exception: bool = False):
         super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, save_last=False,
                          auto_insert_metric_name=False, enable_version_counter=False,
-                         save_on_train_epoch_end=save_on_train_epoch_end)
+                         save_on_train_epoch_end=save_on_train_epoch_end, save_on_exception=save_on_exception)
         self.own_path = ""  # the checkpoint this callback wrote and last.ckpt points to
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
