@@ -63,7 +63,7 @@ def test_scan_covers_the_sources():
 
 
 @pytest.mark.xfail(strict=False, reason="compare/papers.py, predict.py and utils/visualize.py still cite the "
-                   "notes; they were being edited by other helpers. Remove this marker once they are cleaned.")
+                   "notes; other helpers were editing them. Remove this marker once they are cleaned.")
 def test_no_reference_notes_cited():
     hits = find_references(scanned_files())
     assert not hits, "citations of reference notes users do not have:\n" + "\n".join(hits)

@@ -23,16 +23,16 @@ app
     ``score_thresh`` (default: the convention's), ``semseg_score_thresh`` (0.3), ``prcnn_skip_empty``,
     ``nan_score=raise|first``.
 apr
-    PGN AP^r (:mod:`humanparse.metrics.apr`): ``<pred_dir>/<id>.png`` + ``<id>.txt`` (``<class> <score>`` per id) against
-    CIHP ``gt_dir`` by the Category × Human rule (``apr_gt=category_human``, default) or the shipped
-    ``Instance_ids`` + ``<id>.txt`` table (``apr_gt=instance_ids``; ``instance_dir``,
+    PGN AP^r (:mod:`humanparse.metrics.apr`): ``<pred_dir>/<id>.png`` + ``<id>.txt`` (``<class> <score>`` per
+    id) against CIHP ``gt_dir`` by the Category × Human rule (``apr_gt=category_human``, default) or the
+    shipped ``Instance_ids`` + ``<id>.txt`` table (``apr_gt=instance_ids``; ``instance_dir``,
     ``instance_txt_dir`` for PGN's ``Instance_part_val``). ``matching=pgn|one_to_one``,
     ``class_reduction=nanmean|mean``, ``nan_score=raise|first``.
 edge
-    PGN instance edges (:mod:`humanparse.metrics.edge`): ``<pred_dir>/<id>.png`` as 255·p (``edge_pred=prob``, PGN's
-    ``cihp_edge_maps``) or binary (``edge_pred=binary``); GT derived from ``Human_ids``
-    (``edge_gt=human_ids``, PGN's ``write_edge.m`` rule) or read from ``edges/`` (``edge_gt=edges``, ``edge_dir``);
-    ``edge_threshold`` (0.5).
+    PGN instance edges (:mod:`humanparse.metrics.edge`): ``<pred_dir>/<id>.png`` as 255·p (``edge_pred=prob``,
+    PGN's ``cihp_edge_maps``) or binary (``edge_pred=binary``); GT derived from ``Human_ids``
+    (``edge_gt=human_ids``, PGN's ``write_edge.m`` rule) or read from ``edges/`` (``edge_gt=edges``,
+    ``edge_dir``); ``edge_threshold`` (0.5).
 
 It prints the table and writes the JSON. Prediction/GT size mismatches, missing files, malformed
 lines and labels out of range are errors naming the file.
@@ -261,7 +261,7 @@ def evaluate_apr(cfg: DictConfig) -> dict:
 
 
 def evaluate_edge(cfg: DictConfig) -> dict:
-    """PGN instance-edge precision / recall / F1 (released CIHP_PGN ``test_pgn.py``), pooled over the split."""
+    """PGN instance-edge precision / recall / F1 (CIHP_PGN ``test_pgn.py``), pooled over the split."""
     gt_dir = Path(cfg.gt_dir)
     source = cfg.get("edge_gt", "human_ids")
     # edges need no class table: the class count only bounds Category_ids, which is not read here

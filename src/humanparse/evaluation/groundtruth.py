@@ -4,9 +4,10 @@ Layouts (as released; README "Datasets"):
 
 * CIHP: ``<gt_dir>/Category_ids/<id>.png`` (parts 0..19, 255 ignore),
   ``<gt_dir>/Human_ids/<id>.png`` (person index, 0 = none), ``<gt_dir>/Instance_ids/<id>.png`` (part
-  instances; with ``<id>.txt`` lines ``inst_id class_id human_id`` next to them or in the PGN helper
-  folder ``Instance_part_val``), ``<gt_dir>/<split>_id.txt``. The converted PASCAL-Person-Part
-  instance layout (:mod:`humanparse.data.pascal`) is the same. PGN's training layout keeps instance edges in ``edges/<id>.png``.
+  instances; with ``<id>.txt`` lines ``inst_id class_id human_id`` next to them or in the PGN helper folder
+  ``Instance_part_val``), ``<gt_dir>/<split>_id.txt``. The converted PASCAL-Person-Part instance layout
+  (:mod:`humanparse.data.pascal`) is the same. PGN's training layout keeps instance edges in
+  ``edges/<id>.png``.
 * MHP v2: ``<gt_dir>/parsing_annos/<id>_<NN>_<MM>.png`` (one 3-channel file per person;
   channel 0 is the label), persons in sorted file order; lists in ``<gt_dir>/../list/<split>.txt``.
 
@@ -113,7 +114,7 @@ class CIHPGroundTruth:
         return PartInstances.from_table(inst, ids, cls)
 
     def edges(self, sid: str, source: str = "human_ids") -> np.ndarray:
-        """Instance-edge GT: derived from ``Human_ids`` (PGN's ``write_edge.m`` rule) or read from ``edges/``."""
+        """Instance-edge GT: derived from ``Human_ids`` (PGN's ``write_edge.m``) or read from ``edges/``."""
         if source == "human_ids":
             return instance_edges(read_index_png(self.human_dir / f"{sid}.png"))
         if source == "edges":

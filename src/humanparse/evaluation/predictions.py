@@ -17,13 +17,14 @@ Instance parsing (AP^p / PCP, :mod:`humanparse.metrics.instance`):
 * ``predict``: what ``python -m humanparse.predict`` writes for instance models
   (``instances/<id>.json`` with a score and a part-map file per person).
 
-Part instances (AP^r, :mod:`humanparse.metrics.apr`): the CIHP_PGN / LIP challenge format ``<pred_dir>/<id>.png`` (8- or 16-bit
-instance ids, 0 = none) and ``<pred_dir>/<id>.txt`` whose line k (1-based) is ``<class_id> <score>`` of
-pixel value k. Ids listed in the txt but absent from the PNG are dropped with a warning (PGN keeps
-their scores and misaligns them); PNG ids without a line are not predictions.
+Part instances (AP^r, :mod:`humanparse.metrics.apr`): the CIHP_PGN / LIP challenge format
+``<pred_dir>/<id>.png`` (8- or 16-bit instance ids, 0 = none) and ``<pred_dir>/<id>.txt`` whose line k
+(1-based) is ``<class_id> <score>`` of pixel value k. Ids listed in the txt but absent from the PNG are
+dropped with a warning (PGN keeps their scores and misaligns them); PNG ids without a line are not
+predictions.
 
-Edges (:mod:`humanparse.metrics.edge`): ``<pred_dir>/<id>.png`` holding 255·p (what PGN's ``test_pgn.py`` writes to
-``cihp_edge_maps``; edge iff value / 255 > threshold) or binary maps (non-zero = edge).
+Edges (:mod:`humanparse.metrics.edge`): ``<pred_dir>/<id>.png`` holding 255·p (what PGN's ``test_pgn.py``
+writes to ``cihp_edge_maps``; edge iff value / 255 > threshold) or binary maps (non-zero = edge).
 """
 
 from __future__ import annotations

@@ -260,7 +260,8 @@ def write_mhp_submission(pred_dir: Path, samples: list[InstanceSample]) -> Path:
 
 
 def write_part_instance_predictions(pred_dir: Path, samples: list[InstanceSample], score_thresh: float = 0.01) -> Path:
-    """CIHP_PGN format (``<id>.png`` ids + ``<id>.txt`` ``class score``) via :func:`part_instances_from_predictions`."""
+    """CIHP_PGN format (``<id>.png`` ids + ``<id>.txt`` ``class score``) via
+    :func:`part_instances_from_predictions`."""
     pred_dir = Path(pred_dir)
     pred_dir.mkdir(parents=True, exist_ok=True)
     for s in samples:

@@ -10,7 +10,7 @@ A part instance is one (person, part class) region. For each class c = 1..C−1 
    TPs and recall (and AP) can exceed 1; with ``matching='one_to_one'`` (VOC style) the predictions of
    an image are visited in descending score, each takes its max-IoU GT (first on ties) and is a TP iff
    IoU > t and that GT is still unused at t, with no fallback;
-3. all class-c predictions sorted by descending score (stable), VOC all-point AP (:mod:`humanparse.metrics.ap`).
+3. all class-c predictions sorted by descending score (stable), VOC all-point AP (see ``metrics.ap``).
 
 mAP_t = mean over classes (``class_reduction='nanmean'``, default, or ``'mean'`` = PGN's ``np.mean``,
 where one NaN class makes mAP_t NaN); ``apr_vol`` = mean of mAP_t over t = 0.1..0.9 (PGN's final

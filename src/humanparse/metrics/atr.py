@@ -1,9 +1,9 @@
-"""ATR's five numbers: accuracy, foreground accuracy, precision, recall and F1 (as CorrPM Table 3 reports them).
+"""ATR's five numbers: accuracy, foreground accuracy, precision, recall, F1 (as in CorrPM Table 3).
 
-All five come from the dataset-level confusion matrix M of :mod:`humanparse.metrics.semantic` (rows = GT, columns = prediction,
-255 ignored), accumulated exactly as for mIoU (:func:`humanparse.metrics.semantic.confusion_matrix`)
-in one C×C int64 state that is sum-reduced across processes. With tp_c = M[c,c], gt_c = Σ_j M[c,j],
-pr_c = Σ_i M[i,c], N = Σ M:
+All five come from the dataset-level confusion matrix M of :mod:`humanparse.metrics.semantic` (rows = GT,
+columns = prediction, 255 ignored), accumulated exactly as for mIoU
+(:func:`humanparse.metrics.semantic.confusion_matrix`) in one C×C int64 state that is sum-reduced across
+processes. With tp_c = M[c,c], gt_c = Σ_j M[c,j], pr_c = Σ_i M[i,c], N = Σ M:
 
 * ``pixel_acc`` = Σ tp / N; ``fg_acc`` = Σ_{c≥1} tp_c / Σ_{c≥1} gt_c.
 * ``atr_convention='hhp_macro'`` (default, ``hlzhu09/Hierarchical-Human-Parsing val/f1_eval_atr.py``,

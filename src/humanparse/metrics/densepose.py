@@ -213,7 +213,8 @@ def _box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
 
 def _point_errors(gt: GTImage, dbox: np.ndarray, iuvs: list[np.ndarray], surface: BodySurface,
                   lut: np.ndarray, gidx: np.ndarray) -> np.ndarray:
-    """(D, P) geodesic errors of the GT points (of GT ``gidx[p]``) against each detection (D2 ``computeOgps``)."""
+    """(D, P) geodesic errors of the GT points (of GT ``gidx[p]``) against each detection
+    (D2 ``computeOgps``)."""
     d, p = len(dbox), len(gt.px)
     if d == 0 or p == 0:
         return np.zeros((d, p))
@@ -668,9 +669,9 @@ class DensePoseMetric(GatheredMetric):
 
     Args:
         eval_data: geodesic tables: a folder with the official files (``SMPL_subdiv.mat``,
-            ``SMPL_SUBDIV_TRANSFORM.mat``, ``Pdist_matrix.pkl``; README "Datasets"), a ``.npz``, ``"synthetic"``,
-            or a :class:`~humanparse.data.densepose_surface.BodySurface`. Loaded on first use; a missing
-            source raises an error naming the files and their URLs.
+            ``SMPL_SUBDIV_TRANSFORM.mat``, ``Pdist_matrix.pkl``; README "Datasets"), a ``.npz``,
+            ``"synthetic"``, or a :class:`~humanparse.data.densepose_surface.BodySurface`. Loaded on first
+            use; a missing source raises an error naming the files and their URLs.
         kappa: ``per_part`` (default; D2) or ``fixed`` (0.255, the 2018 paper's Table 1).
         modes: similarities to report: ``gps``, ``gpsm``, ``iou`` (mask IoU alone, keys ``dp_segm_*``).
         min_threshold: 0.5 (default); 0.2 / 0.3 / 0.4 add AP20 / AP30 / AP40 (and, as in D2, then AP and AR

@@ -1,8 +1,8 @@
 """Pixel accuracy, mean accuracy, per-class IoU and mIoU from one dataset-level confusion matrix.
 
-Definition: the official LIP evaluation script (one dataset-level confusion matrix). ``torchmetrics.segmentation.MeanIoU`` averages per image and
-per batch, which is not the papers' metric, so the confusion matrix is accumulated here: a single
-C×C int64 state, sum-reduced across processes.
+Definition: the official LIP evaluation script (one dataset-level confusion matrix).
+``torchmetrics.segmentation.MeanIoU`` averages per image and per batch, which is not the papers' metric, so
+the confusion matrix is accumulated here: a single C×C int64 state, sum-reduced across processes.
 """
 
 from __future__ import annotations

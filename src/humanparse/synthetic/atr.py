@@ -7,11 +7,11 @@
     <root>/pseudo_pose/{train,val}.json                   (COCO-17 pseudo keypoints)
     <root>/synthetic.json                                 (manifest; readers ignore it)
 
-No list file is written: ATR has none, the reader computes the split by rule (:func:`humanparse.data.atr.graphonomy_split`). The ids use the
-real prefixes (``2500_``, ``4565_``, ``997_``, ``fash_``, ``Multi_``, ``dataset10k_``) so the rule is
-exercised: there are more ``2500_`` ids than val images, drawn from 1..2500 so that plain string order
-(``2500_10`` < ``2500_9``) differs from numeric order. The manifest's ``reader_options`` carries the
-rule's ``val_count`` (= ``num_val``) for the data module.
+No list file is written: ATR has none, the reader computes the split by rule
+(:func:`humanparse.data.atr.graphonomy_split`). The ids use the real prefixes (``2500_``, ``4565_``, ``997_``,
+``fash_``, ``Multi_``, ``dataset10k_``) so the rule is exercised: there are more ``2500_`` ids than val
+images, drawn from 1..2500 so that plain string order (``2500_10`` < ``2500_9``) differs from numeric order.
+The manifest's ``reader_options`` carries the rule's ``val_count`` (= ``num_val``) for the data module.
 
 Traps: palette and grey-scale label PNGs, images without a pseudo-pose entry, pose joints absent
 (outside the image, back-facing face points, estimator misses).

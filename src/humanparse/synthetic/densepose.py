@@ -6,7 +6,7 @@
     <root>/coco/val2014/COCO_val2014_<id:012d>.jpg            (valminusminival and minival images)
     <root>/coco/annotations/densepose_{train2014,valminusminival2014,minival2014}.json
     <root>/densepose_eval_data/                               (synthetic stand-ins of the non-redistributable
-        body_surface.npz, SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat,   files: humanparse.synthetic.body_surface)
+        body_surface.npz, SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat,   files: synthetic.body_surface)
         Pdist_matrix.pkl, UV_symmetry_transforms.mat
     <root>/synthetic.json                                     (generator manifest)
 

@@ -119,8 +119,8 @@ def write_manifest(tmp: Path, manifest: dict) -> None:
 
 def pseudo_pose_entries(rng: np.random.Generator, image_id: str, scene: Scene, person_ids: dict[int, int],
                         miss_prob: float = 0.03) -> list[dict]:
-    """Pseudo-pose entries (:mod:`humanparse.data.pseudo_pose`) of the scene persons that have a ``person_ids`` entry
-    (scene person id -> written person id), from each skeleton's COCO keypoints.
+    """Pseudo-pose entries (:mod:`humanparse.data.pseudo_pose`) of the scene persons that have a
+    ``person_ids`` entry (scene person id -> written person id), from each skeleton's COCO keypoints.
 
     Emulates an estimator: joints outside the image are absent (score 0), face points of persons seen
     from the back are absent, visible joints score 0.9, occluded ones 0.4, and each joint is missed
