@@ -40,7 +40,8 @@ Prediction protocol (what a task's ``predict_step(batch, batch_idx)`` returns, o
 ``batch`` is what the model's own evaluation loader gives (``image`` normalised at the input size,
 ``meta`` with ``orig_size`` and ``affine``), so a task's ``predict_step`` needs nothing new to work here.
 When ``save_logits`` is set and the task returns no ``logits``, tasks with ``input_logits`` (the FCN
-parsers) get their input-frame logits resampled to the original size bilinearly (metrics.md §1.4).
+parsers) get their input-frame logits resampled to the original size bilinearly (sampled through each
+image's affine, as the semantic metrics map predictions back).
 """
 
 from __future__ import annotations

@@ -134,7 +134,7 @@ def legend_entries(class_names: Sequence[str], palette: np.ndarray, present: Seq
 
 # --- whole samples (dataset viewer) -----------------------------------------------------------------------
 def _densepose_points(sample: dict, max_points: int = 400, seed: int = 0):
-    """(x, y, u, v) of DensePose points: per-person ``dp_x/dp_y/dp_U/dp_V`` (box frame 256, datasets.md §6.2),
+    """(x, y, u, v) of DensePose points: per-person ``dp_x/dp_y/dp_U/dp_V`` (in the 256×256 frame of the person's box),
     or points drawn from dense ``dp_parts``/``dp_u``/``dp_v`` maps (the synthetic scene)."""
     xs, ys, us, vs = [], [], [], []
     for p in sample.get("persons") or []:
