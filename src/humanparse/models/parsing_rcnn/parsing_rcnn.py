@@ -361,7 +361,7 @@ class ParsingRCNN(HumanRCNN):
                 found[i].append((b * b.new_tensor([w / vw, h / vh, w / vw, h / vh]), d["scores"], d["labels"]))
             views.append((flip, image_list, feats))
         detections = []
-        for i, parts in enumerate(found):
+        for parts in found:
             boxes, scores, labels = (torch.cat(x) for x in zip(*parts))
             keep = batched_nms(boxes, scores, labels, heads.nms_thresh)[: heads.detections_per_img]
             detections.append({"boxes": boxes[keep], "scores": scores[keep], "labels": labels[keep]})
