@@ -10,11 +10,13 @@ and the PBD convs the last ones, wherever the shapes match; everything else keep
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import torch
 from torch import nn
 
-from humanparse.models.pretrained import PretrainedWeightsError, read_state_dict, require_download
+from humanparse.models import pretrained
+from humanparse.models.pretrained import PretrainedWeightsError, read_state_dict
 
 log = logging.getLogger(__name__)
 
@@ -23,7 +25,13 @@ POSE_CONVS = 8
 
 
 def _download(what: str, weights_enum) -> dict[str, torch.Tensor]:
-    require_download(what, str(weights_enum))
+    """torchvision weights from the torch hub cache, else downloaded; offline: an immediate clear error."""
+    cached = Path(torch.hub.get_dir()) / "checkpoints" / Path(weights_enum.url).name
+    if not cached.is_file() and not pretrained.reachable("download.pytorch.org"):
+        raise PretrainedWeightsError(
+            f"cannot download {weights_enum} for {what}: download.pytorch.org is not reachable and "
+            f"{cached} does not exist. Download {weights_enum.url} elsewhere and pass it as a local file "
+            "(model.weights=/path/to/file.pth), or put it in the torch hub cache, or use model.init=null.")
     return weights_enum.get_state_dict(progress=False, check_hash=False)
 
 
