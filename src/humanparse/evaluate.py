@@ -49,7 +49,7 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
     model_cfg["pretrained"] = None
     if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
         model_cfg["net"]["pretrained"] = None
-    task = instantiate_task(OmegaConf.create({"model": model_cfg}))
+    task = instantiate_task(OmegaConf.create({"model": model_cfg}), check_keys=False)
     task.load_state_dict(ckpt["state_dict"], strict=True)
     task.run_config = saved
     task.on_load_checkpoint(ckpt)
