@@ -302,6 +302,11 @@ class ParsingRCNN(HumanRCNN):
 
             load_init(self, init, weights)
 
+    def data_requirements(self) -> dict:
+        """What the data must give (checked by the data module before training): the part labels of
+        every person, i.e. the image's part-label map split by person (not DensePose-COCO's points)."""
+        return {"semantic": True, "collate": "instance"}
+
     def param_groups(self) -> list[dict]:
         """Weights at the base LR; biases at ``bias_lr_factor`` × LR (Detectron's BIAS_LR_FACTOR 2)."""
         w = [p for n, p in self.named_parameters() if p.requires_grad and not n.endswith(".bias")]
