@@ -395,3 +395,74 @@ def test_init_offline_is_a_clear_error(monkeypatch, tmp_path):
         ParsingRCNN(20, init="coco_keypoints", weights=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="init"):
         ParsingRCNN(20, init="coco")
+
+
+# ------------------------------------------------------------------------------------------------
+# released checkpoints (soeaver/Parsing-R-CNN): Caffe-style trunk, names, frozen affine BN
+
+
+def released_names(net: torch.nn.Module) -> dict[str, str]:
+    """This net's parameter names → the released model's (rcnn/modeling module names), written out."""
+    fpn = {3: "p5", 2: "fpn_#0", 1: "fpn_#1", 0: "fpn_#2"}
+    out = {}
+    for k in net.state_dict():
+        if k.startswith("backbone.body.") and not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+            out[k] = "Conv_Body." + k[len("backbone.body."):]
+        elif k.startswith("backbone.fpn."):
+            kind, lvl, _, p = k.split(".")[2:]
+            io = "in" if kind == "inner_blocks" else "out"
+            name = fpn[int(lvl)]
+            out[k] = f"Conv_Body_FPN.p5_{io}.{p}" if name == "p5" else f"Conv_Body_FPN.fpn_{io}.{name[-1]}.{p}"
+        elif k.startswith("rpn.head.conv."):
+            out[k] = "RPN.head.conv." + k.split(".")[-1]
+        elif k.startswith("rpn.head."):
+            out[k] = "RPN." + k[len("rpn."):]
+        elif k.startswith("roi_heads.box_head."):
+            out[k] = "Fast_RCNN.Head." + k[len("roi_heads.box_head."):]
+        elif k.startswith("roi_heads.box_predictor."):
+            out[k] = "Fast_RCNN.Output." + k[len("roi_heads.box_predictor."):]
+    head = "Parsing_RCNN.Head."
+    for k in net.state_dict():
+        rest = k[len("roi_heads.branches.parsing."):] if k.startswith("roi_heads.branches.parsing.") else None
+        if rest is None:
+            continue
+        rest = (rest.replace("head.gce.image_pool.1.0.", head + "im_pool.1.0.")
+                .replace("head.gce.aspp.", head + "asppv3.").replace("head.gce.project.0.", head + "feat.0.0.")
+                .replace("head.gce.nonlocal_block.norm.", head + "feat.1.gn.")
+                .replace("head.gce.nonlocal_block.", head + "feat.1.").replace("head.after.", head + "conv_after_asppv3.")
+                .replace("output.deconv.", "Parsing_RCNN.Output.parsing_score_lowres."))
+        out[k] = rest
+    return out
+
+
+def test_caffe_trunk_puts_the_stride_in_the_1x1():
+    net = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True)
+    for stage in (net.backbone.body.layer2, net.backbone.body.layer3, net.backbone.body.layer4):
+        assert stage[0].conv1.stride == (2, 2) and stage[0].conv2.stride == (1, 1)
+        assert stage[0].downsample[0].stride == (2, 2)
+    assert net.backbone.body.layer1[0].conv1.stride == (1, 1)
+    feats = net.backbone(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[-2:]) for f in feats.values()] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
+
+
+def test_released_checkpoint_loads_every_parameter(tmp_path):
+    torch.manual_seed(0)
+    src = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True)
+    names = released_names(src)
+    sd = src.state_dict()
+    released = {names[k]: torch.randn_like(sd[k]) for k in names}  # frozen affine BN: weight and bias only
+    released["RPN.anchor_generator.cell_anchors.0"] = torch.zeros(3, 4)  # released buffers are dropped
+    path = tmp_path / "model_latest.pth"
+    torch.save({"model": released}, path)
+    net = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, released=str(path))
+    got = net.state_dict()
+    for k, r in names.items():
+        assert torch.equal(got[k], released[r]), k
+    # a frozen affine BN computes x * weight + bias
+    bn = net.backbone.body.layer3[2].bn2
+    x = torch.randn(2, bn.weight.numel(), 3, 3)
+    torch.testing.assert_close(bn(x), x * bn.weight[:, None, None] + bn.bias[:, None, None])
+    # a checkpoint of another head is refused with the file named
+    torch.save({"model": {k: v for k, v in released.items() if "conv_after" not in k}}, tmp_path / "partial.pth")
+    with pytest.raises(PretrainedWeightsError, match="partial.pth.*no tensor"):
+        ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, released=str(tmp_path / "partial.pth"))
