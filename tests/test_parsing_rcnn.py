@@ -466,3 +466,22 @@ def test_released_checkpoint_loads_every_parameter(tmp_path):
     torch.save({"model": {k: v for k, v in released.items() if "conv_after" not in k}}, tmp_path / "partial.pth")
     with pytest.raises(PretrainedWeightsError, match="partial.pth.*no tensor"):
         ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, released=str(tmp_path / "partial.pth"))
+
+
+def test_parsing_with_another_branch_is_one_module():
+    """Parsing R-CNN Table 9 style: the parsing branch next to another per-RoI branch in one detector."""
+    from humanparse.models.rcnn import KeypointBranch
+
+    torch.manual_seed(0)
+    net = ParsingRCNN(5, parsing=dict(roi_size=8, output_size=16, **TINY_HEAD),
+                      extra_branches={"keypoint": KeypointBranch(16, 17, layers=(8, 8))}, **TINY_NET)
+    parts = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    parts[0, 8:56, 10:30] = 3
+    t = {"boxes": torch.tensor([[10.0, 8.0, 30.0, 56.0]]), "labels": torch.ones(1, dtype=torch.int64), "parts": parts,
+         "keypoints": torch.tensor([[[20.0, 20.0, 1.0]] * 17])}
+    losses = net(torch.randn(1, 3, 64, 64), [t])
+    assert {"loss_parsing", "loss_keypoint", "loss_classifier", "loss_objectness"} <= set(losses)
+    net.eval()
+    with torch.no_grad():
+        d = net(torch.randn(1, 3, 64, 64))["detections"][0]
+    assert d["parsing_probs"].shape == (len(d["boxes"]), 5, 16, 16) and d["keypoints"].shape == (len(d["boxes"]), 17, 3)
