@@ -406,7 +406,7 @@ def released_names(net: torch.nn.Module) -> dict[str, str]:
     fpn = {3: "p5", 2: "fpn_#0", 1: "fpn_#1", 0: "fpn_#2"}
     out = {}
     for k in net.state_dict():
-        if k.startswith("backbone.body.") and not k.endswith(("running_mean", "running_var", "num_batches_tracked")):
+        if k.startswith("backbone.body."):
             out[k] = "Conv_Body." + k[len("backbone.body."):]
         elif k.startswith("backbone.fpn."):
             kind, lvl, _, p = k.split(".")[2:]
@@ -436,7 +436,7 @@ def released_names(net: torch.nn.Module) -> dict[str, str]:
 
 
 def test_caffe_trunk_puts_the_stride_in_the_1x1():
-    net = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True)
+    net = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, norm="affine")
     for stage in (net.backbone.body.layer2, net.backbone.body.layer3, net.backbone.body.layer4):
         assert stage[0].conv1.stride == (2, 2) and stage[0].conv2.stride == (1, 1)
         assert stage[0].downsample[0].stride == (2, 2)
@@ -445,27 +445,36 @@ def test_caffe_trunk_puts_the_stride_in_the_1x1():
     assert [tuple(f.shape[-2:]) for f in feats.values()] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
 
 
-def test_released_checkpoint_loads_every_parameter(tmp_path):
+def test_released_checkpoint_loads_every_tensor(tmp_path):
+    from humanparse.models.released import ReleasedWeightsError, load_released_weights
+
     torch.manual_seed(0)
-    src = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True)
-    names = released_names(src)
-    sd = src.state_dict()
-    released = {names[k]: torch.randn_like(sd[k]) for k in names}  # frozen affine BN: weight and bias only
-    released["RPN.anchor_generator.cell_anchors.0"] = torch.zeros(3, 4)  # released buffers are dropped
+    # the released layout (Caffe trunk, affine BN, GroupNorm non-local) at small widths: same names, small file
+    built = dict(parsing=dict(gce_dim=32, conv_dim=32, aspp_dim=16, nl_norm="gn"), stride_in_1x1=True, norm="affine",
+                 resnet_kwargs={"layers": [1, 1, 1, 1], "width_per_group": 16}, fpn_channels=16,
+                 representation_size=32)
+    ref = ParsingRCNN(20, **built).state_dict()
+    names = released_names(ParsingRCNN(20, **built))
+    assert len(names) == len(ref)  # frozen affine BN: weight and bias only, all mapped
+    released = {r: torch.randn_like(ref[k]) for k, r in names.items()}
+    released["RPN.anchor_generator.cell_anchors.0"] = torch.zeros(3, 4)  # released buffers, dropped
     path = tmp_path / "model_latest.pth"
     torch.save({"model": released}, path)
-    net = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, released=str(path))
+    net = ParsingRCNN(20, **built)
+    load_released_weights(net, path, "parsing_rcnn")
     got = net.state_dict()
     for k, r in names.items():
         assert torch.equal(got[k], released[r]), k
-    # a frozen affine BN computes x * weight + bias
-    bn = net.backbone.body.layer3[2].bn2
+    # the released AffineChannel: x * weight + bias
+    bn = net.backbone.body.layer3[0].bn2
     x = torch.randn(2, bn.weight.numel(), 3, 3)
     torch.testing.assert_close(bn(x), x * bn.weight[:, None, None] + bn.bias[:, None, None])
-    # a checkpoint of another head is refused with the file named
+    # a file of another head, or for another class count, is refused naming the file
     torch.save({"model": {k: v for k, v in released.items() if "conv_after" not in k}}, tmp_path / "partial.pth")
-    with pytest.raises(PretrainedWeightsError, match="partial.pth.*no tensor"):
-        ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, released=str(tmp_path / "partial.pth"))
+    with pytest.raises(ReleasedWeightsError, match="partial.pth.*missing from the file"):
+        load_released_weights(ParsingRCNN(20, **built), tmp_path / "partial.pth", "parsing_rcnn")
+    with pytest.raises(ReleasedWeightsError, match="num_classes=20.*num_classes=59"):
+        load_released_weights(ParsingRCNN(59, **built), path, "parsing_rcnn")
 
 
 def test_parsing_with_another_branch_is_one_module():

@@ -277,8 +277,8 @@ class ParsingRCNN(HumanRCNN):
     ``coco_keypoints`` (torchvision ``keypointrcnn_resnet50_fpn`` COCO weights: trunk, FPN, RPN, box head
     and the pose head's 8 × conv512 into the parsing head's 3×3 convs where shapes match, Tables 5–7, 9);
     ``weights``: a local file for that init (else downloaded; offline this is an immediate error).
-    ``released``: an authors' checkpoint (soeaver/Parsing-R-CNN ``.pth``), see
-    :mod:`humanparse.models.parsing_rcnn.released` (build with ``stride_in_1x1=True``).
+    The authors' checkpoints load through :mod:`humanparse.models.released` (format in
+    :mod:`humanparse.models.parsing_rcnn.released`; build with ``stride_in_1x1=True, norm="affine"``).
     ``tta``: ``{scales: [...], flip: bool}``; evaluation then detects on every view (boxes mapped back,
     union, NMS) and averages the parsing probabilities of the final boxes over the views. Flipped views
     are returned separately (``parsing_probs_flipped``, flipped back spatially, channels not yet swapped):
@@ -286,8 +286,7 @@ class ParsingRCNN(HumanRCNN):
     """
 
     def __init__(self, num_classes: int, parsing: Mapping | None = None, extra_branches: Mapping | None = None,
-                 init: str | None = None, weights: str | None = None, released: str | None = None,
-                 tta: Mapping | None = None,
+                 init: str | None = None, weights: str | None = None, tta: Mapping | None = None,
                  bias_lr_factor: float = 2.0, base_lr: float | None = None, **detector):
         parsing = dict(parsing or {})
         in_channels = detector.get("fpn_channels", 256)
@@ -304,10 +303,6 @@ class ParsingRCNN(HumanRCNN):
             from humanparse.models.parsing_rcnn.weights import load_init
 
             load_init(self, init, weights)
-        if released:
-            from humanparse.models.parsing_rcnn.released import load_released
-
-            load_released(self, released)
 
     def data_requirements(self) -> dict:
         """What the data must give (checked by the data module before training): the part labels of

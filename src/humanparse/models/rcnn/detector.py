@@ -60,14 +60,31 @@ class BatchOnlyTransform(GeneralizedRCNNTransform):
         return result
 
 
+class FrozenAffine(nn.Module):
+    """y = x · weight + bias per channel, both frozen buffers: the BatchNorm of Detectron-style released
+    checkpoints after their statistics were merged into the affine terms (Detectron's AffineChannel).
+    Written here because torchvision's FrozenBatchNorm2d also carries running statistics that such files
+    do not have."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 def _norm_layer(norm: str):
     if norm == "frozen_bn":
         return FrozenBatchNorm2d
+    if norm == "affine":
+        return FrozenAffine
     if norm == "bn":
         return nn.BatchNorm2d
     if norm == "gn":
         return lambda c: nn.GroupNorm(32 if c % 32 == 0 else 8, c)
-    raise ValueError(f"backbone norm must be frozen_bn | bn | gn, got {norm!r}")
+    raise ValueError(f"backbone norm must be frozen_bn | affine | bn | gn, got {norm!r}")
 
 
 def resnet_fpn(name: str = "resnet50", trainable_layers: int = 3, norm: str = "frozen_bn",
