@@ -49,6 +49,11 @@ TINY_MODELS = {
     "corrpm": ["model.backbone=resnet50s", "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
                "model.net.channels=16", "model.net.aspp_channels=8", "model.net.edge_channels=8",
                "model.net.pose_channels=8", "model.net.nl_channels=8"],
+    "parsing_rcnn": ["model.backbone=resnet10", "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}", "model.norm=bn",
+                     "model.trainable_layers=5", "model.fpn_channels=16", "model.representation_size=32",
+                     "model.anchor_sizes=[16,32,64,128,256]", "model.parsing_roi_size=8", "model.parsing_output_size=32",
+                     "model.conv_dim=16", "model.aspp_dim=8", "model.gce_dim=8", "model.test_detections_per_img=10",
+                     "model.init=null"],
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",

@@ -25,6 +25,8 @@ REFUSED = {
     ("corrpm", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
     ("deeplabv3plus", "grapy_ml"): r"single head.*model=grapy",
     ("corrpm", "grapy_ml"): r"single head.*model=grapy",
+    ("parsing_rcnn", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
+    ("parsing_rcnn", "grapy_ml"): r"single head.*model=grapy",
 }
 # pairs that train with the documented switch (and are refused without it)
 SWITCHES = {
