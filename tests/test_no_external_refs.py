@@ -11,8 +11,6 @@ import re
 import subprocess
 from pathlib import Path
 
-import pytest
-
 ROOT = Path(__file__).resolve().parents[1]
 SCANNED = ("src", "scripts", "notebooks", "docs", "README.md")
 SUFFIXES = {".py", ".pyi", ".yaml", ".yml", ".md", ".rst", ".txt", ".ipynb", ".toml", ".cfg", ".sh", ".json"}
@@ -62,8 +60,6 @@ def test_scan_covers_the_sources():
     assert any(n.endswith(".yaml") and n.startswith("src/humanparse/conf/") for n in names)
 
 
-@pytest.mark.xfail(strict=False, reason="compare/papers.py, predict.py and utils/visualize.py still cite the "
-                   "notes; other helpers were editing them. Remove this marker once they are cleaned.")
 def test_no_reference_notes_cited():
     hits = find_references(scanned_files())
     assert not hits, "citations of reference notes users do not have:\n" + "\n".join(hits)
