@@ -53,6 +53,7 @@ from pathlib import Path
 
 import cv2
 import numpy as np
+from scipy import ndimage as ndi
 from scipy import sparse
 from scipy.sparse.csgraph import connected_components
 
@@ -112,27 +113,41 @@ def close_zero_border(mask: np.ndarray) -> np.ndarray:
 def thin(mask: np.ndarray) -> np.ndarray:
     """``bwmorph(mask, 'thin', Inf)`` (equal to ``skimage.morphology.thin``), outside pixels 0.
 
-    Hand-written for speed: the lookup tables are applied to the current edge pixels only (a sparse
-    list), not to the whole image at every sub-iteration as skimage does."""
+    Hand-written for speed: skimage correlates the whole image at every sub-iteration; here the
+    lookup tables are applied to the candidate pixels only — edge pixels with a 4-neighbour off the edge
+    (a pixel whose four 4-neighbours are set fails condition G1 of both sub-iterations), a set that only
+    grows by the 4-neighbours of deleted pixels."""
     h, w = mask.shape
     pad = np.zeros((h + 2, w + 2), np.uint8)
     pad[1:-1, 1:-1] = mask
     flat = pad.reshape(-1)
     stride = w + 2
     offs = np.array([dr * stride + dc for dr, dc in _THIN_OFFSETS], dtype=np.int64)
-    idx = np.flatnonzero(flat)
+    four = np.array([1, -stride, -1, stride], dtype=np.int64)  # E, N, W, S
+    fg = np.flatnonzero(flat)
+    cand = fg[(flat[fg[:, None] + four[None, :]] == 0).any(axis=1)]
     weights = (1 << np.arange(8)).astype(np.int32)
+    mark = np.zeros(flat.shape, bool)
     while True:
         removed = 0
         for lut in (_THIN_LUT1, _THIN_LUT2):
-            if not len(idx):
+            if not len(cand):
                 break
-            nb = flat[idx[:, None] + offs[None, :]].astype(np.int32)
-            delete = lut[nb @ weights]
-            if delete.any():
-                flat[idx[delete]] = 0
-                idx = idx[~delete]
-                removed += int(delete.sum())
+            code = flat[cand[:, None] + offs[None, :]].astype(np.int32) @ weights
+            delete = lut[code]
+            if not delete.any():
+                continue
+            gone = cand[delete]
+            flat[gone] = 0
+            removed += len(gone)
+            # new candidates: edge pixels 4-adjacent to a deleted one
+            nb = (gone[:, None] + four[None, :]).reshape(-1)
+            nb = nb[flat[nb] != 0]
+            keep = cand[~delete]
+            mark[keep] = True
+            nb = np.unique(nb[~mark[nb]])
+            mark[keep] = False
+            cand = np.concatenate([keep, nb])
         if removed == 0:
             break
     return pad[1:-1, 1:-1].astype(bool)
@@ -148,10 +163,14 @@ def extend_to_border(edges: np.ndarray, padding: int = PADDING) -> tuple[np.ndar
 
     def down(e: np.ndarray) -> np.ndarray:
         n = e.shape[0]
-        tail = e[max(n - padding, 0):]
+        lo = max(n - padding, 0)
+        tail = e[lo:]
         has = tail.any(axis=0)
-        r0 = max(n - padding, 0) + tail.argmax(axis=0)
-        return e | ((np.arange(n)[:, None] > r0[None, :]) & has[None, :])
+        out = e.copy()
+        if has.any():
+            r0 = lo + tail.argmax(axis=0)
+            out[lo:] |= (np.arange(lo, n)[:, None] > r0[None, :]) & has[None, :]
+        return out
 
     ev = down(edges)
     eh = down(ev.T).T
@@ -162,52 +181,63 @@ def extend_to_border(edges: np.ndarray, padding: int = PADDING) -> tuple[np.ndar
 def line_regions(parsing: np.ndarray, ev: np.ndarray, eh: np.ndarray) -> tuple[np.ndarray, int]:
     """Region map (0 = none, 1..N by size, ties later-discovered first) of ``search.m`` + ``bfs.m``.
 
-    The released code labels vertical runs of V and horizontal runs of S, then joins pixels of the same
-    vertical run (vertical links) or the same horizontal run (horizontal links) by BFS. Here the runs are
-    the nodes of a graph in which every S pixel links its vertical run to its horizontal run; its
-    connected components (with a horizontal run, i.e. an S pixel) are the regions.
+    The released code labels vertical runs of V and horizontal runs of S and joins pixels of one run by
+    BFS. Restricted to S that graph is plain 4-connectivity, so S is labelled with
+    ``scipy.ndimage.label`` (whose labels follow the raster order of each component's first pixel, i.e.
+    bfs.m's discovery order); the pixels of V∖S (right of a horizontal extension) then add their
+    vertical links, joining S components through ``scipy.sparse.csgraph.connected_components``.
     """
     h, w = parsing.shape
     fg = parsing != 0
-    v = fg & ~ev
     s = fg & ~eh
-    # vertical runs, numbered in column-major order
-    vstart = v.copy()
-    vstart[1:] &= ~v[:-1]
-    vid_f = np.cumsum(vstart.T.reshape(-1)).reshape(w, h).T  # run number (1-based) per pixel, F order
-    nv = int(vid_f.max(initial=0)) if v.any() else 0
-    vid = np.where(v, vid_f, 0)
-    # horizontal runs, numbered in row-major order
-    hstart = s.copy()
-    hstart[:, 1:] &= ~s[:, :-1]
-    hid = np.where(s, np.cumsum(hstart.reshape(-1)).reshape(h, w), 0)
-    nh = int(hid.max(initial=0))
-    if nh == 0:
-        return np.zeros((h, w), np.int64), 0
-    sf = s.reshape(-1)
-    a = vid.reshape(-1)[sf] - 1
-    b = hid.reshape(-1)[sf] - 1 + nv
-    n_nodes = nv + nh
-    graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n_nodes, n_nodes)).tocsr()
-    ncomp, comp = connected_components(graph, directed=False)
-    # per component: pixel count (all V pixels, through vertical runs) and discovery (first S pixel)
-    vflat = vid.reshape(-1)
-    vmask = vflat > 0
-    pix_comp = comp[vflat[vmask] - 1]
-    size = np.bincount(pix_comp, minlength=ncomp)
-    first_s = np.flatnonzero(sf)  # raster order
-    disc = np.full(ncomp, np.iinfo(np.int64).max, dtype=np.int64)
-    np.minimum.at(disc, comp[b], first_s)
-    is_region = disc < np.iinfo(np.int64).max
-    regions = np.flatnonzero(is_region)
+    lab, ns = ndi.label(s)  # 4-connected
+    if ns == 0:
+        return np.zeros((h, w), np.int32), 0
+    size = np.bincount(lab.reshape(-1), minlength=ns + 1)[1:].astype(np.int64)
+    extra = fg & eh & ~ev  # V minus S
+    comp = np.arange(ns)
+    extra_label = None
+    if extra.any():
+        cols = np.flatnonzero(extra.any(axis=0))
+        c0 = int(cols[0])
+        sub_extra = extra[:, c0:]
+        sub_v = sub_extra | s[:, c0:]
+        ex_r, ex_c = np.nonzero(sub_extra)
+        n_ex = len(ex_r)
+        node = lab[:, c0:].astype(np.int64) - 1  # S component, or −1
+        ex_id = np.full(sub_v.shape, -1, np.int64)
+        ex_id[ex_r, ex_c] = ns + np.arange(n_ex)
+        node = np.where(sub_extra, ex_id, node)
+        # vertical links inside V with at least one V∖S end (S–S links are already in the labelling)
+        link = sub_v[:-1] & sub_v[1:] & (sub_extra[:-1] | sub_extra[1:])
+        a, b = node[:-1][link], node[1:][link]
+        n_nodes = ns + n_ex
+        graph = sparse.coo_matrix((np.ones(len(a), np.int8), (a, b)), shape=(n_nodes, n_nodes)).tocsr()
+        _, cc = connected_components(graph, directed=False)
+        ncc = int(cc.max()) + 1
+        comp = cc[:ns]
+        csize = np.bincount(comp, weights=size, minlength=ncc) + np.bincount(cc[ns:], minlength=ncc)
+        size_by = csize.astype(np.int64)
+        disc_by = np.full(ncc, ns, np.int64)
+        np.minimum.at(disc_by, comp, np.arange(ns))
+        extra_label = (ex_r, ex_c + c0, cc[ns:])
+    else:
+        ncc = ns
+        size_by = size
+        disc_by = np.arange(ns)
+    regions = np.flatnonzero(disc_by < ns)  # components holding an S pixel
     # bfs.m inserts each new region before every region that is not larger: size descending, ties by
     # later discovery first
-    order = regions[np.lexsort((-disc[regions], -size[regions]))]
-    label_of_comp = np.zeros(ncomp, np.int64)
+    order = regions[np.lexsort((-disc_by[regions], -size_by[regions]))]
+    label_of_comp = np.zeros(ncc, np.int32)
     label_of_comp[order] = np.arange(1, len(order) + 1)
-    out = np.zeros(h * w, np.int64)
-    out[vmask] = label_of_comp[pix_comp]
-    return out.reshape(h, w), len(order)
+    lut = np.zeros(ns + 1, np.int32)
+    lut[1:] = label_of_comp[comp]
+    out = lut[lab]
+    if extra_label is not None:
+        r, c, k = extra_label
+        out[r, c] = label_of_comp[k]
+    return out, len(order)
 
 
 # --- 4. merge passes ------------------------------------------------------------------------------
@@ -245,49 +275,47 @@ _DIRS = ((-2, 0), (0, -2), (2, 0), (0, 2))  # region_merge.m: up, left, down, ri
 def region_merge(m: np.ndarray, parsing: np.ndarray, n: int, padding: int) -> np.ndarray:
     """One ``region_merge.m`` pass on label map ``m`` (label values 1..n classified); returns a new map."""
     h, w = m.shape
-    m = m.copy()
+    m = m.astype(np.int32, copy=True)
     flat = m.reshape(-1)
-    par = parsing.reshape(-1).astype(np.int64)
-    # classify label values 1..n (absent ones skipped)
-    inside = (flat >= 1) & (flat <= n)
-    lab = flat[inside]
+    par = parsing.reshape(-1)
+    # classify label values 1..n (absent ones skipped); larger values are neither human nor part
+    nz = np.flatnonzero(flat)
+    lab = flat[nz].astype(np.int64)
+    keep = lab <= n
+    nz, lab = nz[keep], lab[keep]
     sizes = np.bincount(lab, minlength=n + 1)[: n + 1]
     nvals = int(par.max(initial=0)) + 1
-    pairs = np.bincount(lab * nvals + par[inside], minlength=(n + 1) * nvals).reshape(n + 1, nvals)
-    distinct = (pairs > 0).sum(axis=1)
+    pairs = np.bincount(lab * nvals + par[nz], minlength=(n + 1) * nvals).reshape(n + 1, nvals)
+    distinct = np.count_nonzero(pairs, axis=1)
     present = sizes > 0
     present[0] = False
     human = present & (distinct > 1) & (sizes > HUMAN_MIN_PIXELS)
     part = present & ~human
     part_labels = np.flatnonzero(part)
     n_part = len(part_labels)
-    human_label = np.zeros(h * w, np.int64)  # label of the (fixed) human region holding the pixel
-    is_h = np.zeros(n + 1, bool)
-    is_h[human] = True
-    hp = np.flatnonzero(inside)[is_h[lab]]
-    human_label[hp] = flat[hp]
-    # part masks: owner[p] = index of the (not yet processed or last-grown) part mask holding p, −1 none
-    part_index = np.full(n + 1, -1, np.int64)
-    part_index[part_labels] = np.arange(n_part)
-    owner = np.full(h * w, -1, np.int64)
-    owner[inside] = part_index[lab]
     if n_part:
-        po = np.flatnonzero(owner >= 0)
-        po = po[np.argsort(owner[po], kind="stable")]
-        cuts = np.searchsorted(owner[po], np.arange(1, n_part))
-        pixels = list(np.split(po, cuts))
-    else:
-        pixels = []
+        human_label = np.zeros(h * w, np.int32)  # label of the (fixed) human region holding the pixel
+        is_h = human[lab]
+        human_label[nz[is_h]] = lab[is_h]
+        # owner[p] = index of the part mask holding p among those not yet processed (masks grow by union)
+        part_index = np.full(n + 1, -1, np.int32)
+        part_index[part_labels] = np.arange(n_part)
+        owner = np.full(h * w, -1, np.int32)
+        pi = part_index[lab]
+        is_p = pi >= 0
+        po, pi = nz[is_p], pi[is_p]
+        srt = np.argsort(pi, kind="stable")
+        po, pi = po[srt], pi[srt]
+        owner[po] = pi
+        pixels = list(np.split(po, np.searchsorted(pi, np.arange(1, n_part))))
     for i in range(n_part):
         pix = pixels[i]
         r, c = np.divmod(pix, w)
-        # boundary: a 4-neighbour outside the mask or outside the image (bwmorph 'remove')
+        # boundary (bwmorph 'remove'): a 4-neighbour outside the mask or outside the image
         bnd = (r == 0) | (r == h - 1) | (c == 0) | (c == w - 1)
         inner = ~bnd
         ip = pix[inner]
-        bnd[inner] = ((owner[ip - w] != i) | (owner[ip + w] != i) | (owner[ip - 1] != i) | (owner[ip + 1] != i))
-        if not bnd.any():
-            continue
+        bnd[inner] = (owner[ip - w] != i) | (owner[ip + w] != i) | (owner[ip - 1] != i) | (owner[ip + 1] != i)
         b, br, bc = pix[bnd], r[bnd], c[bnd]
         order = np.lexsort((br, bc))  # column-major, as MATLAB's find
         b, br, bc = b[order], br[order], bc[order]
@@ -303,15 +331,15 @@ def region_merge(m: np.ndarray, parsing: np.ndarray, n: int, padding: int) -> np
         has = target >= 0
         if not has.any():
             continue
-        tt = np.where(has, target, 0)
-        merge = has & ((owner[tt] > i) | (human_label[tt] > 0))
+        tt = target[has]
+        merge = (owner[tt] > i) | (human_label[tt] > 0)
         if not merge.any():
             continue
         k = int(np.argmax(merge))
         t = int(tt[k])
         j = int(owner[t])
         if j > i:  # a later part region takes this one's label; the masks are united
-            flat[pixels[j]] = cur[k]
+            flat[pixels[j]] = cur[has][k]
             owner[pix] = j
             pixels[j] = np.concatenate([pix, pixels[j]])
         else:  # a human region absorbs this one
@@ -323,13 +351,16 @@ def region_merge(m: np.ndarray, parsing: np.ndarray, n: int, padding: int) -> np
 
 def _label_count(m: np.ndarray) -> int:
     """``length(unique(M)) - 1`` (search.m), also when no pixel is 0."""
-    return len(np.unique(m)) - 1
+    return int(np.count_nonzero(np.bincount(m.reshape(-1)))) - 1
 
 
 def person_partition(parsing: np.ndarray, edge_u8: np.ndarray, edge_threshold: float = EDGE_THRESHOLD,
                      padding: int = PADDING) -> tuple[np.ndarray, np.ndarray]:
     """Person map (int64, ids 1..P in the order of ``generate_instance_human.m``, unsaturated) and the P
     pixel counts. ``parsing``: class map (H, W); ``edge_u8``: round(255·p) (H, W)."""
+    parsing = np.asarray(parsing)
+    if parsing.dtype != np.uint8:
+        parsing = parsing.astype(np.int64)
     edges = thin(close_zero_border(edge_mask(edge_u8, edge_threshold)))
     ev, eh = extend_to_border(edges, padding)
     regions, n = line_regions(parsing, ev, eh)
@@ -340,22 +371,25 @@ def person_partition(parsing: np.ndarray, edge_u8: np.ndarray, edge_threshold: f
         prev = count
         m = region_merge(m, parsing, prev, 0)
         count = _label_count(m)
-    values, inverse = np.unique(m, return_inverse=True)
-    inverse = inverse.reshape(m.shape)
-    if values[0] != 0:  # every pixel labelled
-        inverse = inverse + 1
-        values = np.concatenate([[0], values])
-    areas = np.bincount(inverse.reshape(-1), minlength=len(values))[1:]
-    return inverse.astype(np.int64), areas.astype(np.int64)
+    counts = np.bincount(m.reshape(-1))
+    values = np.flatnonzero(counts)
+    values = values[values > 0]
+    lut = np.zeros(len(counts), np.int64)
+    lut[values] = np.arange(1, len(values) + 1)
+    return lut[m], counts[values].astype(np.int64)
 
 
 # --- 6. part instances ------------------------------------------------------------------------------
 def sobel_nonzero(parsing: np.ndarray) -> np.ndarray:
     """``imgradient(parsing) > 0``: 3×3 Sobel responses of the class map with replicate padding, either
-    non-zero (weights can cancel; not a neighbour-difference test)."""
-    p = parsing.astype(np.float64)
-    gx = cv2.Sobel(p, cv2.CV_64F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE)
-    gy = cv2.Sobel(p, cv2.CV_64F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
+    non-zero (weights can cancel; not a neighbour-difference test). Exact integer arithmetic (int16 holds
+    every response of an 8-bit map; wider maps are filtered in float64, exact for integers)."""
+    if parsing.dtype == np.uint8:
+        p, depth = parsing, cv2.CV_16S
+    else:
+        p, depth = parsing.astype(np.float64), cv2.CV_64F
+    gx = cv2.Sobel(p, depth, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE)
+    gy = cv2.Sobel(p, depth, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
     return (gx != 0) | (gy != 0)
 
 
@@ -373,24 +407,27 @@ def part_instances(parsing: np.ndarray, person_map: np.ndarray, edge_u8: np.ndar
                    num_part_classes: int = 19) -> PartInstanceResult:
     """``generate_instance_part.m`` for one image. ``person_map`` is the map the part stage reads (the
     saturated PNG in the released pipeline); ``score_map`` the float32 part score map."""
-    par = parsing.astype(np.int64).reshape(-1)
-    per = person_map.astype(np.int64).reshape(-1)
-    edge_map = sobel_nonzero(parsing).astype(np.float64) + edge_u8.astype(np.float64) / 255.0
-    data = np.asarray(score_map, dtype=np.float32).reshape(-1)
+    par = parsing.reshape(-1)
+    per = person_map.reshape(-1)
     valid = (par >= 1) & (par <= num_part_classes) & (per > 0)
+    idx = np.flatnonzero(valid)
     base = int(per.max(initial=0)) + 1
-    key = np.where(valid, par * base + per, 0)
-    counts = np.bincount(key, minlength=1)
+    key = par[idx].astype(np.int64) * base + per[idx]
+    counts = np.bincount(key)
     present = np.flatnonzero(counts)
-    present = present[present > 0]
     k = len(present)
     lut = np.zeros(len(counts), np.int64)
     lut[present] = np.arange(1, k + 1)
-    inst = lut[key].reshape(parsing.shape)
+    ids = lut[key]
+    inst = np.zeros(par.shape, np.int64)
+    inst[idx] = ids
+    inst = inst.reshape(parsing.shape)
+    edge_map = (sobel_nonzero(parsing).reshape(-1)[idx] + edge_u8.reshape(-1)[idx] / 255.0).astype(np.float64)
+    data = np.asarray(score_map, dtype=np.float32).reshape(-1)[idx]
     n = counts[present].astype(np.float64)
-    esum = np.bincount(key, weights=edge_map.reshape(-1), minlength=len(counts))[present]
-    ecnt = np.bincount(key, weights=(edge_map.reshape(-1) > 0).astype(np.float64), minlength=len(counts))[present]
-    psum = np.bincount(key, weights=data.astype(np.float64), minlength=len(counts))[present]
+    esum = np.bincount(ids, weights=edge_map, minlength=k + 1)[1:]
+    ecnt = np.bincount(ids, weights=edge_map > 0, minlength=k + 1)[1:]
+    psum = np.bincount(ids, weights=data.astype(np.float64), minlength=k + 1)[1:]
     with np.errstate(invalid="ignore", divide="ignore"):
         es = esum / ecnt  # float64, 0/0 = NaN
         # mean of the float32 map (accumulated in double, rounded to single), then MATLAB's mixed
