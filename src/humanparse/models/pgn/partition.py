@@ -400,7 +400,7 @@ class PartInstanceResult:
 
     instance_map: np.ndarray
     classes: np.ndarray
-    scores: np.ndarray  # float32
+    scores: np.ndarray  # float32 (float64 for a float64 score map)
 
 
 def part_instances(parsing: np.ndarray, person_map: np.ndarray, edge_u8: np.ndarray, score_map: np.ndarray,
@@ -423,7 +423,8 @@ def part_instances(parsing: np.ndarray, person_map: np.ndarray, edge_u8: np.ndar
     inst[idx] = ids
     inst = inst.reshape(parsing.shape)
     edge_map = (sobel_nonzero(parsing).reshape(-1)[idx] + edge_u8.reshape(-1)[idx] / 255.0).astype(np.float64)
-    data = np.asarray(score_map, dtype=np.float32).reshape(-1)[idx]
+    single = np.asarray(score_map).dtype != np.float64  # MATLAB keeps a double map in double
+    data = np.asarray(score_map, dtype=np.float32 if single else np.float64).reshape(-1)[idx]
     n = counts[present].astype(np.float64)
     esum = np.bincount(ids, weights=edge_map, minlength=k + 1)[1:]
     ecnt = np.bincount(ids, weights=edge_map > 0, minlength=k + 1)[1:]
@@ -432,9 +433,12 @@ def part_instances(parsing: np.ndarray, person_map: np.ndarray, edge_u8: np.ndar
         es = esum / ecnt  # float64, 0/0 = NaN
         # mean of the float32 map (accumulated in double, rounded to single), then MATLAB's mixed
         # single/double products, which run in single precision
-        ps = (psum / n).astype(np.float32)
-        score = n.astype(np.float32) * (ps * es.astype(np.float32))
-    return PartInstanceResult(inst, (present // base).astype(np.int64), score.astype(np.float32))
+        if single:
+            ps = (psum / n).astype(np.float32)
+            score = n.astype(np.float32) * (ps * es.astype(np.float32))
+        else:
+            score = n * ((psum / n) * es)
+    return PartInstanceResult(inst, (present // base).astype(np.int64), score)
 
 
 @dataclass
@@ -531,3 +535,137 @@ def write_outputs(out_dir: str | os.PathLike, image_id: str, result: PartitionRe
     (hdir / f"{image_id}.txt").write_text(human_txt(result.person_areas))
     write_palette_png(pdir / f"{image_id}.png", result.parts.instance_map)
     (pdir / f"{image_id}.txt").write_text(part_txt(result.parts.classes, result.parts.scores))
+
+
+# --- command line -------------------------------------------------------------------------------------
+USAGE = """Regroup the released PGN test outputs into persons and part instances, exactly as the released
+MATLAB scripts (instance_tool/generate_instance_human.m, generate_instance_part.m):
+
+    python -m humanparse.models.pgn.partition input=<dir> output=<dir> [list=<ids file>] [num_classes=20]
+
+input   the folder test_pgn.py writes (``output/`` of CIHP_PGN, or the CIHP_PGN folder holding it):
+        cihp_parsing_maps/<id>.png (class map), cihp_parsing_maps/<id>.mat (MATLAB v5, float32 ``data``, the
+        part score map), cihp_edge_maps/<id>.png (round(255·p))
+output  receives cihp_human_maps/<id>.png + <id>.txt and cihp_instance_part_maps/<id>.png + <id>.txt
+list    image ids, one per line (default: datasets/CIHP/list/val_id.txt of the CIHP_PGN folder)
+num_classes  C (20 on CIHP): part classes 1..C-1; a class id above C-1 is an error
+
+Score the part instances with
+    python -m humanparse.evaluate_predictions metric=apr gt_dir=<CIHP val> pred_dir=<output>/cihp_instance_part_maps nan_score=first
+A bad image (missing file, size mismatch, class id above C-1, smaller than 13 px) is reported with its file
+name; the other images are still written (exit status 1).
+"""
+
+
+class PartitionInputError(ValueError):
+    """A bad input file (the message names it)."""
+
+
+def _maps_root(root: Path) -> Path:
+    for cand in (root, root / "output"):
+        if (cand / "cihp_parsing_maps").is_dir():
+            return cand
+    raise PartitionInputError(f"{root}: no cihp_parsing_maps/ folder (expected the output/ folder of test_pgn.py)")
+
+
+def _default_list(root: Path, maps: Path) -> Path:
+    for base in (root, maps.parent, root.parent):
+        cand = base / "datasets" / "CIHP" / "list" / "val_id.txt"
+        if cand.is_file():
+            return cand
+    raise PartitionInputError(f"{root}: datasets/CIHP/list/val_id.txt not found next to the maps; pass list=<ids file>")
+
+
+def _read_u8(path: Path, what: str) -> np.ndarray:
+    from PIL import Image, UnidentifiedImageError
+
+    if not path.is_file():
+        raise PartitionInputError(f"{path}: {what} is missing")
+    try:
+        with Image.open(path) as img:
+            if img.mode not in ("L", "P"):
+                raise PartitionInputError(f"{path}: {what} must be an 8-bit single-channel PNG, got mode {img.mode}")
+            return np.array(img)
+    except (UnidentifiedImageError, OSError) as e:
+        raise PartitionInputError(f"{path}: unreadable {what} ({e})") from None
+
+
+def _read_mat(path: Path) -> np.ndarray:
+    from scipy.io import loadmat
+
+    if not path.is_file():
+        raise PartitionInputError(f"{path}: part score map (.mat) is missing")
+    try:
+        mat = loadmat(str(path))
+    except Exception as e:  # noqa: BLE001 - any parse failure is reported with the file name
+        raise PartitionInputError(f"{path}: unreadable MATLAB file ({e})") from None
+    data = mat.get("data")
+    if data is None or not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype not in (np.float32, np.float64):
+        raise PartitionInputError(f"{path}: expected a 2-D float32 variable 'data' (the part score map)")
+    return data
+
+
+def regroup_image(maps: Path, image_id: str, out: Path, num_classes: int = 20) -> PartitionResult:
+    """Read one image's three files, partition it, write the four outputs."""
+    par_png = maps / "cihp_parsing_maps" / f"{image_id}.png"
+    parsing = _read_u8(par_png, "parsing map")
+    mat = maps / "cihp_parsing_maps" / f"{image_id}.mat"
+    score = _read_mat(mat)
+    edge_png = maps / "cihp_edge_maps" / f"{image_id}.png"
+    edge = _read_u8(edge_png, "edge map")
+    if parsing.shape != edge.shape or parsing.shape != score.shape:
+        raise PartitionInputError(f"{par_png}: size mismatch: parsing map {parsing.shape[1]}x{parsing.shape[0]}, "
+                                  f"{edge_png.name} (edge) {edge.shape[1]}x{edge.shape[0]}, "
+                                  f"{mat.name} (score) {score.shape[1]}x{score.shape[0]}")
+    if int(parsing.max(initial=0)) > num_classes - 1:
+        raise PartitionInputError(f"{par_png}: class id {int(parsing.max())} above {num_classes - 1} "
+                                  f"(num_classes={num_classes})")
+    if min(parsing.shape) < MIN_SIZE:
+        raise PartitionInputError(f"{par_png}: image is {parsing.shape[1]}x{parsing.shape[0]}; the released partition "
+                                  f"needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+    res = partition(parsing, edge, score, num_part_classes=num_classes - 1)
+    write_outputs(out, image_id, res)
+    return res
+
+
+def main(argv: list[str] | None = None) -> int:
+    import sys
+
+    from omegaconf import OmegaConf
+
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help"):
+        print(USAGE)
+        return 0
+    cfg = OmegaConf.from_cli(argv)
+    unknown = sorted(set(cfg) - {"input", "output", "list", "num_classes"})
+    if unknown or not cfg.get("input") or not cfg.get("output"):
+        print(f"error: {'unknown arguments ' + str(unknown) if unknown else 'input=<dir> and output=<dir> are required'}"
+              f"\n{USAGE}", file=sys.stderr)
+        return 2
+    root = Path(str(cfg.input))
+    try:
+        maps = _maps_root(root)
+        ids_file = Path(str(cfg.list)) if cfg.get("list") else _default_list(root, maps)
+        if not ids_file.is_file():
+            raise PartitionInputError(f"{ids_file}: id list is missing")
+        ids = [line.strip() for line in ids_file.read_text().splitlines() if line.strip()]
+    except PartitionInputError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    out = Path(str(cfg.output))
+    num_classes = int(cfg.get("num_classes", 20))
+    bad = 0
+    for image_id in ids:
+        try:
+            regroup_image(maps, image_id, out, num_classes)
+        except PartitionInputError as e:
+            bad += 1
+            print(f"error: {e}", file=sys.stderr)
+    print(f"{len(ids) - bad} of {len(ids)} images regrouped into {out}/cihp_human_maps and "
+          f"{out}/cihp_instance_part_maps" + (f"; {bad} failed (see above)" if bad else ""))
+    return 1 if bad else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
