@@ -58,6 +58,7 @@ log = logging.getLogger(__name__)
 TORCHVISION_RESNETS = ("resnet50", "resnet101", "resnet152")
 PPM_MODES = ("bins", "windows")
 SIDE_DILATIONS = (1, 2, 4, 8, 16)
+HEAD_INITS = ("released", "kaiming")
 
 
 def conv3x3(cin: int, cout: int, dilation: int = 1) -> nn.Conv2d:
@@ -263,6 +264,7 @@ class PartGroupingNetwork(nn.Module):
         dropout: drop probability before each classifier (released: keep_prob 0.9).
         head_width: multiplies every head width (512/256/128); 1 = the paper's network, small values for tests.
         refinement / edge_branch / side_outputs / ppm: ablation switches.
+        head_init: ``released`` (truncated N(0, 0.01²)) or ``kaiming`` (tiny heads from scratch).
     """
 
     required_targets = ["instance_edge"]
@@ -271,8 +273,11 @@ class PartGroupingNetwork(nn.Module):
                  classifier_kernel: int = 1, ppm_mode: str = "bins", ppm_bins: Sequence[int] = (1, 2, 3, 6),
                  ppm_windows: Sequence[int] = (60, 30, 20, 10), dropout: float = 0.1, head_width: float = 1.0,
                  refinement: bool = True, edge_branch: bool = True, side_outputs: bool = True, ppm: bool = True,
-                 freeze_bn: bool = True, backbone_kwargs: dict | None = None):
+                 freeze_bn: bool = True, backbone_kwargs: dict | None = None, head_init: str = "released"):
         super().__init__()
+        if head_init not in HEAD_INITS:
+            raise ValueError(f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
+        self.head_init = head_init
         if classifier_kernel not in (1, 3):
             raise ValueError(f"classifier_kernel must be 1 or 3, got {classifier_kernel}")
         if refinement and not edge_branch:
@@ -300,11 +305,16 @@ class PartGroupingNetwork(nn.Module):
         return [m for m in (self.parsing, self.edge, self.refine) if m is not None]
 
     def reset_head_parameters(self) -> None:
-        """Released initialisation: weights ~ N(0, 0.01²) truncated at 2σ, biases 0."""
+        """``released``: weights ~ N(0, 0.01²) truncated at 2σ, biases 0 (made for 512-wide heads on a
+        pretrained trunk); ``kaiming``: He-normal weights, biases 0 — narrow heads trained from scratch
+        (tests, demos) would otherwise start with vanishing activations."""
         for head in self.heads():
             for m in head.modules():
                 if isinstance(m, nn.Conv2d):
-                    nn.init.trunc_normal_(m.weight, std=0.01, a=-0.02, b=0.02)
+                    if self.head_init == "released":
+                        nn.init.trunc_normal_(m.weight, std=0.01, a=-0.02, b=0.02)
+                    else:
+                        nn.init.kaiming_normal_(m.weight, nonlinearity="relu")
                     nn.init.zeros_(m.bias)
 
     @property
