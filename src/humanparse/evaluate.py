@@ -4,6 +4,10 @@ The model is rebuilt from the config stored in the checkpoint (no ``model=`` nee
 ``data=...`` override, the checkpoint's own data config is used; with one, the new dataset config
 applies, keeping the input size and normalisation the model was trained with. Writes
 ``metrics.json`` in the evaluation run directory and prints the metrics table.
+
+An authors' released checkpoint is evaluated without converting it first by building the model from the
+config with ``model.weights=<file>`` (loaded through the model's released format), usually with its
+released-protocol preset: ``experiment=corrpm_released model.weights=LIP_best.pth data.root=...``.
 """
 
 from __future__ import annotations
@@ -19,6 +23,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 import humanparse.utils.resolvers  # noqa: F401
+from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils.instantiate import instantiate_task
@@ -49,15 +54,39 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
     model_cfg["pretrained"] = None
     if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
         model_cfg["net"]["pretrained"] = None
-    task = instantiate_task(OmegaConf.create({"model": model_cfg}))
+    # a released file it was converted from is recorded, not read again
+    model_cfg["weights"] = None
+    task = instantiate_task(OmegaConf.create({"model": model_cfg}), check_keys=False)
     task.load_state_dict(ckpt["state_dict"], strict=True)
     task.run_config = saved
     task.on_load_checkpoint(ckpt)
+    released = ckpt["humanparse"].get("released")
+    if released:
+        task.released_weights = released
+    return task, saved
+
+
+def build_task_from_released(cfg: DictConfig):
+    """The configured model (``model=...``) with an authors' released checkpoint (``model.weights=...``)."""
+    if cfg.get("model") is None:
+        raise ValueError("give ckpt_path=<file.ckpt>, or model=<name> model.weights=<released checkpoint> "
+                         "(e.g. experiment=corrpm_released model.weights=LIP_best.pth)")
+    if not cfg.model.get("weights"):
+        raise ValueError("model=... without ckpt_path needs model.weights=<released checkpoint>; "
+                         "otherwise it would evaluate untrained weights")
+    if cfg.get("data") is None:
+        raise ValueError("model=... without ckpt_path needs data=<dataset>")
+    saved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    task = instantiate_task(cfg)
+    task.run_config = saved
     return task, saved
 
 
 def evaluate(cfg: DictConfig) -> dict:
-    task, saved = build_task_from_checkpoint(cfg.ckpt_path)
+    if cfg.get("ckpt_path"):
+        task, saved = build_task_from_checkpoint(cfg.ckpt_path)
+    else:
+        task, saved = build_task_from_released(cfg)
     if cfg.get("data") is not None:
         data_cfg = OmegaConf.to_container(cfg.data, resolve=True)
         for k in MODEL_BOUND_DATA_KEYS:
@@ -89,7 +118,9 @@ def evaluate(cfg: DictConfig) -> dict:
     record = {
         "status": "finished",
         "kind": "evaluation",
-        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()) if cfg.get("ckpt_path") else None,
+        # the authors' file the weights come from (model.weights, or the file a converted checkpoint came from)
+        "released_weights": released_of(task),
         "model": saved["model"].get("name"),
         "variant": saved["model"].get("variant"),
         "backbone": saved["model"].get("backbone"),

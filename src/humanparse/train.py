@@ -17,6 +17,7 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import humanparse.utils.resolvers  # noqa: F401  (registers ${hp.*} before Hydra composes)
+from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_config
@@ -71,6 +72,13 @@ def train(cfg: DictConfig) -> dict:
     for lg in loggers:
         lg.log_hyperparams(resolved)
 
+    fit_ckpt = str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path")
+    if fit_ckpt and not resume_ckpt:
+        from humanparse.convert import init_from_checkpoint
+
+        # a weights-only checkpoint (humanparse.convert of an authors' file): fine-tune from its weights
+        if init_from_checkpoint(task, fit_ckpt) is not None:
+            fit_ckpt = None
     record = {
         "status": "running",
         "model": cfg.model.get("name"),
@@ -85,6 +93,8 @@ def train(cfg: DictConfig) -> dict:
         "seed": cfg.get("seed"),
         "run_dir": str(run_dir),
         "resumed_from": str(resume_ckpt) if resume_ckpt else None,
+        # the authors' released file the weights started from (model.weights=, or a converted checkpoint)
+        "released_weights": released_of(task),
         "optimized_metric": cfg.get("optimized_metric"),
         "wandb_id": wandb_id,
     }
@@ -92,13 +102,12 @@ def train(cfg: DictConfig) -> dict:
     start = time.time()
     try:
         if cfg.get("train", True):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
-                        weights_only=False)
+            trainer.fit(task, datamodule=datamodule, ckpt_path=fit_ckpt, weights_only=False)
             metrics.update(runs.collect_metrics(trainer.callback_metrics))
         ckpt_cb = trainer.checkpoint_callback
         best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
         if cfg.get("test", True):
-            trainer.test(task, datamodule=datamodule, ckpt_path=(best or None) if cfg.get("train", True) else cfg.get("ckpt_path"),
+            trainer.test(task, datamodule=datamodule, ckpt_path=(best or None) if cfg.get("train", True) else fit_ckpt,
                          weights_only=False, verbose=False)
             metrics.update(runs.collect_metrics(trainer.callback_metrics, prefixes=("test/",)))
         record.update(

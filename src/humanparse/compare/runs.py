@@ -60,6 +60,7 @@ class RunRecord:
     epochs: int | None = None
     error: str | None = None
     kind: str = "train"  # train | evaluation
+    released: str | None = None  # the authors' released checkpoint the weights started from (file name)
     history_loader: Callable[[list[str] | None], pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
@@ -125,6 +126,7 @@ def record_from_config(source: str, run_id: str, name: str, status: str, config:
         seed=get_path(config, "seed"), metrics=select_metrics(metrics), config=config,
         group=get_path(config, "logger.wandb.group") or (f"{model}-{dataset}" if model and dataset else None),
         job_type=get_path(config, "job_type"),
+        released=Path(str(get_path(config, "model.weights"))).name if get_path(config, "model.weights") else None,
     )
     for k, v in extra.items():
         setattr(rec, k, v)
@@ -232,6 +234,8 @@ def read_local_run(run_dir: Path, root: Path | None = None) -> RunRecord:
     if record.get("seed") is not None:
         rec.seed = record["seed"]
     rec.epochs = record.get("epochs")
+    if isinstance(record.get("released_weights"), dict):
+        rec.released = record["released_weights"].get("name") or rec.released
     rec.error = record.get("error") or error
     if record.get("kind") == "evaluation":
         rec.kind = "evaluation"
@@ -239,7 +243,7 @@ def read_local_run(run_dir: Path, root: Path | None = None) -> RunRecord:
         split = record.get("split")
         rec.splits = {"val": split, "test": split}
         # an evaluation is identified by the checkpoint it scored and the split
-        rec.config = {"checkpoint": record.get("checkpoint"), "split": split}
+        rec.config = {"checkpoint": record.get("checkpoint"), "split": split, "released": rec.released}
     if rec.group is None and rec.model and rec.dataset:
         rec.group = f"{rec.model}-{rec.dataset}"
     if multirun:

@@ -233,6 +233,11 @@ class ParsingDataModule(pl.LightningDataModule):
             raise DataRequirementError(
                 f"model={model} has per-dataset heads and trains on several datasets at once; data={self.name} is a "
                 "single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's single-dataset preset")
+        if req.get("semantic") and not self.info.extra.get("semantic", True):
+            raise DataRequirementError(
+                f"model={model} trains on image-level part-label maps, which data={self.name} does not have (it "
+                "annotates sparse dense-pose points and box-frame coarse masks per person); use a region-based "
+                "model (model=densepose_rcnn) on it, or a parsing dataset (data=cihp, data=lip, ...) for this model")
         collate = req.get("collate")
         if collate and collate != self.collate:
             if collate not in COLLATES:

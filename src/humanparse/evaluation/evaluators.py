@@ -323,7 +323,7 @@ class EdgeEvaluator(Evaluator):
 
 
 class BoxEvaluator(Evaluator):
-    """COCO box AP of the person detections (``box_ap``, ``box_ap50``, ...). Ground truth: DensePose-COCO
+    """COCO box AP of the person detections (``bbox_map``, ``bbox_map50``, ...). Ground truth: DensePose-COCO
     person annotations, or the boxes of the person-id map."""
 
     name = "box"
@@ -359,7 +359,7 @@ class BoxEvaluator(Evaluator):
         self.seen += len(outs)
 
     def compute(self) -> dict[str, float]:
-        return {f"box_{k}" if not k.startswith("box") else k: float(v) for k, v in self.metric.compute().items()}
+        return {k: float(v) for k, v in self.metric.compute().items()}
 
 
 def _image_int(g: dict) -> int:

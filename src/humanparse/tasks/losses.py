@@ -29,6 +29,10 @@ class SegmentationCrossEntropy(nn.Module):
         self.align_corners = align_corners
         self.name = name
 
+    def data_requirements(self) -> dict:
+        """Trains on image-level part-label maps (``batch['semantic']``)."""
+        return {"semantic": True}
+
     def forward(self, outputs: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
         target = batch["semantic"]
         logits = upsample_to(outputs[self.output], tuple(target.shape[-2:]), self.align_corners)

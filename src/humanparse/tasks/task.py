@@ -136,11 +136,15 @@ class Task(pl.LightningModule):
         e.g. the number of joints its pose branch predicts, with a hint for the error message)."""
         req = dict(self.requires)
         req["targets"] = self.required_targets()
-        own = getattr(self.net, "data_requirements", None)
-        if callable(own):
+        for part in (self.net, self.criterion):
+            own = getattr(part, "data_requirements", None)
+            if not callable(own):
+                continue
             for k, v in dict(own() or {}).items():
                 if k == "targets":
                     req["targets"] += [t for t in v if t not in req["targets"]]
+                elif k == "hints":
+                    req["hints"] = {**req.get("hints", {}), **v}
                 else:
                     req[k] = v
         return req

@@ -132,10 +132,34 @@ def check_model_keys(cfg: DictConfig, group: str = "model") -> None:
                              + (f"; did you mean {group}.{close[0]}?" if close else f"; options: {', '.join(valid)}"))
 
 
-def instantiate_task(cfg: DictConfig):
-    """The task of ``cfg.model``, after :func:`check_model_keys`; a nested argument the net / criterion /
-    postprocess does not take becomes an error naming the config key."""
-    check_model_keys(cfg)
+def check_model_data(cfg: DictConfig) -> None:
+    """Refuse, before anything is built, a single-head model on a multi-dataset data config (and the
+    reverse): the net's class count would be a list, or the data a single label space."""
+    data, model = cfg.get("data"), cfg.get("model")
+    if not isinstance(data, DictConfig) or not isinstance(model, DictConfig):
+        return
+    multi_data = isinstance(data.get("datasets"), DictConfig)
+    multi_model = bool((model.get("requires") or {}).get("multi_dataset", False))
+    name, dname = model.get("name", "model"), data.get("name", "data")
+    if multi_data and not multi_model:
+        members = ", ".join(str(k) for k in data.datasets)
+        raise ConfigKeyError(
+            f"data={dname} trains on {members} at once, with their different label spaces; model={name} has a "
+            f"single head. Use a model with per-dataset heads (model=grapy with experiment=grapy_ml), or train on "
+            f"one dataset (data={next(iter(data.datasets))})")
+    if multi_model and not multi_data:
+        raise ConfigKeyError(f"model={name} has per-dataset heads and trains on several datasets at once; data={dname} "
+                             "is a single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's "
+                             "single-dataset preset")
+
+
+def instantiate_task(cfg: DictConfig, check_keys: bool = True):
+    """The task of ``cfg.model``, after :func:`check_model_keys` and :func:`check_model_data`; a nested
+    argument the net / criterion / postprocess does not take becomes an error naming the config key.
+    ``check_keys=False`` for a stored, already resolved config (its knobs are no longer interpolated)."""
+    if check_keys:
+        check_model_keys(cfg)
+        check_model_data(cfg)
     try:
         return hydra.utils.instantiate(cfg.model)
     except Exception as e:  # noqa: BLE001 - re-raised with the config path when it is an unknown argument

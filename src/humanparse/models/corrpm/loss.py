@@ -78,6 +78,10 @@ class CorrPMCriterion(nn.Module):
         self.edge = ClassBalancedEdgeLoss(align_corners, ignore_index)
         self.pose = HeatmapMSE(align_corners)
 
+    def data_requirements(self) -> dict:
+        """Trains on image-level part-label maps (``batch['semantic']``)."""
+        return {"semantic": True}
+
     def term(self, name: str, outputs: dict[str, torch.Tensor], batch: dict) -> torch.Tensor:
         if name in self.seg:
             return self.seg[name](outputs, batch)["loss"]  # weight 1: the plain CE
