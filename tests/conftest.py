@@ -46,7 +46,7 @@ TINY_MODELS = {
     "corrpm": ["model.backbone=resnet50s", "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
                "model.net.channels=16", "model.net.aspp_channels=8", "model.net.edge_channels=8",
                "model.net.pose_channels=8", "model.net.nl_channels=8"],
-    "pgn": ["data=cihp", "model.backbone=resnet10t", "++model.net.backbone_kwargs={channels:[8,16,32,64],stem_width:8}",
+    "pgn": ["model.backbone=resnet10t", "++model.net.backbone_kwargs={channels:[8,16,32,64],stem_width:8}",
             "model.net.head_width=0.0625", "model.net.head_init=kaiming", "model.test_scales=[1.0]", "model.test_edge_scales=[1.0]",
             "model.test_flip=false"],
 }

@@ -10,7 +10,7 @@ import pytorch_lightning as pl
 import torch
 
 # two persons per 96x96 image, no rescaling: enough for a from-scratch tiny network to learn in a few epochs
-PGN = ("model=pgn", "data.synthetic_options.num_train=48", "data.synthetic_options.num_val=8",
+PGN = ("model=pgn", "data=cihp", "data.synthetic_options.num_train=48", "data.synthetic_options.num_val=8",
        "data.synthetic_options.image_size=[96,96]", "+data.synthetic_options.persons=[2,2]", "data.input_size=[96,96]",
        "data.augment.scale=[1.0,1.0]", "data.batch_size=4", "model.optimizer.lr=0.01", "model.net.freeze_bn=false",
        "model.net.head_width=0.125", "++model.net.backbone_kwargs={channels:[16,32,64,128],stem_width:16}")

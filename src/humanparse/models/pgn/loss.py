@@ -96,6 +96,10 @@ class PGNLoss(nn.Module):
 
     required_targets = ["instance_edge"]
 
+    def data_requirements(self) -> dict:
+        """Trains on image-level part-label maps (``batch['semantic']``) and person-instance edges."""
+        return {"semantic": True}
+
     def _ce(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, nan_if_empty: bool) -> torch.Tensor:
         """Mean CE over the pixels of ``mask``: 0 for an empty mask (NaN with ``nan_if_empty``)."""
         target = torch.where(mask, labels, torch.full_like(labels, -100))
