@@ -134,6 +134,12 @@ class PGNPostprocess:
                            f"{sorted(outputs)}")
         return par, edge
 
+    def input_logits(self, outputs: dict, size: tuple[int, int]) -> torch.Tensor:
+        """Single-pass parsing logits at the input size: the mean of the initial and refined maps (the task's
+        dense-logits hook, e.g. ``predict save_logits``)."""
+        par, _ = self._names(outputs)
+        return sum(upsample_to(outputs[k].float(), tuple(size)) for k in par) / len(par)
+
     def input_maps(self, outputs: dict, images: torch.Tensor, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Averaged parsing and edge logits at the input size."""
         par, edge = self._names(outputs)
