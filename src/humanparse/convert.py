@@ -131,7 +131,9 @@ def init_from_checkpoint(task, ckpt_path: str | Path) -> dict | None:
     """If ``ckpt_path`` is a weights-only humanparse checkpoint (``convert``'s output), load its weights into
     ``task`` (strict) and return its released-file record; ``None`` for a full Lightning checkpoint (resumed
     by the trainer as before)."""
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
+    from humanparse.utils.safety import safe_torch_load
+
+    ckpt = safe_torch_load(ckpt_path)  # weights_only=True, stored config checked, failures name the file
     if not is_weights_only(ckpt):
         return None
     task.load_state_dict(ckpt["state_dict"], strict=True)
@@ -157,4 +159,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

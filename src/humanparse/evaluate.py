@@ -14,18 +14,20 @@ from __future__ import annotations
 
 import copy
 import logging
+import sys
 import time
 from pathlib import Path
 
 import hydra
 import pytorch_lightning as pl
-import torch
 from omegaconf import DictConfig, OmegaConf
 
 import humanparse.utils.resolvers  # noqa: F401
 from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
+from humanparse.utils import safety
+from humanparse.utils.errors import one_line_errors, run_main
 from humanparse.utils.instantiate import instantiate_task
 
 log = logging.getLogger("humanparse.evaluate")
@@ -36,14 +38,9 @@ MODEL_BOUND_DATA_KEYS = ("input_size", "normalize")
 
 def load_checkpoint_config(ckpt_path: str | Path) -> tuple[dict, dict]:
     """(the run config stored by humanparse in the checkpoint, the checkpoint dict)."""
-    ckpt_path = Path(ckpt_path)
-    if not ckpt_path.is_file():
-        raise FileNotFoundError(f"ckpt_path={ckpt_path}: no such checkpoint file")
-    ckpt = torch.load(ckpt_path, map_location="cpu", weights_only=False)
-    saved = (ckpt.get("humanparse") or {}).get("config")
-    if not saved:
-        raise ValueError(f"{ckpt_path}: not a humanparse checkpoint (no stored run config)")
-    return saved, ckpt
+    # weights_only=True, the stored config checked against the allowlist; every failure names the file
+    ckpt = safety.safe_torch_load(ckpt_path)
+    return ckpt["humanparse"]["config"], ckpt
 
 
 def build_task_from_checkpoint(ckpt_path: str | Path):
@@ -56,8 +53,10 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
         model_cfg["net"]["pretrained"] = None
     # a released file it was converted from is recorded, not read again
     model_cfg["weights"] = None
+    # a stored config only builds allowlisted classes (humanparse.utils.safety)
+    safety.check_config_targets({"model": model_cfg}, f"{ckpt_path} (config stored in the checkpoint)")
     task = instantiate_task(OmegaConf.create({"model": model_cfg}), check_keys=False)
-    task.load_state_dict(ckpt["state_dict"], strict=True)
+    safety.load_weights(task, ckpt["state_dict"], ckpt_path)
     task.run_config = saved
     task.on_load_checkpoint(ckpt)
     released = ckpt["humanparse"].get("released")
@@ -102,11 +101,12 @@ def evaluate(cfg: DictConfig) -> dict:
     if data_cfg.get("name") != trained_on and data_cfg.get("num_classes") != (saved.get("data") or {}).get("num_classes"):
         raise ValueError(f"checkpoint was trained on {trained_on!r} ({saved['data'].get('num_classes')} classes) "
                          f"but data={data_cfg.get('name')!r} has {data_cfg.get('num_classes')} classes")
-    datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg))
+    datamodule = safety.safe_instantiate(OmegaConf.create(data_cfg), f"{cfg.ckpt_path} (data config)")
     datamodule.adapt_to_model(task.data_requirements(), model=str(saved["model"].get("name", "model")))
 
     run_dir = Path(cfg.paths.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    runs.claim_run_dir(run_dir)
     loggers = inst.instantiate_loggers(cfg.get("logger"), run_dir)
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     trainer = inst.instantiate_trainer(cfg.trainer, logger=loggers, callbacks=[])
@@ -141,9 +141,10 @@ def evaluate(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="eval")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     evaluate(cfg)
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main))
