@@ -54,6 +54,9 @@ TINY_MODELS = {
                      "model.anchor_sizes=[16,32,64,128,256]", "model.parsing_roi_size=8", "model.parsing_output_size=32",
                      "model.conv_dim=16", "model.aspp_dim=8", "model.gce_dim=8", "model.test_detections_per_img=10",
                      "model.init=null"],
+    "pgn": ["model.backbone=resnet10t", "++model.net.backbone_kwargs={channels:[8,16,32,64],stem_width:8}",
+            "model.net.head_width=0.0625", "model.net.head_init=kaiming", "model.test_scales=[1.0]", "model.test_edge_scales=[1.0]",
+            "model.test_flip=false"],
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",

@@ -27,6 +27,10 @@ REFUSED = {
     ("corrpm", "grapy_ml"): r"single head.*model=grapy",
     ("parsing_rcnn", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
     ("parsing_rcnn", "grapy_ml"): r"single head.*model=grapy",
+    ("pgn", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
+    ("pgn", "grapy_ml"): r"single head.*model=grapy",
+    ("pgn", "lip"): r"person-instance edges.*data=cihp",
+    ("pgn", "atr"): r"person-instance edges.*data=cihp",
 }
 # pairs that train with the documented switch (and are refused without it)
 SWITCHES = {

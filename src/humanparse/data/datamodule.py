@@ -239,6 +239,11 @@ class ParsingDataModule(pl.LightningDataModule):
                 f"model={model} trains on image-level part-label maps, which data={self.name} does not have (it "
                 "annotates sparse dense-pose points and box-frame coarse masks per person); use a region-based "
                 "model (model=densepose_rcnn) on it, or a parsing dataset (data=cihp, data=lip, ...) for this model")
+        if "instance_edge" in (req.get("targets") or []) and not self.info.multi_person:
+            raise DataRequirementError(
+                f"model={model} trains on person-instance edges (the Sobel edges of the person-id map), which "
+                f"data={self.name} does not have (one person per image, no person ids); use a multi-person dataset "
+                "(data=cihp, data=pascal_person_part, data=mhp_v2)")
         collate = req.get("collate")
         if collate and collate != self.collate:
             if collate not in COLLATES:

@@ -273,7 +273,7 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
 
     def input_logits(self, images: torch.Tensor) -> torch.Tensor:
         """Inference logits at the input resolution (dense models; used by ``predict save_logits``)."""
-        if not isinstance(self.postprocess, DenseSemantic):
+        if not callable(getattr(self.postprocess, "input_logits", None)):
             raise TypeError(f"{type(self.postprocess).__name__} gives no dense logits")
         ctx = self.context(0)
         out = self.run_images({"image": images}, images, ctx)
