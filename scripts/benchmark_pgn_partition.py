@@ -24,9 +24,9 @@ os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
 
 import cv2  # noqa: E402
 import numpy as np  # noqa: E402
-
 from humanparse.data.synthetic.cihp import cihp_maps  # noqa: E402
 from humanparse.data.synthetic.scene import render_scene  # noqa: E402
+
 from humanparse.data.targets import instance_edges  # noqa: E402
 from humanparse.models.pgn.partition import partition  # noqa: E402
 
