@@ -1,0 +1,133 @@
+"""Key map from the released Grapy-ML checkpoints (``Charleshhy/Grapy-ML``: ``DeepLabv3_plus``,
+``DeepLabv3_plus_multi_set``, ``GrapyNet``, ``GrapyMutualLearning`` state dicts) to this package's modules
+(:class:`~humanparse.models.grapy.deeplab.DeepLabV3PlusXception` / :class:`~humanparse.models.grapy.grapy.GrapyNet`).
+
+The released Xception (``networks/deeplab_xception_synBN.py``) and timm's ``xception65`` have the same layers;
+only names differ. Layers the released nets build but never run (``transform``, ``semantic`` of a
+``GrapyNet``, ``semantic_aux_*`` of a ``GrapyMutualLearning``) are dropped.
+"""
+
+from __future__ import annotations
+
+import re
+
+import torch
+
+# dataset order of the released mutual-learning nets (train_gpm_ml.py: 0 CIHP, 1 PASCAL, 2 ATR)
+RELEASED_DATASETS = ("cihp", "pascal", "atr")
+_SEP = {"depthwise": "conv_dw", "depthwise_bn": "bn_dw", "pointwise": "conv_pw", "pointwise_bn": "bn_pw"}
+
+
+def _separable(rest: str) -> str:
+    part, _, tail = rest.partition(".")
+    return f"{_SEP[part]}.{tail}"
+
+
+def _block(n: int, rest: str) -> str:
+    """``blockN.<rest>`` → timm ``blocks.{N-1}.<...>``."""
+    b = f"backbone.body.blocks.{n - 1}"
+    if rest.startswith("skip."):
+        return f"{b}.shortcut.conv.{rest[5:]}"
+    if rest.startswith("skipbn."):
+        return f"{b}.shortcut.bn.{rest[7:]}"
+    m = re.match(r"block2_lastconv\.1\.(.*)", rest)
+    if m:
+        return f"{b}.stack.conv3.{_separable(m.group(1))}"
+    m = re.match(r"rep\.(\d+)\.(.*)", rest)
+    if not m:
+        raise KeyError(rest)
+    idx = int(m.group(1))
+    # separable convs sit at odd positions after a leading ReLU; block 1 starts without it (0, 2, 4)
+    j = idx // 2 + 1 if n == 1 else (idx + 1) // 2
+    return f"{b}.stack.conv{j}.{_separable(m.group(2))}"
+
+
+def _reasoning(rest: str) -> str:
+    rest = rest.replace("graph_transfer_back.", "project_out.").replace("graph_transfer.", "project_in.")
+    m = re.match(r"attn(\d)\.(query|key|value)_conv\.(.*)", rest)
+    if m:
+        return f"rounds.{int(m.group(1)) - 1}.{m.group(2)}.{m.group(3)}"
+    m = re.match(r"bn(\d)\.(.*)", rest)
+    if m:
+        return f"norms.{int(m.group(1)) - 1}.{m.group(2)}"
+    return rest
+
+
+def map_key(key: str) -> str | None:
+    """One released key → this package's key (``None``: a layer the released forward never runs)."""
+    k = key[7:] if key.startswith("module.") else key
+    stem = {"conv1.": "stem.0.conv.", "bn1.": "stem.0.bn.", "conv2.": "stem.1.conv.", "bn2.": "stem.1.bn."}
+    if k.startswith("xception_features."):
+        r = k[len("xception_features."):]
+        for old, new in stem.items():
+            if r.startswith(old):
+                return f"backbone.body.{new}{r[len(old):]}"
+        m = re.match(r"block(\d+)\.(.*)", r)
+        if m:
+            return _block(int(m.group(1)), m.group(2))
+        m = re.match(r"conv([345])\.(.*)", r)
+        if m:
+            return f"backbone.body.blocks.20.stack.conv{int(m.group(1)) - 2}.{_separable(m.group(2))}"
+        raise KeyError(key)
+    simple = {
+        "aspp1.atrous_convolution.": "aspp.conv1x1.0.", "aspp1.bn.": "aspp.conv1x1.1.",
+        "global_avg_pool.1.": "aspp.image_pool.1.0.", "global_avg_pool.2.": "aspp.image_pool.1.1.",
+        "concat_projection_conv1.": "aspp.project.0.", "concat_projection_bn1.": "aspp.project.1.",
+        "feature_projection_conv1.": "decoder.low_project.0.", "feature_projection_bn1.": "decoder.low_project.1.",
+    }
+    for old, new in simple.items():
+        if k.startswith(old):
+            return new + k[len(old):]
+    m = re.match(r"aspp([234])\.atrous_convolution\.(.*)", k)
+    if m:
+        return f"aspp.atrous.{int(m.group(1)) - 2}.{_separable(m.group(2))}"
+    m = re.match(r"decoder\.([01])\.atrous_convolution\.(.*)", k)
+    if m:
+        return f"decoder.convs.{m.group(1)}.{_separable(m.group(2))}"
+    raise KeyError(key)
+
+
+def released_to_humanparse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    """Rename a released Grapy-ML / DeepLab v3+ state dict to :class:`GrapyNet` (GPM checkpoints) or
+    :class:`DeepLabV3PlusXception` (DeepLab-stage checkpoints) keys."""
+    keys = [k[7:] if k.startswith("module.") else k for k in state]
+    gpm = any(k.startswith("gcn_network.") for k in keys)
+    trunk_prefix = "deeplab." if gpm else ""
+    out: dict[str, torch.Tensor] = {}
+    for key, value in zip(keys, state.values()):
+        if key.startswith("transform.") or (gpm and key.startswith(("semantic.", "semantic_aux_"))):
+            continue  # built but never run by the released forward
+        if key.startswith("gcn_network."):
+            r = key[len("gcn_network."):]
+            m = re.match(r"gcn_block_feature([123])\.(.*)", r)
+            m_ml = re.match(r"gcn_block_feature_(cihp|pascal|atr)\.(.*)", r)
+            m_sem = re.match(r"sem(?:_(cihp|pascal|atr))?\.(.*)", r)
+            m_tr = re.match(r"transform_lv([123])\.(.*)", r)
+            if m and m.group(1) in "12":
+                new = f"gpm.reason.{m.group(1)}.{_reasoning(m.group(2))}"
+            elif m:
+                new = f"gpm.reason_fine.0.{_reasoning(m.group(2))}"
+            elif m_ml:
+                new = f"gpm.reason_fine.{RELEASED_DATASETS.index(m_ml.group(1))}.{_reasoning(m_ml.group(2))}"
+            elif m_sem:
+                d = RELEASED_DATASETS.index(m_sem.group(1)) if m_sem.group(1) else 0
+                new = f"deeplab.classifiers.{d}.{m_sem.group(2)}"
+            elif m_tr:
+                new = f"gpm.distribute.{m_tr.group(1)}.{m_tr.group(2)}"
+            elif r.startswith("fusion."):
+                new = f"gpm.{r}"
+            else:
+                raise KeyError(key)
+        elif gpm and key.startswith("sem2"):
+            m = re.match(r"sem2(?:_(cihp|pascal|atr))?\.(.*)", key)
+            d = RELEASED_DATASETS.index(m.group(1)) if m.group(1) else 0
+            new = f"classifiers.{d}.{m.group(2)}"
+        elif key.startswith("semantic."):
+            new = f"classifiers.0.{key[len('semantic.'):]}"
+        elif key.startswith("semantic_aux_"):
+            m = re.match(r"semantic_aux_(cihp|pascal|atr)\.(.*)", key)
+            new = f"classifiers.{RELEASED_DATASETS.index(m.group(1))}.{m.group(2)}"
+        else:
+            new = trunk_prefix + map_key(key)
+        out[new] = value
+    return out
