@@ -151,6 +151,8 @@ class DeepLabV3PlusXception(nn.Module):
         backbone / pretrained / output_stride / bn_eps / block_cfg: see :class:`XceptionBackbone`.
         atrous_rates: ASPP rates (6, 12, 18 at output stride 16).
         aspp_channels / decoder_channels / low_level_channels: 256 / 256 / 48.
+        datasets / init_from / init_datasets: dataset names of the classifiers, and a checkpoint to start from
+            (:func:`humanparse.models.grapy.released.load_weights`; released ``DeepLabv3_plus`` files too).
 
     ``forward(images, dataset_idx=0)`` returns ``{"seg": logits}`` at stride 4 (the task and the loss
     upsample them) and ``{"features": f0}`` when ``return_features``.
@@ -159,9 +161,11 @@ class DeepLabV3PlusXception(nn.Module):
     def __init__(self, num_classes: int | Sequence[int], backbone: str = "xception65", pretrained: str | None = None,
                  output_stride: int = 16, atrous_rates: Sequence[int] = (6, 12, 18), aspp_channels: int = 256,
                  decoder_channels: int = 256, low_level_channels: int = 48, bn_eps: float = 1e-5,
-                 block_cfg: Sequence[dict] | None = None):
+                 block_cfg: Sequence[dict] | None = None, datasets: Sequence[str] | None = None,
+                 init_from: str | None = None, init_datasets: Sequence[str] | None = None):
         super().__init__()
         self.num_classes = as_list(num_classes)
+        self.datasets = list(datasets) if datasets is not None else [str(i) for i in range(len(self.num_classes))]
         self.backbone = XceptionBackbone(backbone, output_stride, pretrained, bn_eps, block_cfg)
         self.aspp = SeparableASPP(self.backbone.channels, aspp_channels, atrous_rates)
         self.decoder = Decoder(self.backbone.low_channels, aspp_channels, decoder_channels, low_level_channels)
@@ -170,6 +174,10 @@ class DeepLabV3PlusXception(nn.Module):
             if isinstance(m, nn.BatchNorm2d):
                 m.eps = bn_eps
         self.channels = decoder_channels
+        if init_from is not None:
+            from humanparse.models.grapy.released import load_weights
+
+            load_weights(self, init_from, self.datasets, None if init_datasets is None else list(init_datasets), "")
 
     def trunk_parameters(self) -> int:
         """Parameters without the classifiers (41,050,016 on Xception-65)."""

@@ -42,7 +42,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from humanparse.models.grapy.deeplab import DeepLabV3PlusXception, as_list, dataset_index
-from humanparse.models.pretrained import load_into
+from humanparse.models.grapy.released import load_weights
 
 log = logging.getLogger(__name__)
 
@@ -241,8 +241,10 @@ class GrapyNet(nn.Module):
         backbone / pretrained / output_stride / atrous_rates / aspp_channels / decoder_channels /
             low_level_channels / bn_eps / block_cfg: the DeepLab v3+ trunk (:class:`DeepLabV3PlusXception`).
         graph_channels / levels / pooling / max_pool / reasoning / rounds: the GPM (:class:`GraphPyramid`).
-        stage1: a DeepLab v3+ checkpoint (Lightning ``.ckpt`` of ``model=deeplabv3plus_xception`` or a state
-            dict with the same keys) to start from: trunk and raw classifiers (paper §4.1, two-stage training).
+        init_from: a checkpoint to start from (:func:`~humanparse.models.grapy.released.load_weights`): a
+            DeepLab v3+ stage-1 checkpoint (trunk and raw classifiers; paper §4.1, two-stage training), a
+            mutual-learning checkpoint (fine-tuning), or a released Grapy-ML ``.pth``.
+        init_datasets: the checkpoint's datasets in head order (default: ``datasets``).
 
     ``forward(images, dataset_idx=0)`` returns ``{"seg": ŷ, "raw": y}``, logits at stride 4.
     """
@@ -253,7 +255,8 @@ class GrapyNet(nn.Module):
                  aspp_channels: int = 256, decoder_channels: int = 256, low_level_channels: int = 48,
                  bn_eps: float = 1e-5, block_cfg: Sequence[dict] | None = None, graph_channels: int = 512,
                  levels: Sequence[int] = LEVELS, pooling: str = "avg+max", max_pool: str = "masked",
-                 reasoning: str = "self_attention", rounds: int = 3, stage1: str | None = None):
+                 reasoning: str = "self_attention", rounds: int = 3, init_from: str | None = None,
+                 init_datasets: Sequence[str] | None = None):
         super().__init__()
         self.num_classes = as_list(num_classes)
         self.datasets = [datasets] if isinstance(datasets, str) else [str(d) for d in datasets]
@@ -269,18 +272,8 @@ class GrapyNet(nn.Module):
         self.gpm = GraphPyramid(self.num_classes, tables, decoder_channels, graph_channels, levels, pooling, max_pool,
                                 reasoning, rounds)
         self.classifiers = nn.ModuleList(nn.Conv2d(decoder_channels, c, 1) for c in self.num_classes)
-        if stage1 is not None:
-            self.load_stage1(stage1)
-
-    def load_stage1(self, path: str) -> int:
-        """Initialise trunk and raw classifiers from a DeepLab v3+ (stage-1) checkpoint."""
-        n = load_into(self.deeplab, path, prefixes=("net.", "module.", "model."))
-        trunk = sum(1 for k in self.deeplab.state_dict() if not k.startswith("classifiers."))
-        if n < trunk:
-            raise RuntimeError(f"{path}: only {n} tensors match the DeepLab v3+ trunk ({trunk} + classifiers); "
-                               "pass a checkpoint of model=deeplabv3plus_xception with the same backbone")
-        log.info("stage 1: %d tensors loaded from %s", n, path)
-        return n
+        if init_from is not None:
+            load_weights(self, init_from, self.datasets, None if init_datasets is None else list(init_datasets))
 
     def forward(self, images: torch.Tensor, dataset_idx: int | torch.Tensor = 0) -> dict[str, torch.Tensor]:
         d = dataset_index(dataset_idx, len(self.num_classes))

@@ -9,9 +9,12 @@ only names differ. Layers the released nets build but never run (``transform``, 
 
 from __future__ import annotations
 
+import logging
 import re
 
 import torch
+
+log = logging.getLogger(__name__)
 
 # dataset order of the released mutual-learning nets (train_gpm_ml.py: 0 CIHP, 1 PASCAL, 2 ATR)
 RELEASED_DATASETS = ("cihp", "pascal", "atr")
@@ -131,3 +134,55 @@ def released_to_humanparse(state: dict[str, torch.Tensor]) -> dict[str, torch.Te
             new = trunk_prefix + map_key(key)
         out[new] = value
     return out
+
+
+_PER_DATASET = re.compile(r"^(deeplab\.classifiers|gpm\.reason_fine|classifiers)\.(\d+)\.(.*)$")
+
+
+def load_weights(net: torch.nn.Module, path: str, datasets: list[str], source_datasets: list[str] | None = None,
+                 deeplab_prefix: str = "deeplab.") -> int:
+    """Initialise a Grapy-ML net from a checkpoint; returns the number of tensors loaded.
+
+    ``path``: a Lightning checkpoint or state dict of this package's nets (``net.`` prefixes stripped), or a
+    released Grapy-ML / DeepLab v3+ ``.pth`` (renamed by :func:`released_to_humanparse`). A DeepLab v3+
+    checkpoint loaded into a :class:`GrapyNet` fills its trunk and raw classifiers (the two-stage schedule,
+    paper §4.1). Per-dataset heads are matched by dataset name: ``source_datasets`` names the checkpoint's
+    heads in order (default: ``datasets``; released mutual-learning nets: cihp, pascal_person_part, atr), so a
+    mutual-learning checkpoint fine-tunes a single-dataset net with that dataset's heads.
+    Every trunk tensor must be present; missing GPM or head tensors are logged.
+    """
+    from humanparse.models.pretrained import PretrainedWeightsError, read_state_dict
+
+    sd = read_state_dict(path)
+    sd = {k.split(".", 1)[1] if k.startswith(("net.", "module.")) else k: v for k, v in sd.items()}
+    if any(k.startswith(("xception_features.", "gcn_network.")) for k in sd):
+        sd = released_to_humanparse(sd)
+    own = net.state_dict()
+    if deeplab_prefix and any(k.startswith(deeplab_prefix) for k in own) and not any(k.startswith(deeplab_prefix) for k in sd):
+        sd = {deeplab_prefix + k: v for k, v in sd.items()}  # a DeepLab v3+ (stage-1) checkpoint
+    source = list(source_datasets) if source_datasets is not None else list(datasets)
+    mapped: dict[str, torch.Tensor] = {}
+    for k, v in sd.items():
+        m = _PER_DATASET.match(k)
+        if m:
+            i = int(m.group(2))
+            if i >= len(source) or source[i] not in datasets:
+                continue
+            k = f"{m.group(1)}.{datasets.index(source[i])}.{m.group(3)}"
+        if k not in own:
+            continue
+        if own[k].shape != v.shape:
+            raise PretrainedWeightsError(f"{path}: tensor {k!r} has shape {tuple(v.shape)}, the model expects "
+                                         f"{tuple(own[k].shape)} (check the dataset order: source_datasets)")
+        mapped[k] = v
+    trunk = [k for k in own if not _PER_DATASET.match(k) and not k.startswith(("gpm.", "classifiers."))
+             and "num_batches_tracked" not in k]
+    absent = [k for k in trunk if k not in mapped]
+    if absent:
+        raise PretrainedWeightsError(f"{path}: {len(absent)} trunk tensors missing (e.g. {absent[:3]}); not a "
+                                     "DeepLab v3+ / Grapy-ML checkpoint of this backbone")
+    net.load_state_dict(mapped, strict=False)
+    missing = [k for k in own if k not in mapped and "num_batches_tracked" not in k]
+    log.info("loaded %d/%d tensors from %s%s", len(mapped), len(own), path,
+             f" ({len(missing)} left at their initialisation, e.g. {missing[:3]})" if missing else "")
+    return len(mapped)
