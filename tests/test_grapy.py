@@ -4,12 +4,11 @@ graph semantics aggregation / distribution on hand-made masks, reasoning variant
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 import pytest
 import torch
-from omegaconf import OmegaConf
 
+from helpers.grapy import HIERARCHY, ML, TINY
 from humanparse.data.meta import get_info
 from humanparse.models.grapy import (
     DeepLabV3PlusXception,
@@ -22,22 +21,7 @@ from humanparse.models.grapy import (
     graph_semantic_distribution,
     hierarchy_tables,
 )
-from humanparse.models.grapy.released import load_weights
 from humanparse.models.grapy.schedule import ReleasedPolyLR
-
-CONF = Path(__file__).resolve().parents[1] / "src" / "humanparse" / "conf"
-HIERARCHY = OmegaConf.to_container(OmegaConf.load(CONF / "model" / "grapy.yaml").hierarchy)
-ML = ["cihp", "pascal_person_part", "atr"]
-# a tiny Xception (timm block list) and GPM widths for fast tests
-TINY = dict(
-    block_cfg=[
-        dict(in_chs=64, out_chs=16, stride=2), dict(in_chs=16, out_chs=24, stride=2),
-        dict(in_chs=24, out_chs=32, stride=2), dict(in_chs=32, out_chs=32, stride=1),
-        dict(in_chs=32, out_chs=(32, 48, 48), stride=2),
-        dict(in_chs=48, out_chs=(48, 48, 64), stride=1, no_skip=True, start_with_relu=False),
-    ],
-    aspp_channels=16, decoder_channels=16, low_level_channels=8, graph_channels=16,
-)
 
 
 def n_params(m: torch.nn.Module) -> int:
