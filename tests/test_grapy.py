@@ -265,7 +265,7 @@ def test_stage1_and_mutual_learning_checkpoints_initialise_the_right_heads(tmp_p
     path = tmp_path / "ml.pth"
     torch.save(ml.state_dict(), path)
     ft = GrapyNet(7, "pascal_person_part", HIERARCHY, **TINY, init_from=str(path), init_datasets=ML)
-    for (n, a), b in zip(ft.state_dict().items(), ft.state_dict().values()):
+    for n, b in ft.state_dict().items():
         src = n.replace("classifiers.0.", "classifiers.1.").replace("reason_fine.0.", "reason_fine.1.")
         assert torch.equal(b, ml.state_dict()[src]), n
     bad = tmp_path / "bad.pth"

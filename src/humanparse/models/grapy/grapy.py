@@ -265,7 +265,10 @@ class GrapyNet(nn.Module):
         tables = []
         for name, c in zip(self.datasets, self.num_classes):
             if name not in hierarchy:
-                raise ValueError(f"no Grapy-ML hierarchy table for dataset {name!r} (known: {sorted(hierarchy)})")
+                raise ValueError(
+                    f"no Grapy-ML hierarchy table for data={name} (the GPM's level-1/2 nodes need one; known: "
+                    f"{', '.join(sorted(hierarchy))}): add model.hierarchy.{name}={{level1: [...], level2: [...]}} "
+                    "(fine label -> node), or use model=deeplabv3plus_xception on it")
             tables.append(hierarchy_tables(c, hierarchy[name]["level1"], hierarchy[name]["level2"]))
         self.deeplab = DeepLabV3PlusXception(self.num_classes, backbone, pretrained, output_stride, atrous_rates,
                                              aspp_channels, decoder_channels, low_level_channels, bn_eps, block_cfg)

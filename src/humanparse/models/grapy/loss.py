@@ -40,6 +40,10 @@ class GrapyCriterion(nn.Module):
         self.ignore_index = ignore_index
         self.align_corners = align_corners
 
+    def data_requirements(self) -> dict:
+        """Trains on image-level part-label maps (``batch['semantic']``)."""
+        return {"semantic": True}
+
     def forward(self, outputs: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
         target = batch["semantic"]
         seg = cross_entropy(outputs["seg"], target, self.ignore_index, self.align_corners)
