@@ -4,6 +4,7 @@ every dataset's mIoU (each dataset scored through its own heads)."""
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 from helpers.grapy import HIERARCHY, ML, TINY
@@ -95,3 +96,40 @@ def test_three_dataset_fit_improves_every_dataset_over_start_and_majority():
     end = [miou(net, d, *val[d]) for d in range(3)]
     for d in range(3):
         assert end[d] > start[d] + 0.1 and end[d] > majority[d] + 0.1, (ML[d], start[d], majority[d], end[d])
+
+
+def test_each_dataset_is_validated_through_its_own_heads_and_logged_separately(compose_train):
+    import hydra
+    import pytorch_lightning as pl
+    from omegaconf import open_dict
+
+    from humanparse.utils.instantiate import instantiate_task
+
+    cfg = compose_train("model=grapy_ml", "data=grapy_ml", "data.synthetic_options.image_size=[64,80]",
+                        "data.eval_batch_size=2")
+    with open_dict(cfg):
+        cfg.data.batch_size = 3
+    task = instantiate_task(cfg)
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.adapt_to_model(task.data_requirements(), "grapy_ml")
+    seen: list[tuple[bool, int, int]] = []  # (training, dataset_idx, classes of the output)
+    forward = task.net.forward
+
+    def spy(images, dataset_idx=0):
+        out = forward(images, dataset_idx)
+        seen.append((task.net.training, int(torch.as_tensor(dataset_idx).flatten()[0]), out["seg"].shape[1]))
+        return out
+
+    task.net.forward = spy
+    trainer = pl.Trainer(accelerator="cpu", max_steps=2, limit_train_batches=2, limit_val_batches=1, logger=False,
+                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
+                         num_sanity_val_steps=0, use_distributed_sampler=False)
+    trainer.fit(task, datamodule=dm)
+    evals = {(d, c) for training, d, c in seen if not training}
+    assert evals == {(0, 20), (1, 7), (2, 18)}  # every loader through its own dataset's heads
+    metrics = trainer.callback_metrics
+    for name in ML:
+        assert f"val/{name}/miou" in metrics, sorted(metrics)
+    per_set = [float(metrics[f"val/{n}/miou"]) for n in ML]
+    assert float(metrics["val/miou"]) == pytest.approx(sum(per_set) / 3)
+    assert "val/atr/f1" in metrics or any(k.startswith("val/atr/") and "iou/" in k for k in metrics)
