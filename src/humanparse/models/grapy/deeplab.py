@@ -57,7 +57,8 @@ class XceptionBackbone(nn.Module):
     Args:
         name: timm model (``xception65``; ``xception41``/``xception71`` also work).
         output_stride: 8, 16 or 32 (paper: 16).
-        pretrained: ``None``, ``imagenet`` (timm's TF-ported weights, RGB input in [−1, 1]), a timm tag, or a
+        pretrained: ``None``, ``imagenet`` (timm's default weights), a timm tag (``tf_in1k``: the TF DeepLab
+            ImageNet weights, RGB input in [−1, 1]), or a
             local state-dict file with timm's keys.
         bn_eps: BatchNorm eps (released code 1e-5, timm/TF 1e-3).
         block_cfg: replaces timm's block list (tiny networks for tests); the low-level tap stays inside the
