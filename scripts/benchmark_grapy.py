@@ -16,8 +16,8 @@ Rows (C = 20, CIHP, eval-mode forward under ``torch.inference_mode``, random wei
 
 Forward passes of the models alternate within every repetition, so load on a shared machine hits them alike;
 medians, minima and their ratios are printed. Memory: on CUDA the peak allocated memory of one forward; on CPU
-the peak resident memory of a fresh process that builds the model and runs one forward (each model measured in
-its own child process).
+the peak resident memory (``VmHWM``) of a fresh process that builds the model and runs one forward, next to its
+resident memory once the model is built (each model measured in its own child process).
 """
 
 from __future__ import annotations
@@ -29,7 +29,6 @@ import json
 import multiprocessing as mp
 import os
 import platform
-import resource
 import statistics
 import sys
 import time
@@ -93,6 +92,14 @@ def sync(device: str) -> None:
         torch.cuda.synchronize()
 
 
+def proc_status_mib(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process in MiB (``ru_maxrss`` would carry the parent's peak across exec)."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1]) / 1024.0
+    return float("nan")
+
+
 def peak_memory_child(name: str, size: int, batch: int, threads: int, reference: str | None, queue) -> None:
     torch.set_num_threads(threads)
     ref = reference_path(reference)
@@ -100,10 +107,10 @@ def peak_memory_child(name: str, size: int, batch: int, threads: int, reference:
     if net is None:
         queue.put(None)
         return
-    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    built = proc_status_mib("VmRSS")
     with torch.inference_mode():
         run(name, net, torch.randn(batch, 3, size, size))
-    queue.put((before / 1024.0, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0))
+    queue.put((built, proc_status_mib("VmHWM")))
 
 
 def cpu_memory(name: str, args) -> tuple[float, float] | None:
@@ -149,6 +156,7 @@ def main() -> None:
                 sync(args.device)
                 times[n].append(time.perf_counter() - t)
     memory: dict[str, float | None] = {}
+    built: dict[str, float | None] = {}
     if not args.no_memory:
         for n, m in nets.items():
             if args.device == "cuda":
@@ -158,8 +166,9 @@ def main() -> None:
                     run(n, m, x)
                 memory[n] = (torch.cuda.max_memory_allocated() - base) / 2**20
             else:
-                before_after = cpu_memory(n, args)
-                memory[n] = None if before_after is None else before_after[1]
+                built_peak = cpu_memory(n, args)
+                memory[n] = None if built_peak is None else built_peak[1]
+                built[n] = None if built_peak is None else built_peak[0]
     print(f"Grapy-ML forward at {args.size}x{args.size}, batch {args.batch}, {args.device}, "
           f"{args.threads} threads, {args.reps} reps ({platform.processor() or platform.machine()})")
     rows = {}
@@ -167,8 +176,10 @@ def main() -> None:
         med, best = statistics.median(times[n]), min(times[n])
         mem = memory.get(n)
         mem_s = "" if mem is None else (f", peak {'allocated' if args.device == 'cuda' else 'RSS'} {mem:,.0f} MiB")
+        if built.get(n) is not None:
+            mem_s += f" (model built: {built[n]:,.0f} MiB)"
         print(f"  {n:9s} median {med:.3f} s  min {best:.3f} s  ({params[n]:,} parameters{mem_s})")
-        rows[n] = {"median_s": med, "min_s": best, "params": params[n], "memory_mib": mem}
+        rows[n] = {"median_s": med, "min_s": best, "params": params[n], "memory_mib": mem, "built_mib": built.get(n)}
     ratios = {}
     if "released" in rows:
         ratios["grapy_vs_released"] = (rows["grapy"]["median_s"] / rows["released"]["median_s"],
