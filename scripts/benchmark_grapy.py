@@ -3,6 +3,7 @@ DeepLab v3+ trunk, measured side by side (issue 14, "Speed").
 
     PYTHONPATH=src python scripts/benchmark_grapy.py [--size 512] [--batch 1] [--threads 2] [--reps 5]
                                                     [--reference /path/to/Grapy-ML] [--device cpu|cuda]
+                                                    [--cpu-time] [--no-memory]
                                                     [--json out.json]
 
 Rows (C = 20, CIHP, eval-mode forward under ``torch.inference_mode``, random weights):
@@ -132,6 +133,8 @@ def main() -> None:
     ap.add_argument("--reference", default=None, help="checkout of Charleshhy/Grapy-ML (default $GRAPY_ML_CODE)")
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-memory", action="store_true")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="count the process's CPU seconds instead of wall time (less disturbed by other processes)")
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -145,16 +148,17 @@ def main() -> None:
     params = {n: sum(p.numel() for p in m.parameters()) for n, m in nets.items()}
     x = torch.randn(args.batch, 3, args.size, args.size, device=args.device)
     times: dict[str, list[float]] = {n: [] for n in nets}
+    clock = time.process_time if args.cpu_time else time.perf_counter
     with torch.inference_mode():
         for n, m in nets.items():  # warm-up
             run(n, m, x)
         for _ in range(args.reps):
             for n, m in nets.items():
                 sync(args.device)
-                t = time.perf_counter()
+                t = clock()
                 run(n, m, x)
                 sync(args.device)
-                times[n].append(time.perf_counter() - t)
+                times[n].append(clock() - t)
     memory: dict[str, float | None] = {}
     built: dict[str, float | None] = {}
     if not args.no_memory:
@@ -170,7 +174,7 @@ def main() -> None:
                 memory[n] = None if built_peak is None else built_peak[1]
                 built[n] = None if built_peak is None else built_peak[0]
     print(f"Grapy-ML forward at {args.size}x{args.size}, batch {args.batch}, {args.device}, "
-          f"{args.threads} threads, {args.reps} reps ({platform.processor() or platform.machine()})")
+          f"{args.threads} threads, {args.reps} reps, {'CPU' if args.cpu_time else 'wall'} time ({platform.processor() or platform.machine()})")
     rows = {}
     for n in nets:
         med, best = statistics.median(times[n]), min(times[n])
