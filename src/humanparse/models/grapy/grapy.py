@@ -1,4 +1,4 @@
-"""Grapy-ML — Graph Pyramid Mutual Learning (He, Yang, Zhang, Wang, AAAI 2020).
+"""Grapy-ML — Graph Pyramid Mutual Learning (He et al., AAAI 2020).
 
 The Graph Pyramid Module (GPM, paper §3.2, Fig. 2) refines the DeepLab v3+ decoder feature f0 with the parser's
 own prediction at three granularities: level 1 {background, person}, level 2 {background, head, torso, arms,
