@@ -305,3 +305,78 @@ def test_forward_equals_the_released_code():  # pragma: no cover - needs the rel
         r, _ = ref(x, training=False)
         o = F.interpolate(mine(x)["seg"], size=(96, 96), mode="bilinear", align_corners=True)
     assert (r - o).abs().max() <= 1e-4 * r.abs().max()
+
+
+def test_released_key_map_examples():
+    from humanparse.models.grapy.released import FORMAT, rename_key
+
+    gpm = {
+        "xception_features.conv1.weight": "deeplab.backbone.body.stem.0.conv.weight",
+        "xception_features.block1.rep.0.depthwise.weight": "deeplab.backbone.body.blocks.0.stack.conv1.conv_dw.weight",
+        "xception_features.block1.rep.4.pointwise_bn.bias": "deeplab.backbone.body.blocks.0.stack.conv3.bn_pw.bias",
+        "xception_features.block2.rep.3.pointwise.weight": "deeplab.backbone.body.blocks.1.stack.conv2.conv_pw.weight",
+        "xception_features.block2.block2_lastconv.1.depthwise.weight":
+            "deeplab.backbone.body.blocks.1.stack.conv3.conv_dw.weight",
+        "xception_features.block20.skipbn.running_var": "deeplab.backbone.body.blocks.19.shortcut.bn.running_var",
+        "xception_features.conv5.pointwise.weight": "deeplab.backbone.body.blocks.20.stack.conv3.conv_pw.weight",
+        "aspp3.atrous_convolution.depthwise_bn.weight": "deeplab.aspp.atrous.1.bn_dw.weight",
+        "global_avg_pool.2.running_mean": "deeplab.aspp.image_pool.1.1.running_mean",
+        "decoder.1.atrous_convolution.pointwise.weight": "deeplab.decoder.convs.1.conv_pw.weight",
+        "gcn_network.sem.weight": "deeplab.classifiers.0.weight",
+        "gcn_network.gcn_block_feature3.attn2.query_conv.bias": "gpm.reason_fine.0.rounds.1.query.bias",
+        "gcn_network.gcn_block_feature_atr.bn3.weight": "gpm.reason_fine.2.norms.2.weight",
+        "gcn_network.sem_pascal.bias": "deeplab.classifiers.1.bias",
+        "gcn_network.transform_lv2.weight": "gpm.distribute.2.weight",
+        "sem2_atr.weight": "classifiers.2.weight",
+        "transform.weight": None,
+        "semantic.weight": None,
+    }
+    for released, ours in gpm.items():
+        assert rename_key(released, gpm=True) == ours, released
+    assert rename_key("semantic.weight", gpm=False) == "classifiers.0.weight"  # DeepLab v3+ stage file
+    assert rename_key("semantic_aux_atr.bias", gpm=False) == "classifiers.2.bias"
+    assert FORMAT.is_dead("transform.bias") and FORMAT.rename("nonsense.weight") is None
+
+
+@pytest.mark.skipif(not REFERENCE, reason="set GRAPY_ML_CODE to a checkout of Charleshhy/Grapy-ML to compare")
+def test_released_weights_load_strictly_and_compute_the_released_forward(tmp_path):  # pragma: no cover
+    import sys
+    import types
+
+    import torch.nn.functional as F
+
+    from humanparse.models.released import load_released_weights
+
+    sys.path.insert(0, REFERENCE)
+    for name in ("networkx", "scipy", "scipy.sparse"):
+        sys.modules.setdefault(name, types.ModuleType(name))
+    torch.Tensor.cuda = lambda self, *a, **k: self
+    if not hasattr(F, "upsample"):
+        F.upsample = F.interpolate
+    from networks import grapy_net  # type: ignore
+
+    torch.manual_seed(1)
+    ref = grapy_net.GrapyMutualLearning(os=16, hidden_layers=256)
+    ref.set_category_list([[0], list(range(1, 20))], [[0], [1, 2, 4, 13], [5, 6, 7, 10, 11, 12], [3, 14, 15],
+                                                      [8, 9, 16, 17, 18, 19]],
+                          [[0], [1, 2, 3, 4, 5, 6]], [[0], [1], [2], [3, 4], [5, 6]],
+                          [[0], list(range(1, 18))], [[0], [1, 2, 3, 11], [4, 5, 7, 8, 16, 17], [14, 15],
+                                                      [6, 9, 10, 12, 13]])
+    for m in ref.modules():  # BN statistics and affine terms away from their initial values
+        if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
+            m.running_mean.normal_(0, 0.1)
+            m.running_var.uniform_(0.5, 1.5)
+            m.weight.data.uniform_(0.5, 1.5)
+            m.bias.data.normal_(0, 0.1)
+    ref.eval()
+    path = tmp_path / "GPM-ML_multi-dataset.pth"
+    torch.save({f"module.{k}": v for k, v in ref.state_dict().items()}, path)
+    net = GrapyNet([20, 7, 18], ML, HIERARCHY, max_pool="multiply").eval()
+    record = load_released_weights(net, path, "grapy_ml")
+    assert record["dropped_dead"] == 77_357
+    x = torch.randn(1, 3, 96, 96)
+    for d in range(3):
+        with torch.no_grad():
+            r, _ = ref((x, d), training=False)
+            o = F.interpolate(net(x, d)["seg"], size=(96, 96), mode="bilinear", align_corners=True)
+        assert (r - o).abs().max() <= 1e-4 * r.abs().max(), d

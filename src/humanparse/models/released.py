@@ -38,6 +38,8 @@ log = logging.getLogger(__name__)
 # model name (the model yaml's ``name``) → "module:attribute" of its ReleasedFormat
 FORMATS: dict[str, str] = {
     "corrpm": "humanparse.models.corrpm.released:FORMAT",
+    "grapy": "humanparse.models.grapy.released:FORMAT",
+    "grapy_ml": "humanparse.models.grapy.released:FORMAT_ML",
 }
 
 # our buffers a released file may lack: BatchNorm's step counter (no effect unless momentum is None);

@@ -5,14 +5,21 @@
 The released Xception (``networks/deeplab_xception_synBN.py``) and timm's ``xception65`` have the same layers;
 only names differ. Layers the released nets build but never run (``transform``, ``semantic`` of a
 ``GrapyNet``, ``semantic_aux_*`` of a ``GrapyMutualLearning``) are dropped.
+
+Two ways in: ``model.init_from=<file>`` (:func:`load_weights`: DeepLab v3+ stage files too, and a
+mutual-learning file into a single-dataset net) and ``model.weights=<file>`` (the project's strict
+released-checkpoint loader, :data:`FORMAT` / :data:`FORMAT_ML`, for files of the same net).
 """
 
 from __future__ import annotations
 
 import logging
 import re
+from dataclasses import dataclass
 
 import torch
+
+from humanparse.models.released import ReleasedFormat
 
 log = logging.getLogger(__name__)
 
@@ -90,50 +97,85 @@ def map_key(key: str) -> str | None:
     raise KeyError(key)
 
 
+def rename_key(key: str, gpm: bool) -> str | None:
+    """One released key (``module.`` stripped) → ours; ``None`` for a layer the released forward never runs.
+    ``gpm``: the key comes from a ``GrapyNet`` / ``GrapyMutualLearning`` (else a DeepLab v3+ stage file)."""
+    if key.startswith("transform.") or (gpm and key.startswith(("semantic.", "semantic_aux_"))):
+        return None  # built but never run by the released forward
+    if key.startswith("gcn_network."):
+        r = key[len("gcn_network."):]
+        m = re.match(r"gcn_block_feature([123])\.(.*)", r)
+        m_ml = re.match(r"gcn_block_feature_(cihp|pascal|atr)\.(.*)", r)
+        m_sem = re.match(r"sem(?:_(cihp|pascal|atr))?\.(.*)", r)
+        m_tr = re.match(r"transform_lv([123])\.(.*)", r)
+        if m and m.group(1) in "12":
+            return f"gpm.reason.{m.group(1)}.{_reasoning(m.group(2))}"
+        if m:
+            return f"gpm.reason_fine.0.{_reasoning(m.group(2))}"
+        if m_ml:
+            return f"gpm.reason_fine.{RELEASED_DATASETS.index(m_ml.group(1))}.{_reasoning(m_ml.group(2))}"
+        if m_sem:
+            d = RELEASED_DATASETS.index(m_sem.group(1)) if m_sem.group(1) else 0
+            return f"deeplab.classifiers.{d}.{m_sem.group(2)}"
+        if m_tr:
+            return f"gpm.distribute.{m_tr.group(1)}.{m_tr.group(2)}"
+        if r.startswith("fusion."):
+            return f"gpm.{r}"
+        raise KeyError(key)
+    if gpm and key.startswith("sem2"):
+        m = re.match(r"sem2(?:_(cihp|pascal|atr))?\.(.*)", key)
+        d = RELEASED_DATASETS.index(m.group(1)) if m.group(1) else 0
+        return f"classifiers.{d}.{m.group(2)}"
+    if key.startswith("semantic."):
+        return f"classifiers.0.{key[len('semantic.'):]}"
+    if key.startswith("semantic_aux_"):
+        m = re.match(r"semantic_aux_(cihp|pascal|atr)\.(.*)", key)
+        return f"classifiers.{RELEASED_DATASETS.index(m.group(1))}.{m.group(2)}"
+    return ("deeplab." if gpm else "") + map_key(key)
+
+
 def released_to_humanparse(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a released Grapy-ML / DeepLab v3+ state dict to :class:`GrapyNet` (GPM checkpoints) or
-    :class:`DeepLabV3PlusXception` (DeepLab-stage checkpoints) keys."""
+    :class:`DeepLabV3PlusXception` (DeepLab-stage checkpoints) keys, dropping never-run layers."""
     keys = [k[7:] if k.startswith("module.") else k for k in state]
     gpm = any(k.startswith("gcn_network.") for k in keys)
-    trunk_prefix = "deeplab." if gpm else ""
     out: dict[str, torch.Tensor] = {}
     for key, value in zip(keys, state.values()):
-        if key.startswith("transform.") or (gpm and key.startswith(("semantic.", "semantic_aux_"))):
-            continue  # built but never run by the released forward
-        if key.startswith("gcn_network."):
-            r = key[len("gcn_network."):]
-            m = re.match(r"gcn_block_feature([123])\.(.*)", r)
-            m_ml = re.match(r"gcn_block_feature_(cihp|pascal|atr)\.(.*)", r)
-            m_sem = re.match(r"sem(?:_(cihp|pascal|atr))?\.(.*)", r)
-            m_tr = re.match(r"transform_lv([123])\.(.*)", r)
-            if m and m.group(1) in "12":
-                new = f"gpm.reason.{m.group(1)}.{_reasoning(m.group(2))}"
-            elif m:
-                new = f"gpm.reason_fine.0.{_reasoning(m.group(2))}"
-            elif m_ml:
-                new = f"gpm.reason_fine.{RELEASED_DATASETS.index(m_ml.group(1))}.{_reasoning(m_ml.group(2))}"
-            elif m_sem:
-                d = RELEASED_DATASETS.index(m_sem.group(1)) if m_sem.group(1) else 0
-                new = f"deeplab.classifiers.{d}.{m_sem.group(2)}"
-            elif m_tr:
-                new = f"gpm.distribute.{m_tr.group(1)}.{m_tr.group(2)}"
-            elif r.startswith("fusion."):
-                new = f"gpm.{r}"
-            else:
-                raise KeyError(key)
-        elif gpm and key.startswith("sem2"):
-            m = re.match(r"sem2(?:_(cihp|pascal|atr))?\.(.*)", key)
-            d = RELEASED_DATASETS.index(m.group(1)) if m.group(1) else 0
-            new = f"classifiers.{d}.{m.group(2)}"
-        elif key.startswith("semantic."):
-            new = f"classifiers.0.{key[len('semantic.'):]}"
-        elif key.startswith("semantic_aux_"):
-            m = re.match(r"semantic_aux_(cihp|pascal|atr)\.(.*)", key)
-            new = f"classifiers.{RELEASED_DATASETS.index(m.group(1))}.{m.group(2)}"
-        else:
-            new = trunk_prefix + map_key(key)
-        out[new] = value
+        new = rename_key(key, gpm)
+        if new is not None:
+            out[new] = value
     return out
+
+
+@dataclass(frozen=True)
+class GrapyReleasedFormat(ReleasedFormat):
+    """The released ``GrapyNet`` / ``GrapyMutualLearning`` files: renamed by :func:`rename_key` (the released
+    Xception's block/rep layout needs more than prefix pairs)."""
+
+    def rename(self, key: str) -> str | None:
+        try:
+            return rename_key(key, gpm=True)
+        except (KeyError, ValueError):
+            return None
+
+
+# model.weights=<released .pth> (humanparse.models.released): GPM of one dataset, and the mutual-learning net
+FORMAT = GrapyReleasedFormat(
+    model="grapy",
+    source="Charleshhy/Grapy-ML (networks/grapy_net.py GrapyNet, train_gpm.py)",
+    renames=(),
+    dead=("transform.", "semantic."),
+    wrapper_prefixes=("module.",),
+    preset=None,
+)
+FORMAT_ML = GrapyReleasedFormat(
+    model="grapy_ml",
+    source="Charleshhy/Grapy-ML (networks/grapy_net.py GrapyMutualLearning, train_gpm_ml.py)",
+    renames=(),
+    dead=("transform.", "semantic_aux_"),
+    wrapper_prefixes=("module.",),
+    preset=None,
+)
 
 
 _PER_DATASET = re.compile(r"^(deeplab\.classifiers|gpm\.reason_fine|classifiers)\.(\d+)\.(.*)$")
