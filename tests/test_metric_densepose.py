@@ -16,7 +16,6 @@ import torch.multiprocessing as mp
 
 from humanparse.data.densepose_coco import load_gt_images
 from humanparse.data.densepose_surface import BodySurface
-from humanparse.data.synthetic.densepose import synthetic_eval_set
 from humanparse.metrics.densepose import (
     DensePoseMetric,
     accumulate,
@@ -29,6 +28,7 @@ from humanparse.metrics.densepose import (
     summarize,
 )
 from humanparse.metrics.detection import BoxMAP
+from humanparse.synthetic.densepose import synthetic_eval_set
 
 # --- a tiny hand-made surface: torso back (1) and front (2) share geodesic vertex 2 (a seam) -----------
 UV = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])

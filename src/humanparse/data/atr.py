@@ -27,7 +27,7 @@ Keypoints: ATR has none. A pseudo-pose file ``<root>/pseudo_pose/<split>.json`` 
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from humanparse.data.base import DatasetNotFoundError
@@ -91,14 +91,10 @@ class ATRDataset(FolderDataset):
         pose: bool | str = "auto",
         pose_file: str | Path | None = None,
         pose_min_score: float = 0.0,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

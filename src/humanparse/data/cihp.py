@@ -30,7 +30,6 @@ Split membership comes only from the id files: CIHP ids are global across splits
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -207,14 +206,10 @@ class CIHPDataset(InstanceMixin, FolderDataset):
         pose: bool | str = "auto",
         pose_file: str | Path | None = None,
         pose_min_score: float = 0.0,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

@@ -8,12 +8,11 @@ reads samples with the :mod:`humanparse.data.io` functions, so every bad file ra
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset
+from humanparse.data.base import DatasetNotFoundError, Reader
 from humanparse.data.io import DataError, check_same_size, read_image, read_label
 from humanparse.data.pseudo_pose import (
     NUM_COCO,
@@ -43,7 +42,7 @@ def dataset_dir(root: Path, *names: str) -> Path:
     return root
 
 
-class FolderDataset(ParsingDataset):
+class FolderDataset(Reader):
     """An id list, ``<image_dir>/<id><image_ext>`` and (optionally) ``<label_dir>/<id>.png``.
 
     Subclasses set ``self.ids``, ``self.image_dir``, ``self.label_dir`` (``None`` for image-only
@@ -53,9 +52,8 @@ class FolderDataset(ParsingDataset):
     image_ext = ".jpg"
     layout_help = ""
 
-    def __init__(self, transform: Callable | None = None, targets: Sequence[Callable] = (), seed: int = 0,
-                 keep_original: bool = False, joint_flip_pairs=None):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+    def __init__(self, joint_flip_pairs=None):
+        super().__init__(joint_flip_pairs)
         self.image_dir: Path | None = None
         self.label_dir: Path | None = None
         self.keypoints: PoseTable | None = None

@@ -33,8 +33,9 @@ the COCO id, ``id`` = its string). Each person is a dict:
                 annotation has no ``dp_masks``
 ==============  ===============================================================================
 
-Evaluation samples (``keep_original=['dp_persons', ...]``) carry ``gt['dp_persons']``: the untransformed persons at the
-original resolution, which the DensePose metric scores against (metrics.md §7).
+Evaluation items (a :class:`~humanparse.data.pipeline.SamplePipeline` with ``keep_original=['dp_persons', ...]``)
+carry ``gt['dp_persons']``: the untransformed persons at the original resolution, which the DensePose
+metric scores against (metrics.md §7).
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset
+from humanparse.data.base import DatasetNotFoundError, Reader
 from humanparse.data.densepose_surface import UV_SYMMETRY, UVSymmetry, load_uv_symmetry
 from humanparse.data.densepose_transforms import DensePoseTransform, transform_flips
 from humanparse.data.io import DataError, read_image
@@ -309,7 +310,7 @@ def person_to_tensors(p: dict) -> dict:
     return out
 
 
-class DensePoseCOCODataset(ParsingDataset):
+class DensePoseCOCODataset(Reader):
     """DensePose-COCO persons with boxes, masks, keypoints and dense annotations.
 
     Args:
@@ -317,7 +318,7 @@ class DensePoseCOCODataset(ParsingDataset):
         split: ``train``, ``valminusminival``, ``minival`` / ``val``, ``test`` (detectron1), ``+``-joined.
         layout: ``d2`` (default) or ``detectron1``.
         uv_symmetry: ``UV_symmetry_transforms.mat`` (file or folder), or ``synthetic``. Needed when the
-            transform flips: without it, building a flipping dataset raises (a flip of I and x alone
+            transform flips: without it, wrapping the reader in a flipping pipeline raises (a flip of I and x alone
             would corrupt U/V, datasets.md §6.4). ``None`` uses the table a synthetic dataset ships in
             its ``synthetic.json`` manifest, if any.
         filter_empty: drop images without any person carrying dense points (training only).
@@ -332,15 +333,11 @@ class DensePoseCOCODataset(ParsingDataset):
         split: str = "train",
         layout: str = "d2",
         uv_symmetry: str | Path | None = None,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         filter_empty: bool = False,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout
@@ -367,30 +364,33 @@ class DensePoseCOCODataset(ParsingDataset):
         self.ids = [str(im["image_id"]) for im in self.images]
         if check_files:
             self.check_files()
-        self.uv_symmetry = self._symmetry(uv_symmetry, transform_flips(self.transform))
-        if self.transform is not None:
-            self.transform = DensePoseTransform(self.transform, self.uv_symmetry)
+        self.uv_symmetry = self._symmetry(uv_symmetry)
 
     def _help(self) -> str:
         return LAYOUT_HELP.format(layout=self.layout, root=self.root, homepage=self.info.homepage)
 
-    def _symmetry(self, uv_symmetry, flips: bool) -> UVSymmetry | None:
+    def _symmetry(self, uv_symmetry) -> UVSymmetry | None:
         if uv_symmetry is None:
             manifest = self.root / "synthetic.json"
             if manifest.is_file():
                 shipped = json.loads(manifest.read_text()).get("uv_symmetry")
                 if shipped:
                     uv_symmetry = self.root / shipped
-        if uv_symmetry is None:
-            if flips:
-                raise ValueError(
-                    "DensePose-COCO: the transform flips images (augment.flip_prob > 0) but no UV symmetry file is "
-                    f"configured. Flipping I and x alone corrupts U/V (datasets.md §6.4): set "
-                    f"data.reader_options.uv_symmetry=<path to {UV_SYMMETRY}> (download: "
-                    "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat; not redistributable, "
-                    "so humanparse never downloads it) or data.augment.flip_prob=0")
+        return None if uv_symmetry is None else load_uv_symmetry(uv_symmetry)
+
+    def adapt_transform(self, transform: Callable | None) -> Callable | None:
+        """The transform extended to the dense points (:class:`DensePoseTransform`); a flipping transform
+        without the UV symmetry tables is refused."""
+        if transform is None:
             return None
-        return load_uv_symmetry(uv_symmetry)
+        if self.uv_symmetry is None and transform_flips(transform):
+            raise ValueError(
+                "DensePose-COCO: the transform flips images (augment.flip_prob > 0) but no UV symmetry file is "
+                f"configured. Flipping I and x alone corrupts U/V (datasets.md §6.4): set "
+                f"data.reader_options.uv_symmetry=<path to {UV_SYMMETRY}> (download: "
+                "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat; not redistributable, "
+                "so humanparse never downloads it) or data.augment.flip_prob=0")
+        return DensePoseTransform(transform, self.uv_symmetry)
 
     def check_files(self) -> None:
         missing = [im["path"] for im in self.images if not im["path"].is_file()]
@@ -418,8 +418,8 @@ class DensePoseCOCODataset(ParsingDataset):
         }
         return sample
 
-    def __getitem__(self, key) -> dict:
-        out = super().__getitem__(key)
+    def to_tensors(self, sample: dict) -> dict:
+        out = super().to_tensors(sample)
         out["persons"] = [person_to_tensors(p) for p in out["persons"]]
         return out
 

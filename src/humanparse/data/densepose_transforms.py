@@ -27,7 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from humanparse.data.densepose_surface import UVSymmetry
+from humanparse.data.densepose_format import UVSymmetry
 from humanparse.data.meta import COCO_JOINT_FLIP_PAIRS, DENSEPOSE_COARSE_FLIP
 from humanparse.data.transforms import Compose, mirror_matrix, transform_points, warp_label
 

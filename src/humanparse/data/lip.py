@@ -10,12 +10,11 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset
+from humanparse.data.base import DatasetNotFoundError, Reader
 from humanparse.data.io import DataError, check_same_size, read_id_list, read_image, read_label
 from humanparse.data.meta import get_info
 
@@ -103,7 +102,7 @@ def parse_pose_json(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str,
     return out
 
 
-class LIPDataset(ParsingDataset):
+class LIPDataset(Reader):
     """LIP single-person parsing with 16 pose joints.
 
     Args:
@@ -124,14 +123,10 @@ class LIPDataset(ParsingDataset):
         layout: str = "official",
         pose: bool = True,
         pose_file: str | Path | None = None,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from humanparse.data.common import FolderDataset, dataset_dir, first_dir
@@ -97,14 +96,10 @@ class MHPv2Dataset(FolderDataset):
         layout: str = "official",
         persons: bool = True,
         empty_persons: str = "keep",
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

@@ -30,7 +30,7 @@ There are no left/right classes: a flip is a plain mirror.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -80,14 +80,10 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
         instances: bool | str = "auto",
         persons: bool = True,
         instance_check: bool = True,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = "val" if split == "test" else split
         self.layout = layout

@@ -5,9 +5,9 @@ part map and a person-id map), noisy per-person predictions with misses, duplica
 positives and sub-threshold scores, and writers for every format :mod:`humanparse.evaluation`
 reads (CIHP ``Category_ids`` / ``Human_ids`` / ``Instance_ids`` + txt, MHP v2 ``parsing_annos``,
 per-person PNGs + ``scores.txt``, the MHP v2 submission, CIHP_PGN part instances, PGN edge maps).
-The dataset readers' own synthetic generators live in :mod:`humanparse.data.synthetic`; this module
+The dataset readers' own synthetic generators live in :mod:`humanparse.synthetic`; this module
 only needs label maps, so its default person model is a fast set of numpy shapes
-(``render_scene`` from :mod:`humanparse.data.synthetic` can be plugged in through ``scene_fn``).
+(``render_scene`` from :mod:`humanparse.synthetic` can be plugged in through ``scene_fn``).
 """
 
 from __future__ import annotations

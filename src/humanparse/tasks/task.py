@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from humanparse.data.meta import get_info
+from humanparse.tasks.loading import CheckpointLoadingMixin
 from humanparse.tasks.postprocess import DenseSemantic, EvalContext, TestTimeAugmentation
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _check_inputs(inputs) -> dict:
     return spec
 
 
-class Task(pl.LightningModule):
+class Task(CheckpointLoadingMixin, pl.LightningModule):
     """Training, evaluation and prediction of any model (see the module docstring).
 
     Args:

@@ -1,4 +1,4 @@
-"""Dataset checker: ``python -m humanparse.data.check data=<name> [data.root=...] [data.synthetic=true]``.
+"""Dataset checker: ``python -m humanparse.tools.check_data data=<name> [data.root=...] [data.synthetic=true]``.
 
 Composes the same Hydra config as training (``conf/check.yaml`` + ``conf/data/<name>.yaml``), then walks
 every split of the dataset with a progress bar and reports, per split: id / image / annotation counts,

@@ -26,9 +26,9 @@ import numpy as np
 
 from humanparse.data.atr import VAL_PREFIX, graphonomy_split
 from humanparse.data.pseudo_pose import pseudo_pose_path, write_pseudo_pose
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -86,7 +86,7 @@ def generate_atr(
     ids = atr_ids(seed, int(num_train), int(num_val))
     counts = {"train": len(ids["train"]), "val": len(ids["val"])}
     manifest = {
-        "generator": "humanparse.data.synthetic.atr", "version": GENERATOR_VERSION, "dataset": "atr",
+        "generator": "humanparse.synthetic.atr", "version": GENERATOR_VERSION, "dataset": "atr",
         "layout": "release", "seed": seed, "counts": counts, "image_size": [lo, hi],
         "reader_options": {"val_count": counts["val"]}, "palette_every": palette_every,
         "missing_pose_frac": missing_pose_frac,

@@ -5,7 +5,7 @@ The real tables derive from SMPL and may not be shipped (metrics.md §7.6), so t
 and the benchmark use this surface; the metric code path is the same for both.
 
 The surface is a 1.75 m body in an A-pose (metres; x towards the person's left, y up, z forwards),
-built from the same parametrisation the synthetic renderer (:mod:`humanparse.data.synthetic.render`)
+built from the same parametrisation the synthetic renderer (:mod:`humanparse.synthetic.render`)
 draws, so GPS between rendered points is meaningful:
 
 * limbs (fine charts 7-22): tapered cylinders, U along the limb (0 proximal joint, 1 distal end), V
@@ -38,7 +38,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from humanparse.data.densepose_surface import (
+from humanparse.data.densepose_format import (
     NUM_PARTS,
     SURFACE_NPZ,
     UV_SYMMETRY,

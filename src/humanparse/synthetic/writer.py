@@ -21,11 +21,11 @@ from PIL import Image
 
 from humanparse.data.meta import COCO_JOINTS, LIP_JOINTS, voc_palette
 from humanparse.data.pseudo_pose import pose_entry
-from humanparse.data.synthetic.scene import Scene
+from humanparse.synthetic.scene import Scene
 
 GENERATOR_VERSION = "1"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "extra": 3}
-PSEUDO_POSE_SOURCE = "synthetic (humanparse.data.synthetic skeletons, COCO-17)"
+PSEUDO_POSE_SOURCE = "synthetic (humanparse.synthetic skeletons, COCO-17)"
 _PALETTE = voc_palette(256).reshape(-1).tolist()
 
 # the LIP joint whose visibility stands for each COCO keypoint (face points: the head)

@@ -27,10 +27,10 @@ import numpy as np
 
 from humanparse.data.cihp import CIHP_SPLIT_DIRS
 from humanparse.data.pseudo_pose import pseudo_pose_path, write_pseudo_pose
-from humanparse.data.synthetic.pascal import instance_files
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.pascal import instance_files
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -112,7 +112,7 @@ def generate_cihp(
     person_values: dict[str, list[int]] = {}
     missing: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.cihp", "version": GENERATOR_VERSION, "dataset": "cihp",
+        "generator": "humanparse.synthetic.cihp", "version": GENERATOR_VERSION, "dataset": "cihp",
         "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
         "gap_prob": gap_prob, "ignore_prob": ignore_prob, "palette_every": palette_every,
         "missing_pose_frac": missing_pose_frac,

@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from humanparse.data.meta import get_info
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -100,7 +100,7 @@ def generate_pascal_person_part(
     counts = {"train": len(ids["train"]), "val": len(ids["val"]), "val_grapy": len(ids["val_grapy"])}
     mismatch: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.pascal", "version": GENERATOR_VERSION,
+        "generator": "humanparse.synthetic.pascal", "version": GENERATOR_VERSION,
         "dataset": "pascal_person_part", "layout": "graphonomy", "seed": seed, "counts": counts,
         "image_size": [lo, hi], "palette_every": palette_every,
     }

@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import tag_lut
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import tag_lut
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -98,7 +98,7 @@ def generate_mhp_v2(
     num_persons: dict[str, int] = {}
     empty: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.mhp", "version": GENERATOR_VERSION, "dataset": "mhp_v2",
+        "generator": "humanparse.synthetic.mhp", "version": GENERATOR_VERSION, "dataset": "mhp_v2",
         "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
         "amodal_prob": amodal_prob, "empty_prob": empty_prob,
     }
