@@ -43,6 +43,11 @@ TINY_DATA = [
     "data.batch_size=4",
     "data.num_workers=0",
 ]
+# Grapy-ML: a tiny timm Xception (three strided entry blocks, one middle block, exit flow)
+GRAPY_TINY_XCEPTION = ("model.net.block_cfg=[{in_chs:64,out_chs:16,stride:2},{in_chs:16,out_chs:24,stride:2},"
+                       "{in_chs:24,out_chs:32,stride:2},{in_chs:32,out_chs:32,stride:1},"
+                       "{in_chs:32,out_chs:[32,48,48],stride:2},"
+                       "{in_chs:48,out_chs:[48,48,64],stride:1,no_skip:true,start_with_relu:false}]")
 # per model: the overrides that make it tiny (new models add a line)
 TINY_MODELS = {
     "deeplabv3plus": [f"model.backbone={TINY_BACKBONE}", "model.net.decoder_channels=32"],
@@ -57,6 +62,9 @@ TINY_MODELS = {
     "pgn": ["model.backbone=resnet10t", "++model.net.backbone_kwargs={channels:[8,16,32,64],stem_width:8}",
             "model.net.head_width=0.0625", "model.net.head_init=kaiming", "model.test_scales=[1.0]", "model.test_edge_scales=[1.0]",
             "model.test_flip=false"],
+    **{m: [GRAPY_TINY_XCEPTION, "model.net.aspp_channels=16", "model.net.decoder_channels=16",
+           "model.net.low_level_channels=8"] + ([] if m == "deeplabv3plus_xception" else ["model.net.graph_channels=16"])
+       for m in ("deeplabv3plus_xception", "grapy", "grapy_ml")},
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",

@@ -36,6 +36,14 @@ def test_data_configs(compose_train, name):
 @pytest.mark.parametrize("name", options("model"))
 def test_model_configs(compose_train, name):
     cfg = compose_train(f"model={name}")
+    if (cfg.model.get("requires") or {}).get("multi_dataset"):  # per-dataset heads: one forward per dataset
+        cfg = compose_train(f"model={name}", "data=grapy_ml")
+        task = hydra.utils.instantiate(cfg.model).eval()
+        x = torch.randn(1, 3, *cfg.data.input_size)
+        with torch.no_grad():
+            for d, c in enumerate(cfg.data.num_classes):
+                assert task.net(x, d)["seg"].shape[:2] == (1, c)
+        return
     task = hydra.utils.instantiate(cfg.model)
     task.eval()
     x = torch.randn(1, 3, *cfg.data.input_size)

@@ -31,6 +31,13 @@ REFUSED = {
     ("pgn", "grapy_ml"): r"single head.*model=grapy",
     ("pgn", "lip"): r"person-instance edges.*data=cihp",
     ("pgn", "atr"): r"person-instance edges.*data=cihp",
+    ("deeplabv3plus_xception", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
+    ("deeplabv3plus_xception", "grapy_ml"): r"single head.*model=grapy",
+    ("grapy", "densepose_coco"): r"no Grapy-ML hierarchy table.*model=deeplabv3plus_xception",
+    ("grapy", "mhp_v2"): r"no Grapy-ML hierarchy table.*model=deeplabv3plus_xception",
+    ("grapy", "grapy_ml"): r"single head.*model=grapy",
+    **{("grapy_ml", d): r"per-dataset heads.*data=grapy_ml" for d in
+       ("atr", "cihp", "densepose_coco", "lip", "mhp_v2", "pascal_person_part")},
 }
 # pairs that train with the documented switch (and are refused without it)
 SWITCHES = {

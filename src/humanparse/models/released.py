@@ -39,6 +39,8 @@ log = logging.getLogger(__name__)
 FORMATS: dict[str, str] = {
     "corrpm": "humanparse.models.corrpm.released:FORMAT",
     "parsing_rcnn": "humanparse.models.parsing_rcnn.released:FORMAT",
+    "grapy": "humanparse.models.grapy.released:FORMAT",
+    "grapy_ml": "humanparse.models.grapy.released:FORMAT_ML",
 }
 
 # our buffers a released file may lack: BatchNorm's step counter (no effect unless momentum is None);
