@@ -1,0 +1,17 @@
+"""DensePose-RCNN (Güler et al., CVPR 2018) on the human RoI-head family."""
+
+from __future__ import annotations
+
+from humanparse.models.densepose.densepose_rcnn import (
+    PRESETS,
+    DensePoseBranch,
+    DensePoseDecoder,
+    DensePoseHead,
+    DensePosePredictor,
+    DensePoseTargets,
+    densepose_iuv,
+    densepose_losses,
+)
+
+__all__ = ["PRESETS", "DensePoseBranch", "DensePoseDecoder", "DensePoseHead", "DensePosePredictor", "DensePoseTargets",
+           "densepose_iuv", "densepose_losses"]
