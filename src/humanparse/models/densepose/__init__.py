@@ -8,10 +8,12 @@ from humanparse.models.densepose.densepose_rcnn import (
     DensePoseDecoder,
     DensePoseHead,
     DensePosePredictor,
+    DensePoseRCNN,
     DensePoseTargets,
     densepose_iuv,
     densepose_losses,
+    pack_targets,
 )
 
-__all__ = ["PRESETS", "DensePoseBranch", "DensePoseDecoder", "DensePoseHead", "DensePosePredictor", "DensePoseTargets",
-           "densepose_iuv", "densepose_losses"]
+__all__ = ["PRESETS", "DensePoseBranch", "DensePoseDecoder", "DensePoseHead", "DensePosePredictor", "DensePoseRCNN",
+           "DensePoseTargets", "densepose_iuv", "densepose_losses", "pack_targets"]

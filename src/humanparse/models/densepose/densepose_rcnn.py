@@ -32,13 +32,16 @@ U, V are read from channel I; the result is stored as uint8 (I, U·255, V·255).
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 from torchvision.ops import MultiScaleRoIAlign, box_iou, roi_align
+
+from humanparse.models.rcnn.detector import HumanRCNN
+from humanparse.models.rcnn.roi_heads import KeypointBranch, MaskBranch, RoIBranch
 
 NUM_PATCHES = 24  # surface charts; the fine outputs have 25 channels (background + 24)
 
@@ -315,132 +318,328 @@ def densepose_iuv(coarse: Tensor, fine: Tensor, u: Tensor, v: Tensor, box_xyxy: 
 
 
 # --- the branch ----------------------------------------------------------------------------------------
-class DensePoseBranch(nn.Module):
-    """DensePose branch of the human RoI heads: RoI selection, pooler (+ decoder), head, predictor,
-    ``loss`` and ``predict`` (paper §3.1; presets in the module docstring).
+class DecoderRoIAlign(nn.Module):
+    """detectron2 preset pooler: the Panoptic-FPN decoder merges the FPN levels into one stride-4 map and
+    ``ROIAlignV2`` (RoIAlign with the half-pixel offset, ``aligned=True``) pools every RoI from it."""
+
+    def __init__(self, featmap_names: Sequence[str], output_size: int, sampling_ratio: int, aligned: bool = True,
+                 in_channels: int = 256):
+        super().__init__()
+        self.featmap_names = [str(n) for n in featmap_names]
+        self.output_size = int(output_size)
+        self.sampling_ratio = int(sampling_ratio)
+        self.aligned = aligned
+        self.decoder = DensePoseDecoder(in_channels, in_channels, in_channels)
+
+    def forward(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+        fmap = self.decoder([features[n] for n in self.featmap_names])
+        # the decoder map has the stride of P2 (detectron2 DECODER_COMMON_STRIDE 4)
+        return roi_align(fmap, boxes, self.output_size, spatial_scale=0.25, sampling_ratio=self.sampling_ratio,
+                         aligned=self.aligned)
+
+
+class CascadeRefinement(nn.Module):
+    """Second stage of the cross-cascading architecture (paper §3.2, Fig. 7). The paper gives neither the
+    combination operator nor the refinement unit's layers and no code was released; this project's
+    choice: concat[stage-1 head feature, stage-1 DensePose S/I/U/V logits, the enabled auxiliary tasks'
+    stage-1 logits (mask, keypoint heatmaps), all resized to the RoI grid, and the RoI feature] →
+    conv1x1 → ``num_convs`` × (conv3x3 + ReLU) → the same predictors as stage 1."""
+
+    def __init__(self, in_channels: int, dim: int = 512, num_convs: int = 4, num_coarse: int = 15, init: str = "detectron2"):
+        super().__init__()
+        self.reduce = nn.Conv2d(in_channels, dim, 1)
+        nn.init.kaiming_normal_(self.reduce.weight, mode="fan_out", nonlinearity="relu")
+        nn.init.zeros_(self.reduce.bias)
+        self.head = DensePoseHead(dim, dim, num_convs, init)
+        self.predictor = DensePosePredictor(dim, num_coarse, NUM_PATCHES, init)
+
+    def forward(self, x: Tensor) -> dict[str, Tensor]:
+        feat = self.head(F.relu(self.reduce(x)))
+        out = self.predictor(feat)
+        out["feature"] = feat
+        return out
+
+
+class DensePoseBranch(RoIBranch):
+    """The DensePose branch of the human RoI heads (paper §3.1; presets in the module docstring).
 
     Args:
-        preset: ``original`` | ``detectron2``; the entries below override it when given.
-        in_channels: FPN channels. ``featmap_names``: the FPN levels pooled (P2..P5 = ``'0'..'3'``).
-        fg_iou_threshold: head RoIs need IoU > this with a GT that has points (0.7).
-        max_rois_per_image: optional cap on the head RoIs per image in training (None: all).
-        supervision: ``sparse`` (annotated points) | ``distilled`` (dense teacher targets, see
-            :mod:`humanparse.models.densepose.distill`).
+        preset: ``original`` | ``detectron2``; the arguments below override its entries when given.
+        in_channels: FPN width. ``featmap_names``: pooled FPN levels (P2..P5 = ``'0'..'3'``).
+        fg_iou_threshold: head RoIs need IoU > this with a GT that carries points (0.7).
+        max_rois_per_image: optional cap on the training RoIs per image (None: all of them).
+        cascade: add the second-stage refinement (:class:`CascadeRefinement`); ``aux_tasks`` names the
+            sibling branches (``mask``, ``keypoints``) whose stage-1 outputs it combines ("DensePose-ST" =
+            cascade without auxiliary tasks). The siblings are attached by the detector
+            (:meth:`attach_aux`).
+        supervision: ``sparse`` (annotated points) | ``distilled`` (dense targets of a teacher, read from
+            ``teacher`` = a :class:`~humanparse.models.densepose.distill.TeacherTargets`).
     """
 
-    def __init__(self, preset: str = "original", in_channels: int = 256, featmap_names: Sequence[str] = ("0", "1", "2", "3"),
-                 pooler_resolution: int | None = None, sampling_ratio: int = 2, num_coarse: int | None = None,
-                 decoder: bool | None = None, aligned: bool | None = None, loss_weights: Sequence[float] | None = None,
-                 head_dim: int = 512, num_convs: int = 8, fg_iou_threshold: float = 0.7,
-                 max_rois_per_image: int | None = None, init: str | None = None):
+    def __init__(self, preset: str = "original", in_channels: int = 256,
+                 featmap_names: Sequence[str] = ("0", "1", "2", "3"), pooler_resolution: int | None = None,
+                 sampling_ratio: int = 2, num_coarse: int | None = None, decoder: bool | None = None,
+                 aligned: bool | None = None, loss_weights: Sequence[float] | None = None, head_dim: int = 512,
+                 num_convs: int = 8, fg_iou_threshold: float = 0.7, max_rois_per_image: int | None = None,
+                 init: str | None = None, cascade: bool = False, aux_tasks: Sequence[str] = (),
+                 cascade_convs: int = 4, supervision: str = "sparse", teacher=None):
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"DensePose head preset must be one of {sorted(PRESETS)}, got {preset!r}")
+        if supervision not in ("sparse", "distilled"):
+            raise ValueError(f"DensePose supervision must be 'sparse' or 'distilled', got {supervision!r}")
+        if supervision == "distilled" and teacher is None:
+            raise ValueError("DensePose supervision=distilled needs teacher=<cached teacher outputs>")
         p = PRESETS[preset]
         self.preset = preset
         self.pooler_resolution = int(pooler_resolution or p["pooler_resolution"])
         self.num_coarse = int(num_coarse or p["num_coarse"])
         self.use_decoder = p["decoder"] if decoder is None else bool(decoder)
-        self.aligned = p["aligned"] if aligned is None else bool(aligned)
+        aligned = p["aligned"] if aligned is None else bool(aligned)
         self.loss_weights = tuple(float(w) for w in (loss_weights or p["weights"]))
-        self.featmap_names = [str(n) for n in featmap_names]
-        self.sampling_ratio = int(sampling_ratio)
         self.fg_iou_threshold = float(fg_iou_threshold)
         self.max_rois_per_image = max_rois_per_image
+        self.supervision = supervision
+        self.teacher = teacher
         init = init or p["init"]
-        self.decoder = DensePoseDecoder(in_channels, in_channels, in_channels) if self.use_decoder else None
-        # Detectron1 / torchvision RoIAlign (no half-pixel offset) on the FPN levels (level assignment as
-        # Mask R-CNN); detectron2 preset: ROIAlignV2 on the single stride-4 decoder map
-        self.roi_pool = None if self.use_decoder else MultiScaleRoIAlign(self.featmap_names, self.pooler_resolution,
-                                                                          self.sampling_ratio)
+        names = [str(n) for n in featmap_names]
+        if self.use_decoder:
+            self.pooler = DecoderRoIAlign(names, self.pooler_resolution, sampling_ratio, aligned, in_channels)
+        else:
+            if aligned:
+                raise ValueError("aligned RoIAlign is only available with the decoder (detectron2 preset)")
+            # Detectron1: RoIAlign without the half-pixel offset, FPN level assignment as in Mask R-CNN
+            self.pooler = MultiScaleRoIAlign(names, self.pooler_resolution, sampling_ratio)
         self.head = DensePoseHead(in_channels, head_dim, num_convs, init)
         self.predictor = DensePosePredictor(head_dim, self.num_coarse, NUM_PATCHES, init)
+        self.aux_tasks = tuple(aux_tasks)
+        bad = [a for a in self.aux_tasks if a not in AUX_CHANNELS]
+        if bad:
+            raise ValueError(f"DensePose cascade aux_tasks must be among {sorted(AUX_CHANNELS)}, got {bad}")
+        if self.aux_tasks and not cascade:
+            raise ValueError("aux_tasks feed the cascade's second stage: set cascade=true (multi-task training "
+                             "without a cascade = add the mask / keypoint branches to the detector)")
+        self.cascade = None
+        if cascade:
+            c_in = head_dim + in_channels + self.num_coarse + 3 * (NUM_PATCHES + 1) + sum(AUX_CHANNELS[a] for a in self.aux_tasks)
+            self.cascade = CascadeRefinement(c_in, head_dim, cascade_convs, self.num_coarse, init)
+        self._aux: dict[str, RoIBranch] = {}
 
     @property
     def output_size(self) -> int:
         return 4 * self.pooler_resolution
 
-    # features
-    def pool(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
-        if self.decoder is not None:
-            # the decoder map has the stride of P2 (detectron2 DECODER_COMMON_STRIDE 4)
-            fmap = self.decoder([features[n] for n in self.featmap_names])
-            return roi_align(fmap, boxes, self.pooler_resolution, spatial_scale=0.25,
-                             sampling_ratio=self.sampling_ratio, aligned=self.aligned)
-        return self.roi_pool(features, boxes, image_shapes)
+    def attach_aux(self, branches: dict[str, RoIBranch]) -> None:
+        """Give the cascade the sibling branches of ``aux_tasks`` (not registered as submodules: they are
+        the detector's own branches with their own losses)."""
+        missing = [a for a in self.aux_tasks if a not in branches]
+        if missing:
+            raise ValueError(f"DensePose cascade aux_tasks {missing} need the detector's {missing} branch")
+        self._aux = {a: branches[a] for a in self.aux_tasks}
 
-    def forward(self, features: dict[str, Tensor], boxes: list[Tensor],
-                image_shapes: list[tuple[int, int]]) -> dict[str, Tensor]:
-        """Head outputs for the boxes (xyxy, input pixels): ``coarse``, ``fine``, ``u``, ``v`` (R, K, S, S)
-        and the head feature ``feature`` (R, 512, S/4, S/4)."""
-        x = self.pool(features, boxes, image_shapes)
+    def forward_rois(self, features: dict[str, Tensor], rois: list[Tensor],
+                     image_shapes: list[tuple[int, int]]) -> dict[str, Tensor]:
+        """``coarse``, ``fine``, ``u``, ``v`` (R, K, S, S) of the last stage, ``stage1`` (the first stage's
+        maps) when cascading, and the head feature ``feature`` (R, 512, S/4, S/4)."""
+        x = self.pooler(features, rois, image_shapes)
         feat = self.head(x)
         out = self.predictor(feat)
         out["feature"] = feat
-        out["roi_feature"] = x
-        return out
+        if self.cascade is None:
+            return out
+        grid = feat.shape[-2:]
+
+        def to_grid(t: Tensor) -> Tensor:
+            return F.interpolate(t, size=grid, mode="bilinear", align_corners=False)
+
+        parts = [feat] + [to_grid(out[k]) for k in ("coarse", "fine", "u", "v")]
+        for name, branch in self._aux.items():
+            aux = branch.forward_rois(features, rois, image_shapes)
+            parts.append(to_grid(aux["mask_logits"][:, 1:2] if name == "mask" else aux["keypoint_logits"]))
+        parts.append(x)
+        second = self.cascade(torch.cat(parts, dim=1))
+        second["stage1"] = {k: out[k] for k in ("coarse", "fine", "u", "v")}
+        return second
 
     # training
-    def select_training_samples(self, proposals: list[Tensor], labels: list[Tensor],
-                                targets: list[dict]) -> tuple[list[Tensor], DensePoseTargets]:
-        """Head RoIs per image and their packed targets. ``targets[i]`` needs ``boxes`` (xyxy continuous) and
-        ``dp`` (one dict per GT: ``x``, ``y``, ``I``, ``U``, ``V``, ``coarse`` or None; or None)."""
-        rois: list[Tensor] = []
-        roi_boxes, gt_boxes, has_coarse, coarse = [], [], [], []
-        pr, px, py, pi, pu, pv = [], [], [], [], [], []
-        offset = 0
-        dev = proposals[0].device if proposals else torch.device("cpu")
+    def select(self, proposals: list[Tensor], matched_idxs: list[Tensor], labels: list[Tensor],
+               targets: list[dict]) -> tuple[list[Tensor], list[Tensor]]:
+        rois, matched = [], []
         for props, labs, tgt in zip(proposals, labels, targets):
-            dps = tgt.get("dp") or [None] * len(tgt["boxes"])
-            counts = torch.as_tensor([0 if d is None else len(d["x"]) for d in dps], device=dev)
-            has_points = counts > 0
+            has_points = torch.as_tensor([points_count(d) > 0 for d in _dp_list(tgt)], dtype=torch.bool,
+                                         device=props.device)
             keep, gidx = select_densepose_rois(props, labs, tgt["boxes"], has_points, self.fg_iou_threshold)
             if self.max_rois_per_image is not None and len(keep) > self.max_rois_per_image:
-                perm = torch.randperm(len(keep), device=dev)[: self.max_rois_per_image]
+                perm = torch.randperm(len(keep), device="cpu")[: self.max_rois_per_image].to(keep.device)
                 keep, gidx = keep[perm], gidx[perm]
             rois.append(props[keep])
-            roi_boxes.append(xyxy_to_xywh(props[keep]))
-            gt_boxes.append(xyxy_to_xywh(tgt["boxes"][gidx]))
-            for k, g in enumerate(gidx.tolist()):
-                d = dps[g]
-                n = len(d["x"])
-                pr.append(torch.full((n,), offset + k, dtype=torch.int64, device=dev))
-                px.append(torch.as_tensor(d["x"], dtype=torch.float32, device=dev))
-                py.append(torch.as_tensor(d["y"], dtype=torch.float32, device=dev))
-                pi.append(torch.as_tensor(d["I"], dtype=torch.int64, device=dev))
-                pu.append(torch.as_tensor(d["U"], dtype=torch.float32, device=dev))
-                pv.append(torch.as_tensor(d["V"], dtype=torch.float32, device=dev))
-                c = d.get("coarse")
-                has_coarse.append(c is not None)
-                coarse.append(torch.zeros((256, 256), dtype=torch.int64, device=dev) if c is None
-                              else torch.as_tensor(c, device=dev).long())
-            offset += len(keep)
+            matched.append(gidx)
+        return rois, matched
 
-        def cat(xs: list[Tensor], dtype) -> Tensor:
-            return torch.cat(xs) if xs else torch.zeros(0, dtype=dtype, device=dev)
+    def pack_targets(self, rois: list[Tensor], targets: list[dict], matched: list[Tensor]) -> DensePoseTargets:
+        """The points and coarse maps of the matched GTs, packed for :func:`densepose_losses`."""
+        return pack_targets(rois, targets, matched)
 
-        packed = DensePoseTargets(
-            roi_boxes=torch.cat(roi_boxes) if roi_boxes else torch.zeros((0, 4), device=dev),
-            gt_boxes=torch.cat(gt_boxes) if gt_boxes else torch.zeros((0, 4), device=dev),
-            point_roi=cat(pr, torch.int64), x=cat(px, torch.float32), y=cat(py, torch.float32),
-            i=cat(pi, torch.int64), u=cat(pu, torch.float32), v=cat(pv, torch.float32),
-            coarse=torch.stack(coarse) if coarse else None,
-            has_coarse=torch.as_tensor(has_coarse, dtype=torch.bool, device=dev))
-        return rois, packed
-
-    def loss(self, outputs: dict[str, Tensor], targets: DensePoseTargets) -> dict[str, Tensor]:
-        return densepose_losses(outputs, targets, self.loss_weights, self.num_coarse)
+    def loss(self, features, rois, image_shapes, targets, matched):
+        names = ["loss_densepose_S", "loss_densepose_I", "loss_densepose_U", "loss_densepose_V"]
+        if self.cascade is not None:
+            names += [f"{n}_stage1" for n in names]
+        if sum(len(r) for r in rois) == 0:
+            return self.zero_loss(features, image_shapes, names)
+        out = self.forward_rois(features, rois, image_shapes)
+        if self.supervision == "distilled":
+            packed = self.teacher.targets(rois, targets, matched, self.output_size)
+        else:
+            packed = pack_targets(rois, targets, matched)
+        losses = densepose_losses(out, packed, self.loss_weights, self.num_coarse)
+        if self.cascade is not None:  # deep supervision of both stages (paper §3.2)
+            first = densepose_losses(out["stage1"], packed, self.loss_weights, self.num_coarse)
+            losses.update({f"{k}_stage1": v for k, v in first.items()})
+        return losses
 
     # inference
     @torch.no_grad()
-    def predict(self, outputs: dict[str, Tensor], detections: list[dict[str, Tensor]]) -> list[dict[str, Tensor]]:
-        """Attach the raw per-box maps to the detections (``densepose_coarse``, ``densepose_fine``,
-        ``densepose_u``, ``densepose_v``, (D, K, S, S)); the postprocess resizes them to the boxes in
-        original pixels (:func:`densepose_iuv`)."""
+    def predict(self, features, detections, image_shapes) -> None:
+        """Adds ``densepose_coarse``, ``densepose_fine``, ``densepose_u``, ``densepose_v`` (D, K, S, S) to
+        each detection dict; the postprocess resizes them to the boxes in original pixels
+        (:func:`densepose_iuv`)."""
+        boxes = [d["boxes"] for d in detections]
+        if sum(len(b) for b in boxes) == 0:
+            s, dev = self.output_size, boxes[0].device if boxes else torch.device("cpu")
+            for d in detections:
+                for key, k in (("coarse", self.num_coarse), ("fine", 25), ("u", 25), ("v", 25)):
+                    d[f"densepose_{key}"] = torch.zeros((0, k, s, s), device=dev)
+            return
+        out = self.forward_rois(features, boxes, image_shapes)
         start = 0
-        for det in detections:
-            n = len(det["boxes"])
+        for d in detections:
+            n = len(d["boxes"])
             for key in ("coarse", "fine", "u", "v"):
-                det[f"densepose_{key}"] = outputs[key][start:start + n]
+                d[f"densepose_{key}"] = out[key][start:start + n]
             start += n
-        return detections
+
+
+AUX_CHANNELS = {"mask": 1, "keypoints": 17}
+
+
+def _dp_list(target: dict) -> list:
+    dps = target.get("dp")
+    return list(dps) if dps is not None else [None] * len(target["boxes"])
+
+
+def points_count(d: dict | None) -> int:
+    return 0 if d is None else len(d["x"])
+
+
+def pack_targets(rois: list[Tensor], targets: list[dict], matched: list[Tensor]) -> DensePoseTargets:
+    """Packed :class:`DensePoseTargets` of the head RoIs ``rois`` matched to GT ``matched`` (one tensor per
+    image). ``targets[i]`` has ``boxes`` (continuous xyxy) and ``dp`` (per GT: ``x``, ``y``, ``I``, ``U``,
+    ``V``, ``coarse`` or None)."""
+    dev = rois[0].device if rois else torch.device("cpu")
+    roi_boxes, gt_boxes, has_coarse, coarse = [], [], [], []
+    pr, px, py, pi, pu, pv = [], [], [], [], [], []
+    offset = 0
+    for r, tgt, gidx in zip(rois, targets, matched):
+        dps = _dp_list(tgt)
+        roi_boxes.append(xyxy_to_xywh(r))
+        gt_boxes.append(xyxy_to_xywh(tgt["boxes"][gidx]))
+        for k, g in enumerate(gidx.tolist()):
+            d = dps[g]
+            n = points_count(d)
+            pr.append(torch.full((n,), offset + k, dtype=torch.int64, device=dev))
+            for acc, key, dtype in ((px, "x", torch.float32), (py, "y", torch.float32), (pi, "I", torch.int64),
+                                    (pu, "U", torch.float32), (pv, "V", torch.float32)):
+                acc.append(torch.as_tensor(d[key], device=dev).to(dtype) if n else torch.zeros(0, dtype=dtype, device=dev))
+            c = None if d is None else d.get("coarse")
+            has_coarse.append(c is not None)
+            coarse.append(torch.zeros((256, 256), dtype=torch.int64, device=dev) if c is None
+                          else torch.as_tensor(c, device=dev).long())
+        offset += len(r)
+
+    def cat(xs: list[Tensor], dtype) -> Tensor:
+        return torch.cat(xs) if xs else torch.zeros(0, dtype=dtype, device=dev)
+
+    return DensePoseTargets(
+        roi_boxes=torch.cat(roi_boxes) if roi_boxes else torch.zeros((0, 4), device=dev),
+        gt_boxes=torch.cat(gt_boxes) if gt_boxes else torch.zeros((0, 4), device=dev),
+        point_roi=cat(pr, torch.int64), x=cat(px, torch.float32), y=cat(py, torch.float32), i=cat(pi, torch.int64),
+        u=cat(pu, torch.float32), v=cat(pv, torch.float32), coarse=torch.stack(coarse) if coarse else None,
+        has_coarse=torch.as_tensor(has_coarse, dtype=torch.bool, device=dev))
+
+
+# --- the detector ------------------------------------------------------------------------------------
+class DensePoseRCNN(HumanRCNN):
+    """DensePose-RCNN: the human R-CNN with the DensePose branch, optionally the Mask R-CNN mask and
+    keypoint branches on the shared backbone (paper §3.2, Table 1 multi-task rows) and any further branch
+    (Parsing R-CNN's parsing branch: Parsing R-CNN Table 9).
+
+    Args:
+        densepose: a :class:`DensePoseBranch` or its keyword arguments.
+        multitask: auxiliary branches trained next to it: ``mask`` and/or ``keypoints``.
+        extra_branches: further :class:`~humanparse.models.rcnn.RoIBranch` instances by name.
+        ignore_crowd: leave crowd regions out of the detector's targets (detectron2's dataset mapper drops
+            ``iscrowd`` annotations for training; they carry no points either).
+        box_detections_per_img: 20 (Detectron1 DensePose keeps ≤ 20 detections, the evaluator's maxDets).
+        **detector: :class:`~humanparse.models.rcnn.HumanRCNN` arguments (backbone, RPN, box branch).
+    """
+
+    def __init__(self, densepose: DensePoseBranch | Mapping | None = None, multitask: Sequence[str] = (),
+                 extra_branches: Mapping[str, RoIBranch] | None = None, ignore_crowd: bool = True,
+                 box_detections_per_img: int = 20, num_keypoints: int = 17, **detector):
+        branches: dict[str, RoIBranch] = {}
+        multitask = [str(m) for m in multitask]
+        bad = [m for m in multitask if m not in ("mask", "keypoints")]
+        if bad:
+            raise ValueError(f"DensePose-RCNN multitask entries must be 'mask' or 'keypoints', got {bad}")
+        fpn = int(detector.get("fpn_channels", 256))
+        if "mask" in multitask:
+            branches["mask"] = MaskBranch(fpn)
+        if "keypoints" in multitask:
+            branches["keypoints"] = KeypointBranch(fpn, num_keypoints)
+        for name, b in dict(extra_branches or {}).items():
+            branches[str(name)] = b
+        if not isinstance(densepose, DensePoseBranch):
+            kwargs = dict(densepose or {})
+            kwargs.setdefault("in_channels", fpn)
+            densepose = DensePoseBranch(**kwargs)
+        branches["densepose"] = densepose
+        super().__init__(branches, box_detections_per_img=box_detections_per_img, **detector)
+        densepose.attach_aux(branches)
+        self.ignore_crowd = ignore_crowd
+
+    def prepare_targets(self, targets: list[dict] | None) -> list[dict] | None:
+        """Targets for the detector: boxes from the continuous COCO ``bbox`` [x, y, w, h] when present
+        (DensePose points live in that box's 256×256 frame), crowd regions left out (``ignore_crowd``)."""
+        if targets is None:
+            return None
+        out = []
+        for t in targets:
+            t = dict(t)
+            n = len(t["boxes"])
+            if t.get("bbox") is not None and len(t["bbox"]) == n and n:
+                b = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in t["bbox"]]).to(t["boxes"].device)
+                t["boxes"] = torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], dim=1)
+            if self.ignore_crowd and t.get("iscrowd") is not None and n:
+                keep = [i for i, c in enumerate(t["iscrowd"]) if not int(c)]
+                if len(keep) < n:
+                    t = select_persons(t, keep, n)
+            out.append(t)
+        return out
+
+    def forward(self, images, targets: list[dict] | None = None):
+        return super().forward(images, self.prepare_targets(targets))
+
+
+def select_persons(target: dict, keep: list[int], n: int) -> dict:
+    """The persons ``keep`` of a target dict with ``n`` persons: every tensor or list whose first dimension
+    is ``n`` is indexed, anything else is kept as it is."""
+    out = {}
+    idx = torch.as_tensor(keep, dtype=torch.int64)
+    for k, v in target.items():
+        if torch.is_tensor(v) and v.ndim > 0 and v.shape[0] == n:
+            out[k] = v[idx.to(v.device)]
+        elif isinstance(v, (list, tuple)) and len(v) == n:
+            out[k] = [v[i] for i in keep]
+        else:
+            out[k] = v
+    return out
