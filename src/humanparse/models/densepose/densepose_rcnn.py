@@ -221,11 +221,10 @@ class PointSampler:
         r, xl, xh, yl, yh = self.roi[m], self.x_lo[m], self.x_hi[m], self.y_lo[m], self.y_hi[m]
         wx, wy = self.wx[m], self.wy[m]
         if channel is None:
-            zz = z[r]  # (P, C, S, S)
-            idx = torch.arange(len(r), device=z.device)
+            zz = z.permute(0, 2, 3, 1)  # (R, S, S, C): one gather per corner gives (P, C)
 
             def at(yy: Tensor, xx: Tensor) -> Tensor:
-                return zz[idx, :, yy, xx]
+                return zz[r, yy, xx]
 
             wx, wy = wx[:, None], wy[:, None]
         else:
@@ -388,8 +387,13 @@ class DensePoseBranch(RoIBranch):
             raise ValueError(f"DensePose head preset must be one of {sorted(PRESETS)}, got {preset!r}")
         if supervision not in ("sparse", "distilled"):
             raise ValueError(f"DensePose supervision must be 'sparse' or 'distilled', got {supervision!r}")
-        if supervision == "distilled" and teacher is None:
-            raise ValueError("DensePose supervision=distilled needs teacher=<cached teacher outputs>")
+        if supervision == "distilled":
+            if teacher is None:
+                raise ValueError("DensePose supervision=distilled needs teacher=<cached teacher outputs (.pt)>")
+            if not hasattr(teacher, "targets"):
+                from humanparse.models.densepose.distill import TeacherTargets
+
+                teacher = TeacherTargets(**teacher) if isinstance(teacher, Mapping) else TeacherTargets(teacher)
         p = PRESETS[preset]
         self.preset = preset
         self.pooler_resolution = int(pooler_resolution or p["pooler_resolution"])
@@ -487,10 +491,11 @@ class DensePoseBranch(RoIBranch):
         if sum(len(r) for r in rois) == 0:
             return self.zero_loss(features, image_shapes, names)
         out = self.forward_rois(features, rois, image_shapes)
-        if self.supervision == "distilled":
-            packed = self.teacher.targets(rois, targets, matched, self.output_size)
-        else:
-            packed = pack_targets(rois, targets, matched)
+        packed = pack_targets(rois, targets, matched)
+        if self.supervision == "distilled":  # teacher points for I/U/V (paper §3.3), dp_masks for the coarse head
+            dense = self.teacher.targets(rois, targets, matched, self.output_size)
+            dense.coarse, dense.has_coarse = packed.coarse, packed.has_coarse
+            packed = dense
         losses = densepose_losses(out, packed, self.loss_weights, self.num_coarse)
         if self.cascade is not None:  # deep supervision of both stages (paper §3.2)
             first = densepose_losses(out["stage1"], packed, self.loss_weights, self.num_coarse)
@@ -626,8 +631,12 @@ class DensePoseRCNN(HumanRCNN):
             out.append(t)
         return out
 
-    def forward(self, images, targets: list[dict] | None = None):
-        return super().forward(images, self.prepare_targets(targets))
+    def forward(self, images, targets: list[dict] | None = None, meta: list[dict] | None = None):
+        """``meta`` (the samples' placement, ``affine`` / ``flipped``) is only read by distilled supervision."""
+        targets = self.prepare_targets(targets)
+        if targets is not None and meta is not None:
+            targets = [{**t, "meta": m} for t, m in zip(targets, meta)]
+        return super().forward(images, targets)
 
 
 def select_persons(target: dict, keep: list[int], n: int) -> dict:
