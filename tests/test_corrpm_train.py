@@ -67,31 +67,37 @@ def test_flip_swaps_classes_and_joints_consistently(compose_train, buggy):
         assert perm[10] == 13 and perm[0] == 3
 
 
+def checked(compose_train, *overrides):
+    """The model of the composed config and its datamodule, adapted to the model and set up for fitting
+    (where the data-requirement checks run)."""
+    cfg = compose_train(*CORRPM, *overrides)
+    task = hydra.utils.instantiate(cfg.model)
+    dm = hydra.utils.instantiate(cfg.data)
+    dm.adapt_to_model(task.data_requirements(), "corrpm")
+    dm.prepare_data()
+    dm.setup("fit")
+    return task, dm
+
+
 def test_corrpm_refuses_data_it_cannot_learn_from(compose_train):
-    cfg, dm = train_set(compose_train)
-    task = hydra.utils.instantiate(cfg.model)
-    task.net.check_data(dm)  # LIP with its pose CSV, edges and heatmaps: fine
-
-    cfg, dm = train_set(compose_train, "data.reader_options.pose=false")
-    task = hydra.utils.instantiate(cfg.model)
+    checked(compose_train)  # LIP with its pose CSV, edges and heatmaps: fine
     with pytest.raises(ValueError, match="model.pose_weight=0"):
-        task.net.check_data(dm)
-    cfg, dm = train_set(compose_train, "data.reader_options.pose=false", "model.pose_weight=0")
-    task = hydra.utils.instantiate(cfg.model)
+        checked(compose_train, "data.reader_options.pose=false")
+    task, _ = checked(compose_train, "data.reader_options.pose=false", "model.pose_weight=0")
     assert task.net.variant == "PB"
-    task.net.check_data(dm)
-
-    cfg, dm = train_set(compose_train, "model.num_joints=17")
     with pytest.raises(ValueError, match="model.num_joints=16"):
-        hydra.utils.instantiate(cfg.model).net.check_data(dm)
-    cfg, dm = train_set(compose_train, "data.targets=[]")
-    with pytest.raises(ValueError, match="SemanticEdges"):
-        hydra.utils.instantiate(cfg.model).net.check_data(dm)
+        checked(compose_train, "model.num_joints=17")
+    # the derived targets the branches train on are added by the datamodule (no preset needed)
+    task, dm = checked(compose_train, "data.targets=[]")
+    assert {type(t).__name__ for t in dm.targets} >= {"SemanticEdges", "PoseHeatmaps"}
+    # a dataset without keypoints: refused when the model is built, with the fix in the message
+    with pytest.raises(Exception, match="model.pose_weight=0"):
+        hydra.utils.instantiate(compose_train(*CORRPM, "model.num_joints=null").model)
 
 
 def test_training_stops_at_setup_without_keypoints(compose_train, tmp_path):
     cfg = compose_train(*CORRPM, "data.reader_options.pose=false")
-    with pytest.raises(ValueError, match="needs keypoints"):
+    with pytest.raises(ValueError, match="trains on keypoints"):
         train(cfg)
 
 

@@ -21,6 +21,7 @@ from humanparse.data.io import DataError
 from humanparse.data.meta import DENSEPOSE_FINE_TO_COARSE
 from humanparse.data.synthetic.densepose import ANN_FILES, generate_densepose_coco, make_densepose_image
 from humanparse.data.transforms import AffineTransform, Compose
+from humanparse.evaluation.evaluators import DensePoseEvaluator
 
 COUNTS = {"num_train": 6, "num_val": 5, "num_valminusminival": 2}
 
@@ -228,7 +229,7 @@ def test_flip_without_uv_symmetry_is_a_startup_error(root, tmp_path):
 def test_datamodule_batches_with_instance_collate(root, tmp_path):
     dm = ParsingDataModule("densepose_coco", root=str(root), input_size=(80, 80), batch_size=2, num_workers=0,
                            augment={"flip_prob": 0.5, "scale": [0.8, 1.0]}, train_split="train+valminusminival",
-                           val_split="minival")
+                           val_split="minival", evaluators=[DensePoseEvaluator(eval_data="synthetic")])
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 80, 80) and len(batch["persons"]) == 2
@@ -238,5 +239,5 @@ def test_datamodule_batches_with_instance_collate(root, tmp_path):
             assert p["dp"]["I"].dtype == torch.int64 and len(p["dp"]["x"]) == len(p["dp"]["U"])
             assert (p["dp"]["x"] >= 0).all() and (p["dp"]["x"] <= 256).all()
     val = next(iter(DataLoader(dm.datasets["val"], batch_size=2, collate_fn=collate_dense)))
-    assert "gt_persons" in val and isinstance(val["gt_persons"][0], list)
-    assert val["gt_persons"][0] and isinstance(val["gt_persons"][0][0]["mask"], np.ndarray)
+    assert "gt" in val and isinstance(val["gt"][0]["dp_persons"], list)
+    assert val["gt"][0]["dp_persons"] and isinstance(val["gt"][0]["dp_persons"][0]["mask"], np.ndarray)

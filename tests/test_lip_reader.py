@@ -72,7 +72,7 @@ def test_transformed_samples_and_collate(lip_root):
     ds = LIPDataset(lip_root, "val", transform=t, keep_original=True)
     batch = collate_dense([ds[(0, 1)], ds[(1, 1)]])
     assert batch["image"].shape == (2, 3, 32, 32) and batch["semantic"].shape == (2, 32, 32)
-    assert isinstance(batch["gt_semantic"], list) and batch["gt_semantic"][0].shape == tuple(batch["meta"][0]["orig_size"])
+    assert isinstance(batch["gt"], list) and batch["gt"][0]["semantic"].shape == tuple(batch["meta"][0]["orig_size"])
     # per-sample augmentation depends on (seed, epoch, index) only
     assert (ds[(0, 5)]["semantic"] == ds[(0, 5)]["semantic"]).all()
 

@@ -85,7 +85,7 @@ class _Probe(pl.LightningModule):
         return (self.w * batch["image"].mean()).sum() + self.w.sum() ** 2
 
     def validation_step(self, batch, batch_idx, dataloader_idx=0):
-        self.val_seen.append((dataloader_idx, batch["dataset_idx"], int(batch["gt_semantic"][0].max())))
+        self.val_seen.append((dataloader_idx, batch["dataset_idx"], int(batch["gt"][0]["semantic"].max())))
 
     def configure_optimizers(self):
         return torch.optim.SGD(self.parameters(), lr=0.1)

@@ -19,19 +19,27 @@ from humanparse.data.person_crops import PersonCropDataModule, PersonCropDataset
 from humanparse.data.targets import PoseHeatmaps, SemanticEdges
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
 from humanparse.models.corrpm import CorrPM
-from humanparse.tasks.losses import CorrPMCriterion
-from humanparse.tasks.parsing import SemanticParsingTask
+from humanparse.models.corrpm.loss import CorrPMCriterion
+from humanparse.tasks import Task
+from humanparse.tasks.postprocess import DenseSemantic, EvalContext
 from humanparse.tasks.schedulers import PolyLR
 
 TINY = dict(backbone="resnet50s", backbone_kwargs={"layers": (1, 1, 1, 1), "channels": (4, 8, 16, 32), "stem_width": 8},
             channels=16, aspp_channels=8, edge_channels=8, pose_channels=8, nl_channels=8)
 
 
-def make_task(num_joints: int = 17) -> SemanticParsingTask:
-    return SemanticParsingTask(
-        CorrPM(20, num_joints, **TINY), CorrPMCriterion(), optimizer=lambda params: torch.optim.SGD(params, lr=0.01),
-        scheduler=lambda optimizer, total_steps: PolyLR(optimizer, total_steps), dataset="cihp", eval_output="seg2",
-        map_back="labels", upsample_align_corners=True, absent_class="zero")
+def make_task(num_joints: int = 17) -> Task:
+    return Task(
+        CorrPM(20, num_joints, **TINY), criterion=CorrPMCriterion(), optimizer=lambda params: torch.optim.SGD(params, lr=0.01),
+        scheduler=lambda optimizer, total_steps: PolyLR(optimizer, total_steps),
+        postprocess=DenseSemantic("seg2", "labels", align_corners=True),
+        evaluator_options={"semantic": {"absent_class": "zero"}})
+
+
+def merge(persons, size, logits):
+    """The person-crop merge of the dense postprocess with the net's output replaced by ``logits``."""
+    ctx = EvalContext("cihp", 20, [str(c) for c in range(20)], np.arange(256), forward=lambda images: {"seg2": logits})
+    return DenseSemantic("seg2", "labels", align_corners=True).persons(persons, size, ctx)["semantic"]
 
 
 def test_training_crops_cut_one_person_each():
@@ -99,7 +107,7 @@ def test_detections_file_filters_sorts_and_matches_numeric_ids(tmp_path):
     crops = item["person_crops"]
     assert [c["score"] for c in crops] == [0.6, 0.9]  # ascending: the best is pasted last
     assert np.array_equal(crops[1]["mask"].numpy(), masks[0]) and crops[0]["image"].shape == (3, 64, 64)
-    assert item["gt_semantic"].shape == sample["semantic"].shape and item["meta"]["test_persons"] == "detections"
+    assert item["gt"]["semantic"].shape == sample["semantic"].shape and item["meta"]["test_persons"] == "detections"
     with pytest.raises(DataError, match="test_persons=gt"):
         PersonCropDataset(base, train=False, test_persons="detections", detections=tmp_path / "missing.json")
     with pytest.raises(ValueError, match="upper bound"):
@@ -107,7 +115,6 @@ def test_detections_file_filters_sorts_and_matches_numeric_ids(tmp_path):
 
 
 def test_merge_pastes_persons_in_ascending_score_order():
-    task = make_task()
     h, w = 8, 10
     m1 = np.zeros((h, w), bool)
     m1[1:6, 1:6] = True
@@ -119,21 +126,19 @@ def test_merge_pastes_persons_in_ascending_score_order():
     logits = torch.zeros(2, 20, h, w)
     logits[0, 5] = 1.0  # person 1 (score 0.9) → class 5
     logits[1, 9] = 1.0  # person 2 (score 0.3) → class 9
-    task.input_logits = lambda images: logits
-    out = task.predict_persons(persons, (h, w))
+    out = merge(persons, (h, w), logits)
     assert (out[torch.from_numpy(m1)] == 5).all()  # the higher score wins the overlap
     assert (out[torch.from_numpy(m2 & ~m1)] == 9).all() and (out[torch.from_numpy(~(m1 | m2))] == 0).all()
     persons[0]["score"] = 0.1
-    out = task.predict_persons(persons, (h, w))
+    out = merge(persons, (h, w), logits)
     assert (out[torch.from_numpy(m1 & m2)] == 9).all()
-    assert (task.predict_persons([], (h, w)) == 0).all()
+    assert (merge([], (h, w), logits) == 0).all()
 
 
 def test_perfect_person_predictions_merge_back_to_the_ground_truth():
     base = SyntheticCrowd(size=2, split="val")
     tf = Compose([AffineTransform((96, 96), train=False), Normalize()])
     ds = PersonCropDataset(base, train=False, test_persons="gt", transform=tf, keep_original=True)
-    task = make_task()
     eval_tf = AffineTransform((96, 96), train=False)
     for i in range(2):
         item, sample = ds[i], base.load(i)
@@ -142,9 +147,8 @@ def test_perfect_person_predictions_merge_back_to_the_ground_truth():
             crop = cut_person(sample, c["mask"].numpy(), None)
             label = torch.from_numpy(eval_tf(crop)["semantic"].astype(np.int64)).clamp(max=19)
             oracle.append(F.one_hot(label, 20).permute(2, 0, 1).float())
-        task.input_logits = lambda images, o=oracle: torch.stack(o)
-        pred = task.predict_persons(item["person_crops"], tuple(item["meta"]["orig_size"]))
-        gt = item["gt_semantic"]
+        pred = merge(item["person_crops"], tuple(item["meta"]["orig_size"]), torch.stack(oracle))
+        gt = item["gt"]["semantic"]
         person = sample["person_ids"] > 0
         agree = (pred == gt)[torch.from_numpy(person)].float().mean()
         assert agree > 0.9, agree
@@ -161,13 +165,15 @@ def test_person_crop_datamodule_trains_and_evaluates_corrpm(tmp_path, monkeypatc
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 64, 64) and batch["heatmaps"].shape == (2, 17, 16, 16)
     val = next(iter(dm.val_dataloader()))
-    assert "person_crops" in val and len(val["person_crops"][0]) >= 2 and "gt_semantic" in val
+    assert "person_crops" in val and len(val["person_crops"][0]) >= 2 and "gt" in val and "semantic" in val["gt"][0]
     assert list((tmp_path / "cache" / "person_index").glob("persons-*.json"))  # the person index is cached
     assert dm.describe()["person_crops"]["test"].endswith("(upper bound)")
 
     with pytest.raises(ValueError, match="model.num_joints=17"):
-        make_task(num_joints=16).net.check_data(dm)
+        dm.adapt_to_model(make_task(num_joints=16).data_requirements(), "corrpm")
+        dm.check_requirements()
     task = make_task()
+    dm.adapt_to_model(task.data_requirements(), "corrpm")
     trainer = pl.Trainer(accelerator="cpu", max_epochs=1, logger=False, enable_checkpointing=False, enable_progress_bar=False,
                          enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False)
     trainer.fit(task, datamodule=dm)

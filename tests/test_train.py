@@ -70,8 +70,16 @@ def test_atr_runs_report_the_five_atr_numbers(compose_train, tmp_path):
         assert k in metrics, k
     p, r = metrics["val/precision"], metrics["val/recall"]
     assert metrics["val/f1"] == pytest.approx(0.0 if p + r == 0 else 2 * p * r / (p + r))
+    # the ATR options belong to the dataset's semantic evaluator (data.evaluators)
     with pytest.raises(Exception, match="atr_convention must be one of"):
-        hydra_instantiate_task(compose_train("data=atr", "+model.atr_options.atr_convention=bogus"))
+        import hydra
+
+        hydra.utils.instantiate(compose_train("data=atr", "+data.evaluators.0.atr_options.atr_convention=bogus").data)
+    # a misspelled model knob is refused, naming the key and the closest valid one
+    from humanparse.utils.instantiate import ConfigKeyError, instantiate_task
+
+    with pytest.raises(ConfigKeyError, match="model.atr_option.*not an option"):
+        instantiate_task(compose_train("data=atr", "+model.atr_option=1"))
 
 
 def hydra_instantiate_task(cfg):

@@ -247,17 +247,17 @@ def size_config(cfg: DictConfig, size, train_bs: int, infer_bs: int) -> DictConf
     return c
 
 
-def first_batches(cfg: DictConfig, targets: list[str] = ()) -> tuple[dict, dict]:
+def first_batches(cfg: DictConfig, requirements: dict | None = None) -> tuple[dict, dict, list[str]]:
     """One training batch and one evaluation batch from the configured datamodule (loaded once, untimed),
-    with the derived ``targets`` the model trains on."""
+    adapted to what the model needs (derived targets, collate); and the evaluation datasets' names."""
     dm = hydra.utils.instantiate(cfg.data)
-    if targets and hasattr(dm, "require_targets"):
-        dm.require_targets(targets)
+    dm.adapt_to_model(requirements or {}, str(cfg.model.get("name", "model")))
     dm.prepare_data()
     dm.setup("fit")
     train = next(iter(dm.train_dataloader()))
-    val = next(iter(dm.val_dataloader()))
-    return train, val
+    loaders = dm.val_dataloader()
+    val = next(iter(loaders[0] if isinstance(loaders, list) else loaders))
+    return train, val, [s.name for s in dm.eval_sets()]
 
 
 def _slice_batch(batch: dict, n: int) -> dict:
@@ -424,9 +424,9 @@ def benchmark(cfg: DictConfig) -> dict:
     for name, size in sizes.items():
         c = size_config(cfg, size, int(b.train_batch_size), int(b.infer_batch_size))
         probe = hydra.utils.instantiate(c.model)
-        needed = probe.required_targets() if hasattr(probe, "required_targets") else []
+        needed = probe.data_requirements()
         del probe
-        train_batch, val_batch = first_batches(c, needed)
+        train_batch, val_batch, names = first_batches(c, needed)
         for device in devices:
             res = {k: None for k in RESULT_KEYS}
             res.update(device=str(device), size_name=name, input_size=list(size),
@@ -434,12 +434,14 @@ def benchmark(cfg: DictConfig) -> dict:
             try:
                 if b.train:
                     task = hydra.utils.instantiate(c.model)
+                    task.eval_names = names
                     model_info["params"] = sum(p.numel() for p in task.parameters())
                     model_info["trainable_params"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
                     res.update(measure_training(task, train_batch, device, b, c.trainer.get("precision", 32)))
                     del task
                 if b.inference:
                     task = hydra.utils.instantiate(c.model)
+                    task.eval_names = names
                     model_info.setdefault("params", sum(p.numel() for p in task.parameters()))
                     model_info.setdefault("trainable_params", sum(p.numel() for p in task.parameters() if p.requires_grad))
                     res.update(measure_inference(task, val_batch, device, b))

@@ -21,6 +21,7 @@ from omegaconf import DictConfig, OmegaConf
 import humanparse.utils.resolvers  # noqa: F401
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
+from humanparse.utils.instantiate import instantiate_task
 
 log = logging.getLogger("humanparse.evaluate")
 
@@ -48,9 +49,10 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
     model_cfg["pretrained"] = None
     if isinstance(model_cfg.get("net"), dict) and "pretrained" in model_cfg["net"]:
         model_cfg["net"]["pretrained"] = None
-    task = hydra.utils.instantiate(OmegaConf.create(model_cfg))
+    task = instantiate_task(OmegaConf.create({"model": model_cfg}), check_keys=False)
     task.load_state_dict(ckpt["state_dict"], strict=True)
     task.run_config = saved
+    task.on_load_checkpoint(ckpt)
     return task, saved
 
 
@@ -67,10 +69,12 @@ def evaluate(cfg: DictConfig) -> dict:
     if split_key not in data_cfg:
         raise ValueError(f"split={cfg.split}: the data config has no {split_key}")
     data_cfg["test_split"] = data_cfg[split_key]
-    if data_cfg.get("name") != task.info.name:
-        raise ValueError(f"checkpoint was trained on {task.info.name!r} ({task.info.num_classes} classes) "
-                         f"but data={data_cfg.get('name')!r}")
+    trained_on = (saved.get("data") or {}).get("name")
+    if data_cfg.get("name") != trained_on and data_cfg.get("num_classes") != (saved.get("data") or {}).get("num_classes"):
+        raise ValueError(f"checkpoint was trained on {trained_on!r} ({saved['data'].get('num_classes')} classes) "
+                         f"but data={data_cfg.get('name')!r} has {data_cfg.get('num_classes')} classes")
     datamodule = hydra.utils.instantiate(OmegaConf.create(data_cfg))
+    datamodule.adapt_to_model(task.data_requirements(), model=str(saved["model"].get("name", "model")))
 
     run_dir = Path(cfg.paths.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
@@ -93,12 +97,14 @@ def evaluate(cfg: DictConfig) -> dict:
         "synthetic": bool(data_cfg.get("synthetic", False)),
         "split": data_cfg["test_split"],
         "metrics": metrics,
+        "skipped_metrics": dict(task.skipped),
         "wall_time_s": round(time.time() - start, 2),
     }
     if trainer.is_global_zero:
         runs.write_metrics_json(run_dir, record)
         print("\n" + runs.format_metrics_table(metrics, cfg.split, f"{cfg.split} metrics (%) — {record['model']} on "
                                                f"{record['dataset']} ({record['split']} split); written to {run_dir / runs.METRICS_JSON}"))
+        runs.print_skipped(record["skipped_metrics"])
     inst.finish_wandb(loggers)
     return metrics
 

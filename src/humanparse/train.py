@@ -59,9 +59,8 @@ def train(cfg: DictConfig) -> dict:
         print_config(cfg)
 
     datamodule = hydra.utils.instantiate(cfg.data)
-    task = hydra.utils.instantiate(cfg.model)
-    if hasattr(task, "required_targets") and hasattr(datamodule, "require_targets"):
-        datamodule.require_targets(task.required_targets())
+    task = inst.instantiate_task(cfg)
+    datamodule.adapt_to_model(task.data_requirements(), model=str(cfg.model.get("name", "model")))
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     task.run_config = resolved
     callbacks = inst.instantiate_callbacks(cfg.get("callbacks"))
@@ -115,6 +114,7 @@ def train(cfg: DictConfig) -> dict:
     finally:
         record["wall_time_s"] = round(time.time() - start, 2)
         record["metrics"] = metrics
+        record["skipped_metrics"] = dict(getattr(task, "skipped", {}) or {})
         if trainer.is_global_zero:
             runs.write_metrics_json(run_dir, record)
         inst.finish_wandb(loggers)
@@ -123,6 +123,7 @@ def train(cfg: DictConfig) -> dict:
         prefix = "test" if any(k.startswith("test/") for k in metrics) else "val"
         print("\n" + runs.format_metrics_table(metrics, prefix, f"{prefix} metrics (%) — {record['model']} on {record['dataset']}"
                                                f"{' (synthetic)' if record['synthetic'] else ''}; run dir {run_dir}"))
+        runs.print_skipped(record["skipped_metrics"])
     return metrics
 
 

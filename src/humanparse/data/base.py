@@ -32,6 +32,7 @@ size (metrics.md §1).
 
 from __future__ import annotations
 
+import copy
 from collections.abc import Callable, Sequence
 from pathlib import Path
 
@@ -48,8 +49,55 @@ class DatasetNotFoundError(FileNotFoundError):
 
 
 # keys turned into int64 tensors (label-like maps)
-_LONG_KEYS = ("semantic", "semantic_edge", "instance_edge", "person_ids", "instance_ids", "level1", "level2",
-              "gt_semantic")
+_LONG_KEYS = ("semantic", "semantic_edge", "instance_edge", "person_ids", "instance_ids", "level1", "level2")
+
+# the original-size ground truth an evaluation sample can keep in ``sample["gt"]`` (evaluation/evaluators.py)
+GT_KEYS = ("semantic", "person_ids", "person_parts", "instance_map", "dp_persons")
+
+
+def gt_key_list(keep) -> tuple[str, ...]:
+    """``keep_original`` of a reader: ``False`` (training: nothing), ``True`` (the semantic map) or the
+    list of ground-truth keys the active evaluators read (:data:`GT_KEYS`)."""
+    if keep is None or keep is False:
+        return ()
+    if keep is True:
+        return ("semantic",)
+    keys = tuple(str(k) for k in keep)
+    bad = [k for k in keys if k not in GT_KEYS]
+    if bad:
+        raise ValueError(f"unknown ground-truth keys {bad}; known: {list(GT_KEYS)}")
+    return keys
+
+
+def original_gt(sample: dict, keys: Sequence[str], index: int) -> dict:
+    """The untouched original-size ground truth of one raw sample, for the evaluators.
+
+    Always ``image_id`` (``meta['image_id']`` or ``meta['id']``), ``order`` (position in the split),
+    ``height``, ``width``; then, for each requested key the reader can provide: ``semantic`` (int64
+    tensor), ``person_ids`` (int64 array), ``person_parts`` (one part map per annotated person, in
+    file order), ``instance_map`` + ``instance_classes`` (the shipped part-instance ids 1..K and the
+    class of each id), ``dp_persons`` (COCO-style person dicts with ``bbox``: DensePose-COCO).
+    A key the sample cannot provide is left out (its evaluators are then skipped)."""
+    meta = sample.get("meta", {})
+    h, w = (int(v) for v in meta.get("orig_size", sample["image"].shape[:2]))
+    gt: dict = {"image_id": meta.get("image_id", meta.get("id", index)), "order": int(index), "height": h, "width": w}
+    persons = sample.get("persons")
+    for key in keys:
+        if key == "semantic" and sample.get("semantic") is not None:
+            gt["semantic"] = torch.from_numpy(np.asarray(sample["semantic"]).astype(np.int64))
+        elif key == "person_ids" and sample.get("person_ids") is not None:
+            gt["person_ids"] = np.asarray(sample["person_ids"]).astype(np.int64)
+        elif key == "person_parts" and persons is not None and all("parts" in p for p in persons):
+            gt["person_parts"] = [np.asarray(p["parts"]).copy() for p in persons]
+        elif key == "instance_map" and sample.get("instance_ids") is not None and sample.get("instances") is not None:
+            table = np.asarray(sample["instances"], dtype=np.int64).reshape(-1, 3)
+            ids = np.asarray(sample["instance_ids"]).astype(np.int64)
+            classes = np.zeros(int(max(ids.max(initial=0), table[:, 0].max(initial=0))), np.int64)
+            classes[table[:, 0] - 1] = table[:, 1]
+            gt["instance_map"], gt["instance_classes"] = ids, classes
+        elif key == "dp_persons" and persons is not None and all("bbox" in p for p in persons):
+            gt["dp_persons"] = copy.deepcopy(persons)
+    return gt
 
 
 def _person_tensors(person: dict) -> dict:
@@ -100,7 +148,7 @@ class ParsingDataset(Dataset):
         self.transform = transform
         self.targets = list(targets)
         self.seed = int(seed)
-        self.keep_original = keep_original
+        self.keep_gt = gt_key_list(keep_original)
         pairs = tuple(tuple(p) for p in joint_flip_pairs) if joint_flip_pairs is not None else None
         self.flip_tables = FlipTables.from_info(self.info, pairs)
         if self.transform is not None and hasattr(self.transform, "bind"):
@@ -119,8 +167,8 @@ class ParsingDataset(Dataset):
         else:
             index, epoch = int(key), 0
         sample = self.load(index)
-        if self.keep_original and sample.get("semantic") is not None:
-            sample["gt_semantic"] = sample["semantic"].copy()
+        if self.keep_gt:
+            sample["gt"] = original_gt(sample, self.keep_gt, index)
         for make in self.targets:
             if getattr(make, "stage", "post") == "pre":
                 sample = make(sample)
@@ -146,7 +194,7 @@ class ParsingDataset(Dataset):
 
 
 # keys never stacked: variable-size or structured per-sample entries
-_NO_STACK = {"meta", "gt_semantic", "persons", "instances", "keypoints_list"}
+_NO_STACK = {"meta", "gt", "persons", "instances", "keypoints_list"}
 
 
 def collate_dense(batch: list[dict]) -> dict:

@@ -9,6 +9,7 @@ import hashlib
 import json
 import logging
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytorch_lightning as pl
@@ -17,12 +18,64 @@ from torch.utils.data import DataLoader
 
 from humanparse.data import registry
 from humanparse.data.base import collate_dense, collate_instances
-from humanparse.data.meta import get_info
+from humanparse.data.meta import DatasetInfo, get_info
 from humanparse.data.samplers import EpochShuffleSampler, InferenceSampler, dist_info
 from humanparse.data.targets import build_target
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
+from humanparse.evaluation.evaluators import gt_keys_of
 
 COLLATES = {"dense": collate_dense, "instance": collate_instances}
+
+
+class DataRequirementError(ValueError):
+    """The data cannot supervise or feed the model (the message says why and what to use instead)."""
+
+
+@dataclass
+class EvalSet:
+    """One validation / test dataset: its name, label space and evaluators."""
+
+    name: str
+    info: DatasetInfo
+    evaluators: list
+
+
+def build_evaluators(spec) -> list:
+    """Evaluator instances from ``data.evaluators`` (instances, or ``_target_`` configs); default: semantic."""
+    from humanparse.evaluation.evaluators import Evaluator, SemanticEvaluator
+
+    if spec is None:
+        return [SemanticEvaluator()]
+    out = []
+    for item in spec:
+        if isinstance(item, (Mapping, DictConfig)):
+            import hydra
+
+            item = hydra.utils.instantiate(item)
+        if not isinstance(item, Evaluator):
+            raise TypeError(f"data.evaluators entries must be humanparse evaluators, got {type(item).__name__}")
+        out.append(item)
+    return out
+
+
+def keypoint_source(dataset) -> tuple[str | None, int | None]:
+    """Where a dataset's keypoints come from and how many joints they have: ``(None, None)`` without any.
+
+    Readers may declare ``pose_source`` (``None`` = no keypoints) and ``num_joints``; otherwise a
+    non-empty ``keypoints`` table (LIP's pose CSV/JSON; empty when the file is missing) counts, and
+    as a last resort the first sample is loaded and looked at.
+    """
+    if hasattr(dataset, "pose_source"):
+        return dataset.pose_source, getattr(dataset, "num_joints", None)
+    table = getattr(dataset, "keypoints", None)
+    if isinstance(table, dict):
+        if not table:
+            return None, None
+        return "keypoints", int(len(next(iter(table.values()))))
+    if len(dataset) == 0:
+        return None, None
+    kp = dataset.load(0).get("keypoints")
+    return ("keypoints", int(len(kp))) if kp is not None else (None, None)
 
 log = logging.getLogger(__name__)
 
@@ -93,6 +146,10 @@ class ParsingDataModule(pl.LightningDataModule):
         train_split / val_split / test_split: split names (LIP's test labels are not public, so the
             test stage evaluates ``val`` by default, as the papers report).
         limit_train / limit_val: use only the first N samples (debugging).
+        evaluators: the dataset's metrics (:mod:`humanparse.evaluation.evaluators`, ``_target_`` configs
+            or instances); evaluation samples keep exactly the original-size ground truth they read in
+            ``batch["gt"]``. Default: the semantic-parsing metrics.
+        num_joints: joints of the dataset's keypoints (``null`` = none), checked against the model.
     """
 
     def __init__(
@@ -122,6 +179,7 @@ class ParsingDataModule(pl.LightningDataModule):
         limit_val: int | None = None,
         num_classes: int | None = None,
         num_joints: int | None = None,
+        evaluators: Sequence | None = None,
     ):
         super().__init__()
         self.name = name
@@ -150,7 +208,68 @@ class ParsingDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.limit_train = limit_train
         self.limit_val = limit_val
+        self.num_joints = num_joints
+        self.evaluators = build_evaluators(evaluators)
+        self.requirements: dict = {}
         self.datasets: dict = {}
+
+    # -- what a model needs from the data ------------------------------------------------------
+    def eval_sets(self) -> list[EvalSet]:
+        """One :class:`EvalSet` per validation / test loader (here: one)."""
+        return [EvalSet(self.name, self.info, self.evaluators)]
+
+    def adapt_to_model(self, requirements: Mapping, model: str = "model") -> None:
+        """Apply what a model declares it needs (``Task.data_requirements()``) before the datasets are
+        built, or refuse with a message saying why and what to use instead:
+
+        * ``targets``: derived targets it trains on (added, :meth:`require_targets`);
+        * ``collate``: ``instance`` for region-based models (one target dict per image);
+        * ``multi_dataset``: a model with per-dataset heads needs a multi-dataset ``data`` config;
+        * ``keypoints``: the number of joints its pose branch predicts; checked against the training
+          split once it is built (:meth:`setup`), with the model's ``hints['keypoints']`` in the error.
+        """
+        req = dict(requirements or {})
+        if req.get("multi_dataset"):
+            raise DataRequirementError(
+                f"model={model} has per-dataset heads and trains on several datasets at once; data={self.name} is a "
+                "single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's single-dataset preset")
+        if req.get("semantic") and not self.info.extra.get("semantic", True):
+            raise DataRequirementError(
+                f"model={model} trains on image-level part-label maps, which data={self.name} does not have (it "
+                "annotates sparse dense-pose points and box-frame coarse masks per person); use a region-based "
+                "model (model=densepose_rcnn) on it, or a parsing dataset (data=cihp, data=lip, ...) for this model")
+        collate = req.get("collate")
+        if collate and collate != self.collate:
+            if collate not in COLLATES:
+                raise DataRequirementError(f"model={model} asks for data.collate={collate!r}; known: {sorted(COLLATES)}")
+            log.info("data=%s: collate %s -> %s (model=%s)", self.name, self.collate, collate, model)
+            self.collate = collate
+        if req.get("persons") and not self.info.multi_person and self.name != "densepose_coco":
+            log.info("data=%s: single-person dataset; model=%s trains on its one person per image", self.name, model)
+        self.require_targets(req.get("targets") or [])
+        self.requirements = {"model": model, **req}
+
+    def check_requirements(self) -> None:
+        """The checks of :meth:`adapt_to_model` that need the built training split (keypoints)."""
+        joints = self.requirements.get("keypoints")
+        train = self.datasets.get("train")
+        if not joints or train is None:
+            return
+        model = self.requirements.get("model", "model")
+        hint = (self.requirements.get("hints") or {}).get("keypoints", "")
+        source, have = keypoint_source(train)
+        if source is None:
+            raise DataRequirementError(
+                f"model={model} trains on keypoints ({joints} joints), but the {self.name} training split has none "
+                f"(LIP: lip_train_set.csv; ATR/CIHP: the pseudo-pose file <root>/pseudo_pose/train.json, COCO-17)"
+                + (f"; {hint}" if hint else ""))
+        if have is not None and int(have) != int(joints):
+            raise DataRequirementError(f"model={model} predicts {joints} joints but the {self.name} keypoints ({source}) "
+                                       f"have {have}: set model.num_joints={have}")
+
+    def gt_keys(self) -> list[str]:
+        """Original-size ground truth the evaluation samples keep (what the evaluators read)."""
+        return gt_keys_of(self.evaluators)
 
     def require_targets(self, names) -> list[str]:
         """Add the derived targets a model needs (``task.required_targets()``) unless ``data.targets``
@@ -246,6 +365,9 @@ class ParsingDataModule(pl.LightningDataModule):
             ensure_synthetic(self.cache_dir, self.name, self.synthetic_options)
         if stage in (None, "fit"):
             self.datasets["train"] = self.build_dataset("train", train=True)
+            if len(self.datasets["train"]) == 0:
+                raise DataRequirementError(f"data={self.name}: the training split {self.splits['train']!r} is empty")
+            self.check_requirements()
         if stage in (None, "fit", "validate"):
             self.datasets["val"] = self.build_dataset("val", train=False)
         if stage in (None, "test"):

@@ -33,14 +33,13 @@ the COCO id, ``id`` = its string). Each person is a dict:
                 annotation has no ``dp_masks``
 ==============  ===============================================================================
 
-Evaluation samples (``keep_original``) also carry ``gt_persons``: the untransformed persons at the
+Evaluation samples (``keep_original=['dp_persons', ...]``) carry ``gt['dp_persons']``: the untransformed persons at the
 original resolution, which the DensePose metric scores against (metrics.md §7).
 """
 
 from __future__ import annotations
 
 import contextlib
-import copy
 import io
 import json
 import logging
@@ -417,8 +416,6 @@ class DensePoseCOCODataset(ParsingDataset):
                 "dataset": "densepose_coco", "split": self.split, "image_path": str(rec["path"]), "orig_size": (h, w),
             },
         }
-        if self.keep_original:
-            sample["gt_persons"] = copy.deepcopy(persons)
         return sample
 
     def __getitem__(self, key) -> dict:

@@ -214,6 +214,8 @@ DATASETS: dict[str, DatasetInfo] = {
         homepage="https://github.com/facebookresearch/detectron2/blob/main/projects/DensePose/doc/"
         "DENSEPOSE_DATASETS.md (densepose_{train2014,valminusminival2014,minival2014}.json + COCO 2014 images)",
         layouts=("d2", "detectron1"),
+        # annotated with sparse points and box-frame coarse masks per person: no image-level part-label map
+        extra={"semantic": False},
     ),
 }
 

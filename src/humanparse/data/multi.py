@@ -31,7 +31,7 @@ import torch
 from torch.utils.data import DataLoader, Dataset, Sampler
 
 from humanparse.data.base import collate_dense, collate_instances
-from humanparse.data.datamodule import ParsingDataModule, plain
+from humanparse.data.datamodule import DataRequirementError, ParsingDataModule, plain
 from humanparse.data.meta import DatasetInfo
 from humanparse.data.samplers import InferenceSampler, dist_info
 
@@ -191,7 +191,8 @@ class MultiDataModule(pl.LightningDataModule):
                  drop_last: bool = False, collate: str = "dense", seed: int = 0, name: str = "multi",
                  synthetic: bool = False, synthetic_options: Mapping | None = None,
                  input_size: Sequence[int] | None = None, augment: Mapping | None = None,
-                 normalize: Mapping | None = None, num_classes: Sequence[int] | None = None):
+                 normalize: Mapping | None = None, num_classes: Sequence[int] | None = None,
+                 num_joints: int | None = None):
         super().__init__()
         self.shared = {"synthetic": bool(synthetic), "synthetic_options": plain(synthetic_options),
                        "input_size": plain(input_size), "augment": plain(augment), "normalize": plain(normalize)}
@@ -234,6 +235,24 @@ class MultiDataModule(pl.LightningDataModule):
     def prepare_data(self) -> None:
         for dm in self.members.values():
             dm.prepare_data()
+
+    def eval_sets(self) -> list:
+        """One evaluation set per member, in ``dataset_idx`` order (the validation loaders' order)."""
+        return [s for dm in self.members.values() for s in dm.eval_sets()]
+
+    def adapt_to_model(self, requirements: Mapping, model: str = "model") -> None:
+        """:meth:`ParsingDataModule.adapt_to_model` for every member; a model with a single head is refused:
+        it would mix the datasets' label spaces."""
+        req = dict(requirements or {})
+        if not req.get("multi_dataset"):
+            raise DataRequirementError(
+                f"data={self.name} trains on {', '.join(self.names)} at once, with their different label spaces "
+                f"({self.num_classes} classes); model={model} has a single head. Use a model with per-dataset heads "
+                f"(model=grapy with experiment=grapy_ml), or train on one dataset (data={self.names[0]})")
+        for member in self.members.values():
+            member.adapt_to_model({k: v for k, v in req.items() if k != "multi_dataset"}, model)
+        if req.get("collate"):
+            self.collate_fn = collate_tagged_dense if req["collate"] == "dense" else collate_tagged_instances
 
     def require_targets(self, names) -> list[str]:
         """:meth:`ParsingDataModule.require_targets` on every member dataset."""

@@ -33,7 +33,7 @@ import numpy as np
 import torch
 
 from humanparse.data import registry
-from humanparse.data.base import ParsingDataset, to_tensors
+from humanparse.data.base import ParsingDataset, original_gt, to_tensors
 from humanparse.data.datamodule import ParsingDataModule, file_lock, plain
 from humanparse.data.instances import persons_from_ids
 from humanparse.data.io import DataError
@@ -145,7 +145,7 @@ class PersonCropDataset(ParsingDataset):
 
     Evaluation: item i is image i with ``person_crops``, a list of ``{'image' (3, H, W) input tensor,
     'affine' (original image → input, 3×3), 'mask' (bool, original size), 'score', 'id'}`` in
-    ascending score order, plus ``gt_semantic`` and ``meta`` of the whole image.
+    ascending score order, plus ``gt`` (the evaluators' ground truth) and ``meta`` of the whole image.
 
     Args:
         base: the multi-person reader (samples with ``persons`` or ``person_ids``).
@@ -294,8 +294,8 @@ class PersonCropDataset(ParsingDataset):
                 "id": p["id"],
             })
         out = {"person_crops": crops, "meta": dict(sample["meta"], test_persons=self.test_persons)}
-        if self.keep_original and sample.get("semantic") is not None:
-            out["gt_semantic"] = sample["semantic"].copy()
+        if self.keep_gt:
+            out["gt"] = original_gt(sample, self.keep_gt, index)
         return to_tensors(out)
 
 
@@ -326,7 +326,7 @@ class PersonCropDataModule(ParsingDataModule):
             base.ids = base.ids[: int(limit)]
         return PersonCropDataset(
             base, train=train, detections=detections, transform=self.build_transform(train),
-            targets=self.targets if train else (), seed=self.seed, keep_original=not train,
+            targets=self.targets if train else (), seed=self.seed, keep_original=False if train else self.gt_keys(),
             index_cache=Path(self.cache_dir) / "person_index", **opts,
         )
 

@@ -1,5 +1,6 @@
-"""LightningModules: losses, steps, metric updates and logging (models stay free of training logic)."""
+"""The generic LightningModule (:class:`Task`) and the pieces models plug into it: losses, postprocess,
+test-time augmentation, schedules (docs/task_contract.md)."""
 
-from humanparse.tasks.parsing import BaseTask, SemanticParsingTask
+from humanparse.tasks.task import Task
 
-__all__ = ["BaseTask", "SemanticParsingTask"]
+__all__ = ["Task"]

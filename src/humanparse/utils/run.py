@@ -139,6 +139,9 @@ def format_metrics_table(metrics: dict, prefix: str, title: str = "") -> str:
     lines = [title or f"{prefix} metrics (%)"]
     summary = [(k, metrics.get(p + k)) for k in SUMMARY_KEYS if p + k in metrics]
     other = [(k[len(p):], v) for k, v in metrics.items() if k.startswith(p) and "/" not in k[len(p):] and k[len(p):] not in SUMMARY_KEYS]
+    # several evaluation datasets (val/<dataset>/<metric>): their summary numbers too
+    other += [(k[len(p):], v) for k, v in metrics.items() if k.startswith(p) and k[len(p):].count("/") == 1
+              and k.rsplit("/", 1)[1] in SUMMARY_KEYS + ("app50", "app_vol", "pcp50", "apr50", "apr_vol", "dp_ap")]
     per_class = [(k[len(p) + 4:], v) for k, v in metrics.items() if k.startswith(p + "iou/")]
 
     def fmt(v):
@@ -152,3 +155,9 @@ def format_metrics_table(metrics: dict, prefix: str, title: str = "") -> str:
         for k, v in per_class:
             lines.append(f"    {k:<{width}} {fmt(v)}")
     return "\n".join(lines)
+
+
+def print_skipped(skipped: dict) -> None:
+    """One line naming the metrics of the dataset that this model cannot be scored with, and why."""
+    if skipped:
+        print("not computed: " + "; ".join(f"{k} ({why})" for k, why in sorted(skipped.items())))

@@ -1,4 +1,4 @@
-"""CorrPM (Zhang et al., CVPR 2020): model and ablation variants; the loss is in ``humanparse.tasks.losses``."""
+"""CorrPM (Zhang et al., CVPR 2020): model and ablation variants; its loss (``loss.py``)."""
 
 from humanparse.models.corrpm.corrpm import (
     VARIANTS,

@@ -3,7 +3,7 @@ CVPR 2020).
 
 Facts: ``shared/spec/models.md`` §3 and the paper (``shared/papers/corrpm.txt``); released code
 ``ziwei-zh/CorrPM`` (``networks/model.py``, ``networks/non_local.py``, ``networks/simple_pose_net_deconv.py``).
-The training objective (paper §3.5, Eq. 4) is :class:`humanparse.tasks.losses.CorrPMCriterion`.
+The training objective (paper §3.5, Eq. 4) is :class:`humanparse.models.corrpm.loss.CorrPMCriterion`.
 
 Shapes for a 384×384 input (paper §4.1: C = 512, H = W = 96)::
 
@@ -308,6 +308,11 @@ class CorrPM(nn.Module):
         spec = VARIANTS[self.variant]
         self.spec = spec
         self.num_classes = num_classes
+        if spec.pose and not num_joints:
+            raise ValueError(
+                f"CorrPM variant {self.variant} has a pose branch, but the dataset has no keypoints (num_joints="
+                f"{num_joints}): train 'CorrPM without pose' with model.pose_weight=0 (paper Table 6), or give the "
+                "dataset keypoints and model.num_joints")
         self.num_joints = num_joints if spec.pose else 0
 
         self.backbone = DilatedResNet(backbone, output_stride, pretrained, **dict(backbone_kwargs or {}))
@@ -365,55 +370,15 @@ class CorrPM(nn.Module):
         return (["semantic_edge"] if self.edge_encoder is not None else []) + \
             (["pose_heatmaps"] if self.pose_encoder is not None else [])
 
-    def check_data(self, datamodule) -> None:
-        """Refuse, before training, to build branches the data cannot supervise (called by the task at
-        ``setup('fit')``). The edge encoder needs the ``SemanticEdges`` target; the pose encoder needs the
-        ``PoseHeatmaps`` target and keypoints with ``num_joints`` joints in the training split — datasets
-        without pose annotations (ATR, CIHP) need the pseudo-pose file of datasets.md §7.4, or the run
-        must drop the pose branch with ``model.pose_weight=0`` ("CorrPM without pose")."""
-        from humanparse.data.targets import PoseHeatmaps, SemanticEdges
-
-        makers = list(getattr(datamodule, "targets", None) or [])
-        name = getattr(datamodule, "name", type(datamodule).__name__)
-        for needed, maker, weight in ((self.edge_encoder, SemanticEdges, "edge_weight"),
-                                      (self.pose_encoder, PoseHeatmaps, "pose_weight")):
-            if needed is not None and not any(isinstance(t, maker) for t in makers):
-                raise ValueError(
-                    f"CorrPM ({self.variant}) on {name}: data.targets lacks humanparse.data.targets.{maker.__name__}, "
-                    f"which its {'edge' if maker is SemanticEdges else 'pose'} branch is trained on; use an "
-                    f"experiment=corrpm_<dataset> preset, add the target, or drop the branch with model.{weight}=0")
+    def data_requirements(self) -> dict:
+        """What the built branches need from the data, checked by the datamodule before training: the
+        pose encoder trains on keypoints with ``num_joints`` joints (datasets without pose annotations —
+        ATR, CIHP — need a pseudo-pose file, or the run drops the branch with ``model.pose_weight=0``,
+        "CorrPM without pose", paper Table 6)."""
         if self.pose_encoder is None:
-            return
-        train = (getattr(datamodule, "datasets", None) or {}).get("train")
-        source, joints = keypoint_source(train) if train is not None else (None, None)
-        if source is None:
-            raise ValueError(
-                f"CorrPM's pose encoder needs keypoints, but the {name} training split has none. Provide its pose "
-                "annotations (LIP: lip_train_set.csv; ATR/CIHP: the pseudo-pose file <root>/pseudo_pose/train.json of "
-                "datasets.md §7.4, COCO-17, model.num_joints=17), or train 'CorrPM without pose' with model.pose_weight=0")
-        if joints is not None and joints != self.num_joints:
-            raise ValueError(f"CorrPM has {self.num_joints} joint heatmaps but the {name} keypoints ({source}) have "
-                             f"{joints} joints: set model.num_joints={joints}")
-
-
-def keypoint_source(dataset) -> tuple[str | None, int | None]:
-    """Where a dataset's keypoints come from and how many joints they have: ``(None, None)`` without any.
-
-    Readers may declare ``pose_source`` (``None`` = no keypoints) and ``num_joints``; otherwise a
-    non-empty ``keypoints`` table (LIP's pose CSV/JSON; empty when the file is missing) counts, and
-    as a last resort the first sample is loaded and looked at.
-    """
-    if hasattr(dataset, "pose_source"):
-        return dataset.pose_source, getattr(dataset, "num_joints", None)
-    table = getattr(dataset, "keypoints", None)
-    if isinstance(table, dict):
-        if not table:
-            return None, None
-        return "keypoints", int(len(next(iter(table.values()))))
-    if len(dataset) == 0:
-        return None, None
-    kp = dataset.load(0).get("keypoints")
-    return ("keypoints", int(len(kp))) if kp is not None else (None, None)
+            return {}
+        return {"keypoints": self.num_joints,
+                "hints": {"keypoints": "or train 'CorrPM without pose' (variant PB) with model.pose_weight=0"}}
 
 
 def count_parameters(model: nn.Module) -> int:
