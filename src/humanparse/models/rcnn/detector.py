@@ -26,8 +26,8 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import torch
-import torchvision
 from torch import nn
+from torchvision.models import resnet
 from torchvision.models.detection.backbone_utils import BackboneWithFPN
 from torchvision.models.detection.faster_rcnn import FastRCNNPredictor, TwoMLPHead
 from torchvision.models.detection.generalized_rcnn import GeneralizedRCNN
@@ -74,12 +74,18 @@ def resnet_fpn(name: str = "resnet50", trainable_layers: int = 3, norm: str = "f
                fpn_channels: int = 256, returned_layers: Sequence[int] = (1, 2, 3, 4),
                resnet_kwargs: Mapping | None = None) -> BackboneWithFPN:
     """torchvision ResNet(-Xt) + FPN (P2..P5 and P6 by max-pool, ``fpn_channels`` wide), as
-    ``resnet_fpn_backbone`` builds it, with the FPN width and the norm exposed (tiny test networks).
+    ``resnet_fpn_backbone`` builds it, with the FPN width and the norm exposed; ``resnet_kwargs`` go to the
+    torchvision builder, or with ``layers`` (and ``block``: basic | bottleneck) build a custom-depth ResNet.
     Stages outside the last ``trainable_layers`` are frozen (Detectron's FREEZE_AT)."""
     if not 0 <= trainable_layers <= 5:
         raise ValueError(f"trainable_layers must be in [0, 5], got {trainable_layers}")
-    body = torchvision.models.resnet.__dict__[name](weights=None, norm_layer=_norm_layer(norm),
-                                                   **dict(resnet_kwargs or {}))
+    kw = dict(resnet_kwargs or {})
+    if "layers" in kw:  # a custom depth (tiny test networks): ResNet(block, layers, ...)
+        blocks = {"basic": resnet.BasicBlock, "bottleneck": resnet.Bottleneck}
+        body = resnet.ResNet(blocks[kw.pop("block", "bottleneck")], list(kw.pop("layers")),
+                             norm_layer=_norm_layer(norm), **kw)
+    else:
+        body = resnet.__dict__[name](weights=None, norm_layer=_norm_layer(norm), **kw)
     train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
     if trainable_layers == 5:
         train.append("bn1")
