@@ -372,7 +372,11 @@ class DensePoseBranch(RoIBranch):
             cascade without auxiliary tasks). The siblings are attached by the detector
             (:meth:`attach_aux`).
         supervision: ``sparse`` (annotated points) | ``distilled`` (dense targets of a teacher, read from
-            ``teacher`` = a :class:`~humanparse.models.densepose.distill.TeacherTargets`).
+            ``teacher`` = a :class:`~humanparse.models.densepose.distill.TeacherTargets`, the cache path, or
+            ``{cache, uv_symmetry}``).
+        head_type: ``v1convx`` (the 8-conv head) | ``parsing_rcnn`` (Parsing R-CNN's GCE + PBD head, its
+            ``parsing_head`` arguments; Parsing R-CNN Table 9 with ``featmap_names=['0']`` (PSS) and
+            ``pooler_resolution=32`` (ERR)).
     """
 
     def __init__(self, preset: str = "original", in_channels: int = 256,
@@ -381,7 +385,8 @@ class DensePoseBranch(RoIBranch):
                  aligned: bool | None = None, loss_weights: Sequence[float] | None = None, head_dim: int = 512,
                  num_convs: int = 8, fg_iou_threshold: float = 0.7, max_rois_per_image: int | None = None,
                  init: str | None = None, cascade: bool = False, aux_tasks: Sequence[str] = (),
-                 cascade_convs: int = 4, supervision: str = "sparse", teacher=None):
+                 cascade_convs: int = 4, supervision: str = "sparse", teacher=None, head_type: str = "v1convx",
+                 parsing_head: Mapping | None = None):
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"DensePose head preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -414,7 +419,17 @@ class DensePoseBranch(RoIBranch):
                 raise ValueError("aligned RoIAlign is only available with the decoder (detectron2 preset)")
             # Detectron1: RoIAlign without the half-pixel offset, FPN level assignment as in Mask R-CNN
             self.pooler = MultiScaleRoIAlign(names, self.pooler_resolution, sampling_ratio)
-        self.head = DensePoseHead(in_channels, head_dim, num_convs, init)
+        if head_type == "v1convx":
+            self.head = DensePoseHead(in_channels, head_dim, num_convs, init)
+        elif head_type == "parsing_rcnn":
+            # Parsing R-CNN Table 9 (§4.3): its head (GCE + PBD; PSS and ERR are the pooler's featmap_names and
+            # resolution) with the dense pose losses in place of the per-pixel softmax
+            from humanparse.models.parsing_rcnn.parsing_rcnn import ParsingHead
+
+            self.head = ParsingHead(in_channels, **dict(parsing_head or {}))
+        else:
+            raise ValueError(f"DensePose head_type must be 'v1convx' or 'parsing_rcnn', got {head_type!r}")
+        head_dim = self.head.out_channels
         self.predictor = DensePosePredictor(head_dim, self.num_coarse, NUM_PATCHES, init)
         self.aux_tasks = tuple(aux_tasks)
         bad = [a for a in self.aux_tasks if a not in AUX_CHANNELS]
@@ -582,6 +597,8 @@ class DensePoseRCNN(HumanRCNN):
         densepose: a :class:`DensePoseBranch` or its keyword arguments.
         multitask: auxiliary branches trained next to it: ``mask`` and/or ``keypoints``.
         extra_branches: further :class:`~humanparse.models.rcnn.RoIBranch` instances by name.
+        init: ``null`` | ``imagenet`` | ``coco_keypoints`` (:mod:`humanparse.models.densepose.weights`);
+            ``weights``: a local file for it (no download).
         ignore_crowd: leave crowd regions out of the detector's targets (detectron2's dataset mapper drops
             ``iscrowd`` annotations for training; they carry no points either).
         box_detections_per_img: 20 (Detectron1 DensePose keeps ≤ 20 detections, the evaluator's maxDets).
@@ -590,7 +607,8 @@ class DensePoseRCNN(HumanRCNN):
 
     def __init__(self, densepose: DensePoseBranch | Mapping | None = None, multitask: Sequence[str] = (),
                  extra_branches: Mapping[str, RoIBranch] | None = None, ignore_crowd: bool = True,
-                 box_detections_per_img: int = 20, num_keypoints: int = 17, **detector):
+                 box_detections_per_img: int = 20, num_keypoints: int = 17, init: str | None = None,
+                 weights: str | None = None, **detector):
         branches: dict[str, RoIBranch] = {}
         multitask = [str(m) for m in multitask]
         bad = [m for m in multitask if m not in ("mask", "keypoints")]
@@ -611,6 +629,10 @@ class DensePoseRCNN(HumanRCNN):
         super().__init__(branches, box_detections_per_img=box_detections_per_img, **detector)
         densepose.attach_aux(branches)
         self.ignore_crowd = ignore_crowd
+        if init is not None:
+            from humanparse.models.densepose.weights import load_init
+
+            load_init(self, init, weights)
 
     def prepare_targets(self, targets: list[dict] | None) -> list[dict] | None:
         """Targets for the detector: boxes from the continuous COCO ``bbox`` [x, y, w, h] when present
