@@ -75,7 +75,7 @@ class DensePosePostprocess:
     (:func:`detection_instances`), at most ``max_detections`` by score (20: the DensePose evaluators'
     maxDets)."""
 
-    produces = frozenset({"instances", "densepose"})
+    produces = frozenset({"instances", "instances.box", "instances.densepose"})
 
     def __init__(self, score_threshold: float = 0.0, max_detections: int = 20):
         self.score_threshold = float(score_threshold)
