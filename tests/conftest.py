@@ -110,7 +110,10 @@ def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 
         OMP_NUM_THREADS="1",
         PYTHONUNBUFFERED="1",
     )
-    e.update(env or {})
+    env = dict(env or {})
+    if "PYTHONPATH" in env:  # extra folders go after the project's
+        env["PYTHONPATH"] = os.pathsep.join([e["PYTHONPATH"], env["PYTHONPATH"]])
+    e.update(env)
     proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=e, capture_output=True, text=True,
                           timeout=timeout)
     if check and proc.returncode != 0:

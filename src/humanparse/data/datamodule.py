@@ -352,7 +352,7 @@ class ParsingDataModule(pl.LightningDataModule):
             transform=self.build_transform(train),
             targets=self.targets,
             seed=self.seed,
-            keep_original=not train,
+            keep_original=False if train else self.gt_keys(),
             **kwargs,
         )
         limit = self.limit_train if train else self.limit_val

@@ -28,8 +28,16 @@ def _cwd() -> str:
     return os.getcwd()
 
 
+def _user_config_dir() -> str:
+    """Hydra search-path entry of the user's config folder (``HUMANPARSE_CONFIG_DIR``): their own models,
+    experiments and machine-local settings, found like the package's. Unset: the package's folder again."""
+    folder = os.environ.get("HUMANPARSE_CONFIG_DIR")
+    return f"file://{os.path.abspath(os.path.expanduser(folder))}" if folder else "pkg://humanparse.conf"
+
+
 def register() -> None:
-    for name, fn in (("hp.pick", _pick), ("hp.if_set", _if_set), ("hp.choose", _choose), ("hp.cwd", _cwd)):
+    for name, fn in (("hp.pick", _pick), ("hp.if_set", _if_set), ("hp.choose", _choose), ("hp.cwd", _cwd),
+                     ("hp.user_config_dir", _user_config_dir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
 
