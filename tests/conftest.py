@@ -46,6 +46,10 @@ TINY_MODELS = {
     "corrpm": ["model.backbone=resnet50s", "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
                "model.net.channels=16", "model.net.aspp_channels=8", "model.net.edge_channels=8",
                "model.net.pose_channels=8", "model.net.nl_channels=8"],
+    "densepose_rcnn": ["model.backbone=resnet10", "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}", "model.init=null",
+                       "model.trainable_layers=5", "model.norm=bn", "model.fpn_channels=16", "model.representation_size=32",
+                       "model.anchor_sizes=[16,32,64,128,256]", "model.head_dim=16", "model.num_convs=2",
+                       "model.densepose_roi_size=8"],
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",

@@ -238,6 +238,11 @@ class ParsingDataModule(pl.LightningDataModule):
                 f"model={model} trains on image-level part-label maps, which data={self.name} does not have (it "
                 "annotates sparse dense-pose points and box-frame coarse masks per person); use a region-based "
                 "model (model=densepose_rcnn) on it, or a parsing dataset (data=cihp, data=lip, ...) for this model")
+        if req.get("densepose") and not self.info.extra.get("densepose", False):
+            raise DataRequirementError(
+                f"model={model} trains on DensePose points (dp_x, dp_y, dp_I, dp_U, dp_V per person), which data="
+                f"{self.name} does not have; use data=densepose_coco for it, or an instance parsing model "
+                "(model=parsing_rcnn) on this dataset")
         collate = req.get("collate")
         if collate and collate != self.collate:
             if collate not in COLLATES:

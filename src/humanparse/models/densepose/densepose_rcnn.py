@@ -634,6 +634,10 @@ class DensePoseRCNN(HumanRCNN):
 
             load_init(self, init, weights)
 
+    def data_requirements(self) -> dict:
+        """The task's data check: DensePose points per person (a dataset without them is refused)."""
+        return {"densepose": True, "hints": {"densepose": "use data=densepose_coco"}}
+
     def prepare_targets(self, targets: list[dict] | None) -> list[dict] | None:
         """Targets for the detector: boxes from the continuous COCO ``bbox`` [x, y, w, h] when present
         (DensePose points live in that box's 256×256 frame), crowd regions left out (``ignore_crowd``)."""
