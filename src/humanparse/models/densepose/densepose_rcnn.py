@@ -595,7 +595,8 @@ class DensePoseRCNN(HumanRCNN):
 
     Args:
         densepose: a :class:`DensePoseBranch` or its keyword arguments.
-        multitask: auxiliary branches trained next to it: ``mask`` and/or ``keypoints``.
+        multitask: auxiliary branches trained next to it: ``mask`` and/or ``keypoints`` (torchvision's Mask R-CNN
+            heads: 4 × conv 256 → 28×28 masks, 8 × conv 512 → 56×56 heatmaps; ``multitask_layers`` narrows them).
         extra_branches: further :class:`~humanparse.models.rcnn.RoIBranch` instances by name.
         init: ``null`` | ``imagenet`` | ``coco_keypoints`` (:mod:`humanparse.models.densepose.weights`);
             ``weights``: a local file for it (no download).
@@ -608,17 +609,18 @@ class DensePoseRCNN(HumanRCNN):
     def __init__(self, densepose: DensePoseBranch | Mapping | None = None, multitask: Sequence[str] = (),
                  extra_branches: Mapping[str, RoIBranch] | None = None, ignore_crowd: bool = True,
                  box_detections_per_img: int = 20, num_keypoints: int = 17, init: str | None = None,
-                 weights: str | None = None, **detector):
+                 weights: str | None = None, multitask_layers: Mapping[str, Sequence[int]] | None = None, **detector):
         branches: dict[str, RoIBranch] = {}
         multitask = [str(m) for m in multitask]
         bad = [m for m in multitask if m not in ("mask", "keypoints")]
         if bad:
             raise ValueError(f"DensePose-RCNN multitask entries must be 'mask' or 'keypoints', got {bad}")
         fpn = int(detector.get("fpn_channels", 256))
+        widths = dict(multitask_layers or {})
         if "mask" in multitask:
-            branches["mask"] = MaskBranch(fpn)
+            branches["mask"] = MaskBranch(fpn, layers=tuple(widths.get("mask", (256,) * 4)))
         if "keypoints" in multitask:
-            branches["keypoints"] = KeypointBranch(fpn, num_keypoints)
+            branches["keypoints"] = KeypointBranch(fpn, num_keypoints, layers=tuple(widths.get("keypoints", (512,) * 8)))
         for name, b in dict(extra_branches or {}).items():
             branches[str(name)] = b
         if not isinstance(densepose, DensePoseBranch):

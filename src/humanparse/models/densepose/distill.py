@@ -135,12 +135,11 @@ class TeacherTargets:
                 cxi, cyi = cx[inside].numpy(), cy[inside].numpy()
                 iuv = rec["iuv"]
                 parts = iuv[0, cyi, cxi].astype(np.int64)
-                u = iuv[1, cyi, cxi].astype(np.float64) / 255.0
-                v = iuv[2, cyi, cxi].astype(np.float64) / 255.0
-                if flipped:
+                iu, iv = iuv[1, cyi, cxi].astype(np.int64), iuv[2, cyi, cxi].astype(np.int64)
+                u, v = iu / 255.0, iv / 255.0
+                if flipped:  # looked up at [⌊V·255⌋, ⌊U·255⌋] = the stored integers
                     fg = parts > 0
-                    cu = np.clip((u[fg] * 255).astype(np.int64), 0, 255)
-                    cv = np.clip((v[fg] * 255).astype(np.int64), 0, 255)
+                    cu, cv = iu[fg], iv[fg]
                     u[fg] = self.symmetry[0][parts[fg] - 1, cv, cu]
                     v[fg] = self.symmetry[1][parts[fg] - 1, cv, cu]
                     parts = np.asarray(FINE_FLIP)[parts]
