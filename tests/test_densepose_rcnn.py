@@ -10,13 +10,18 @@ import math
 import numpy as np
 import pytest
 import torch
-import torch.nn.functional as F
 from omegaconf import OmegaConf
 
 from humanparse.data.densepose_transforms import flip_person
 from humanparse.data.meta import DENSEPOSE_FINE_FLIP
 from humanparse.data.synthetic.body_surface import synthetic_uv_symmetry
-from humanparse.models.densepose import DensePoseBranch, DensePoseRCNN, densepose_iuv, densepose_losses, pack_targets
+from humanparse.models.densepose import (
+    DensePoseBranch,
+    DensePoseRCNN,
+    densepose_iuv,
+    densepose_losses,
+    pack_targets,
+)
 from humanparse.models.densepose.densepose_rcnn import (
     DensePoseTargets,
     PointSampler,

@@ -4,7 +4,6 @@ box AP), then predict writes the per-person IUV charts and the chart overlay."""
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import numpy as np
 import pytest

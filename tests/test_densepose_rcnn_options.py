@@ -191,6 +191,8 @@ def test_presets_build_the_papers_nets(compose_train, experiment, total):
         b = task.net.branches["densepose"]
         assert b.head.gce is not None and b.output_size == 128 and list(b.pooler.featmap_names) == ["0"]
     assert cfg.paper_ref and cfg.optimized_metric == "val/dp_ap"
+    kappa = [e.get("kappa") for e in cfg.data.evaluators if e._target_.endswith("DensePoseEvaluator")]
+    assert kappa == (["fixed"] if experiment == "densepose_rcnn_original" else ["per_part"])  # Table 1: κ 0.255
 
 
 def test_demo_preset_instantiates(compose_train):

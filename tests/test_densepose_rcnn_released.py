@@ -14,7 +14,12 @@ import torch.nn.functional as F
 from torchvision.ops import roi_align
 
 from humanparse.models.densepose import DensePoseRCNN
-from humanparse.models.densepose.released import convert_detectron2, load_detectron2, read_detectron2_pkl, rename
+from humanparse.models.densepose.released import (
+    convert_detectron2,
+    load_detectron2,
+    read_detectron2_pkl,
+    rename,
+)
 
 
 def _d2_head(g: torch.Generator, decoder: bool, k_coarse: int, c: int = 8, dim: int = 16) -> dict[str, np.ndarray]:
