@@ -53,6 +53,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
 import humanparse.utils.resolvers  # noqa: F401
+from humanparse.utils.errors import one_line_errors
 
 log = logging.getLogger("humanparse.benchmark")
 
@@ -521,6 +522,7 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="benchmark")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     report = benchmark(cfg)
     jpath, _ = write_report(report, cfg.benchmark.output_dir)
@@ -531,4 +533,8 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

@@ -72,6 +72,7 @@ from humanparse.metrics.edge import edge_scores
 from humanparse.metrics.hist import confusion_counts
 from humanparse.metrics.instance import image_app_record, score_app, threshold_key
 from humanparse.metrics.semantic import scores_from_confmat
+from humanparse.utils.cli import check_known_keys
 from humanparse.utils.run import format_metrics_table, sanitize
 
 
@@ -325,12 +326,27 @@ def run(cfg: DictConfig) -> dict:
     return result
 
 
+# every option some metric reads (module docstring); anything else is a misspelling and is refused
+OPTIONS = frozenset({
+    "metric", "gt_dir", "pred_dir", "list", "dataset", "num_classes", "output", "workers",
+    "absent_class", "atr_convention", "atr_zero_division",
+    "gt_format", "pred_format", "scores_file", "app_convention", "score_thresh", "semseg_score_thresh",
+    "prcnn_skip_empty", "nan_score",
+    "apr_gt", "instance_dir", "instance_txt_dir", "matching", "class_reduction",
+    "edge_pred", "edge_gt", "edge_dir", "edge_threshold",
+    # metric=densepose (humanparse.metrics.densepose_results)
+    "results", "gt", "eval_data", "modes", "kappa", "category_id", "rcp", "rcp_results", "rcp_curve",
+    "rcp_per_part", "rcp_setting", "min_threshold", "bbox",
+})
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__)
         return 0
     try:
+        check_known_keys(argv, OPTIONS)
         run(OmegaConf.from_cli(argv))
     except (DataError, ValueError, FileNotFoundError) as e:
         print(f"error: {e}", file=sys.stderr)
@@ -339,4 +355,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

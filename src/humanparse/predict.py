@@ -149,13 +149,13 @@ def collate(batch: list[dict]) -> dict:
 
 def build_transform(saved: dict, input_size=None):
     """The model's evaluation transform (placement + normalisation) from its stored data config."""
-    import hydra
+    from humanparse.utils.safety import safe_instantiate
 
     data_cfg = copy.deepcopy(saved.get("data") or {})
     if input_size is not None:
         data_cfg["input_size"] = list(input_size)
     try:
-        dm = hydra.utils.instantiate(OmegaConf.create(data_cfg))
+        dm = safe_instantiate(OmegaConf.create(data_cfg), "the data config stored in the checkpoint")
         if hasattr(dm, "build_transform"):
             return dm.build_transform(train=False)
     except Exception as e:  # noqa: BLE001 - a datamodule from another setup: fall back to the plain pipeline
@@ -408,4 +408,6 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import sys
 import time
 from pathlib import Path
 
@@ -17,8 +18,11 @@ import pytorch_lightning as pl
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 import humanparse.utils.resolvers  # noqa: F401  (registers ${hp.*} before Hydra composes)
+from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
+from humanparse.utils import safety
+from humanparse.utils.errors import one_line_errors, run_main
 from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_config
 
 log = logging.getLogger("humanparse.train")
@@ -45,10 +49,19 @@ def _adapt_strategy_for_multirun(cfg: DictConfig) -> None:
 
 def train(cfg: DictConfig) -> dict:
     """Fit and/or test as configured; returns the final metrics (``val/...``, ``test/...``)."""
-    cfg, resume_ckpt = runs.prepare_resume(cfg, hydra_overrides())
+    try:
+        cfg, resume_ckpt = runs.prepare_resume(cfg, hydra_overrides())
+    except runs.RunFinished as done:  # nothing to do, nothing touched
+        print(done)
+        return done.metrics
     run_dir = Path(cfg.paths.output_dir).resolve()
     run_dir.mkdir(parents=True, exist_ok=True)
+    if resume_ckpt is None:
+        runs.claim_run_dir(run_dir)
     runs.save_run_config(cfg, run_dir)
+    # a checkpoint to continue from is read safely first: no code, a humanparse config, readable weights
+    fit_ckpt = str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path")
+    ckpt_state = safety.safe_torch_load(fit_ckpt) if fit_ckpt else None
     if cfg.get("seed") is not None:
         pl.seed_everything(cfg.seed, workers=True)
     _adapt_strategy_for_multirun(cfg)
@@ -60,6 +73,9 @@ def train(cfg: DictConfig) -> dict:
 
     datamodule = hydra.utils.instantiate(cfg.data)
     task = inst.instantiate_task(cfg)
+    if ckpt_state is not None:
+        safety.check_weights_fit(task, ckpt_state["state_dict"], fit_ckpt)
+        del ckpt_state
     datamodule.adapt_to_model(task.data_requirements(), model=str(cfg.model.get("name", "model")))
     resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
     task.run_config = resolved
@@ -71,6 +87,12 @@ def train(cfg: DictConfig) -> dict:
     for lg in loggers:
         lg.log_hyperparams(resolved)
 
+    if fit_ckpt and not resume_ckpt:
+        from humanparse.convert import init_from_checkpoint
+
+        # a weights-only checkpoint (humanparse.convert of an authors' file): fine-tune from its weights
+        if init_from_checkpoint(task, fit_ckpt) is not None:
+            fit_ckpt = None
     record = {
         "status": "running",
         "model": cfg.model.get("name"),
@@ -85,6 +107,8 @@ def train(cfg: DictConfig) -> dict:
         "seed": cfg.get("seed"),
         "run_dir": str(run_dir),
         "resumed_from": str(resume_ckpt) if resume_ckpt else None,
+        # the authors' released file the weights started from (model.weights=, or a converted checkpoint)
+        "released_weights": released_of(task),
         "optimized_metric": cfg.get("optimized_metric"),
         "wandb_id": wandb_id,
     }
@@ -92,14 +116,13 @@ def train(cfg: DictConfig) -> dict:
     start = time.time()
     try:
         if cfg.get("train", True):
-            trainer.fit(task, datamodule=datamodule, ckpt_path=str(resume_ckpt) if resume_ckpt else cfg.get("ckpt_path"),
-                        weights_only=False)
+            trainer.fit(task, datamodule=datamodule, ckpt_path=fit_ckpt, weights_only=True)
             metrics.update(runs.collect_metrics(trainer.callback_metrics))
         ckpt_cb = trainer.checkpoint_callback
         best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
         if cfg.get("test", True):
-            trainer.test(task, datamodule=datamodule, ckpt_path=(best or None) if cfg.get("train", True) else cfg.get("ckpt_path"),
-                         weights_only=False, verbose=False)
+            trainer.test(task, datamodule=datamodule, ckpt_path=(best or None) if cfg.get("train", True) else fit_ckpt,
+                         weights_only=True, verbose=False)
             metrics.update(runs.collect_metrics(trainer.callback_metrics, prefixes=("test/",)))
         record.update(
             status="finished",
@@ -109,7 +132,8 @@ def train(cfg: DictConfig) -> dict:
                   "path": best or None} if ckpt_cb else None,
         )
     except BaseException as e:
-        record.update(status="failed", error=f"{type(e).__name__}: {e}")
+        record.update(status="failed", error=f"{type(e).__name__}: {e}", **getattr(e, "record", {}),
+                      global_step=trainer.global_step)
         raise
     finally:
         record["wall_time_s"] = round(time.time() - start, 2)
@@ -128,10 +152,11 @@ def train(cfg: DictConfig) -> dict:
 
 
 @hydra.main(version_base="1.3", config_path="conf", config_name="train")
+@one_line_errors
 def main(cfg: DictConfig) -> float | None:
     metrics = train(cfg)
     return metrics.get(cfg.get("optimized_metric"))
 
 
 if __name__ == "__main__":
-    main()
+    sys.exit(run_main(main, before=lambda: runs.check_run_dir_argument(sys.argv[1:])))

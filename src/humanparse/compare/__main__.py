@@ -3,6 +3,7 @@
 import sys
 
 from humanparse.compare.cli import main
+from humanparse.utils.errors import run_main
 
 if __name__ == "__main__":
-    sys.exit(main())
+    sys.exit(run_main(main))

@@ -44,7 +44,7 @@ class RunRecord:
     source: str  # "local" | "wandb"
     run_id: str  # run folder, or wandb "entity/project/id"
     name: str
-    status: str  # finished | failed | incomplete
+    status: str  # finished | failed | incomplete | unreadable (a damaged file; ``error`` says which)
     model: str | None = None
     variant: str | None = None
     backbone: str | None = None
@@ -60,6 +60,7 @@ class RunRecord:
     epochs: int | None = None
     error: str | None = None
     kind: str = "train"  # train | evaluation
+    released: str | None = None  # the authors' released checkpoint the weights started from (file name)
     history_loader: Callable[[list[str] | None], pd.DataFrame] | None = field(default=None, repr=False)
 
     @property
@@ -125,6 +126,7 @@ def record_from_config(source: str, run_id: str, name: str, status: str, config:
         seed=get_path(config, "seed"), metrics=select_metrics(metrics), config=config,
         group=get_path(config, "logger.wandb.group") or (f"{model}-{dataset}" if model and dataset else None),
         job_type=get_path(config, "job_type"),
+        released=Path(str(get_path(config, "model.weights"))).name if get_path(config, "model.weights") else None,
     )
     for k, v in extra.items():
         setattr(rec, k, v)
@@ -171,7 +173,9 @@ def _hydra_mode(run_dir: Path) -> tuple[bool, str | None]:
         return False, None
     try:
         data = yaml.safe_load(path.read_text()) or {}
-    except yaml.YAMLError:
+    except Exception:  # noqa: BLE001 - a damaged hydra.yaml: treat as a single run
+        return False, None
+    if not isinstance(data, dict) or not isinstance(data.get("hydra") or {}, dict):
         return False, None
     multirun = str((data.get("hydra") or {}).get("mode", "")).upper().endswith("MULTIRUN")
     return multirun, (run_dir.parent.name if multirun else None)
@@ -199,12 +203,25 @@ def load_local_history(run_dir: Path, keys: list[str] | None = None) -> pd.DataF
     return out.drop(columns="_version").reset_index(drop=True)
 
 
+def _first_line(e: BaseException) -> str:
+    text = str(e).strip()
+    return text.splitlines()[0] if text else type(e).__name__
+
+
 def read_local_run(run_dir: Path, root: Path | None = None) -> RunRecord:
     """One local run folder → record (an unreadable or missing ``metrics.json`` gives status ``incomplete``
     with the reason in ``error``)."""
     run_dir = Path(run_dir)
     name = str(run_dir.relative_to(root)) if root is not None and run_dir.is_relative_to(root) else str(run_dir)
-    config = load_local_config(run_dir)
+    unreadable: list[str] = []  # a damaged file makes the run "unreadable" (listed with the reason), never a crash
+    try:
+        config = load_local_config(run_dir)
+    except Exception as e:  # noqa: BLE001 - malformed YAML, binary junk, a half-written file of a killed run
+        config = {}
+        unreadable.append(f"config: {type(e).__name__}: {_first_line(e)}")
+    if not isinstance(config, dict):
+        unreadable.append(f"config is a {type(config).__name__}, not a mapping")
+        config = {}
     multirun, sweep = _hydra_mode(run_dir)
     mpath = run_dir / METRICS_JSON
     record: dict = {}
@@ -212,14 +229,23 @@ def read_local_run(run_dir: Path, root: Path | None = None) -> RunRecord:
     if mpath.is_file():
         try:
             record = json.loads(mpath.read_text())
-        except json.JSONDecodeError as e:
-            error = f"{mpath}: unreadable metrics.json ({e})"
+        except (ValueError, OSError) as e:
+            unreadable.append(f"{mpath}: unreadable metrics.json ({_first_line(e)})")
+            record = {}
+        if not isinstance(record, dict):
+            unreadable.append(f"{mpath}: not a JSON object (a {type(record).__name__})")
+            record = {}
+        if not isinstance(record.get("metrics", {}), dict):
+            unreadable.append(f"{mpath}: 'metrics' is a {type(record['metrics']).__name__}, not an object")
+            record = {k: v for k, v in record.items() if k != "metrics"}
     else:
         error = f"{mpath}: missing (the run is still going, or died before writing it)"
     status = str(record.get("status") or "incomplete")
     if status not in ("finished", "failed"):
         status = "incomplete"
         error = error or f"{mpath}: status {record.get('status')!r}"
+    if unreadable:
+        status, error = "unreadable", "; ".join(unreadable)
     rec = record_from_config("local", str(run_dir), name, status, config, record.get("metrics") or {})
     # metrics.json is the authority on the run's identity (it also covers evaluation folders)
     for key in ("model", "variant", "backbone", "dataset"):
@@ -232,14 +258,16 @@ def read_local_run(run_dir: Path, root: Path | None = None) -> RunRecord:
     if record.get("seed") is not None:
         rec.seed = record["seed"]
     rec.epochs = record.get("epochs")
-    rec.error = record.get("error") or error
+    if isinstance(record.get("released_weights"), dict):
+        rec.released = record["released_weights"].get("name") or rec.released
+    rec.error = error if unreadable else (record.get("error") or error)
     if record.get("kind") == "evaluation":
         rec.kind = "evaluation"
         rec.job_type = "eval"
         split = record.get("split")
         rec.splits = {"val": split, "test": split}
         # an evaluation is identified by the checkpoint it scored and the split
-        rec.config = {"checkpoint": record.get("checkpoint"), "split": split}
+        rec.config = {"checkpoint": record.get("checkpoint"), "split": split, "released": rec.released}
     if rec.group is None and rec.model and rec.dataset:
         rec.group = f"{rec.model}-{rec.dataset}"
     if multirun:

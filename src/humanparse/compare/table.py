@@ -34,7 +34,7 @@ VOLATILE_KEYS = (
 )
 # shown in their own columns, so never part of a row label
 _IDENTITY_KEYS = ("model.name", "model.variant", "model.backbone", "data.name", "model.dataset", "data.synthetic",
-                  "model.net.encoder", "data.num_classes", "model.net.num_classes")
+                  "model.net.encoder", "data.num_classes", "model.net.num_classes", "model.weights", "released")
 # summary metric columns in this order; others follow alphabetically
 CANONICAL_ORDER = (
     "pixel_acc", "mean_acc", "fg_acc", "precision", "recall", "f1", "miou", "fwiou",
@@ -138,10 +138,18 @@ class Row:
         return len(self.runs)
 
     @property
+    def released(self) -> str | None:
+        """The authors' released checkpoint(s) the row's runs started from."""
+        names = list(OrderedDict.fromkeys(r.released for r in self.runs if r.released))
+        return " / ".join(names) if names else None
+
+    @property
     def variant_label(self) -> str:
         parts = [self.variant or "–"]
         if self.label:
             parts.append(self.label)
+        if self.released:
+            parts.append(f"released {self.released}")
         text = " · ".join(parts)
         return text + (" [synthetic]" if self.synthetic else "")
 
@@ -197,7 +205,7 @@ class Comparison:
         for r in self.rows:
             d = {
                 "dataset": r.dataset, "model": r.model, "variant": r.variant, "config": r.label,
-                "backbone": r.backbone, "synthetic": r.synthetic, "block": r.block,
+                "backbone": r.backbone, "synthetic": r.synthetic, "block": r.block, "released": r.released,
                 "group": r.runs[0].group, "job_type": r.runs[0].job_type, "sweep": r.runs[0].sweep,
                 "n_runs": r.n, "runs": ";".join(x.name for x in r.runs), "stage": r.stage, "split": r.split,
                 "paper_row": r.paper.label() if r.paper else None, "paper_split": r.paper.split if r.paper else None,

@@ -33,6 +33,7 @@ from humanparse.data import registry
 from humanparse.data.base import DatasetNotFoundError
 from humanparse.data.io import DataError
 from humanparse.data.meta import IGNORE_INDEX
+from humanparse.utils.errors import one_line_errors
 
 log = logging.getLogger(__name__)
 
@@ -338,6 +339,8 @@ def check_dataset(name: str, root: Path, reader_options: dict, splits: Iterable[
             report.add(ERROR, getattr(e, "path", root), getattr(e, "problem", str(e)))
             reports[label] = report
             continue
+        if not len(reader.ids):
+            report.add(ERROR, getattr(reader, "root", root), f"the {label} split ({split!r}) has no ids (empty id list)")
         checker.walk(reader, report, limit, progress)
         checker.check_split(reader, report, readers)
         readers[label] = reader
@@ -412,6 +415,7 @@ def run(cfg: DictConfig) -> int:
 
 
 @hydra.main(version_base="1.3", config_path="../conf", config_name="check")
+@one_line_errors
 def main(cfg: DictConfig) -> None:
     code = run(cfg)
     if code:
@@ -419,4 +423,6 @@ def main(cfg: DictConfig) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

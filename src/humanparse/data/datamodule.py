@@ -363,6 +363,12 @@ class ParsingDataModule(pl.LightningDataModule):
         limit = self.limit_train if train else self.limit_val
         if limit is not None:
             ds.ids = ds.ids[: int(limit)]
+        if len(ds) == 0:  # an empty split would "train" without a step, or score nothing, and exit 0
+            from humanparse.data.io import DataError
+
+            why = f" after limit_{'train' if train else 'val'}={limit}" if limit is not None else ""
+            raise DataError(self.data_root(), f"the {stage_split} split ({self.splits[stage_split]!r}) of {self.name} "
+                                              f"has no samples{why}; an empty split is an error")
         return ds
 
     def setup(self, stage: str | None = None) -> None:

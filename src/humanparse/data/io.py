@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
-from PIL import Image, UnidentifiedImageError
+from PIL import Image
 
 from humanparse.data.meta import IGNORE_INDEX
 
@@ -20,17 +22,53 @@ class DataError(ValueError):
         super().__init__(f"{self.path}: {problem}")
 
 
+def _decoder_problem(e: BaseException) -> str:
+    """Why Pillow could not decode a file, in words (decompression bombs named as such)."""
+    if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
+        return (f"image too large to decode safely ({e}); Pillow's decompression-bomb limit "
+                "(PIL.Image.MAX_IMAGE_PIXELS) refuses it")
+    return f"corrupt or unreadable image ({type(e).__name__}: {e})"
+
+
+@contextlib.contextmanager
+def _open_image(path: Path):
+    """``Image.open`` + ``load`` with Pillow's decompression-bomb warning raised as an error (an image
+    larger than the limit is refused, never decoded into gigabytes)."""
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        with Image.open(path) as im:
+            im.load()
+            yield im
+
+
+def _to_uint8_rgb(im: Image.Image, path: Path) -> np.ndarray:
+    """RGB uint8 of any decoded image; 16/32-bit integer images are scaled to 8 bit (Pillow's own
+    ``convert('RGB')`` clips them at 255, which turns a 16-bit photo white)."""
+    mode = im.mode
+    if mode in ("I;16", "I;16B", "I;16L", "I;16N", "I"):
+        arr = np.asarray(im).astype(np.int64)
+        if arr.size and (arr.min() < 0 or arr.max() > 65535):
+            raise DataError(path, f"{mode} image with values outside 0..65535; cannot map it to 8-bit RGB")
+        gray = ((arr * 255 + 32767) // 65535).astype(np.uint8)  # 16-bit → 8-bit, rounded
+        return np.repeat(gray[..., None], 3, axis=2)
+    if mode == "F":
+        raise DataError(path, "floating-point image (mode F): no 8-bit RGB reading is defined; save it as 8/16-bit")
+    return np.asarray(im.convert("RGB"))
+
+
 def read_image(path: str | os.PathLike) -> np.ndarray:
-    """RGB uint8 array (H, W, 3). Corrupt or truncated files raise :class:`DataError`."""
+    """RGB uint8 array (H, W, 3). 16-bit images are scaled to 8 bit. Any decoder failure (corrupt or
+    truncated file, decompression bomb, unsupported mode) raises :class:`DataError` naming the file."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "image file is missing")
     try:
-        with Image.open(path) as im:
-            im.load()
-            arr = np.asarray(im.convert("RGB"))
-    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as e:
-        raise DataError(path, f"corrupt or unreadable image ({e})") from e
+        with _open_image(path) as im:
+            arr = _to_uint8_rgb(im, path)
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every decoder failure becomes the project's named error
+        raise DataError(path, _decoder_problem(e)) from e
     return arr
 
 
@@ -51,8 +89,7 @@ def read_label(
     if not path.is_file():
         raise DataError(path, "label file is missing")
     try:
-        with Image.open(path) as im:
-            im.load()
+        with _open_image(path) as im:
             mode = im.mode
             if channels == "first" and mode in ("RGB", "RGBA"):
                 arr = np.asarray(im)[..., 0]
@@ -69,8 +106,10 @@ def read_label(
                     f"label image has mode {mode!r}; expected a single-channel index PNG (mode L or P). "
                     "Colour renders (RGB/RGBA) are not label maps",
                 )
-    except (UnidentifiedImageError, OSError, SyntaxError) as e:
-        raise DataError(path, f"corrupt or unreadable label image ({e})") from e
+    except DataError:
+        raise
+    except Exception as e:  # noqa: BLE001 - every decoder failure becomes the project's named error
+        raise DataError(path, "label: " + _decoder_problem(e)) from e
     if num_classes is not None:
         check_label_range(arr, num_classes, path, ignore_index)
     return arr

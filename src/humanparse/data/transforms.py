@@ -71,6 +71,9 @@ def mirror_matrix(width: int) -> np.ndarray:
     return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
+BOX_GEOMETRIES = ("pixel_centers", "ce2p")
+
+
 def box_affine(
     image_size: tuple[int, int],
     input_size: tuple[int, int],
@@ -79,16 +82,25 @@ def box_affine(
     flip: bool = False,
     center: tuple[float, float] | None = None,
     box: tuple[float, float] | None = None,
+    geometry: str = "pixel_centers",
 ) -> np.ndarray:
     """3×3 matrix for ``box`` mode. ``image_size`` and ``input_size`` are (H, W).
 
     The box (default: the whole image, centred at ((W−1)/2, (H−1)/2)) is padded to the input aspect
     ratio, scaled by ``scale`` and rotated by ``rotation`` degrees about its centre.
+
+    ``geometry``: ``pixel_centers`` maps the W×H image box onto the input with the box centre at the
+    input's centre pixel ((W_in−1)/2, (H_in−1)/2); ``ce2p`` is the released CE2P / CorrPM helper
+    (``_box2cs([0, 0, W−1, H−1])`` + ``utils/transforms.py::get_affine_transform``): a (W−1)×(H−1) box whose
+    centre goes to (W_in/2, H_in/2), half a pixel off and very slightly larger.
     """
+    if geometry not in BOX_GEOMETRIES:
+        raise ValueError(f"box geometry must be one of {BOX_GEOMETRIES}, got {geometry!r}")
     h, w = image_size
     oh, ow = input_size
+    ce2p = geometry == "ce2p"
     cx, cy = center if center is not None else ((w - 1) / 2.0, (h - 1) / 2.0)
-    bw, bh = box if box is not None else (float(w), float(h))
+    bw, bh = box if box is not None else ((float(w - 1), float(h - 1)) if ce2p else (float(w), float(h)))
     aspect = ow / oh
     if bw > aspect * bh:
         bh = bw / aspect
@@ -98,7 +110,7 @@ def box_affine(
     m = translate(-cx, -cy)
     m = scale_matrix(ow / bw) @ m
     m = rotation_matrix(rotation) @ m
-    m = translate((ow - 1) / 2.0, (oh - 1) / 2.0) @ m
+    m = (translate(ow / 2.0, oh / 2.0) if ce2p else translate((ow - 1) / 2.0, (oh - 1) / 2.0)) @ m
     if flip:
         m = m @ mirror_matrix(w)
     return m
@@ -331,6 +343,8 @@ class AffineTransform:
         train: if false, the placement is deterministic (scale 1, no rotation, no flip; crop mode
             resizes the whole image box into the input, i.e. ``box`` placement).
         image_border: pad value of the warped image (0, or the mean colour).
+        box_geometry: ``box`` mode's placement convention, ``pixel_centers`` or the released CE2P/CorrPM
+            ``ce2p`` (:func:`box_affine`).
     """
 
     def __init__(
@@ -347,6 +361,7 @@ class AffineTransform:
         flip_prob: float = 0.5,
         train: bool = True,
         image_border: float | Sequence[float] = 0,
+        box_geometry: str = "pixel_centers",
     ):
         if mode not in ("box", "crop"):
             raise ValueError(f"AffineTransform mode must be 'box' or 'crop', got {mode!r}")
@@ -362,6 +377,9 @@ class AffineTransform:
         self.flip_prob = flip_prob
         self.train = train
         self.image_border = tuple(image_border) if isinstance(image_border, Sequence) else image_border
+        if box_geometry not in BOX_GEOMETRIES:
+            raise ValueError(f"box_geometry must be one of {BOX_GEOMETRIES}, got {box_geometry!r}")
+        self.box_geometry = box_geometry
         self.flip_tables: FlipTables | None = None
 
     def bind(self, flip_tables: FlipTables) -> AffineTransform:
@@ -383,12 +401,12 @@ class AffineTransform:
 
     def matrix(self, image_size: tuple[int, int], rng: np.random.Generator | None) -> tuple[np.ndarray, bool]:
         if not self.train or rng is None:
-            return box_affine(image_size, self.input_size), False
+            return box_affine(image_size, self.input_size, geometry=self.box_geometry), False
         flip = bool(self.flip_prob > 0 and rng.random() < self.flip_prob)
         if self.mode == "box":
             s = self._draw_scale(rng)
             r = self._draw_rotation(rng)
-            return box_affine(image_size, self.input_size, scale=s, rotation=r, flip=flip), flip
+            return box_affine(image_size, self.input_size, scale=s, rotation=r, flip=flip, geometry=self.box_geometry), flip
         h, w = image_size
         sx = self._draw_scale(rng)
         sy = self._draw_scale(rng) if self.aspect_jitter else sx

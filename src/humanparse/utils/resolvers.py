@@ -28,6 +28,14 @@ def _cwd() -> str:
     return os.getcwd()
 
 
+def _run_id() -> str:
+    """``${hp.run_id:}``: the unique tail of a run folder name (see :func:`humanparse.utils.run.run_id`);
+    cached, so every use in one config gives the same value."""
+    from humanparse.utils.run import run_id
+
+    return run_id()
+
+
 def _user_config_dir() -> str:
     """Hydra search-path entry of the user's config folder (``HUMANPARSE_CONFIG_DIR``): their own models,
     experiments and machine-local settings, found like the package's. Unset: the package's folder again."""
@@ -40,6 +48,8 @@ def register() -> None:
                      ("hp.user_config_dir", _user_config_dir)):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
+    if not OmegaConf.has_resolver("hp.run_id"):
+        OmegaConf.register_new_resolver("hp.run_id", _run_id, use_cache=True)
 
 
 register()

@@ -26,4 +26,8 @@ def main(argv: list[str] | None = None) -> None:
 
 
 if __name__ == "__main__":
-    main()
+    import sys
+
+    from humanparse.utils.errors import run_main
+
+    sys.exit(run_main(main))

@@ -4,7 +4,9 @@ The released FCN parsers (CE2P, CorrPM, ...) normalise with ``InPlaceABNSync``: 
 LeakyReLU(0.01), or by nothing when built with ``activation='none'``. humanparse uses plain
 ``nn.BatchNorm2d`` — which Lightning's ``trainer.sync_batchnorm`` (or, on CPU,
 :mod:`humanparse.utils.syncbn`) turns into synchronised BN — followed by the same activation, so no
-custom CUDA extension is needed.
+custom CUDA extension is needed. One difference is in the parametrisation, not the function: CE2P's
+InPlace-ABN scales by ``|w| + eps`` (``libs/src/bn.cu``), so released weights are converted to that value
+when loaded (:mod:`humanparse.models.released`).
 """
 
 from __future__ import annotations

@@ -34,6 +34,10 @@ GPUs (never materialising the 9216×2304 matrix) and in query chunks with oneDNN
 activations are channels-last by default (``channels_last``): oneDNN's convolutions are faster in that
 layout on CPU, and the position-major features reach the attention kernel without copies.
 
+Released checkpoints (``LIP_best.pth`` ...) load through :mod:`humanparse.models.corrpm.released` (key map,
+dead layers, InPlace-ABN weights read as ``|w| + eps``); with them this module computes the released forward
+(all four outputs within 1e-4 × max|output| of the released code's, ``tests/test_released_corrpm.py``).
+
 Ablation variants (paper Table 5, models.md §3.6) are selected by ``variant``; a zero edge or pose loss
 weight removes that branch (Table 6), see :func:`effective_variant`.
 """
