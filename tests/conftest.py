@@ -53,6 +53,11 @@ TINY_MODELS = {
                        "model.trainable_layers=5", "model.norm=bn", "model.fpn_channels=16", "model.representation_size=32",
                        "model.anchor_sizes=[16,32,64,128,256]", "model.head_dim=16", "model.num_convs=2",
                        "model.densepose_roi_size=8"],
+    "parsing_rcnn": ["model.backbone=resnet10", "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}", "model.norm=bn",
+                     "model.trainable_layers=5", "model.fpn_channels=16", "model.representation_size=32",
+                     "model.anchor_sizes=[16,32,64,128,256]", "model.parsing_roi_size=8", "model.parsing_output_size=32",
+                     "model.conv_dim=16", "model.aspp_dim=8", "model.gce_dim=8", "model.test_detections_per_img=10",
+                     "model.init=null"],
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",

@@ -39,6 +39,11 @@ def test_model_configs(compose_train, name):
     task = hydra.utils.instantiate(cfg.model)
     task.eval()
     x = torch.randn(1, 3, *cfg.data.input_size)
+    if (cfg.model.get("requires") or {}).get("collate") == "instance":  # region-based models: prediction dicts, no dense logits
+        with torch.no_grad():
+            pred = task.predict_batch({"image": x})[0]
+        assert pred["semantic"].shape == tuple(cfg.data.input_size) and isinstance(pred["instances"], list)
+        return
     with torch.no_grad():
         logits = task.input_logits(x)
     assert logits.shape == (1, cfg.data.num_classes, *cfg.data.input_size)

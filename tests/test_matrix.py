@@ -28,6 +28,8 @@ REFUSED = {
     ("densepose_rcnn", "grapy_ml"): r"single head.*model=grapy",
     **{("densepose_rcnn", d): r"DensePose points.*data=densepose_coco"
        for d in ("atr", "cihp", "lip", "mhp_v2", "pascal_person_part")},
+    ("parsing_rcnn", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
+    ("parsing_rcnn", "grapy_ml"): r"single head.*model=grapy",
 }
 # pairs that train with the documented switch (and are refused without it)
 SWITCHES = {

@@ -395,3 +395,102 @@ def test_init_offline_is_a_clear_error(monkeypatch, tmp_path):
         ParsingRCNN(20, init="coco_keypoints", weights=str(tmp_path / "missing.pth"))
     with pytest.raises(ValueError, match="init"):
         ParsingRCNN(20, init="coco")
+
+
+# ------------------------------------------------------------------------------------------------
+# released checkpoints (soeaver/Parsing-R-CNN): Caffe-style trunk, names, frozen affine BN
+
+
+def released_names(net: torch.nn.Module) -> dict[str, str]:
+    """This net's parameter names → the released model's (rcnn/modeling module names), written out."""
+    fpn = {3: "p5", 2: "fpn_#0", 1: "fpn_#1", 0: "fpn_#2"}
+    out = {}
+    for k in net.state_dict():
+        if k.startswith("backbone.body."):
+            out[k] = "Conv_Body." + k[len("backbone.body."):]
+        elif k.startswith("backbone.fpn."):
+            kind, lvl, _, p = k.split(".")[2:]
+            io = "in" if kind == "inner_blocks" else "out"
+            name = fpn[int(lvl)]
+            out[k] = f"Conv_Body_FPN.p5_{io}.{p}" if name == "p5" else f"Conv_Body_FPN.fpn_{io}.{name[-1]}.{p}"
+        elif k.startswith("rpn.head.conv."):
+            out[k] = "RPN.head.conv." + k.split(".")[-1]
+        elif k.startswith("rpn.head."):
+            out[k] = "RPN." + k[len("rpn."):]
+        elif k.startswith("roi_heads.box_head."):
+            out[k] = "Fast_RCNN.Head." + k[len("roi_heads.box_head."):]
+        elif k.startswith("roi_heads.box_predictor."):
+            out[k] = "Fast_RCNN.Output." + k[len("roi_heads.box_predictor."):]
+    head = "Parsing_RCNN.Head."
+    for k in net.state_dict():
+        rest = k[len("roi_heads.branches.parsing."):] if k.startswith("roi_heads.branches.parsing.") else None
+        if rest is None:
+            continue
+        rest = (rest.replace("head.gce.image_pool.1.0.", head + "im_pool.1.0.")
+                .replace("head.gce.aspp.", head + "asppv3.").replace("head.gce.project.0.", head + "feat.0.0.")
+                .replace("head.gce.nonlocal_block.norm.", head + "feat.1.gn.")
+                .replace("head.gce.nonlocal_block.", head + "feat.1.").replace("head.after.", head + "conv_after_asppv3.")
+                .replace("output.deconv.", "Parsing_RCNN.Output.parsing_score_lowres."))
+        out[k] = rest
+    return out
+
+
+def test_caffe_trunk_puts_the_stride_in_the_1x1():
+    net = ParsingRCNN(20, parsing=CODE_HEAD, stride_in_1x1=True, norm="affine")
+    for stage in (net.backbone.body.layer2, net.backbone.body.layer3, net.backbone.body.layer4):
+        assert stage[0].conv1.stride == (2, 2) and stage[0].conv2.stride == (1, 1)
+        assert stage[0].downsample[0].stride == (2, 2)
+    assert net.backbone.body.layer1[0].conv1.stride == (1, 1)
+    feats = net.backbone(torch.randn(1, 3, 64, 96))
+    assert [tuple(f.shape[-2:]) for f in feats.values()] == [(16, 24), (8, 12), (4, 6), (2, 3), (1, 2)]
+
+
+def test_released_checkpoint_loads_every_tensor(tmp_path):
+    from humanparse.models.released import ReleasedWeightsError, load_released_weights
+
+    torch.manual_seed(0)
+    # the released layout (Caffe trunk, affine BN, GroupNorm non-local) at small widths: same names, small file
+    built = dict(parsing=dict(gce_dim=32, conv_dim=32, aspp_dim=16, nl_norm="gn"), stride_in_1x1=True, norm="affine",
+                 resnet_kwargs={"layers": [1, 1, 1, 1], "width_per_group": 16}, fpn_channels=16,
+                 representation_size=32)
+    ref = ParsingRCNN(20, **built).state_dict()
+    names = released_names(ParsingRCNN(20, **built))
+    assert len(names) == len(ref)  # frozen affine BN: weight and bias only, all mapped
+    released = {r: torch.randn_like(ref[k]) for k, r in names.items()}
+    released["RPN.anchor_generator.cell_anchors.0"] = torch.zeros(3, 4)  # released buffers, dropped
+    path = tmp_path / "model_latest.pth"
+    torch.save({"model": released}, path)
+    net = ParsingRCNN(20, **built)
+    load_released_weights(net, path, "parsing_rcnn")
+    got = net.state_dict()
+    for k, r in names.items():
+        assert torch.equal(got[k], released[r]), k
+    # the released AffineChannel: x * weight + bias
+    bn = net.backbone.body.layer3[0].bn2
+    x = torch.randn(2, bn.weight.numel(), 3, 3)
+    torch.testing.assert_close(bn(x), x * bn.weight[:, None, None] + bn.bias[:, None, None])
+    # a file of another head, or for another class count, is refused naming the file
+    torch.save({"model": {k: v for k, v in released.items() if "conv_after" not in k}}, tmp_path / "partial.pth")
+    with pytest.raises(ReleasedWeightsError, match="partial.pth.*missing from the file"):
+        load_released_weights(ParsingRCNN(20, **built), tmp_path / "partial.pth", "parsing_rcnn")
+    with pytest.raises(ReleasedWeightsError, match="num_classes=20.*num_classes=59"):
+        load_released_weights(ParsingRCNN(59, **built), path, "parsing_rcnn")
+
+
+def test_parsing_with_another_branch_is_one_module():
+    """Parsing R-CNN Table 9 style: the parsing branch next to another per-RoI branch in one detector."""
+    from humanparse.models.rcnn import KeypointBranch
+
+    torch.manual_seed(0)
+    net = ParsingRCNN(5, parsing=dict(roi_size=8, output_size=16, **TINY_HEAD),
+                      extra_branches={"keypoint": KeypointBranch(16, 17, layers=(8, 8))}, **TINY_NET)
+    parts = torch.zeros(1, 64, 64, dtype=torch.uint8)
+    parts[0, 8:56, 10:30] = 3
+    t = {"boxes": torch.tensor([[10.0, 8.0, 30.0, 56.0]]), "labels": torch.ones(1, dtype=torch.int64), "parts": parts,
+         "keypoints": torch.tensor([[[20.0, 20.0, 1.0]] * 17])}
+    losses = net(torch.randn(1, 3, 64, 64), [t])
+    assert {"loss_parsing", "loss_keypoint", "loss_classifier", "loss_objectness"} <= set(losses)
+    net.eval()
+    with torch.no_grad():
+        d = net(torch.randn(1, 3, 64, 64))["detections"][0]
+    assert d["parsing_probs"].shape == (len(d["boxes"]), 5, 16, 16) and d["keypoints"].shape == (len(d["boxes"]), 17, 3)

@@ -38,6 +38,7 @@ log = logging.getLogger(__name__)
 # model name (the model yaml's ``name``) → "module:attribute" of its ReleasedFormat
 FORMATS: dict[str, str] = {
     "corrpm": "humanparse.models.corrpm.released:FORMAT",
+    "parsing_rcnn": "humanparse.models.parsing_rcnn.released:FORMAT",
 }
 
 # our buffers a released file may lack: BatchNorm's step counter (no effect unless momentum is None);

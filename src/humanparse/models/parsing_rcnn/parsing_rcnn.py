@@ -277,6 +277,8 @@ class ParsingRCNN(HumanRCNN):
     ``coco_keypoints`` (torchvision ``keypointrcnn_resnet50_fpn`` COCO weights: trunk, FPN, RPN, box head
     and the pose head's 8 × conv512 into the parsing head's 3×3 convs where shapes match, Tables 5–7, 9);
     ``weights``: a local file for that init (else downloaded; offline this is an immediate error).
+    The authors' checkpoints load through :mod:`humanparse.models.released` (format in
+    :mod:`humanparse.models.parsing_rcnn.released`; build with ``stride_in_1x1=True, norm="affine"``).
     ``tta``: ``{scales: [...], flip: bool}``; evaluation then detects on every view (boxes mapped back,
     union, NMS) and averages the parsing probabilities of the final boxes over the views. Flipped views
     are returned separately (``parsing_probs_flipped``, flipped back spatially, channels not yet swapped):
@@ -301,6 +303,11 @@ class ParsingRCNN(HumanRCNN):
             from humanparse.models.parsing_rcnn.weights import load_init
 
             load_init(self, init, weights)
+
+    def data_requirements(self) -> dict:
+        """What the data must give (checked by the data module before training): the part labels of
+        every person, i.e. the image's part-label map split by person (not DensePose-COCO's points)."""
+        return {"semantic": True, "collate": "instance"}
 
     def param_groups(self) -> list[dict]:
         """Weights at the base LR; biases at ``bias_lr_factor`` × LR (Detectron's BIAS_LR_FACTOR 2)."""

@@ -110,7 +110,7 @@ class ParsingRCNNPostprocess:
     (``score`` = box score, ``box``, ``label``, ``parts`` (H, W) uint8 full-image part map, 0 outside the
     person) sorted by descending score, and ``semantic`` (H, W) int64."""
 
-    produces = frozenset({"instances", "parts", "semantic"})
+    produces = frozenset({"semantic", "instances", "instances.parts", "instances.box"})
 
     def __init__(self, semseg_score_thresh: float = 0.3, score_thresh: float = 0.0):
         self.semseg_score_thresh = float(semseg_score_thresh)

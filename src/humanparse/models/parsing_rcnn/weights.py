@@ -31,7 +31,7 @@ def _download(what: str, weights_enum) -> dict[str, torch.Tensor]:
         raise PretrainedWeightsError(
             f"cannot download {weights_enum} for {what}: download.pytorch.org is not reachable and "
             f"{cached} does not exist. Download {weights_enum.url} elsewhere and pass it as a local file "
-            "(model.weights=/path/to/file.pth), or put it in the torch hub cache, or use model.init=null.")
+            "(model.init_weights=/path/to/file.pth), or put it in the torch hub cache, or use model.init=null.")
     return weights_enum.get_state_dict(progress=False, check_hash=False)
 
 
@@ -104,5 +104,5 @@ def _imagenet_weights(tvm, net):
              (33, 256): tvm.ResNeXt101_32X8D_Weights.IMAGENET1K_V1}
     if (depth, width) not in table:
         raise PretrainedWeightsError(f"no torchvision ImageNet weights for this trunk ({depth} blocks); "
-                                     "give a local file with model.weights=/path/to/weights.pth")
+                                     "give a local file with model.init_weights=/path/to/weights.pth")
     return table[(depth, width)]

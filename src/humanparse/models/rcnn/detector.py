@@ -60,22 +60,41 @@ class BatchOnlyTransform(GeneralizedRCNNTransform):
         return result
 
 
+class FrozenAffine(nn.Module):
+    """y = x · weight + bias per channel, both frozen buffers: the BatchNorm of Detectron-style released
+    checkpoints after their statistics were merged into the affine terms (Detectron's AffineChannel).
+    Written here because torchvision's FrozenBatchNorm2d also carries running statistics that such files
+    do not have."""
+
+    def __init__(self, num_features: int):
+        super().__init__()
+        self.register_buffer("weight", torch.ones(num_features))
+        self.register_buffer("bias", torch.zeros(num_features))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return x * self.weight.view(1, -1, 1, 1) + self.bias.view(1, -1, 1, 1)
+
+
 def _norm_layer(norm: str):
     if norm == "frozen_bn":
         return FrozenBatchNorm2d
+    if norm == "affine":
+        return FrozenAffine
     if norm == "bn":
         return nn.BatchNorm2d
     if norm == "gn":
         return lambda c: nn.GroupNorm(32 if c % 32 == 0 else 8, c)
-    raise ValueError(f"backbone norm must be frozen_bn | bn | gn, got {norm!r}")
+    raise ValueError(f"backbone norm must be frozen_bn | affine | bn | gn, got {norm!r}")
 
 
 def resnet_fpn(name: str = "resnet50", trainable_layers: int = 3, norm: str = "frozen_bn",
                fpn_channels: int = 256, returned_layers: Sequence[int] = (1, 2, 3, 4),
-               resnet_kwargs: Mapping | None = None) -> BackboneWithFPN:
+               resnet_kwargs: Mapping | None = None, stride_in_1x1: bool = False) -> BackboneWithFPN:
     """torchvision ResNet(-Xt) + FPN (P2..P5 and P6 by max-pool, ``fpn_channels`` wide), as
     ``resnet_fpn_backbone`` builds it, with the FPN width and the norm exposed; ``resnet_kwargs`` go to the
     torchvision builder, or with ``layers`` (and ``block``: basic | bottleneck) build a custom-depth ResNet.
+    ``stride_in_1x1``: the Caffe/Detectron trunk (MSRA ResNet v1, the released Parsing R-CNN and Detectron
+    weights): each stage's stride sits in the first block's 1×1 conv instead of its 3×3 (torchvision v1.5).
     Stages outside the last ``trainable_layers`` are frozen (Detectron's FREEZE_AT)."""
     if not 0 <= trainable_layers <= 5:
         raise ValueError(f"trainable_layers must be in [0, 5], got {trainable_layers}")
@@ -86,6 +105,12 @@ def resnet_fpn(name: str = "resnet50", trainable_layers: int = 3, norm: str = "f
                              norm_layer=_norm_layer(norm), **kw)
     else:
         body = resnet.__dict__[name](weights=None, norm_layer=_norm_layer(norm), **kw)
+    if stride_in_1x1:
+        for stage in (body.layer2, body.layer3, body.layer4):
+            first = stage[0]
+            if not isinstance(first, resnet.Bottleneck):
+                raise ValueError("stride_in_1x1 applies to bottleneck ResNets only")
+            first.conv1.stride, first.conv2.stride = first.conv2.stride, (1, 1)
     train = ["layer4", "layer3", "layer2", "layer1", "conv1"][:trainable_layers]
     if trainable_layers == 5:
         train.append("bn1")
@@ -115,6 +140,7 @@ class HumanRCNN(GeneralizedRCNN):
         norm: str = "frozen_bn",
         fpn_channels: int = 256,
         resnet_kwargs: Mapping | None = None,
+        stride_in_1x1: bool = False,
         num_classes: int = 2,
         # RPN
         anchor_sizes: Sequence[int] = (32, 64, 128, 256, 512),
@@ -143,7 +169,8 @@ class HumanRCNN(GeneralizedRCNN):
         box_detections_per_img: int = 100,
         size_divisible: int = 32,
     ):
-        body = resnet_fpn(backbone, trainable_layers, norm, fpn_channels, resnet_kwargs=resnet_kwargs)
+        body = resnet_fpn(backbone, trainable_layers, norm, fpn_channels, resnet_kwargs=resnet_kwargs,
+                          stride_in_1x1=stride_in_1x1)
         anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), (tuple(aspect_ratios),) * len(anchor_sizes))
         rpn = RegionProposalNetwork(
             anchors, RPNHead(fpn_channels, anchors.num_anchors_per_location()[0]),
