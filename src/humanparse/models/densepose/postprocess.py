@@ -83,7 +83,10 @@ class DensePosePostprocess:
 
     def __call__(self, outputs: dict, batch: dict, ctx=None) -> list[dict]:
         preds = []
-        for det, meta in zip(outputs["detections"], batch["meta"]):
+        # without placement records (a bare image batch) the input frame is the original frame
+        metas = batch.get("meta") or [{"affine": np.eye(3), "orig_size": tuple(batch["image"].shape[-2:])}
+                                      for _ in outputs["detections"]]
+        for det, meta in zip(outputs["detections"], metas):
             order = torch.argsort(det["scores"], descending=True, stable=True)[: self.max_detections]
             det = {k: (v[order] if torch.is_tensor(v) and v.ndim and len(v) == len(det["scores"]) else v)
                    for k, v in det.items()}
