@@ -200,4 +200,5 @@ def test_demo_preset_instantiates(compose_train):
     task = instantiate_task(cfg)
     dm = hydra.utils.instantiate(cfg.data)
     dm.adapt_to_model(task.data_requirements(), "densepose_rcnn")
-    assert dm.collate == "instance" and task.net.branches["densepose"].output_size == 56
+    branch = task.net.branches["densepose"]
+    assert dm.collate == "instance" and branch.output_size == 56 and branch.loss_weights == (5.0, 1.0, 0.01)
