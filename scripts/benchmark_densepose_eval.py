@@ -33,9 +33,9 @@ from omegaconf import OmegaConf
 
 from humanparse.data.densepose_coco import images_from_coco, read_coco
 from humanparse.data.densepose_surface import load_body_surface
-from humanparse.data.synthetic.densepose import synthetic_eval_set
 from humanparse.metrics.densepose import image_records, prepare_gt_images, score_records
 from humanparse.metrics.densepose_results import evaluate_densepose, read_results, write_results
+from humanparse.synthetic.densepose import synthetic_eval_set
 
 STAT_KEYS = ("ap", "ap50", "ap75", "apm", "apl", "ar", "ar50", "ar75", "arm", "arl")
 

@@ -1,7 +1,7 @@
 """Benchmark of the standalone evaluator (not a test).
 
 Generates 500 CIHP-like images (256×192, 1-5 persons, rendered with
-:func:`humanparse.data.synthetic.render_scene`; noisy per-person predictions with misses, duplicates,
+:func:`humanparse.synthetic.render_scene`; noisy per-person predictions with misses, duplicates,
 false positives and sub-threshold scores) in every format the evaluator reads, plus 500 LIP-like
 473×473 label maps with noisy predictions, then times ``python -m humanparse.evaluate_predictions``
 per metric (in-process, several runs, medians) and prints the table next to the official
@@ -30,12 +30,12 @@ import numpy as np
 
 from humanparse import evaluate_predictions as ep
 from humanparse.data.io import write_label_png
-from humanparse.data.synthetic import labels_for, render_scene
 from humanparse.evaluation import synthetic as sy
 from humanparse.evaluation.fastio import read_index_png
 from humanparse.evaluation.groundtruth import CIHPGroundTruth
 from humanparse.evaluation.predictions import PersonPredictions
 from humanparse.metrics.instance import image_app_record, score_app
+from humanparse.synthetic import labels_for, render_scene
 
 # seconds, official evaluators on the same kind of set, 2 cores (issue 4)
 REFERENCE_SECONDS = {

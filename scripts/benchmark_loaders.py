@@ -29,7 +29,7 @@ from omegaconf import OmegaConf, open_dict
 
 import humanparse.utils.resolvers  # noqa: F401
 from humanparse.data.datamodule import ensure_synthetic
-from humanparse.data.synthetic.writer import dir_size
+from humanparse.synthetic.writer import dir_size
 
 DATASETS = ("lip", "atr", "pascal_person_part", "cihp", "mhp_v2")
 
@@ -81,8 +81,8 @@ def bench_dataset(name: str, cache: Path, workers: int, batches: int) -> dict:
 
 def bench_instance_edges(cache: Path, reps: int = 200) -> dict:
     from humanparse.data.cihp import CIHPDataset
-    from humanparse.data.synthetic import generate_cihp
     from humanparse.data.targets import InstanceEdges, instance_edges
+    from humanparse.synthetic import generate_cihp
 
     root = cache / "edges-cihp"
     if not root.exists():

@@ -12,7 +12,7 @@ from PIL import Image
 from conftest import run_cli
 from helpers.datasets import TINY, copy_of, tiny_root
 from humanparse.data import registry
-from humanparse.data.check import ERROR, WARNING, DatasetCheck, check_dataset, summary
+from humanparse.tools.check_data import ERROR, WARNING, DatasetCheck, check_dataset, summary
 
 
 def _issues(report, severity=ERROR):
@@ -100,7 +100,7 @@ def test_cli_exit_status_and_json_report(cache_dir, tmp_path):
     rgb[0, 0, 0] = 99
     Image.fromarray(rgb).save(anno)
     report = tmp_path / "report.json"
-    proc = run_cli("humanparse.data.check", "data=mhp_v2", f"data.root={root}", f"report={report}", "progress=false",
+    proc = run_cli("humanparse.tools.check_data", "data=mhp_v2", f"data.root={root}", f"report={report}", "progress=false",
                    cwd=tmp_path, cache_dir=cache_dir, check=False)
     assert proc.returncode == 1, proc.stderr[-2000:]
     rep = json.loads(report.read_text())

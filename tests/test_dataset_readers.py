@@ -20,11 +20,11 @@ from humanparse.data.io import DataError
 from humanparse.data.mhp import MHPv2Dataset
 from humanparse.data.pascal import PascalPersonPartDataset
 from humanparse.data.pseudo_pose import read_pseudo_pose
-from humanparse.data.synthetic.cihp import cihp_maps
-from humanparse.data.synthetic.mhp import person_maps
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.writer import draw_size, image_rng
 from humanparse.data.targets import instance_edges
+from humanparse.synthetic.cihp import cihp_maps
+from humanparse.synthetic.mhp import person_maps
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.writer import draw_size, image_rng
 
 
 @pytest.fixture(scope="module")

@@ -1,5 +1,5 @@
 """DensePose-COCO: the synthetic generator, the reader (layouts d2 / detectron1), errors naming the file,
-the instance collate and the flip start-up check (datasets.md §6)."""
+the instance collate and the flip start-up check."""
 
 from __future__ import annotations
 
@@ -19,9 +19,10 @@ from humanparse.data.datamodule import ParsingDataModule
 from humanparse.data.densepose_coco import DensePoseCOCODataset, load_gt_images, paint_coarse
 from humanparse.data.io import DataError
 from humanparse.data.meta import DENSEPOSE_FINE_TO_COARSE
-from humanparse.data.synthetic.densepose import ANN_FILES, generate_densepose_coco, make_densepose_image
+from humanparse.data.pipeline import SamplePipeline
 from humanparse.data.transforms import AffineTransform, Compose
 from humanparse.evaluation.evaluators import DensePoseEvaluator
+from humanparse.synthetic.densepose import ANN_FILES, generate_densepose_coco, make_densepose_image
 
 COUNTS = {"num_train": 6, "num_val": 5, "num_valminusminival": 2}
 
@@ -209,21 +210,22 @@ def test_flip_without_uv_symmetry_is_a_startup_error(root, tmp_path):
     shutil.copytree(root / "coco", real_like / "coco")  # no synthetic.json: nothing ships a table
     flipping = Compose([AffineTransform((64, 64), flip_prob=0.5)])
     with pytest.raises(ValueError, match="uv_symmetry"):
-        DensePoseCOCODataset(real_like, split="minival", transform=flipping)
-    DensePoseCOCODataset(real_like, split="minival", transform=Compose([AffineTransform((64, 64), flip_prob=0.0)]))
-    DensePoseCOCODataset(real_like, split="minival", transform=Compose([AffineTransform((64, 64), train=False)]))
-    ds = DensePoseCOCODataset(real_like, split="minival", transform=flipping,
-                              uv_symmetry=root / "densepose_eval_data" / "UV_symmetry_transforms.mat")
+        SamplePipeline(DensePoseCOCODataset(real_like, split="minival"), transform=flipping)
+    SamplePipeline(DensePoseCOCODataset(real_like, split="minival"), transform=Compose([AffineTransform((64, 64), flip_prob=0.0)]))
+    SamplePipeline(DensePoseCOCODataset(real_like, split="minival"), transform=Compose([AffineTransform((64, 64), train=False)]))
+    ds = SamplePipeline(DensePoseCOCODataset(real_like, split="minival",
+                                             uv_symmetry=root / "densepose_eval_data" / "UV_symmetry_transforms.mat"),
+                        transform=flipping)
     assert ds.uv_symmetry is not None
     with pytest.raises(FileNotFoundError, match="UV_symmetry_transforms.mat"):
-        DensePoseCOCODataset(real_like, split="minival", transform=flipping, uv_symmetry=tmp_path / "none.mat")
+        SamplePipeline(DensePoseCOCODataset(real_like, split="minival", uv_symmetry=tmp_path / "none.mat"), transform=flipping)
     # through the datamodule: the error comes when it is set up, before any training step
     dm = ParsingDataModule("densepose_coco", root=str(real_like), input_size=(64, 64), batch_size=2, num_workers=0,
                            augment={"flip_prob": 0.5}, train_split="minival", val_split="minival")
     with pytest.raises(ValueError, match="uv_symmetry"):
         dm.setup("fit")
     # the synthetic set ships its own table
-    assert DensePoseCOCODataset(root, split="minival", transform=flipping).uv_symmetry is not None
+    assert SamplePipeline(DensePoseCOCODataset(root, split="minival"), transform=flipping).uv_symmetry is not None
 
 
 def test_datamodule_batches_with_instance_collate(root, tmp_path):

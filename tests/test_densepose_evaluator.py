@@ -1,5 +1,5 @@
 """``python -m humanparse.evaluate_predictions metric=densepose``: results formats, agreement with the
-metric class, errors naming the file (metrics.md §7)."""
+metric class, errors naming the file."""
 
 from __future__ import annotations
 
@@ -14,11 +14,11 @@ from conftest import run_cli
 from humanparse.data.densepose_coco import load_gt_images
 from humanparse.data.densepose_surface import EvalDataMissingError
 from humanparse.data.io import DataError
-from humanparse.data.synthetic.body_surface import write_synthetic_eval_data
-from humanparse.data.synthetic.densepose import synthetic_eval_set
 from humanparse.evaluate_predictions import main, run
 from humanparse.metrics.densepose import DensePoseMetric
 from humanparse.metrics.densepose_results import decode_uv, encode_uv, write_results
+from humanparse.synthetic.body_surface import write_synthetic_eval_data
+from humanparse.synthetic.densepose import synthetic_eval_set
 
 
 @pytest.fixture(scope="module")

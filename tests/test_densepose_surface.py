@@ -1,5 +1,5 @@
 """The synthetic body surface, the UV symmetry table and the loaders of the official file formats
-(metrics.md §7.6, §7.7; datasets.md §6.4)."""
+(detectron2 DensePose's ``densepose_uv_data`` files)."""
 
 from __future__ import annotations
 
@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import scipy.io
 
+from humanparse.data.densepose_format import _nearest_first
 from humanparse.data.densepose_surface import (
     EVAL_DATA_URLS,
     BodySurface,
     EvalDataMissingError,
     UVSymmetry,
-    _nearest_first,
     condensed_index,
     kappa_for,
     load_body_surface,
@@ -22,7 +22,7 @@ from humanparse.data.densepose_surface import (
 )
 from humanparse.data.io import DataError
 from humanparse.data.meta import DENSEPOSE_FINE_FLIP
-from humanparse.data.synthetic.body_surface import (
+from humanparse.synthetic.body_surface import (
     _build,
     mirror_uv,
     synthetic_surface,

@@ -1,4 +1,4 @@
-"""Dense-point transforms (datasets.md §6.2, §6.4): flip with the UV symmetry table against the mirrored
+"""Dense-point transforms: flip with the UV symmetry table against the mirrored
 rendering, flip twice = identity, and scale / crop / rotation keeping points, boxes and masks consistent."""
 
 from __future__ import annotations
@@ -10,11 +10,11 @@ import pytest
 
 from humanparse.data.densepose_transforms import DensePoseTransform, flip_person, transform_flips, warp_person
 from humanparse.data.meta import DENSEPOSE_FINE_TO_COARSE, LIP_JOINT_FLIP_PAIRS
-from humanparse.data.synthetic.body_surface import synthetic_uv_symmetry
-from humanparse.data.synthetic.outfit import sample_outfit
-from humanparse.data.synthetic.render import draw_person
-from humanparse.data.synthetic.skeleton import sample_skeleton
 from humanparse.data.transforms import AffineTransform, Compose, rotation_matrix, scale_matrix, translate
+from humanparse.synthetic.body_surface import synthetic_uv_symmetry
+from humanparse.synthetic.outfit import sample_outfit
+from humanparse.synthetic.render import draw_person
+from humanparse.synthetic.skeleton import sample_skeleton
 
 H, W = 160, 120
 

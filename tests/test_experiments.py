@@ -34,7 +34,7 @@ def test_deeplab_preset_composes_with_the_grapy_ml_stage1_recipe(compose_train, 
         pytest.skip(f"conf/data/{data}.yaml is not on this branch yet")
     cfg = compose_train(f"experiment={name}", tiny=False)
     assert cfg.data.name == data and cfg.model.name == "deeplabv3plus"
-    # models.md §4.4 / §6: global batch 10, lr 0.007, poly 0.9, 100 epochs, 512 crops, scale 0.5-2, flip
+    # Grapy-ML stage 1: global batch 10, lr 0.007, poly 0.9, 100 epochs, 512 crops, scale 0.5-2, flip
     assert cfg.data.batch_size == 10 and list(cfg.data.input_size) == [512, 512]
     assert cfg.model.optimizer.lr == 0.007 and cfg.model.optimizer.momentum == 0.9
     assert cfg.model.optimizer.weight_decay == 5e-4 and cfg.model.scheduler.power == 0.9

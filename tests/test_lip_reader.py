@@ -12,8 +12,9 @@ from humanparse.data.base import DatasetNotFoundError, collate_dense
 from humanparse.data.datamodule import ParsingDataModule, ensure_synthetic
 from humanparse.data.io import DataError
 from humanparse.data.lip import LIPDataset, parse_pose_csv
-from humanparse.data.synthetic import generate_lip
+from humanparse.data.pipeline import SamplePipeline
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
+from humanparse.synthetic import generate_lip
 
 OPTS = {"num_train": 12, "num_val": 6, "num_test": 3, "image_size": [40, 64], "seed": 3}
 
@@ -69,7 +70,7 @@ def test_round_trip_of_pose_csv(lip_root):
 
 def test_transformed_samples_and_collate(lip_root):
     t = Compose([AffineTransform((32, 32), rotation=30), Normalize()])
-    ds = LIPDataset(lip_root, "val", transform=t, keep_original=True)
+    ds = SamplePipeline(LIPDataset(lip_root, "val"), transform=t, keep_original=True)
     batch = collate_dense([ds[(0, 1)], ds[(1, 1)]])
     assert batch["image"].shape == (2, 3, 32, 32) and batch["semantic"].shape == (2, 32, 32)
     assert isinstance(batch["gt"], list) and batch["gt"][0]["semantic"].shape == tuple(batch["meta"][0]["orig_size"])

@@ -1,4 +1,4 @@
-"""CorrPM loss terms and weights (paper Eq. 4, models.md §3.3)."""
+"""CorrPM loss terms and weights (paper §3.5, Eq. 4)."""
 
 from __future__ import annotations
 

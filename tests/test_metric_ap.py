@@ -1,4 +1,4 @@
-"""VOC all-point AP (metrics.md §3) and the stable score sort (§0.2)."""
+"""VOC all-point AP and the stable score sort."""
 
 from __future__ import annotations
 

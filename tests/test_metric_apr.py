@@ -1,4 +1,4 @@
-"""PGN AP^r over part instances (metrics.md §5)."""
+"""PGN AP^r over part instances (PGN)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""ATR accuracy / foreground accuracy / precision / recall / F1 (metrics.md §2)."""
+"""ATR accuracy / foreground accuracy / precision / recall / F1."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""DensePose metrics (metrics.md §7, §8): hand-constructed cases for every rule and quirk, RCP, and a
-two-process gloo run that equals the one-process numbers."""
+"""DensePose metrics (detectron2's GPS/GPSm evaluation, the paper's RCP): hand-constructed cases for
+every rule and quirk, RCP, and a two-process gloo run that equals the one-process numbers."""
 
 from __future__ import annotations
 
@@ -16,7 +16,6 @@ import torch.multiprocessing as mp
 
 from humanparse.data.densepose_coco import load_gt_images
 from humanparse.data.densepose_surface import BodySurface
-from humanparse.data.synthetic.densepose import synthetic_eval_set
 from humanparse.metrics.densepose import (
     DensePoseMetric,
     accumulate,
@@ -29,6 +28,7 @@ from humanparse.metrics.densepose import (
     summarize,
 )
 from humanparse.metrics.detection import BoxMAP
+from humanparse.synthetic.densepose import synthetic_eval_set
 
 # --- a tiny hand-made surface: torso back (1) and front (2) share geodesic vertex 2 (a seam) -----------
 UV = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])

@@ -1,4 +1,4 @@
-"""Box mAP (metrics.md §9): pycocotools COCOeval(bbox) wrapped as a gathered metric."""
+"""Box mAP: pycocotools COCOeval(bbox) wrapped as a gathered metric."""
 
 from __future__ import annotations
 

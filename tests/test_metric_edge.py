@@ -1,4 +1,4 @@
-"""PGN instance-edge precision / recall / F1 (metrics.md §6)."""
+"""PGN instance-edge precision / recall / F1 (released CIHP_PGN ``test_pgn.py``)."""
 
 from __future__ import annotations
 

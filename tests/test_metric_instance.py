@@ -1,4 +1,4 @@
-"""AP^p, PCP, the person-level part IoU and the Parsing R-CNN semantic map (metrics.md §4)."""
+"""AP^p, PCP, the person-level part IoU and the Parsing R-CNN semantic map (Parsing R-CNN §4)."""
 
 from __future__ import annotations
 

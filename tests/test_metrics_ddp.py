@@ -1,4 +1,4 @@
-"""Two gloo processes with uneven and empty shards give exactly the one-process numbers (metrics.md §0.2)."""
+"""Two gloo processes with uneven and empty shards give exactly the one-process numbers."""
 
 from __future__ import annotations
 

@@ -49,6 +49,7 @@ def test_dataset_viewer_runs(tmp_path, cache_dir):
     nb = _execute("dataset_viewer.ipynb", tmp_path, {"HUMANPARSE_CACHE": str(cache_dir), "HUMANPARSE_VIEWER_SAMPLES": "1"})
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "datasets: [" in text and "'lip'" in text
+    assert "densepose_coco" in text and "DensePose points" in text.split("densepose_coco", 1)[1]
     assert _images(nb) >= 2  # the scene, then one figure per registered dataset
 
 

@@ -16,6 +16,7 @@ from humanparse.data import registry
 from humanparse.data.io import DataError
 from humanparse.data.meta import COCO_JOINT_FLIP_PAIRS
 from humanparse.data.person_crops import PersonCropDataModule, PersonCropDataset, cut_person
+from humanparse.data.pipeline import SamplePipeline
 from humanparse.data.targets import PoseHeatmaps, SemanticEdges
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
 from humanparse.models.corrpm import CorrPM
@@ -67,7 +68,7 @@ def test_training_crops_cut_one_person_each():
 def test_training_crops_flip_coco_joints_and_get_targets():
     base = SyntheticCrowd(size=2)
     tf = Compose([AffineTransform((64, 64), rotation=0, scale=(1, 1), flip_prob=1.0), Normalize()])
-    ds = PersonCropDataset(base, train=True, transform=tf, targets=[SemanticEdges(), PoseHeatmaps()])
+    ds = SamplePipeline(PersonCropDataset(base, train=True), transform=tf, targets=[SemanticEdges(), PoseHeatmaps()])
     perm = np.arange(17)
     for a, b in COCO_JOINT_FLIP_PAIRS:
         perm[a], perm[b] = b, a
@@ -102,7 +103,8 @@ def test_detections_file_filters_sorts_and_matches_numeric_ids(tmp_path):
     path = tmp_path / "val.json"
     path.write_text(json.dumps(results))
     tf = Compose([AffineTransform((64, 64), train=False), Normalize()])
-    ds = PersonCropDataset(base, train=False, test_persons="detections", detections=path, transform=tf, keep_original=True)
+    ds = SamplePipeline(PersonCropDataset(base, train=False, test_persons="detections", detections=path), transform=tf,
+                        keep_original=True)
     item = ds[0]
     crops = item["person_crops"]
     assert [c["score"] for c in crops] == [0.6, 0.9]  # ascending: the best is pasted last
@@ -138,7 +140,7 @@ def test_merge_pastes_persons_in_ascending_score_order():
 def test_perfect_person_predictions_merge_back_to_the_ground_truth():
     base = SyntheticCrowd(size=2, split="val")
     tf = Compose([AffineTransform((96, 96), train=False), Normalize()])
-    ds = PersonCropDataset(base, train=False, test_persons="gt", transform=tf, keep_original=True)
+    ds = SamplePipeline(PersonCropDataset(base, train=False, test_persons="gt"), transform=tf, keep_original=True)
     eval_tf = AffineTransform((96, 96), train=False)
     for i in range(2):
         item, sample = ds[i], base.load(i)

@@ -13,6 +13,7 @@ from humanparse.data.cihp import CIHPDataset
 from humanparse.data.instances import part_instances, persons_from_ids
 from humanparse.data.meta import COCO_JOINTS, get_info
 from humanparse.data.mhp import MHPv2Dataset
+from humanparse.data.pipeline import SamplePipeline
 from humanparse.data.transforms import (
     PERSON_WARPERS,
     AffineTransform,
@@ -154,7 +155,7 @@ def test_instance_collate_keeps_per_image_targets():
 
 def test_generated_cihp_and_mhp_samples_stay_consistent_under_augmentation(cache_dir):
     t = AffineTransform((56, 56), mode="crop", scale=(0.7, 1.3), rotation=25, flip_prob=1.0)
-    ds = CIHPDataset(tiny_root(cache_dir, "cihp"), "train", transform=t)
+    ds = SamplePipeline(CIHPDataset(tiny_root(cache_dir, "cihp"), "train"), transform=t)
     for i in range(3):
         raw = ds.load(i)
         s = ds.transform(raw, np.random.default_rng(i))
@@ -165,7 +166,7 @@ def test_generated_cihp_and_mhp_samples_stay_consistent_under_augmentation(cache
             if not p["empty"]:
                 ys, xs = np.nonzero(p["mask"])
                 assert p["box"].tolist() == [xs.min(), ys.min(), xs.max(), ys.max()]
-    mhp = MHPv2Dataset(tiny_root(cache_dir, "mhp_v2"), "train", transform=t)
+    mhp = SamplePipeline(MHPv2Dataset(tiny_root(cache_dir, "mhp_v2"), "train"), transform=t)
     lut = FlipTables.from_info(get_info("mhp_v2")).label_lut
     raw = mhp.load(1)
     s = mhp.transform(mhp.load(1), np.random.default_rng(0))

@@ -1,4 +1,4 @@
-"""Tests of the procedural synthetic-person generator (humanparse.data.synthetic)."""
+"""Tests of the procedural synthetic-person generator (humanparse.synthetic)."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from PIL import Image
 
 from humanparse.data.meta import DATASETS, DENSEPOSE_FINE_FLIP, DENSEPOSE_FINE_PARTS, LIP_JOINTS
-from humanparse.data.synthetic import (
+from humanparse.synthetic import (
     NUM_TAGS,
     TAG_FLIP,
     TAG_FLIP_PAIRS,

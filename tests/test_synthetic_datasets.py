@@ -12,8 +12,8 @@ import pytest
 from PIL import Image
 
 from humanparse.data import registry
-from humanparse.data.synthetic import writer
-from humanparse.data.synthetic.__main__ import main as cli_main
+from humanparse.synthetic import writer
+from humanparse.synthetic.__main__ import main as cli_main
 
 SMALL = {"num_train": 3, "num_val": 2, "num_test": 1, "image_size": (40, 56), "seed": 2}
 
@@ -117,7 +117,7 @@ def test_deterministic_by_seed_and_atomic(tmp_path, name, monkeypatch):
             raise OSError("disk full")
         return real(*a, **k)
 
-    monkeypatch.setattr(f"humanparse.data.synthetic.{'pascal' if name == 'pascal_person_part' else name.split('_')[0]}"
+    monkeypatch.setattr(f"humanparse.synthetic.{'pascal' if name == 'pascal_person_part' else name.split('_')[0]}"
                         ".write_jpeg", flaky)
     with pytest.raises(OSError, match="disk full"):
         _gen(name, tmp_path / "d")

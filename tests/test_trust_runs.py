@@ -166,7 +166,7 @@ def test_an_empty_training_split_is_an_error(compose_train, cache_dir, tmp_path)
         train(compose_train("data.synthetic=false", f"data.root={root}", run_dir=tmp_path / "b"))
     assert not (tmp_path / "b" / "checkpoints").exists()
 
-    from humanparse.data.check import check_dataset
+    from humanparse.tools.check_data import check_dataset
 
     rep = check_dataset("lip", root, {}, progress=False)
     assert not rep["ok"] and rep["errors"] >= 1

@@ -53,6 +53,7 @@ from omegaconf import DictConfig, open_dict
 from torch.utils.flop_counter import FlopCounterMode
 
 import humanparse.utils.resolvers  # noqa: F401
+from humanparse.utils.devices import resolve_precision
 from humanparse.utils.errors import one_line_errors
 
 log = logging.getLogger("humanparse.benchmark")
@@ -412,6 +413,13 @@ def devices_to_measure(cfg: DictConfig) -> list[torch.device]:
     return out
 
 
+def _precision_label(precision, devices) -> str:
+    """The training precision per measured device (``auto`` resolved: bf16/16-mixed on GPUs, 32 on CPUs)."""
+    per = {d.type: resolve_precision(precision, "gpu" if d.type == "cuda" else "cpu") for d in devices}
+    values = set(per.values())
+    return values.pop() if len(values) == 1 else ", ".join(f"{k}: {v}" for k, v in per.items())
+
+
 def benchmark(cfg: DictConfig) -> dict:
     b = cfg.benchmark
     if b.threads:
@@ -438,7 +446,8 @@ def benchmark(cfg: DictConfig) -> dict:
                     task.eval_names = names
                     model_info["params"] = sum(p.numel() for p in task.parameters())
                     model_info["trainable_params"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
-                    res.update(measure_training(task, train_batch, device, b, c.trainer.get("precision", 32)))
+                    res.update(measure_training(task, train_batch, device, b, resolve_precision(
+                        c.trainer.get("precision", 32), "gpu" if device.type == "cuda" else "cpu")))
                     del task
                 if b.inference:
                     task = hydra.utils.instantiate(c.model)
@@ -462,7 +471,7 @@ def benchmark(cfg: DictConfig) -> dict:
         "num_classes": cfg.data.get("num_classes"),
         "flops_convention": FLOPS_CONVENTION,
         "settings": {"warmup": int(b.warmup), "iters": int(b.iters), "train_batch_size": int(b.train_batch_size),
-                     "infer_batch_size": int(b.infer_batch_size), "precision": str(cfg.trainer.get("precision", 32)),
+                     "infer_batch_size": int(b.infer_batch_size), "precision": _precision_label(cfg.trainer.get("precision", 32), devices),
                      "synthetic": bool(b.synthetic)},
         "results": results,
     }

@@ -8,13 +8,13 @@ Arguments are ``key=value`` pairs (OmegaConf syntax; no output directory is crea
 ``<pred_dir>/../<metric>_metrics.json``), ``workers`` (reader threads, default 4).
 
 semantic
-    ``<id>.png`` label maps in ``gt_dir`` and ``pred_dir``; ``absent_class=nan|zero`` (metrics.md §1).
+    ``<id>.png`` label maps in ``gt_dir`` and ``pred_dir``; ``absent_class=nan|zero`` (README "Metrics").
     A drop-in for the official LIP evaluation script.
 atr
     Same files (``gt_dir`` = ``SegmentationClassAug``); ``atr_convention=hhp_macro|macro_f1|fg_macro|
-    fg_pooled``, ``atr_zero_division=zero|nan`` (metrics.md §2). Default ``dataset=atr``.
+    fg_pooled``, ``atr_zero_division=zero|nan`` (:mod:`humanparse.metrics.atr`). Default ``dataset=atr``.
 app
-    AP^p / PCP / Parsing R-CNN mIoU (metrics.md §4). ``gt_format=cihp`` (``gt_dir`` holds
+    AP^p / PCP / Parsing R-CNN mIoU (:mod:`humanparse.metrics.instance`). ``gt_format=cihp`` (``gt_dir`` holds
     ``Category_ids/`` and ``Human_ids/``) or ``mhp`` (``gt_dir`` holds ``parsing_annos/``);
     ``pred_format=persons`` (``<pred_dir>/<id>_<k>.png`` + ``<pred_dir>/scores.txt`` lines
     ``<id> <k> <score>``, overlaps allowed; ``scores_file`` to move it) or ``mhp`` (MHP v2 submission:
@@ -23,16 +23,16 @@ app
     ``score_thresh`` (default: the convention's), ``semseg_score_thresh`` (0.3), ``prcnn_skip_empty``,
     ``nan_score=raise|first``.
 apr
-    PGN AP^r (metrics.md §5): ``<pred_dir>/<id>.png`` + ``<id>.txt`` (``<class> <score>`` per id) against
-    CIHP ``gt_dir`` by the Category × Human rule (``apr_gt=category_human``, default) or the shipped
-    ``Instance_ids`` + ``<id>.txt`` table (``apr_gt=instance_ids``; ``instance_dir``,
+    PGN AP^r (:mod:`humanparse.metrics.apr`): ``<pred_dir>/<id>.png`` + ``<id>.txt`` (``<class> <score>`` per
+    id) against CIHP ``gt_dir`` by the Category × Human rule (``apr_gt=category_human``, default) or the
+    shipped ``Instance_ids`` + ``<id>.txt`` table (``apr_gt=instance_ids``; ``instance_dir``,
     ``instance_txt_dir`` for PGN's ``Instance_part_val``). ``matching=pgn|one_to_one``,
     ``class_reduction=nanmean|mean``, ``nan_score=raise|first``.
 edge
-    PGN instance edges (metrics.md §6): ``<pred_dir>/<id>.png`` as 255·p (``edge_pred=prob``, PGN's
-    ``cihp_edge_maps``) or binary (``edge_pred=binary``); GT derived from ``Human_ids``
-    (``edge_gt=human_ids``, datasets.md §7.1) or read from ``edges/`` (``edge_gt=edges``, ``edge_dir``);
-    ``edge_threshold`` (0.5).
+    PGN instance edges (:mod:`humanparse.metrics.edge`): ``<pred_dir>/<id>.png`` as 255·p (``edge_pred=prob``,
+    PGN's ``cihp_edge_maps``) or binary (``edge_pred=binary``); GT derived from ``Human_ids``
+    (``edge_gt=human_ids``, PGN's ``write_edge.m`` rule) or read from ``edges/`` (``edge_gt=edges``,
+    ``edge_dir``); ``edge_threshold`` (0.5).
 
 It prints the table and writes the JSON. Prediction/GT size mismatches, missing files, malformed
 lines and labels out of range are errors naming the file.
@@ -159,7 +159,7 @@ def _split_counts(metrics: dict) -> tuple[dict, dict]:
 
 
 def evaluate_atr(cfg: DictConfig) -> dict:
-    """ATR's five numbers from ``<id>.png`` label maps (metrics.md §2)."""
+    """ATR's five numbers from ``<id>.png`` label maps (:class:`~humanparse.metrics.atr.ATRMetric`)."""
     gt_dir, pred_dir = Path(cfg.gt_dir), Path(cfg.pred_dir)
     num_classes, names = _class_names(cfg, "atr")
     ids = _ids(cfg, gt_dir)
@@ -188,7 +188,7 @@ def _extra_ids(pred_ids: set[str], ids: list[str], source: Path) -> list[str]:
 
 
 def evaluate_app(cfg: DictConfig) -> dict:
-    """AP^p, PCP and the Parsing R-CNN semantic mIoU (metrics.md §4) from per-person predictions."""
+    """AP^p, PCP and the Parsing R-CNN semantic mIoU from per-person predictions (Parsing R-CNN §4)."""
     gt_format = cfg.get("gt_format", "cihp")
     num_classes, names = _class_names(cfg, {"cihp": "cihp", "mhp": "mhp_v2"}.get(gt_format))
     conv = cfg.get("app_convention", "prcnn")
@@ -230,7 +230,7 @@ def evaluate_app(cfg: DictConfig) -> dict:
 
 
 def evaluate_apr(cfg: DictConfig) -> dict:
-    """PGN AP^r (metrics.md §5) from CIHP_PGN part-instance files."""
+    """PGN AP^r (PGN §4, released ``test_inst_part_ap.py``) from CIHP_PGN part-instance files."""
     num_classes, names = _class_names(cfg, "cihp")
     gt = CIHPGroundTruth(cfg.gt_dir, num_classes, instance_dir=cfg.get("instance_dir"),
                          instance_txt_dir=cfg.get("instance_txt_dir"))
@@ -261,7 +261,7 @@ def evaluate_apr(cfg: DictConfig) -> dict:
 
 
 def evaluate_edge(cfg: DictConfig) -> dict:
-    """PGN instance-edge precision / recall / F1 (metrics.md §6), pooled over the split."""
+    """PGN instance-edge precision / recall / F1 (CIHP_PGN ``test_pgn.py``), pooled over the split."""
     gt_dir = Path(cfg.gt_dir)
     source = cfg.get("edge_gt", "human_ids")
     # edges need no class table: the class count only bounds Category_ids, which is not read here

@@ -21,12 +21,12 @@ folder is given explicitly, so no Hydra run folder is made):
 
 Written per image ``<name>`` (the input's path below ``input`` without its extension):
 ``labels/<name>.png`` (index PNG with the dataset's palette: class ids at the original size),
-``overlays/<name>.jpg`` (colours over the image), with ``save_logits`` ``logits/<name>.npy|pt``, and for
+``overlays/<name>.jpg`` (colours over the image, with a legend of the classes present), with ``save_logits`` ``logits/<name>.npy|pt``, and for
 instance-level models ``instances/<name>/person_<k>.png`` (that person's part map, or its mask),
-``instances/<name>.json`` (score, box, keypoints per person) and ``overlays/<name>_instances.jpg``; for
-DensePose instances also ``instances/<name>/person_<k>_iuv.png`` (the chart of the integer box as an RGB
-PNG whose channels are I, U·255, V·255) and ``overlays/<name>_densepose.jpg`` (the charts' U/V colours and
-iso-lines over the image).
+``instances/<name>.json`` (score, box, keypoints per person), ``overlays/<name>_instances.jpg`` and
+``overlays/<name>_side_by_side.jpg`` (image | parts | instances); for DensePose instances also
+``instances/<name>/person_<k>_iuv.png`` (the chart of the integer box as an RGB PNG whose channels are I,
+U·255, V·255) and ``overlays/<name>_densepose.jpg`` (the charts' U/V colours and iso-lines over the image).
 ``predictions.json`` lists every input with its files or its error. An unreadable image is reported
 (naming the file) and skipped; the other images are still written. Exit status: 0 all written, 1 some
 images failed, 2 bad arguments or checkpoint.
@@ -43,7 +43,8 @@ Prediction protocol (what a task's ``predict_step(batch, batch_idx)`` returns, o
 ``batch`` is what the model's own evaluation loader gives (``image`` normalised at the input size,
 ``meta`` with ``orig_size`` and ``affine``), so a task's ``predict_step`` needs nothing new to work here.
 When ``save_logits`` is set and the task returns no ``logits``, tasks with ``input_logits`` (the FCN
-parsers) get their input-frame logits resampled to the original size bilinearly (metrics.md §1.4).
+parsers) get their input-frame logits resampled to the original size bilinearly (sampled through each
+image's affine, as the semantic metrics map predictions back).
 """
 
 from __future__ import annotations
@@ -249,7 +250,8 @@ class Writer:
             files["label"] = str(p.relative_to(self.out))
             if self.overlays:
                 p = self._path("overlays", name, ".jpg")
-                Image.fromarray(viz.overlay(image, sem, self.palette, self.alpha)).save(p, quality=92)
+                over = viz.add_legend(viz.overlay(image, sem, self.palette, self.alpha), sem, self.classes, self.palette)
+                Image.fromarray(over).save(p, quality=92)
                 files["overlay"] = str(p.relative_to(self.out))
         if self.save_logits and pred["logits"] is not None:
             logits = np.asarray(pred["logits"], dtype=np.float32)
@@ -262,6 +264,11 @@ class Writer:
             files["logits"] = str(p.relative_to(self.out))
         if pred["instances"] is not None:
             files.update(self._write_instances(name, image, pred["instances"]))
+            if self.overlays:
+                p = self._path("overlays", f"{name}_side_by_side", ".jpg")
+                Image.fromarray(viz.side_by_side(image, sem, pred["instances"], self.classes, self.palette,
+                                                 self.alpha)).save(p, quality=92)
+                files["side_by_side"] = str(p.relative_to(self.out))
         return files
 
     def _write_instances(self, name: str, image: np.ndarray, instances: list[dict]) -> dict:

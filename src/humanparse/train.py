@@ -22,6 +22,7 @@ from humanparse.models.released import released_of
 from humanparse.utils import instantiate as inst
 from humanparse.utils import run as runs
 from humanparse.utils import safety
+from humanparse.utils.devices import device_record
 from humanparse.utils.errors import one_line_errors, run_main
 from humanparse.utils.hydra_utils import hydra_overrides, in_multirun, print_config
 
@@ -111,6 +112,7 @@ def train(cfg: DictConfig) -> dict:
         "released_weights": released_of(task),
         "optimized_metric": cfg.get("optimized_metric"),
         "wandb_id": wandb_id,
+        "hardware": device_record(trainer),  # accelerator, devices, precision actually used
     }
     metrics: dict = {}
     start = time.time()

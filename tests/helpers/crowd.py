@@ -1,28 +1,24 @@
 """A tiny in-memory multi-person reader (CIHP label space) for tests of the person-crop protocol.
 
 Samples follow the reader structure of ``humanparse.data.base``: ``image``, ``semantic``, ``person_ids``
-and ``persons`` (``id``, ``mask``, ``keypoints`` = COCO-17 in image pixels, as the pseudo-pose files of
-datasets.md §7.4 give them), rendered by the synthetic scene generator.
+and ``persons`` (``id``, ``mask``, ``keypoints`` = COCO-17 in image pixels, as the pseudo-pose files
+of README "Datasets" give them), rendered by the synthetic scene generator.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
-
 import numpy as np
 
-from humanparse.data.base import ParsingDataset
+from humanparse.data.base import Reader
 from humanparse.data.meta import get_info
-from humanparse.data.synthetic import labels_for, render_scene
+from humanparse.synthetic import labels_for, render_scene
 
 
-class SyntheticCrowd(ParsingDataset):
+class SyntheticCrowd(Reader):
     info = get_info("cihp")
 
-    def __init__(self, root=None, split: str = "train", size: int = 4, height: int = 72, width: int = 96,
-                 transform: Callable | None = None, targets: Sequence[Callable] = (), seed: int = 0,
-                 keep_original: bool = False, **_):
-        super().__init__(transform, targets, seed, keep_original)
+    def __init__(self, root=None, split: str = "train", size: int = 4, height: int = 72, width: int = 96, **_):
+        super().__init__()
         self.root, self.split = root, split
         self.ids = [f"{i + 1:07d}" for i in range(size)]
         offset = {"train": 0, "val": 1000, "test": 2000}.get(split, 0)

@@ -1,5 +1,6 @@
-"""Slow, literal implementations of metrics.md §3-§5 (loops over predictions, pairs and classes), written
-from the spec text to cross-check the vectorised metrics on random sets."""
+"""Slow, literal implementations of VOC AP, AP^p / PCP and AP^r (loops over predictions, pairs and
+classes), written from the metric definitions, not from the vectorised code, to cross-check the
+vectorised metrics on random sets."""
 
 from __future__ import annotations
 
@@ -28,7 +29,7 @@ def ap_from_flags(tp, npos, eps=True):
 
 
 def pair_iou(pred, gt, c):
-    """§4.2 for one pair: confusion over all pixels with GT < C."""
+    """Person-level part IoU of one pair: confusion over all pixels with GT < C."""
     g = gt.reshape(-1).astype(np.int64)
     p = pred.reshape(-1).astype(np.int64)
     k = g < c

@@ -1,10 +1,10 @@
 """The numbers the five papers print, as package data, and how run metrics join with them.
 
-``resources/paper_results.yaml`` is the project spec's ``paper_results.yaml`` (one entry per printed
+``resources/paper_results.yaml`` holds every number the papers print (one entry per printed
 number, with the ``uncertain`` flag for reconstructed table cells and the paper's caveats in ``notes``).
 ``resources/paper_refs.yaml`` says which printed row a run of a given model/variant is compared with.
 
-Metric names join as metrics.md §0.2 prescribes: a run logs ``<stage>/<name>`` with the same lowercase
+Metric names join by one rule: a run logs ``<stage>/<name>`` with the same lowercase
 names as the paper file, except per-class IoU, which the paper file calls ``per_class_iou.<class>`` and
 runs log as ``iou/<class>`` (:func:`paper_to_run_metric`, :func:`run_to_paper_metric`). Values are
 compared in percent: run metrics are fractions (×100), paper entries printed as fractions

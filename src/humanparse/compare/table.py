@@ -258,20 +258,45 @@ def _class_order(dataset: str, names: list[str]) -> list[str]:
     return [k for k in keys if k in names] + [k for k in names if k not in keys]
 
 
+def _differing(flats: dict[tuple, dict[str, str]]) -> list[str]:
+    keys = sorted(set().union(*flats.values())) if flats else []
+    return [c for c in keys if c not in _IDENTITY_KEYS and len({f.get(c, "<unset>") for f in flats.values()}) > 1]
+
+
 def _labels(groups: dict[tuple, list[RunRecord]]) -> dict[tuple, str]:
-    """Per group, the config keys whose values differ from the other groups of the same model/dataset/variant."""
+    """Per group, the config keys whose values differ from the other groups of the same model/dataset/variant.
+
+    The groups of one sweep (one multirun folder / wandb sweep) are told apart by the keys that differ
+    *within that sweep* (its swept parameters), even when other runs of the same model share the log root;
+    groups outside any sweep by the keys that differ among themselves.
+    """
     by_family: dict[tuple, list[tuple]] = {}
     for key in groups:
         by_family.setdefault(key[:4], []).append(key)
     labels: dict[tuple, str] = {}
     for _family, keys in by_family.items():
         flats = {k: experiment_config(groups[k][0].config) for k in keys}
-        all_keys = sorted(set().union(*flats.values())) if flats else []
-        differing = [c for c in all_keys if c not in _IDENTITY_KEYS and len({flats[k].get(c, "<unset>") for k in keys}) > 1]
+        by_sweep: dict[str | None, list[tuple]] = {}
         for k in keys:
-            parts = [f"{_short_key(c)}={_short_value(flats[k].get(c, 'unset'), c)}" for c in differing]
-            labels[k] = ", ".join(parts[:4]) + (f" (+{len(parts) - 4} more)" if len(parts) > 4 else "")
+            sweeps = {r.sweep for r in groups[k]}
+            by_sweep.setdefault(sweeps.pop() if len(sweeps) == 1 else None, []).append(k)
+        loose = list(by_sweep.pop(None, []))
+        for members in list(by_sweep.values()):
+            if len(members) < 2:  # a one-job sweep has nothing swept: compare it with the loose runs
+                loose += members
+                continue
+            differing = _differing({k: flats[k] for k in members})
+            for k in members:
+                labels[k] = _label_text(differing, flats[k])
+        differing = _differing({k: flats[k] for k in loose})
+        for k in loose:
+            labels[k] = _label_text(differing, flats[k])
     return labels
+
+
+def _label_text(differing: list[str], flat: dict[str, str], limit: int = 6) -> str:
+    parts = [f"{_short_key(c)}={_short_value(flat.get(c, 'unset'), c)}" for c in differing]
+    return ", ".join(parts[:limit]) + (f" (+{len(parts) - limit} more)" if len(parts) > limit else "")
 
 
 def build_comparison(
@@ -407,10 +432,12 @@ def _markdown_block(dataset: str, rows: list[Row], columns: list[str]) -> str:
 
 def _markdown_per_class(dataset: str, rows: list[Row], classes: list[str], default_ref: PaperRow | None) -> str:
     names = [c[len("iou/"):] for c in classes]
-    lines = [f"### {dataset} — per-class IoU (%): ours (Δ to the paper row below)", "",
+    lines = [f"### {dataset} — per-class IoU (%): ours (Δ to the row's own paper row, listed below)", "",
              "| row | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
     for r in rows:
-        ref = r.paper if (r.paper and any(c in r.paper.entries for c in classes)) else default_ref
+        # deltas only against the row's own paper row (or the one forced with reference=): another model's
+        # per-class row is printed below for the eye, never subtracted
+        ref = r.paper if (r.paper and any(c in r.paper.entries for c in classes)) else None
         cells = []
         for c in classes:
             s = r.values.get(c)

@@ -1,4 +1,4 @@
-"""ATR reader: 18 classes, one person per image, no official split (``shared/spec/datasets.md`` §2).
+"""ATR reader: 18 classes, one person per image, no official split (README "Datasets").
 
 Layouts (``layout``):
 
@@ -8,11 +8,11 @@ Layouts (``layout``):
 * ``hhp``: ``<root>/{JPEGImages, Segmentations}`` (Hierarchical-Human-Parsing).
 
 The pre-flipped label folders (``SegmentationClassAug_rev``, ``SegmentationsRev``) are never read:
-flips are made on the fly (§2.4: the shipped ones are not exact mirrors).
+flips are made on the fly (the shipped ones are not exact mirrors).
 
 Splits (``split_rule``):
 
-* ``graphonomy`` (default, the project split, §2.3): computed in code from the ids present in the
+* ``graphonomy`` (default, the project split): computed in code from the ids present in the
   image folder, no list file copied. **val = the first ``val_count`` (1,000) ids starting with
   ``2500_`` in plain string order** (``2500_1``, ``2500_10``, ``2500_100``, ...), **train = every
   other id**. On the full release this reproduces the Graphonomy / Grapy-ML lists exactly (16,706 /
@@ -21,13 +21,13 @@ Splits (``split_rule``):
 * ``custom``: id lists given by ``lists`` (split -> file), e.g. the HHP lists; the graphonomy
   layout defaults to its own ``list/<split>_id.txt``.
 
-Keypoints: ATR has none. A pseudo-pose file ``<root>/pseudo_pose/<split>.json`` (§7.4, COCO-17,
+Keypoints: ATR has none. A pseudo-pose file ``<root>/pseudo_pose/<split>.json`` (COCO-17,
 ``person_id`` 1) is read when present (``pose: auto``) into ``sample['keypoints']`` (17, 3).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from humanparse.data.base import DatasetNotFoundError
@@ -38,7 +38,7 @@ from humanparse.data.meta import get_info
 VAL_PREFIX = "2500_"
 VAL_COUNT = 1000
 
-ATR_LAYOUT_HELP = """expected one of the ATR layouts (datasets.md §2.1):
+ATR_LAYOUT_HELP = """expected one of the ATR layouts:
   release (default): <root>/humanparsing/JPEGImages/<id>.jpg and <root>/humanparsing/SegmentationClassAug/<id>.png
   graphonomy:        <root>/ATR/JPEGImages, <root>/ATR/SegmentationClassAug, <root>/ATR/list/{train,val}_id.txt
   hhp:               <root>/JPEGImages, <root>/Segmentations
@@ -46,8 +46,9 @@ Download humanparsing.zip from {homepage} and unpack it into data.root, or run w
 
 
 def graphonomy_split(ids: Sequence[str], val_count: int = VAL_COUNT, val_prefix: str = VAL_PREFIX) -> dict[str, list[str]]:
-    """The project ATR split by rule (§2.3): val = the first ``val_count`` ids with ``val_prefix`` in
-    plain string order; train = all other ids, in string order. Raises if fewer such ids exist."""
+    """The project ATR split by rule (reproduces Graphonomy's lists): val = the first ``val_count`` ids
+    with ``val_prefix`` in plain string order; train = all other ids, in string order. Raises if fewer
+    such ids exist."""
     uniq = sorted(set(ids))
     if len(uniq) != len(ids):
         raise ValueError("ATR ids must be unique")
@@ -91,14 +92,10 @@ class ATRDataset(FolderDataset):
         pose: bool | str = "auto",
         pose_file: str | Path | None = None,
         pose_min_score: float = 0.0,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

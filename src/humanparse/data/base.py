@@ -13,11 +13,11 @@ A raw sample (``Dataset.load``) is a dict of numpy arrays at the original resolu
 ``instance_ids``   uint8/uint16 (H, W) part-instance ids (CIHP)
 ``persons``        list of per-person dicts for region-based models (see below)
 ``instances``      int64 (K, 3) part-instance table ``[instance_id, class_id, person_id]`` of
-                   ``instance_ids`` (CIHP, converted PASCAL; datasets.md §3.2)
+                   ``instance_ids`` (CIHP, converted PASCAL)
 ``meta``           ``id``, ``dataset``, ``split``, ``image_path``, ``orig_size`` (H, W), ...
 =================  ===========================================================================
 
-A person dict (datasets.md §7.5) holds ``id`` (the ``Human_ids`` value, or the 1-based file index
+A person dict holds ``id`` (the ``Human_ids`` value, or the 1-based file index
 for MHP), ``mask`` (bool (H, W)), ``parts`` (uint8 (H, W) full-image part map, 0 outside the person),
 ``box`` (float32 [x1, y1, x2, y2], the **inclusive** pixel extent, i.e. the first and last pixel
 column/row of the mask; a COCO ``[x, y, w, h]`` box is ``[x, y, x + w − 1, y + h − 1]``) and, when a pose source exists,
@@ -27,7 +27,7 @@ column/row of the mask; a COCO ``[x, y, w, h]`` box is ``[x, y, x + w − 1, y +
 After the transforms, images become normalised float CHW tensors at the input size and label maps
 int64 tensors; ``meta['affine']`` maps original pixels to input pixels. Evaluation samples also keep
 ``gt_semantic``, the untouched original-size label, because metrics are computed at the GT's own
-size (metrics.md §1).
+size (README "Metrics").
 """
 
 from __future__ import annotations
@@ -125,34 +125,28 @@ def to_tensors(sample: dict) -> dict:
     return out
 
 
-class ParsingDataset(Dataset):
-    """Base reader: subclasses implement :meth:`load` (and set ``info``); this class draws a per-sample
-    RNG, applies transforms and derived-target makers, and converts to tensors.
+class Reader(Dataset):
+    """Base reader: subclasses resolve their on-disk layout in ``__init__`` (setting ``ids``) and read one
+    raw sample in :meth:`load` (numpy arrays at the original resolution, see the module docstring).
 
-    ``__getitem__`` accepts an index or an ``(index, epoch)`` pair (from
-    :class:`~humanparse.data.samplers.EpochShuffleSampler`). The augmentation RNG is seeded from
-    ``(seed, epoch, index)``, so augmentations do not depend on worker count, process count or on a
-    run having been resumed.
+    Everything that turns a raw sample into a training or evaluation item (the per-sample RNG,
+    transforms, derived targets, the kept original-size ground truth, tensors) is the job of
+    :class:`humanparse.data.pipeline.SamplePipeline`, which wraps any reader. Indexing a bare reader
+    (``reader[i]`` or ``reader[(i, epoch)]``) returns the raw sample of :meth:`load`.
+
+    Args:
+        joint_flip_pairs: left/right joint pairs of the keypoints this reader loads, when they differ from
+            the dataset's table (``info.joint_flip_pairs``); e.g. CorrPM's released LIP loader swaps other
+            pairs (the ``parity.corrpm_joint_flip`` switch of the CorrPM presets). Read by the pipeline's flips
+            through :attr:`flip_tables`.
     """
 
     info: DatasetInfo
 
-    def __init__(
-        self,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
-        joint_flip_pairs: Sequence[Sequence[int]] | None = None,
-    ):
-        self.transform = transform
-        self.targets = list(targets)
-        self.seed = int(seed)
-        self.keep_gt = gt_key_list(keep_original)
+    def __init__(self, joint_flip_pairs: Sequence[Sequence[int]] | None = None):
         pairs = tuple(tuple(p) for p in joint_flip_pairs) if joint_flip_pairs is not None else None
+        self.joint_flip_pairs = pairs
         self.flip_tables = FlipTables.from_info(self.info, pairs)
-        if self.transform is not None and hasattr(self.transform, "bind"):
-            self.transform.bind(self.flip_tables)
         self.ids: list[str] = []
 
     def __len__(self) -> int:
@@ -162,24 +156,18 @@ class ParsingDataset(Dataset):
         raise NotImplementedError
 
     def __getitem__(self, key) -> dict:
-        if isinstance(key, (tuple, list)):
-            index, epoch = int(key[0]), int(key[1])
-        else:
-            index, epoch = int(key), 0
-        sample = self.load(index)
-        if self.keep_gt:
-            sample["gt"] = original_gt(sample, self.keep_gt, index)
-        for make in self.targets:
-            if getattr(make, "stage", "post") == "pre":
-                sample = make(sample)
-        rng = np.random.default_rng([self.seed, epoch, index])
-        if self.transform is not None:
-            sample = self.transform(sample, rng)
-        for make in self.targets:
-            if getattr(make, "stage", "post") != "pre":
-                sample = make(sample)
-        return to_tensors(sample)
+        return self.load(int(key[0]) if isinstance(key, (tuple, list)) else int(key))
 
+    # -- hooks of the pipeline (defaults: nothing reader-specific) ------------------------------------
+    def adapt_transform(self, transform: Callable | None) -> Callable | None:
+        """The transform the pipeline applies to this reader's samples (``transform`` already bound to
+        :attr:`flip_tables`). Readers whose samples carry more than maps, boxes and keypoints wrap it here
+        (DensePose points, per-person crops) or refuse it (a flip without the tables it needs)."""
+        return transform
+
+    def to_tensors(self, sample: dict) -> dict:
+        """A transformed sample as tensors (:func:`to_tensors`); readers with nested entries extend it."""
+        return to_tensors(sample)
 
     def sample_files(self, index: int) -> dict[str, Path | list[Path] | None]:
         """The files sample ``index`` is read from (``image``, ``label``, ...), for the dataset checker.
@@ -191,6 +179,10 @@ class ParsingDataset(Dataset):
             lab = self.label_path(index)
             files["label"] = Path(lab) if lab is not None else None
         return files
+
+
+# the name the readers were first written against
+ParsingDataset = Reader
 
 
 # keys never stacked: variable-size or structured per-sample entries

@@ -1,5 +1,5 @@
 """CIHP (Crowd Instance-level Human Parsing) reader: 20 classes, 2+ persons per image
-(``shared/spec/datasets.md`` §3, §7.5).
+(the ``instance-level_human_parsing`` release of PGN).
 
 Layouts (``layout``):
 
@@ -17,20 +17,19 @@ Layouts (``layout``):
   PGN instance edges, read into ``instance_edge``).
 
 Samples (official layout, labelled splits): ``semantic`` (Category_ids), ``person_ids`` (Human_ids,
-any positive ids), ``instance_ids`` + ``instances`` (part instances by the §3.2 project rule: one per
+any positive ids), ``instance_ids`` + ``instances`` (part instances by the project rule: one per
 present (class c ≥ 1, person h ≥ 1) pair, numbered compactly with the table ``[id, class, person]``),
 and ``persons`` (per-person dicts ordered by person id: ``id``, ``mask``, ``parts``, ``box`` and
-``keypoints`` (17, 3) when a pseudo-pose file exists, §7.4/§7.5).
+``keypoints`` (17, 3) when a pseudo-pose file exists).
 
 When ``Instance_ids`` exists it is checked against the (class, person) rule (same partition) and its
-txt against the pixels; a mismatch is logged naming the file and the Category/Human pair wins (§3.2).
-Split membership comes only from the id files: CIHP ids are global across splits (§9.7).
+txt against the pixels; a mismatch is logged naming the file and the Category/Human pair wins.
+Split membership comes only from the id files: CIHP ids are global across splits.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +42,7 @@ from humanparse.data.meta import get_info
 log = logging.getLogger(__name__)
 
 CIHP_SPLIT_DIRS = {"train": "Training", "val": "Validation", "test": "Testing"}
-CIHP_LAYOUT_HELP = """expected one of the CIHP layouts (datasets.md §3.1):
+CIHP_LAYOUT_HELP = """expected one of the CIHP layouts:
   official (default): <root>/{Training,Validation,Testing}/Images/<id>.jpg, .../Category_ids/<id>.png,
                       .../Human_ids/<id>.png, .../Instance_ids/<id>.png, Training/train_id.txt,
                       Validation/val_id.txt, Testing/test_id.txt
@@ -155,7 +154,7 @@ class InstanceMixin:
         bad = instance_partition_mismatch(shipped, sem, pid, self.info.num_classes)
         if bad:
             self.report(spath, f"Instance_ids does not induce the (Category_ids, Human_ids) partition ({bad} pixels "
-                        "in ambiguous instances); using the Category/Human pairs (datasets.md §3.2)")
+                        "in ambiguous instances); using the Category/Human pairs")
             return
         tpath = self.instance_txt_path(index)
         if tpath is None or not tpath.is_file():
@@ -174,7 +173,7 @@ class InstanceMixin:
         wrong = int((lut[shipped] != inst).sum())
         if unknown or wrong:
             self.report(tpath, f"instance txt disagrees with the pixels ({wrong} pixels; ids without such a "
-                        f"(class, person) pair: {unknown[:10]}); using the Category/Human pairs (datasets.md §3.2)")
+                        f"(class, person) pair: {unknown[:10]}); using the Category/Human pairs")
 
 
 class CIHPDataset(InstanceMixin, FolderDataset):
@@ -188,7 +187,7 @@ class CIHPDataset(InstanceMixin, FolderDataset):
         instance_check: check the shipped ``Instance_ids`` / txt against the (class, person) rule.
         instance_txt_dir: folder of the ``<id>.txt`` helpers (default: next to ``Instance_ids``).
         edges: ``pgn`` layout: read the shipped ``edges/<id>.png`` into ``instance_edge``.
-        pose / pose_file / pose_min_score: pseudo-pose keypoints (§7.4, ``person_id`` = Human_ids value).
+        pose / pose_file / pose_min_score: pseudo-pose keypoints (``person_id`` = Human_ids value).
         check_files: verify at construction that every listed file exists.
     """
 
@@ -207,14 +206,10 @@ class CIHPDataset(InstanceMixin, FolderDataset):
         pose: bool | str = "auto",
         pose_file: str | Path | None = None,
         pose_min_score: float = 0.0,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout
@@ -287,7 +282,7 @@ class CIHPDataset(InstanceMixin, FolderDataset):
             epath = self.edge_path(index)
             edge = read_label(epath)
             if edge.max(initial=0) > 1:
-                raise DataError(epath, f"edge map values {np.unique(edge)[:10].tolist()}: expected 0/1 (datasets.md §7.1)")
+                raise DataError(epath, f"edge map values {np.unique(edge)[:10].tolist()}: expected 0/1")
             if edge.shape != sample["semantic"].shape:
                 raise DataError(epath, f"size mismatch: edge map is {edge.shape[::-1]} (WxH), label "
                                 f"{sample['semantic'].shape[::-1]}")

@@ -8,12 +8,11 @@ reads samples with the :mod:`humanparse.data.io` functions, so every bad file ra
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset
+from humanparse.data.base import DatasetNotFoundError, Reader
 from humanparse.data.io import DataError, check_same_size, read_image, read_label
 from humanparse.data.pseudo_pose import (
     NUM_COCO,
@@ -43,7 +42,7 @@ def dataset_dir(root: Path, *names: str) -> Path:
     return root
 
 
-class FolderDataset(ParsingDataset):
+class FolderDataset(Reader):
     """An id list, ``<image_dir>/<id><image_ext>`` and (optionally) ``<label_dir>/<id>.png``.
 
     Subclasses set ``self.ids``, ``self.image_dir``, ``self.label_dir`` (``None`` for image-only
@@ -53,9 +52,8 @@ class FolderDataset(ParsingDataset):
     image_ext = ".jpg"
     layout_help = ""
 
-    def __init__(self, transform: Callable | None = None, targets: Sequence[Callable] = (), seed: int = 0,
-                 keep_original: bool = False, joint_flip_pairs=None):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+    def __init__(self, joint_flip_pairs=None):
+        super().__init__(joint_flip_pairs)
         self.image_dir: Path | None = None
         self.label_dir: Path | None = None
         self.keypoints: PoseTable | None = None
@@ -93,7 +91,7 @@ class FolderDataset(ParsingDataset):
                     if len(missing) > 1 else ""
                 raise DataError(missing[0], f"{'label' if key != 'image' else key} file is missing{more}")
 
-    # -- pseudo pose (§7.4) -----------------------------------------------------------------------
+    # -- pseudo pose ----------------------------------------------------------------------------
     def load_pseudo_pose(self, root: Path, pose: bool | str, pose_file: str | Path | None, min_score: float) -> None:
         """``pose``: ``auto`` (read ``<root>/pseudo_pose/<split>.json`` when it exists), ``true``
         (required) or ``false``. Sets ``self.keypoints`` (``None`` when not read)."""
@@ -103,8 +101,8 @@ class FolderDataset(ParsingDataset):
         if not path.is_file():
             if pose == "auto":
                 return
-            raise DataError(path, "pseudo-pose file is missing (datasets.md §7.4); set reader_options.pose=auto "
-                            "to train without keypoints")
+            raise DataError(path, "pseudo-pose file is missing (format: README 'Datasets'); "
+                            "set reader_options.pose=auto to train without keypoints")
         self.keypoints = read_pseudo_pose(path, min_score)
         self.pose_path = path
         self.missing_pose = sum(1 for i in self.ids if i not in self.keypoints)

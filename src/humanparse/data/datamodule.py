@@ -19,6 +19,7 @@ from torch.utils.data import DataLoader
 from humanparse.data import registry
 from humanparse.data.base import collate_dense, collate_instances
 from humanparse.data.meta import DatasetInfo, get_info
+from humanparse.data.pipeline import SamplePipeline
 from humanparse.data.samplers import EpochShuffleSampler, InferenceSampler, dist_info
 from humanparse.data.targets import build_target
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
@@ -348,24 +349,33 @@ class ParsingDataModule(pl.LightningDataModule):
             kwargs.setdefault("layout", self.layout)
         return kwargs
 
-    def build_dataset(self, stage_split: str, train: bool):
+    def build_reader(self, stage_split: str, train: bool):
+        """The reader of a stage's split (``limit_train`` / ``limit_val`` applied), without any pipeline."""
         cls = registry.reader_class(self.name)
-        kwargs = self.reader_kwargs()
-        ds = cls(
-            self.data_root(),
-            split=self.splits[stage_split],
-            transform=self.build_transform(train),
-            targets=self.targets,
-            seed=self.seed,
-            keep_original=False if train else self.gt_keys(),
-            **kwargs,
-        )
+        reader = cls(self.data_root(), split=self.splits[stage_split], **self.reader_kwargs())
         limit = self.limit_train if train else self.limit_val
         if limit is not None:
-            ds.ids = ds.ids[: int(limit)]
+            reader.ids = reader.ids[: int(limit)]
+        return reader
+
+    def pipeline(self, reader, train: bool, targets: Sequence[Callable] | None = None) -> SamplePipeline:
+        """``reader`` wrapped in the stage's :class:`~humanparse.data.pipeline.SamplePipeline`: training
+        augmentation and the derived targets, or the evaluation transform and the original-size ground truth
+        the evaluators read."""
+        return SamplePipeline(
+            reader,
+            transform=self.build_transform(train),
+            targets=self.targets if targets is None else targets,
+            seed=self.seed,
+            keep_original=False if train else self.gt_keys(),
+        )
+
+    def build_dataset(self, stage_split: str, train: bool):
+        ds = self.pipeline(self.build_reader(stage_split, train), train)
         if len(ds) == 0:  # an empty split would "train" without a step, or score nothing, and exit 0
             from humanparse.data.io import DataError
 
+            limit = self.limit_train if train else self.limit_val
             why = f" after limit_{'train' if train else 'val'}={limit}" if limit is not None else ""
             raise DataError(self.data_root(), f"the {stage_split} split ({self.splits[stage_split]!r}) of {self.name} "
                                               f"has no samples{why}; an empty split is an error")

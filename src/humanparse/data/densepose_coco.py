@@ -1,7 +1,7 @@
 """DensePose-COCO reader (COCO json through pycocotools), layouts ``d2`` (default) and ``detectron1``.
 
-Facts: ``shared/spec/datasets.md`` §6 (layouts, JSON fields, part tables, flip tables, traps) and
-``metrics.md`` §7.4 (persons without ``dp_x`` are ignore regions).
+Facts: detectron2 DensePose (layouts, JSON fields, part and flip tables); as its evaluator does, persons
+without ``dp_x`` are ignore regions.
 
 Layouts (``root`` is the folder holding ``coco/``, or the ``coco`` folder itself)::
 
@@ -33,8 +33,9 @@ the COCO id, ``id`` = its string). Each person is a dict:
                 annotation has no ``dp_masks``
 ==============  ===============================================================================
 
-Evaluation samples (``keep_original=['dp_persons', ...]``) carry ``gt['dp_persons']``: the untransformed persons at the
-original resolution, which the DensePose metric scores against (metrics.md §7).
+Evaluation items (a :class:`~humanparse.data.pipeline.SamplePipeline` with ``keep_original=['dp_persons', ...]``)
+carry ``gt['dp_persons']``: the untransformed persons at the original resolution, which the DensePose
+metric scores against.
 """
 
 from __future__ import annotations
@@ -51,7 +52,7 @@ import torch
 from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset
+from humanparse.data.base import DatasetNotFoundError, Reader
 from humanparse.data.densepose_surface import UV_SYMMETRY, UVSymmetry, load_uv_symmetry
 from humanparse.data.densepose_transforms import DensePoseTransform, transform_flips
 from humanparse.data.io import DataError, read_image
@@ -78,7 +79,7 @@ LAYOUTS: dict[str, dict[str, tuple[str, tuple[str, ...]]]] = {
         "test": ("densepose_coco_2014_test.json", ("coco_test2014", "test2014")),
     },
 }
-LAYOUT_HELP = """expected the DensePose-COCO layout {layout!r} (datasets.md §6.1) under {root}:
+LAYOUT_HELP = """expected the DensePose-COCO layout {layout!r} under {root}:
   d2:         coco/train2014/, coco/val2014/, coco/annotations/densepose_{{train2014,valminusminival2014,minival2014}}.json
   detectron1: coco/coco_train2014/, coco/coco_val2014/, coco/annotations/densepose_coco_2014_{{train,valminusminival,minival,test}}.json
 Get the annotations from {homepage} and the COCO 2014 images from https://cocodataset.org, or run with data.synthetic=true."""
@@ -144,7 +145,7 @@ def _quiet_coco(path: Path) -> COCO:
 
 def paint_coarse(dp_masks: Sequence, path: Path | str = "", ann_id: int | str = "?") -> np.ndarray:
     """256×256 coarse label map from the ``dp_masks`` RLE list: label i (1..14) painted where mask i is set,
-    in list order, so later parts overwrite earlier ones (datasets.md §6.2); empty entries are skipped."""
+    in list order, so later parts overwrite earlier ones (detectron2's rule); empty entries are skipped."""
     if not isinstance(dp_masks, (list, tuple)) or len(dp_masks) > NUM_COARSE:
         raise DataError(path, f"annotation {ann_id}: dp_masks must be a list of at most {NUM_COARSE} RLEs")
     labels, rles = [], []
@@ -309,7 +310,7 @@ def person_to_tensors(p: dict) -> dict:
     return out
 
 
-class DensePoseCOCODataset(ParsingDataset):
+class DensePoseCOCODataset(Reader):
     """DensePose-COCO persons with boxes, masks, keypoints and dense annotations.
 
     Args:
@@ -317,8 +318,8 @@ class DensePoseCOCODataset(ParsingDataset):
         split: ``train``, ``valminusminival``, ``minival`` / ``val``, ``test`` (detectron1), ``+``-joined.
         layout: ``d2`` (default) or ``detectron1``.
         uv_symmetry: ``UV_symmetry_transforms.mat`` (file or folder), or ``synthetic``. Needed when the
-            transform flips: without it, building a flipping dataset raises (a flip of I and x alone
-            would corrupt U/V, datasets.md §6.4). ``None`` uses the table a synthetic dataset ships in
+            transform flips: without it, wrapping the reader in a flipping pipeline raises (a flip of I and x alone
+            would corrupt U/V). ``None`` uses the table a synthetic dataset ships in
             its ``synthetic.json`` manifest, if any.
         filter_empty: drop images without any person carrying dense points (training only).
         check_files: verify at construction that every listed image exists.
@@ -332,15 +333,11 @@ class DensePoseCOCODataset(ParsingDataset):
         split: str = "train",
         layout: str = "d2",
         uv_symmetry: str | Path | None = None,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         filter_empty: bool = False,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout
@@ -367,30 +364,33 @@ class DensePoseCOCODataset(ParsingDataset):
         self.ids = [str(im["image_id"]) for im in self.images]
         if check_files:
             self.check_files()
-        self.uv_symmetry = self._symmetry(uv_symmetry, transform_flips(self.transform))
-        if self.transform is not None:
-            self.transform = DensePoseTransform(self.transform, self.uv_symmetry)
+        self.uv_symmetry = self._symmetry(uv_symmetry)
 
     def _help(self) -> str:
         return LAYOUT_HELP.format(layout=self.layout, root=self.root, homepage=self.info.homepage)
 
-    def _symmetry(self, uv_symmetry, flips: bool) -> UVSymmetry | None:
+    def _symmetry(self, uv_symmetry) -> UVSymmetry | None:
         if uv_symmetry is None:
             manifest = self.root / "synthetic.json"
             if manifest.is_file():
                 shipped = json.loads(manifest.read_text()).get("uv_symmetry")
                 if shipped:
                     uv_symmetry = self.root / shipped
-        if uv_symmetry is None:
-            if flips:
-                raise ValueError(
-                    "DensePose-COCO: the transform flips images (augment.flip_prob > 0) but no UV symmetry file is "
-                    f"configured. Flipping I and x alone corrupts U/V (datasets.md §6.4): set "
-                    f"data.reader_options.uv_symmetry=<path to {UV_SYMMETRY}> (download: "
-                    "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat; not redistributable, "
-                    "so humanparse never downloads it) or data.augment.flip_prob=0")
+        return None if uv_symmetry is None else load_uv_symmetry(uv_symmetry)
+
+    def adapt_transform(self, transform: Callable | None) -> Callable | None:
+        """The transform extended to the dense points (:class:`DensePoseTransform`); a flipping transform
+        without the UV symmetry tables is refused."""
+        if transform is None:
             return None
-        return load_uv_symmetry(uv_symmetry)
+        if self.uv_symmetry is None and transform_flips(transform):
+            raise ValueError(
+                "DensePose-COCO: the transform flips images (augment.flip_prob > 0) but no UV symmetry file is "
+                f"configured. Flipping I and x alone corrupts U/V: set "
+                f"data.reader_options.uv_symmetry=<path to {UV_SYMMETRY}> (download: "
+                "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat; not redistributable, "
+                "so humanparse never downloads it) or data.augment.flip_prob=0")
+        return DensePoseTransform(transform, self.uv_symmetry)
 
     def check_files(self) -> None:
         missing = [im["path"] for im in self.images if not im["path"].is_file()]
@@ -418,8 +418,8 @@ class DensePoseCOCODataset(ParsingDataset):
         }
         return sample
 
-    def __getitem__(self, key) -> dict:
-        out = super().__getitem__(key)
+    def to_tensors(self, sample: dict) -> dict:
+        out = super().to_tensors(sample)
         out["persons"] = [person_to_tensors(p) for p in out["persons"]]
         return out
 

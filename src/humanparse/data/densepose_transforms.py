@@ -1,6 +1,6 @@
 """Geometric transforms of DensePose persons: boxes, masks, keypoints and the dense points in their box frame.
 
-Facts: ``shared/spec/datasets.md`` §6.2 (coordinate conventions) and §6.4 (flip tables, UV symmetry).
+Conventions of detectron2 DensePose: dense points in the 256×256 box frame; flips by its part and UV tables.
 
 The image-level transform (:class:`~humanparse.data.transforms.AffineTransform`) decides one 3×3 matrix
 ``M`` per sample (pixel-centre convention) and stores it in ``meta['affine']``; a flip is folded into
@@ -27,7 +27,7 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
-from humanparse.data.densepose_surface import UVSymmetry
+from humanparse.data.densepose_format import UVSymmetry
 from humanparse.data.meta import COCO_JOINT_FLIP_PAIRS, DENSEPOSE_COARSE_FLIP
 from humanparse.data.transforms import Compose, mirror_matrix, transform_points, warp_label
 
@@ -49,7 +49,7 @@ def transform_flips(transform) -> bool:
 
 
 def flip_person(p: dict, width: int, symmetry: UVSymmetry) -> dict:
-    """Mirror one person in an image of ``width`` pixels (datasets.md §6.4)."""
+    """Mirror one person in an image of ``width`` pixels (part flip table + UV symmetry)."""
     q = dict(p)
     x, y, w, h = (float(v) for v in p["bbox"])
     q["bbox"] = np.array([width - x - w, y, w, h], dtype=np.float64)

@@ -1,4 +1,4 @@
-"""Persons and part instances derived from the official files (``shared/spec/datasets.md`` §3.2, §7.5, §7.6).
+"""Persons and part instances derived from the official files (project conventions, below).
 
 Shared by the multi-person readers, the instance metrics and the standalone evaluator, so the three
 agree on what a GT person and a GT part instance are.
@@ -24,7 +24,7 @@ def tight_box(mask: np.ndarray) -> np.ndarray:
 
 def persons_from_ids(semantic: np.ndarray, person_ids: np.ndarray) -> list[dict]:
     """CIHP / converted PASCAL persons: person k's part map = semantic·[person_ids = k] for every id k > 0
-    present, ordered by k (§7.5). Each dict: ``id``, ``parts`` (full-image map, 0 outside the person,
+    present, ordered by k. Each dict: ``id``, ``parts`` (full-image map, 0 outside the person,
     255 kept where the GT ignores), ``mask`` (bool), ``box`` [x1, y1, x2, y2] inclusive."""
     persons = []
     for k in np.unique(person_ids):
@@ -37,7 +37,7 @@ def persons_from_ids(semantic: np.ndarray, person_ids: np.ndarray) -> list[dict]
 
 
 def persons_from_maps(maps: Sequence[np.ndarray], drop_empty: bool = False) -> list[dict]:
-    """MHP v2.0 persons from the per-person part maps in sorted file order (§7.5); with ``drop_empty``
+    """MHP v2.0 persons from the per-person part maps in sorted file order; with ``drop_empty``
     persons without foreground are skipped (the ``mhp_official`` convention)."""
     persons = []
     for i, parts in enumerate(maps):
@@ -50,7 +50,7 @@ def persons_from_maps(maps: Sequence[np.ndarray], drop_empty: bool = False) -> l
 
 def paint_persons(maps: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     """(semantic map, person-id map) by painting person maps in order, later non-zero pixels overwriting
-    (§7.5, §7.6, project convention for MHP)."""
+    (project convention for MHP, which ships no semantic map)."""
     if not maps:
         raise ValueError("no person maps to paint")
     h, w = maps[0].shape
@@ -66,7 +66,7 @@ def paint_persons(maps: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
 
 
 def part_instances(semantic: np.ndarray, person_ids: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """GT part instances (§3.2 project rule): one instance per present (class c ≥ 1, person h ≥ 1) pair.
+    """GT part instances (project rule): one instance per present (class c ≥ 1, person h ≥ 1) pair.
 
     Returns (instance-id map (uint16, 0 = none, ids 1..K in (person, class) order) and a (K, 3) int64
     table of ``[instance_id, class_id, person_id]``. On CIHP the official ids satisfy
@@ -90,7 +90,7 @@ def part_instances(semantic: np.ndarray, person_ids: np.ndarray, num_classes: in
 def instance_partition_mismatch(instance_ids: np.ndarray, semantic: np.ndarray, person_ids: np.ndarray,
                                 num_classes: int) -> int:
     """Number of pixels where the shipped ``Instance_ids`` map does not induce the same partition as the
-    (class, person) rule; 0 means they agree (§3.2: a mismatch is logged and the Category/Human pair wins)."""
+    (class, person) rule; 0 means they agree (a mismatch is logged and the Category/Human pair wins)."""
     derived, _ = part_instances(semantic, person_ids, num_classes)
     a = instance_ids.astype(np.int64).ravel()
     b = derived.astype(np.int64).ravel()

@@ -80,10 +80,10 @@ def read_label(
 ) -> np.ndarray:
     """Read an index label PNG as uint8/uint16 (H, W).
 
-    ``channels='single'`` accepts mode ``L``/``P``/``I;16``/``I`` (palette indices, never luminance —
-    see datasets.md §0) and refuses RGB/RGBA colour renders. ``channels='first'`` takes channel 0 of a
-    3-channel file (MHP v2.0). With ``num_classes``, values in ``[num_classes, ignore_index)`` or above
-    ``ignore_index`` are an error.
+    ``channels='single'`` accepts mode ``L``/``P``/``I;16``/``I`` (palette indices, never luminance:
+    many label PNGs are palette images) and refuses RGB/RGBA colour renders. ``channels='first'``
+    takes channel 0 of a 3-channel file (MHP v2.0). With ``num_classes``, values in
+    ``[num_classes, ignore_index)`` or above ``ignore_index`` are an error.
     """
     path = Path(path)
     if not path.is_file():
@@ -136,7 +136,7 @@ def check_same_size(image: np.ndarray, label: np.ndarray, label_path, image_path
 
 
 def read_id_list(path: str | os.PathLike) -> list[str]:
-    """One id per line, no extension; blank lines skipped; duplicates are an error (datasets.md §0)."""
+    """One id per line, no extension; blank lines skipped; duplicates are an error."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, "id list file is missing")

@@ -1,7 +1,7 @@
 """LIP (Look Into Person) reader: official archive layout and the CE2P flattened layout.
 
-Facts: ``shared/spec/datasets.md`` §1 (layouts, 20 classes, pose CSV with 16 MPII-order joints,
-traps: doubled folder names, ``nan`` joints, images without a pose row).
+The LIP release: layouts, 20 classes, pose CSV with 16 MPII-order joints; handled
+traps: doubled folder names, ``nan`` joints, images without a pose row.
 """
 
 from __future__ import annotations
@@ -10,19 +10,18 @@ import csv
 import json
 import logging
 import math
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from humanparse.data.base import DatasetNotFoundError, ParsingDataset
+from humanparse.data.base import DatasetNotFoundError, Reader
 from humanparse.data.io import DataError, check_same_size, read_id_list, read_image, read_label
 from humanparse.data.meta import get_info
 
 log = logging.getLogger(__name__)
 
 NUM_JOINTS = 16
-LIP_LAYOUT_HELP = """expected the official LIP layout (datasets.md §1.1):
+LIP_LAYOUT_HELP = """expected the official LIP layout:
   <root>/TrainVal_images/train_id.txt, val_id.txt
   <root>/TrainVal_images/TrainVal_images/{train_images,val_images}/<id>.jpg
   <root>/TrainVal_parsing_annotations/TrainVal_parsing_annotations/{train,val}_segmentations/<id>.png
@@ -44,7 +43,7 @@ def parse_pose_csv(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str, 
     """Parse ``lip_{train,val}_set.csv``: ``<id>.jpg`` then ``num_joints`` × (x, y, v), no header.
 
     A joint is present iff x and y are numbers; ``nan`` means absent (stored as (0, 0, 0)). ``v`` is
-    not used (its polarity is unverified, datasets.md §1.3). Returns id (without extension) →
+    not used (its polarity is undocumented). Returns id (without extension) →
     float32 (J, 3) array (x, y, present).
     """
     path = Path(path)
@@ -79,7 +78,7 @@ def parse_pose_csv(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str, 
 
 def parse_pose_json(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str, np.ndarray]:
     """CorrPM's ``LIP_SP_{TRAIN,VAL}_annotations.json``: ``{"root": [{"im_name", "joint_self"}]}``;
-    a joint is present iff x + y != 0 (datasets.md §1.5)."""
+    a joint is present iff x + y != 0 (CorrPM's convention)."""
     path = Path(path)
     try:
         data = json.loads(path.read_text())
@@ -103,7 +102,7 @@ def parse_pose_json(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str,
     return out
 
 
-class LIPDataset(ParsingDataset):
+class LIPDataset(Reader):
     """LIP single-person parsing with 16 pose joints.
 
     Args:
@@ -124,14 +123,10 @@ class LIPDataset(ParsingDataset):
         layout: str = "official",
         pose: bool = True,
         pose_file: str | Path | None = None,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

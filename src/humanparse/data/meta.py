@@ -1,6 +1,6 @@
 """Facts about the six datasets: class orders, left/right swap tables, joints, palettes, hierarchies.
 
-Everything here is data from ``shared/spec/datasets.md`` (section numbers in the comments). Readers,
+Everything here is data from the releases and the papers (sources in the comments). Readers,
 transforms, metrics and the synthetic generator all take their tables from this one place.
 """
 
@@ -14,17 +14,17 @@ import numpy as np
 IGNORE_INDEX = 255
 
 # --- joints -------------------------------------------------------------------------------------
-# LIP / MPII order, datasets.md §1.4.
+# LIP / MPII order, as the LIP pose CSV lists the joints.
 LIP_JOINTS = (
     "R_Ankle", "R_Knee", "R_Hip", "L_Hip", "L_Knee", "L_Ankle", "B_Pelvis", "B_Spine",
     "B_Neck", "B_Head", "R_Wrist", "R_Elbow", "R_Shoulder", "L_Shoulder", "L_Elbow", "L_Wrist",
 )
-# The correct pairs (CorrPM's released ``flip_joints`` swaps the wrong ones, datasets.md §1.4 trap).
+# The correct pairs (CorrPM's released ``flip_joints`` swaps 4 of the 6 pairs wrongly).
 LIP_JOINT_FLIP_PAIRS = ((0, 5), (1, 4), (2, 3), (10, 15), (11, 14), (12, 13))
 # The pairs CorrPM's ``dataset/target_generation.py::flip_joints`` uses, for parity experiments only.
 CORRPM_BUGGY_JOINT_FLIP_PAIRS = ((0, 3), (1, 4), (2, 5), (10, 13), (11, 14), (12, 15))
 
-# COCO-17 order, used by the pseudo-pose files of datasets without pose annotations (§7.4).
+# COCO-17 order, used by the pseudo-pose files of datasets without pose annotations.
 COCO_JOINTS = (
     "nose", "left_eye", "right_eye", "left_ear", "right_ear", "left_shoulder", "right_shoulder",
     "left_elbow", "right_elbow", "left_wrist", "right_wrist", "left_hip", "right_hip",
@@ -32,7 +32,7 @@ COCO_JOINTS = (
 )
 COCO_JOINT_FLIP_PAIRS = ((1, 2), (3, 4), (5, 6), (7, 8), (9, 10), (11, 12), (13, 14), (15, 16))
 
-# --- DensePose tables (datasets.md §6.3, §6.4) ---------------------------------------------------
+# --- DensePose tables (detectron2 DensePose) ------------------------------------------------------
 DENSEPOSE_FINE_PARTS = (
     "background", "torso_back", "torso_front", "right_hand", "left_hand", "left_foot", "right_foot",
     "upper_leg_right_back", "upper_leg_left_back", "upper_leg_right_front", "upper_leg_left_front",
@@ -83,7 +83,7 @@ class DatasetInfo:
     flip_pairs: tuple[tuple[int, int], ...]
     joints: tuple[str, ...] = ()
     joint_flip_pairs: tuple[tuple[int, int], ...] = ()
-    # fine label -> Grapy-ML level-2 node (0 bg, 1 head, 2 torso, 3 arms, 4 legs), datasets.md §8
+    # fine label -> Grapy-ML level-2 node (0 bg, 1 head, 2 torso, 3 arms, 4 legs), Grapy-ML's released tables
     hierarchy_level2: tuple[int, ...] | None = None
     multi_person: bool = False
     homepage: str = ""
@@ -163,7 +163,7 @@ DATASETS: dict[str, DatasetInfo] = {
         flip_pairs=((14, 15), (16, 17), (18, 19)),
         joints=LIP_JOINTS,
         joint_flip_pairs=LIP_JOINT_FLIP_PAIRS,
-        # by analogy with CIHP: Grapy-ML ships no LIP table (datasets.md §8)
+        # by analogy with CIHP: Grapy-ML ships no LIP table
         hierarchy_level2=_CIHP_LEVEL2,
         homepage="http://sysu-hcp.net/lip/overview.php (LIP: TrainVal_images.zip, "
         "TrainVal_parsing_annotations.zip, TrainVal_pose_annotations.zip, Testing_images.zip)",

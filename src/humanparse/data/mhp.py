@@ -1,5 +1,5 @@
 """MHP v2.0 (LV-MHP-v2) reader: 59 classes, one annotation PNG per person
-(``shared/spec/datasets.md`` §4, §7.5, §7.6).
+(``ZhaoJ9014/Multi-Human-Parsing`` release).
 
 Layout ``official`` (``<root>`` may also be the folder holding ``LV-MHP-v2/``)::
 
@@ -11,11 +11,11 @@ Layout ``official`` (``<root>`` may also be the folder holding ``LV-MHP-v2/``)::
 The official evaluator (``v2/mhp_data.py::get_data``) reads the same files from ``<split>/annotations/``;
 that folder name is accepted too. ``<NN>`` is the number of persons and ``<MM>`` the 1-based person index, both 2 digits, so the image
 key is the file name minus its last 10 characters. Each PNG is one person's full-image part map,
-values 0..58, stored with **3 channels: channel 0 is read**, channels 1-2 are ignored (§4.2 trap).
+values 0..58, stored with **3 channels: channel 0 is read**, channels 1-2 are ignored.
 
 Derived (no semantic or person-id map is shipped): persons are taken in sorted file-name order; the
 semantic and person-id maps are painted in that order, later non-zero pixels overwriting (project
-convention, §7.5/§7.6). Persons whose map has no foreground are kept (Parsing R-CNN convention,
+convention). Persons whose map has no foreground are kept (Parsing R-CNN convention,
 ``empty_persons: keep``) or dropped (``drop``, the official MHP evaluator's convention); the painted
 maps are the same either way. Person ``id`` is the 1-based file index in both conventions.
 """
@@ -25,7 +25,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 from humanparse.data.common import FolderDataset, dataset_dir, first_dir
@@ -44,7 +43,7 @@ MHP_LISTS = {
     "test_inter_top10": ("test", "test_inter_top10.txt"),
 }
 ANNO_RE = re.compile(r"^(?P<key>.+)_(?P<nn>\d{2})_(?P<mm>\d{2})\.png$")
-MHP_LAYOUT_HELP = """expected the MHP v2.0 layout (datasets.md §4.1):
+MHP_LAYOUT_HELP = """expected the MHP v2.0 layout:
   <root>/list/{train,val,test_all,test_inter_top20,test_inter_top10}.txt
   <root>/{train,val}/images/<id>.jpg, <root>/{train,val}/parsing_annos/<id>_<NN>_<MM>.png, <root>/test/images/<id>.jpg
 Download LV-MHP-v2.zip from {homepage} and unpack it into data.root, or run with data.synthetic=true."""
@@ -97,14 +96,10 @@ class MHPv2Dataset(FolderDataset):
         layout: str = "official",
         persons: bool = True,
         empty_persons: str = "keep",
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = split
         self.layout = layout

@@ -1,4 +1,4 @@
-"""Several datasets in one run: Grapy-ML mutual learning (``shared/spec/models.md`` §4.2, §4.8).
+"""Several datasets in one run: Grapy-ML mutual learning (its "GPM-based Mutual Learning" section).
 
 Grapy-ML trains one network with a shared trunk and per-dataset heads on CIHP, PASCAL-Person-Part
 and ATR (dataset ids 0, 1, 2 in that order). Its sampler makes every batch hold a single dataset,
@@ -14,7 +14,7 @@ set, augmentation and derived targets) and produces tagged batches::
 
 Validation and test return one loader per dataset, in ``datasets`` order, so Lightning passes
 ``dataloader_idx`` = the dataset id and each dataset is scored with its own classes (Grapy-ML's
-released code validates ATR through the PASCAL head; the project does not, §4.7).
+released code validates ATR through the PASCAL head; the project does not).
 
 DDP: every rank builds the same batch schedule from ``seed + epoch``; each global batch is one
 dataset and is split evenly across the ranks, so all ranks step on the same dataset at the same

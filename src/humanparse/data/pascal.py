@@ -1,4 +1,4 @@
-"""PASCAL-Person-Part reader: 7 classes, multi-person (``shared/spec/datasets.md`` §5).
+"""PASCAL-Person-Part reader: 7 classes, multi-person (HHP / Graphonomy release).
 
 Layout ``graphonomy`` (the only one)::
 
@@ -11,9 +11,9 @@ Layout ``graphonomy`` (the only one)::
 
 ``<root>`` may also be the ``pascal`` folder itself. No list file is shipped with the project: put
 HHP's ``val_id.txt`` and Grapy-ML's (renamed ``val_id_grapy.txt``) into ``list/``; file names are
-configurable with ``val_lists``. Runs on the Grapy-ML list must say so (§5.1 trap).
+configurable with ``val_lists``. Runs on the Grapy-ML list must say so (its numbers are not comparable).
 
-Optional instance level (§5.2): the project's conversion of the Pascal-Part annotations into a
+Optional instance level: the project's conversion of the Pascal-Part annotations into a
 CIHP-style layout, read when ``<root>/pascal/Human_ids/`` exists (``instances: auto``)::
 
     <root>/pascal/Human_ids/<id>.png             person index, 0 = background
@@ -30,7 +30,7 @@ There are no left/right classes: a flip is a plain mirror.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 
 import numpy as np
@@ -42,7 +42,7 @@ from humanparse.data.meta import get_info
 
 log = logging.getLogger(__name__)
 
-PASCAL_LAYOUT_HELP = """expected the PASCAL-Person-Part layout (datasets.md §5.1):
+PASCAL_LAYOUT_HELP = """expected the PASCAL-Person-Part layout:
   <root>/pascal/JPEGImages/<id>.jpg, <root>/pascal/SegmentationPart/<id>.png,
   <root>/pascal/list/train_id.txt, val_id.txt (HHP, 1,817 ids) [and val_id_grapy.txt (Grapy-ML, 1,831 ids)]
   optional instance level: <root>/pascal/{Human_ids,Instance_ids}/<id>.png (+ Instance_ids/<id>.txt)
@@ -80,14 +80,10 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
         instances: bool | str = "auto",
         persons: bool = True,
         instance_check: bool = True,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         check_files: bool = True,
         joint_flip_pairs=None,
     ):
-        super().__init__(transform, targets, seed, keep_original, joint_flip_pairs)
+        super().__init__(joint_flip_pairs)
         self.root = Path(root)
         self.split = "val" if split == "test" else split
         self.layout = layout
@@ -144,5 +140,5 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
                 if cat.shape != sample["semantic"].shape or not np.array_equal(cat, sample["semantic"]):
                     sample["meta"]["instance_valid"] = False
                     self.report(cpath, "converted Category_ids does not reproduce SegmentationPart; "
-                                "the image is excluded from instance metrics (datasets.md §5.2)")
+                                "the image is excluded from instance metrics")
         return sample

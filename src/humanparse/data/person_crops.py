@@ -2,8 +2,8 @@
 
 CorrPM paper §4.1: persons are cut out of the multi-person images with their masks into single-person
 images for training (93,213 CIHP crops); at test time persons are cut out "in the same way", parsed one
-by one and merged back into the image. ``shared/spec/models.md`` §3.7 and ``datasets.md`` §7.4 fix the
-unstated parts as project conventions (unverified against the authors' code, which is not public):
+by one and merged back into the image. The project fixes the
+unstated parts as conventions (unverified against the authors' code, which is not public):
 
 * **training crops** come from the ground-truth person ids (``Human_ids``): one sample per person, the
   image masked to the person (other pixels 0) and cropped to the person's tight box (optionally
@@ -32,8 +32,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from humanparse.data import registry
-from humanparse.data.base import ParsingDataset, original_gt, to_tensors
+from humanparse.data.base import Reader
 from humanparse.data.datamodule import ParsingDataModule, file_lock, plain
 from humanparse.data.instances import persons_from_ids
 from humanparse.data.io import DataError
@@ -137,15 +136,18 @@ def decode_mask(segmentation: dict, size: tuple[int, int]) -> np.ndarray:
     return m
 
 
-class PersonCropDataset(ParsingDataset):
-    """Single-person crops of a multi-person reader (``base``, built without transforms).
+class PersonCropDataset(Reader):
+    """Single-person crops of a multi-person reader (``base``), a reader itself: wrap it in a
+    :class:`~humanparse.data.pipeline.SamplePipeline` like any other.
 
-    Training (``train=True``): item k is the k-th (image, GT person) pair, cut by :func:`cut_person` and
-    then transformed like any single-person sample (augmentation, derived targets).
+    Training (``train=True``): item k is the k-th (image, GT person) pair, cut by :func:`cut_person`; the
+    pipeline then transforms it like any single-person sample (augmentation, derived targets).
 
-    Evaluation: item i is image i with ``person_crops``, a list of ``{'image' (3, H, W) input tensor,
-    'affine' (original image → input, 3×3), 'mask' (bool, original size), 'score', 'id'}`` in
-    ascending score order, plus ``gt`` (the evaluators' ground truth) and ``meta`` of the whole image.
+    Evaluation: :meth:`load` gives image i with its evaluation persons (``eval_persons``); the pipeline's
+    transform, adapted by :meth:`adapt_transform`, turns it into ``person_crops``, a list of ``{'image'
+    (3, H, W) input tensor, 'affine' (original image → input, 3×3), 'mask' (bool, original size), 'score',
+    'id'}`` in ascending score order, beside ``gt`` (the evaluators' ground truth, kept by the pipeline from
+    the whole image) and ``meta`` of the whole image.
 
     Args:
         base: the multi-person reader (samples with ``persons`` or ``person_ids``).
@@ -157,13 +159,13 @@ class PersonCropDataset(ParsingDataset):
         mask_image: zero the image outside the person's mask (the paper applies the masks).
         min_pixels: persons with fewer mask pixels are skipped (training) / ignored (evaluation).
         num_joints / joint_flip_pairs: per-person keypoints and their flip pairs when the base label
-            space has no joints (COCO-17 pseudo-pose, datasets.md §7.4: COCO pairs by default).
+            space has no joints (COCO-17 pseudo-pose: COCO pairs by default).
         index_cache: folder for the (image, person) index of a split, so it is scanned once.
     """
 
     def __init__(
         self,
-        base: ParsingDataset,
+        base: Reader,
         train: bool = True,
         test_persons: str = "gt",
         detections: str | Path | None = None,
@@ -173,17 +175,13 @@ class PersonCropDataset(ParsingDataset):
         min_pixels: int = 1,
         num_joints: int | None = None,
         joint_flip_pairs: Sequence[Sequence[int]] | None = None,
-        transform: Callable | None = None,
-        targets: Sequence[Callable] = (),
-        seed: int = 0,
-        keep_original: bool = False,
         index_cache: str | Path | None = None,
     ):
         if test_persons not in PERSON_SOURCES:
             raise ValueError(f"test_persons must be one of {PERSON_SOURCES}, got {test_persons!r}")
         self.info = base.info
         self.base = base
-        super().__init__(transform, targets, seed, keep_original)
+        super().__init__()
         self.train = train
         self.test_persons = test_persons
         self.score_threshold = float(score_threshold)
@@ -211,8 +209,6 @@ class PersonCropDataset(ParsingDataset):
             for a, b in pairs:
                 perm[a], perm[b] = b, a
             self.flip_tables = FlipTables(self.info.flip_permutation(), perm)
-            if self.transform is not None and hasattr(self.transform, "bind"):
-                self.transform.bind(self.flip_tables)
 
     # -- the (image, person) index of a training split --------------------------------------------------
     def _scan(self) -> tuple[list[tuple[int, int]], int | None]:
@@ -248,7 +244,12 @@ class PersonCropDataset(ParsingDataset):
 
     # -- samples ------------------------------------------------------------------------------------
     def load(self, index: int) -> dict:
-        """Training crop ``index`` as a raw single-person sample."""
+        """Training: crop ``index`` as a raw single-person sample. Evaluation: image ``index`` of the base
+        reader with ``eval_persons`` (:meth:`eval_persons`), cut into crops by the adapted transform."""
+        if not self.train:
+            sample = self.base.load(index)
+            sample["eval_persons"] = self.eval_persons(sample)
+            return sample
         i, pid = self.index[index]
         sample = self.base.load(i)
         person = next((p for p in sample_persons(sample) if int(p["id"]) == pid), None)
@@ -273,13 +274,23 @@ class PersonCropDataset(ParsingDataset):
         persons = [p for p in persons if int(np.count_nonzero(p["mask"])) >= self.min_pixels]
         return sorted(persons, key=lambda p: p["score"])  # stable: ties keep id / file order
 
-    def __getitem__(self, key) -> dict:
-        if self.train:
-            return super().__getitem__(key)
-        index = int(key[0]) if isinstance(key, (tuple, list)) else int(key)
-        sample = self.base.load(index)
+    def adapt_transform(self, transform: Callable | None) -> Callable | None:
+        """Training crops take the transform as they are; evaluation items are cut into per-person crops,
+        each transformed on its own (:class:`CropEach`)."""
+        return transform if self.train else CropEach(transform, self.margin, self.mask_image, self.test_persons)
+
+
+class CropEach:
+    """The evaluation transform of :class:`PersonCropDataset`: whole-image sample with ``eval_persons`` →
+    ``{'person_crops', 'meta', 'gt'}``, each person cut by :func:`cut_person` and transformed (deterministic
+    evaluation transform: no RNG), its affine composed with the crop offset (original image pixels → input)."""
+
+    def __init__(self, transform: Callable | None, margin: float, mask_image: bool, test_persons: str):
+        self.transform, self.margin, self.mask_image, self.test_persons = transform, margin, mask_image, test_persons
+
+    def __call__(self, sample: dict, rng=None) -> dict:
         crops = []
-        for p in self.eval_persons(sample):
+        for p in sample["eval_persons"]:
             crop = cut_person(sample, p["mask"], None, self.margin, self.mask_image)
             crop.pop("semantic", None)
             if self.transform is not None:
@@ -287,16 +298,15 @@ class PersonCropDataset(ParsingDataset):
             x0, y0 = crop["meta"]["crop_box"][:2]
             crops.append({
                 "image": torch.from_numpy(np.ascontiguousarray(crop["image"])),
-                # crop-frame affine composed with the crop offset: original image pixels → input pixels
                 "affine": crop["meta"]["affine"] @ translate(-x0, -y0),
                 "mask": torch.from_numpy(p["mask"]),
                 "score": p["score"],
                 "id": p["id"],
             })
         out = {"person_crops": crops, "meta": dict(sample["meta"], test_persons=self.test_persons)}
-        if self.keep_gt:
-            out["gt"] = original_gt(sample, self.keep_gt, index)
-        return to_tensors(out)
+        if "gt" in sample:
+            out["gt"] = sample["gt"]
+        return out
 
 
 class PersonCropDataModule(ParsingDataModule):
@@ -316,19 +326,11 @@ class PersonCropDataModule(ParsingDataModule):
 
     def build_dataset(self, stage_split: str, train: bool):
         opts = dict(self.person_crops)
-        split = self.splits[stage_split]
-        detections = (opts.pop("detections", None) or {}).get(split)
-        cls = registry.reader_class(self.name)
-        kwargs = self.reader_kwargs()
-        base = cls(self.data_root(), split=split, transform=None, targets=(), seed=self.seed, keep_original=False, **kwargs)
-        limit = self.limit_train if train else self.limit_val
-        if limit is not None:
-            base.ids = base.ids[: int(limit)]
-        return PersonCropDataset(
-            base, train=train, detections=detections, transform=self.build_transform(train),
-            targets=self.targets if train else (), seed=self.seed, keep_original=False if train else self.gt_keys(),
-            index_cache=Path(self.cache_dir) / "person_index", **opts,
-        )
+        detections = (opts.pop("detections", None) or {}).get(self.splits[stage_split])
+        base = self.build_reader(stage_split, train)
+        reader = PersonCropDataset(base, train=train, detections=detections,
+                                   index_cache=Path(self.cache_dir) / "person_index", **opts)
+        return self.pipeline(reader, train, targets=self.targets if train else ())
 
     def describe(self) -> dict:
         out = super().describe()

@@ -1,4 +1,4 @@
-"""Pseudo-pose keypoint files for datasets without pose annotations (``shared/spec/datasets.md`` §7.4).
+"""Pseudo-pose keypoint files for datasets without pose annotations (format: README "Datasets").
 
 CorrPM trains ATR and CIHP with keypoints predicted by a COCO-trained pose estimator and treated as
 ground truth; neither the keypoints nor the estimator outputs are public. The project therefore
@@ -20,7 +20,8 @@ defines one file per split, ``<root>/pseudo_pose/<split>.json``::
   without an entry have all 17 joints absent (readers count them in a warning).
 
 The synthetic generators write this file from their person skeletons (``source: "synthetic"``).
-Keypoint flips use the COCO pairs (1,2), (3,4), ..., (15,16) and heatmaps the §7.3 Gaussian rule.
+Keypoint flips use the COCO pairs (1,2), (3,4), ..., (15,16) and heatmaps CorrPM's Gaussian
+rule (:func:`humanparse.data.targets.pose_heatmaps`).
 """
 
 from __future__ import annotations
@@ -62,7 +63,7 @@ def read_pseudo_pose(path: str | os.PathLike, min_score: float = 0.0) -> PoseTab
         raise DataError(path, f"not valid JSON ({e})") from e
     if not isinstance(entries, list):
         raise DataError(path, "expected a JSON list of {image_id, person_id, keypoints, source} entries "
-                        "(datasets.md §7.4)")
+                        "(see README 'Datasets')")
     out: PoseTable = {}
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not {"image_id", "person_id", "keypoints"} <= set(e):

@@ -18,23 +18,23 @@ READERS: dict[str, str] = {
 }
 
 GENERATORS: dict[str, str] = {
-    "lip": "humanparse.data.synthetic:generate_lip",
-    "atr": "humanparse.data.synthetic:generate_atr",
-    "pascal_person_part": "humanparse.data.synthetic:generate_pascal_person_part",
-    "cihp": "humanparse.data.synthetic:generate_cihp",
-    "mhp_v2": "humanparse.data.synthetic:generate_mhp_v2",
-    "densepose_coco": "humanparse.data.synthetic.densepose:generate_densepose_coco",
+    "lip": "humanparse.synthetic:generate_lip",
+    "atr": "humanparse.synthetic:generate_atr",
+    "pascal_person_part": "humanparse.synthetic:generate_pascal_person_part",
+    "cihp": "humanparse.synthetic:generate_cihp",
+    "mhp_v2": "humanparse.synthetic:generate_mhp_v2",
+    "densepose_coco": "humanparse.synthetic.densepose:generate_densepose_coco",
 }
 
-# per-dataset extra checks of ``python -m humanparse.data.check`` (a DatasetCheck subclass;
+# per-dataset extra checks of ``python -m humanparse.tools.check_data`` (a DatasetCheck subclass;
 # datasets without an entry get the generic checks only)
 CHECKS: dict[str, str] = {
-    "lip": "humanparse.data.check:LIPCheck",
-    "atr": "humanparse.data.check:ATRCheck",
-    "pascal_person_part": "humanparse.data.check:PascalCheck",
-    "cihp": "humanparse.data.check:CIHPCheck",
-    "mhp_v2": "humanparse.data.check:MHPCheck",
-    "densepose_coco": "humanparse.data.check:DensePoseCheck",
+    "lip": "humanparse.tools.check_data:LIPCheck",
+    "atr": "humanparse.tools.check_data:ATRCheck",
+    "pascal_person_part": "humanparse.tools.check_data:PascalCheck",
+    "cihp": "humanparse.tools.check_data:CIHPCheck",
+    "mhp_v2": "humanparse.tools.check_data:MHPCheck",
+    "densepose_coco": "humanparse.tools.check_data:DensePoseCheck",
 }
 
 
@@ -50,8 +50,8 @@ def reader_class(name: str):
 
 
 def check(name: str):
-    """The :class:`~humanparse.data.check.DatasetCheck` class of ``name`` (the generic one if none)."""
-    return _load(CHECKS.get(name, "humanparse.data.check:DatasetCheck"))
+    """The :class:`~humanparse.tools.check_data.DatasetCheck` class of ``name`` (the generic one if none)."""
+    return _load(CHECKS.get(name, "humanparse.tools.check_data:DatasetCheck"))
 
 
 def generator(name: str):

@@ -2,8 +2,8 @@
 
 Lightning's automatic ``DistributedSampler`` pads the evaluation split so that every rank gets the
 same number of samples, which counts the repeated images twice in a dataset-level confusion matrix
-(metrics.md §0.2). The data module therefore builds its own samplers and the trainer runs with
-``use_distributed_sampler=False``.
+(detectron2 uses an ``InferenceSampler`` for the same reason). The data module therefore builds its
+own samplers and the trainer runs with ``use_distributed_sampler=False``.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Derived targets computed from the annotations (``shared/spec/datasets.md`` §7 and §8).
+"""Derived targets computed from the annotations (as the released CorrPM, PGN and Grapy-ML code do).
 
 Each maker is a callable on a sample dict. ``stage = "pre"`` makers run on the original-resolution
 sample before the geometric transform (their output is then warped like a label, nearest, pad 0);
@@ -21,7 +21,7 @@ from humanparse.data.meta import IGNORE_INDEX, get_info
 
 
 def semantic_edges(label: np.ndarray, width: int = 3, ignore_index: int = IGNORE_INDEX) -> np.ndarray:
-    """CorrPM / CE2P semantic-edge map (§7.2): {0, 1} uint8.
+    """CorrPM / CE2P semantic-edge map (CorrPM ``target_generation.py``): {0, 1} uint8.
 
     Pixel (i, j) is marked when its label differs from its neighbour above (i−1, j), right (i, j+1),
     lower-right (i+1, j+1) or lower-left (i+1, j−1), the neighbour lying inside the map and neither
@@ -47,9 +47,10 @@ def semantic_edges(label: np.ndarray, width: int = 3, ignore_index: int = IGNORE
 
 
 def instance_edges(person_ids: np.ndarray) -> np.ndarray:
-    """PGN instance-edge map (§7.1): pixels where the 3×3 Sobel gradient of the person-id map is non-zero,
-    with replicate border (MATLAB ``imgradient``). About 2 px wide on person/background and
-    person/person boundaries; part/part boundaries inside a person are not edges. {0, 1} uint8."""
+    """PGN instance-edge map (CIHP_PGN ``write_edge.m``): pixels where the 3×3 Sobel gradient of the
+    person-id map is non-zero, with replicate border (MATLAB ``imgradient``). About 2 px wide on
+    person/background and person/person boundaries; part/part boundaries inside a person are not
+    edges. {0, 1} uint8."""
     f = np.asarray(person_ids, dtype=np.float32)
     sx = cv2.Sobel(f, cv2.CV_32F, 1, 0, ksize=3, borderType=cv2.BORDER_REPLICATE)
     sy = cv2.Sobel(f, cv2.CV_32F, 0, 1, ksize=3, borderType=cv2.BORDER_REPLICATE)
@@ -57,7 +58,7 @@ def instance_edges(person_ids: np.ndarray) -> np.ndarray:
 
 
 def pose_heatmaps(keypoints: np.ndarray, input_size: tuple[int, int], stride: int = 4, sigma: float = 7.0) -> np.ndarray:
-    """CorrPM Gaussian joint heatmaps (§7.3): float32 (J, H/stride, W/stride).
+    """CorrPM Gaussian joint heatmaps (CorrPM ``generate_pose``): float32 (J, H/stride, W/stride).
 
     ``keypoints`` is (J, 3) in input pixels (x, y, present). The centre is
     ``(int(x/stride + 0.5), int(y/stride + 0.5))`` (truncation toward zero), the patch a peak-1
@@ -83,7 +84,7 @@ def pose_heatmaps(keypoints: np.ndarray, input_size: tuple[int, int], stride: in
 
 
 def hierarchy_labels(label: np.ndarray, dataset: str, level: int) -> np.ndarray:
-    """Grapy-ML level-1 (bg/person) or level-2 (bg/head/torso/arms/legs) map of a fine label map (§8)."""
+    """Grapy-ML level-1 (bg/person) or level-2 (bg/head/torso/arms/legs) map of a fine label map."""
     return get_info(dataset).hierarchy_lut(level)[np.asarray(label, dtype=np.uint8)]
 
 
@@ -200,7 +201,7 @@ class PoseHeatmaps:
         kp = sample.get("keypoints")
         if kp is None:
             raise KeyError(f"{sample.get('meta', {}).get('id')}: pose heatmaps need keypoints (LIP pose, or a "
-                           "pseudo-pose file for ATR/CIHP, datasets.md §7.4)")
+                           "pseudo-pose file for ATR/CIHP, see README 'Datasets')")
         kp = np.asarray(kp)
         if kp.ndim == 3:
             maps = [pose_heatmaps(k, (h, w), self.stride, self.sigma) for k in kp]

@@ -6,7 +6,7 @@ network input pixels, pixel-centre convention, i.e. the convention of ``cv2.warp
 warped bilinearly, label-like maps with nearest neighbour (labels pad with 255, edge/id maps with 0),
 keypoints and boxes by the same matrix, and a flip also permutes left/right classes and joints. The
 matrix is stored in ``meta['affine']`` so that predictions go back to the original resolution with
-its exact inverse (metrics.md §1.4).
+its exact inverse (:mod:`humanparse.tasks.postprocess`).
 
 Two placement modes cover the five papers:
 
@@ -67,7 +67,7 @@ def rotation_matrix(degrees: float) -> np.ndarray:
 
 
 def mirror_matrix(width: int) -> np.ndarray:
-    """x ← W − 1 − x (datasets.md §1.4)."""
+    """x ← W − 1 − x (pixel-centre mirror)."""
     return np.array([[-1.0, 0.0, width - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])
 
 
@@ -170,7 +170,7 @@ def transform_boxes(boxes: np.ndarray, m: np.ndarray) -> np.ndarray:
     return out
 
 
-# keypoint formats by joint count: 16 = LIP/MPII order (§1.4), 17 = COCO order (pseudo-pose files, §7.4)
+# keypoint formats by joint count: 16 = LIP/MPII order, 17 = COCO order (pseudo-pose files)
 KEYPOINT_FLIP_PAIRS: dict[int, tuple[tuple[int, int], ...]] = {16: LIP_JOINT_FLIP_PAIRS, 17: COCO_JOINT_FLIP_PAIRS}
 
 

@@ -3,7 +3,7 @@
 The evaluator decodes thousands of small PNGs, and PIL's per-file overhead is about a third of the
 decode time. ``cv2.imdecode`` is faster and releases the GIL (so reader threads run in parallel),
 but it must never see a palette PNG: with ``IMREAD_UNCHANGED`` OpenCV expands the palette to
-colours, which is exactly the trap of datasets.md §0. So the PNG header decides: 8/16-bit
+colours, and the label values are lost. So the PNG header decides: 8/16-bit
 greyscale (and, for ``channels='first'``, 8-bit RGB/RGBA) goes through OpenCV; palette, low bit
 depth and anything unusual or corrupt go through :func:`humanparse.data.io.read_label`, which reads
 indices with PIL and raises :class:`~humanparse.data.io.DataError` naming the file.

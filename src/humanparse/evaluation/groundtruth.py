@@ -1,17 +1,18 @@
 """Ground truth for the standalone evaluator, read from the official files by image id.
 
-Layouts (``shared/spec/datasets.md``):
+Layouts (as released; README "Datasets"):
 
-* CIHP (§3.1-3.2): ``<gt_dir>/Category_ids/<id>.png`` (parts 0..19, 255 ignore),
+* CIHP: ``<gt_dir>/Category_ids/<id>.png`` (parts 0..19, 255 ignore),
   ``<gt_dir>/Human_ids/<id>.png`` (person index, 0 = none), ``<gt_dir>/Instance_ids/<id>.png`` (part
-  instances; with ``<id>.txt`` lines ``inst_id class_id human_id`` next to them or in the PGN helper
-  folder ``Instance_part_val``), ``<gt_dir>/<split>_id.txt``. The converted PASCAL-Person-Part
-  instance layout (§5.2) is the same. PGN's training layout keeps instance edges in ``edges/<id>.png``.
-* MHP v2 (§4.1-4.2): ``<gt_dir>/parsing_annos/<id>_<NN>_<MM>.png`` (one 3-channel file per person;
+  instances; with ``<id>.txt`` lines ``inst_id class_id human_id`` next to them or in the PGN helper folder
+  ``Instance_part_val``), ``<gt_dir>/<split>_id.txt``. The converted PASCAL-Person-Part instance layout
+  (:mod:`humanparse.data.pascal`) is the same. PGN's training layout keeps instance edges in
+  ``edges/<id>.png``.
+* MHP v2: ``<gt_dir>/parsing_annos/<id>_<NN>_<MM>.png`` (one 3-channel file per person;
   channel 0 is the label), persons in sorted file order; lists in ``<gt_dir>/../list/<split>.txt``.
 
-Per-person maps follow §7.5 (:mod:`humanparse.data.instances`), part instances the project rule of
-§3.2 (Category × Human) or, on request, the shipped ``Instance_ids`` + txt table.
+Per-person maps follow :mod:`humanparse.data.instances`, part instances the project rule
+(one per present Category × Human pair) or, on request, the shipped ``Instance_ids`` + txt table.
 """
 
 from __future__ import annotations
@@ -78,7 +79,7 @@ class CIHPGroundTruth:
         return pid
 
     def persons(self, sid: str, drop_empty: bool = False) -> tuple[PersonsGT, np.ndarray]:
-        """(persons of §7.5, semantic map)."""
+        """(persons as :mod:`humanparse.data.instances` builds them, semantic map)."""
         sem = self.semantic(sid)
         pid = self.person_ids(sid, sem.shape)
         return persons_from_semantic(sem, pid, self.num_classes, drop_empty=drop_empty), sem
@@ -113,7 +114,7 @@ class CIHPGroundTruth:
         return PartInstances.from_table(inst, ids, cls)
 
     def edges(self, sid: str, source: str = "human_ids") -> np.ndarray:
-        """Instance-edge GT: derived from ``Human_ids`` (datasets.md §7.1) or read from ``edges/``."""
+        """Instance-edge GT: derived from ``Human_ids`` (PGN's ``write_edge.m``) or read from ``edges/``."""
         if source == "human_ids":
             return instance_edges(read_index_png(self.human_dir / f"{sid}.png"))
         if source == "edges":
@@ -157,7 +158,7 @@ class MHPGroundTruth:
         return maps
 
     def persons(self, sid: str, drop_empty: bool = False) -> tuple[PersonsGT, np.ndarray]:
-        """(persons in sorted file order, semantic map painted from them (datasets.md §7.6))."""
+        """(persons in sorted file order, semantic map painted from them in that order)."""
         maps = self.person_maps(sid)
         if not maps:
             raise DataError(self.anno_dir, f"no annotation file for image {sid} ({sid}_NN_MM.png)")

@@ -1,6 +1,6 @@
 """Prediction files in the formats the official evaluators read.
 
-Instance parsing (AP^p / PCP, ``metrics.md`` §4):
+Instance parsing (AP^p / PCP, :mod:`humanparse.metrics.instance`):
 
 * ``persons`` (project format; predictions may overlap, as real detectors' outputs do):
   ``<pred_dir>/<id>_<k>.png`` holds the part map of predicted person k of image ``<id>`` at the
@@ -17,13 +17,14 @@ Instance parsing (AP^p / PCP, ``metrics.md`` §4):
 * ``predict``: what ``python -m humanparse.predict`` writes for instance models
   (``instances/<id>.json`` with a score and a part-map file per person).
 
-Part instances (AP^r, §5): the CIHP_PGN / LIP challenge format ``<pred_dir>/<id>.png`` (8- or 16-bit
-instance ids, 0 = none) and ``<pred_dir>/<id>.txt`` whose line k (1-based) is ``<class_id> <score>`` of
-pixel value k. Ids listed in the txt but absent from the PNG are dropped with a warning (PGN keeps
-their scores and misaligns them, §5.6); PNG ids without a line are not predictions.
+Part instances (AP^r, :mod:`humanparse.metrics.apr`): the CIHP_PGN / LIP challenge format
+``<pred_dir>/<id>.png`` (8- or 16-bit instance ids, 0 = none) and ``<pred_dir>/<id>.txt`` whose line k
+(1-based) is ``<class_id> <score>`` of pixel value k. Ids listed in the txt but absent from the PNG are
+dropped with a warning (PGN keeps their scores and misaligns them); PNG ids without a line are not
+predictions.
 
-Edges (§6): ``<pred_dir>/<id>.png`` holding 255·p (what PGN's ``test_pgn.py`` writes to
-``cihp_edge_maps``; edge iff value / 255 > threshold) or binary maps (non-zero = edge).
+Edges (:mod:`humanparse.metrics.edge`): ``<pred_dir>/<id>.png`` holding 255·p (what PGN's ``test_pgn.py``
+writes to ``cihp_edge_maps``; edge iff value / 255 > threshold) or binary maps (non-zero = edge).
 """
 
 from __future__ import annotations
@@ -191,7 +192,7 @@ def read_part_instances(pred_dir: str | os.PathLike, sid: str, shape: tuple[int,
                         nan_score: str = "raise") -> tuple[PartInstances, list[str]]:
     """CIHP_PGN part-instance prediction of one image and the warnings it raised.
 
-    A missing PNG *and* txt is an empty prediction (the image's GT still counts, §5.6); one without
+    A missing PNG *and* txt is an empty prediction (the image's GT still counts); one without
     the other is an error.
     """
     root = Path(pred_dir)

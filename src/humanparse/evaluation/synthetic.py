@@ -5,9 +5,9 @@ part map and a person-id map), noisy per-person predictions with misses, duplica
 positives and sub-threshold scores, and writers for every format :mod:`humanparse.evaluation`
 reads (CIHP ``Category_ids`` / ``Human_ids`` / ``Instance_ids`` + txt, MHP v2 ``parsing_annos``,
 per-person PNGs + ``scores.txt``, the MHP v2 submission, CIHP_PGN part instances, PGN edge maps).
-The dataset readers' own synthetic generators live in :mod:`humanparse.data.synthetic`; this module
+The dataset readers' own synthetic generators live in :mod:`humanparse.synthetic`; this module
 only needs label maps, so its default person model is a fast set of numpy shapes
-(``render_scene`` from :mod:`humanparse.data.synthetic` can be plugged in through ``scene_fn``).
+(``render_scene`` from :mod:`humanparse.synthetic` can be plugged in through ``scene_fn``).
 """
 
 from __future__ import annotations
@@ -140,7 +140,7 @@ def noisy_predictions(rng: np.random.Generator, semantic: np.ndarray, person_ids
         base = np.where(person_ids == k, clean, 0).astype(np.uint8)
         q = rng.uniform(0.3, 1.5)
         parts.append(perturb(base, q))
-        # a smooth squashing (no clipping): tied scores would make the order, hence AP, sort-dependent (§0.2)
+        # a smooth squashing (no clipping): tied scores would make the order, hence AP, sort-dependent
         scores.append(float(0.06 + 0.93 / (1.0 + np.exp(-(3.0 - 2.0 * q + rng.normal(0, 0.4))))))
         if rng.random() < duplicate:
             parts.append(perturb(base, q + 1.0))
@@ -260,7 +260,8 @@ def write_mhp_submission(pred_dir: Path, samples: list[InstanceSample]) -> Path:
 
 
 def write_part_instance_predictions(pred_dir: Path, samples: list[InstanceSample], score_thresh: float = 0.01) -> Path:
-    """CIHP_PGN format (``<id>.png`` ids + ``<id>.txt`` ``class score``) via the §5.1 convention."""
+    """CIHP_PGN format (``<id>.png`` ids + ``<id>.txt`` ``class score``) via
+    :func:`part_instances_from_predictions`."""
     pred_dir = Path(pred_dir)
     pred_dir.mkdir(parents=True, exist_ok=True)
     for s in samples:

@@ -1,7 +1,7 @@
 """VOC all-point average precision and the score sorting shared by AP^p and AP^r.
 
-Definition: ``shared/spec/metrics.md`` §3 (VOC2010+ all-point area, not 11-point, not COCO 101-point),
-score sorting: §0.2 (stable descending sort). The reference implementations
+Definition: PASCAL VOC2010+ ``voc_ap`` (all-point area, not 11-point, not COCO 101-point),
+score sorting: stable descending sort. The reference implementations
 (Parsing R-CNN ``parsing_eval.py::voc_ap``, MHP v2 ``voc_eval.py::voc_ap``, CIHP_PGN
 ``test_inst_part_ap.py::voc_ap``) run the precision envelope as a Python loop; here it is one
 ``np.maximum.accumulate`` over the reversed array, which gives the same values.
@@ -18,7 +18,7 @@ NAN_SCORE_POLICIES = ("raise", "first")
 
 
 def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
-    """All-point AP of a precision/recall curve (§3 steps 2-3).
+    """All-point AP of a precision/recall curve (monotone envelope, then area).
 
     ``mrec = [0, rec..., 1]``, ``mpre = [0, prec..., 0]``, precision made monotone from the right, area
     summed where recall changes. Recall above 1 (AP^r duplicates) is weighted by the closing
@@ -35,10 +35,10 @@ def voc_ap(rec: np.ndarray, prec: np.ndarray) -> float:
 
 
 def average_precision(tp: np.ndarray, fp: np.ndarray, npos: int, eps_floor: bool = True) -> float:
-    """AP from TP/FP flags already in descending-score order and ``npos`` GT items (§3 step 1).
+    """AP from TP/FP flags already in descending-score order and ``npos`` GT items.
 
     ``prec_k = cumTP / max(cumTP + cumFP, eps)`` (``eps_floor``; the MHP official code divides by
-    ``cumTP + cumFP`` directly, which only differs when a prefix has neither). Edge cases of §3: no
+    ``cumTP + cumFP`` directly, which only differs when a prefix has neither). Edge cases: no
     detections → 0 (sentinel-only curve, also when ``npos = 0``); ``npos = 0`` with detections → NaN
     (recall 0/0).
     """
@@ -58,7 +58,7 @@ def average_precision(tp: np.ndarray, fp: np.ndarray, npos: int, eps_floor: bool
 
 
 def descending_order(scores: np.ndarray, nan_score: str = "raise", what: str = "scores") -> np.ndarray:
-    """Indices that sort ``scores`` in descending order, **stable** (ties keep their input order, §0.2).
+    """Indices that sort ``scores`` in descending order, **stable** (ties keep their input order).
 
     NaN scores raise ``ValueError`` by default; ``nan_score='first'`` ranks them first (what the
     references' ``np.argsort(s)[::-1]`` does), keeping their input order among themselves.

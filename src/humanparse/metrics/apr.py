@@ -1,4 +1,4 @@
-"""PGN's AP^r: region-based AP over part instances, per part class (``metrics.md`` §5).
+"""PGN's AP^r: region-based AP over part instances, per part class (PGN §4).
 
 A part instance is one (person, part class) region. For each class c = 1..C−1 and threshold t
 (``Engineering-Course/CIHP_PGN evaluation/test_inst_part_ap.py::compute_class_ap``):
@@ -10,19 +10,19 @@ A part instance is one (person, part class) region. For each class c = 1..C−1 
    TPs and recall (and AP) can exceed 1; with ``matching='one_to_one'`` (VOC style) the predictions of
    an image are visited in descending score, each takes its max-IoU GT (first on ties) and is a TP iff
    IoU > t and that GT is still unused at t, with no fallback;
-3. all class-c predictions sorted by descending score (stable), §3 all-point AP.
+3. all class-c predictions sorted by descending score (stable), VOC all-point AP (see ``metrics.ap``).
 
 mAP_t = mean over classes (``class_reduction='nanmean'``, default, or ``'mean'`` = PGN's ``np.mean``,
 where one NaN class makes mAP_t NaN); ``apr_vol`` = mean of mAP_t over t = 0.1..0.9 (PGN's final
-``np.mean(mAP)``); ``apr50``, ``apr60``, ``apr70`` and the per-class × threshold table. NaN table
-(§5.4): npos_c > 0 without predictions → 0; npos_c = 0 without predictions → 0; npos_c = 0 with
+``np.mean(mAP)``); ``apr50``, ``apr60``, ``apr70`` and the per-class × threshold table. NaN table:
+npos_c > 0 without predictions → 0; npos_c = 0 without predictions → 0; npos_c = 0 with
 predictions → NaN.
 
 All IoUs of an image come from one ``np.bincount`` of ``gt_index · (K_pred + 1) + pred_index`` over
 its pixels. Since neither matching falls back to a second GT, a prediction is fully described by its
 score, its best GT (first on ties) and that IoU: the per-image records hold just that.
 
-§5.1 project convention for instance models (:func:`part_instances_from_predictions`, following
+Project convention for instance models (:func:`part_instances_from_predictions`, following
 ``soeaver/QANet lib/data/evaluation/parsing_eval.py::generate_parsing_result``): drop instances with
 score < ``score_thresh`` (0.01), paste the rest in ascending score order, and every (instance, class)
 region still visible is one part instance scored with the instance score (or its per-part score).
@@ -70,7 +70,7 @@ class PartInstances:
 
 
 def gt_part_instances(semantic, person_ids, num_classes: int) -> PartInstances:
-    """GT part instances by the project rule (datasets.md §3.2): one per present (class c ≥ 1, person
+    """GT part instances by the project rule: one per present (class c ≥ 1, person
     h ≥ 1) pair, numbered in (person, class) order — the numbering of
     :func:`humanparse.data.instances.part_instances`, computed with a bincount instead of ``np.unique``."""
     sem = as_numpy(semantic).astype(np.int64)
@@ -90,7 +90,7 @@ def gt_part_instances(semantic, person_ids, num_classes: int) -> PartInstances:
 
 def part_instances_from_predictions(parts, scores, shape: tuple[int, int], score_thresh: float = 0.01,
                                     part_scores=None, boxes=None, num_classes: int | None = None) -> PartInstances:
-    """§5.1: instance predictions (overlapping per-person part maps + scores) → part instances.
+    """Project convention: instance predictions (overlapping per-person part maps + scores) → part instances.
 
     Instances with score < ``score_thresh`` are dropped, the rest pasted in ascending score order
     (stable), and each (instance, class) region still visible becomes one part instance, numbered by
@@ -255,7 +255,7 @@ def score_apr(records: Sequence[dict], num_classes: int, matching: str = "pgn", 
 
 
 class PartInstanceAPMetric(GatheredMetric):
-    """AP^r of PGN (``apr50``, ``apr60``, ``apr70``, ``apr_vol``, ``apr<t>``, ``apr/<class>/<t>``), §5.
+    """AP^r of PGN (``apr50``, ``apr60``, ``apr70``, ``apr_vol``, ``apr<t>``, ``apr/<class>/<t>``), PGN §4.
 
     ``update(preds, targets)`` takes one dict per image:
 

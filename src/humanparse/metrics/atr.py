@@ -1,9 +1,9 @@
-"""ATR's five numbers: accuracy, foreground accuracy, precision, recall and F1 (``metrics.md`` §2).
+"""ATR's five numbers: accuracy, foreground accuracy, precision, recall, F1 (as in CorrPM Table 3).
 
-All five come from the dataset-level confusion matrix M of §1 (rows = GT, columns = prediction,
-255 ignored), accumulated exactly as for mIoU (:func:`humanparse.metrics.semantic.confusion_matrix`)
-in one C×C int64 state that is sum-reduced across processes. With tp_c = M[c,c], gt_c = Σ_j M[c,j],
-pr_c = Σ_i M[i,c], N = Σ M:
+All five come from the dataset-level confusion matrix M of :mod:`humanparse.metrics.semantic` (rows = GT,
+columns = prediction, 255 ignored), accumulated exactly as for mIoU
+(:func:`humanparse.metrics.semantic.confusion_matrix`) in one C×C int64 state that is sum-reduced across
+processes. With tp_c = M[c,c], gt_c = Σ_j M[c,j], pr_c = Σ_i M[i,c], N = Σ M:
 
 * ``pixel_acc`` = Σ tp / N; ``fg_acc`` = Σ_{c≥1} tp_c / Σ_{c≥1} gt_c.
 * ``atr_convention='hhp_macro'`` (default, ``hlzhu09/Hierarchical-Human-Parsing val/f1_eval_atr.py``,
@@ -20,7 +20,7 @@ Per class: F1_c = 2 a_c p_c / (a_c + p_c) with a_c = tp_c / max(1, gt_c) and p_c
 mathematically: ``precision`` = tp / predicted, ``recall`` = tp / GT. When comparing with HHP's
 printout, swap its two labels.
 
-Zero divisions (§2.2): a class never predicted (pr_c = 0) gives p_c = 0 under
+Zero divisions: a class never predicted (pr_c = 0) gives p_c = 0 under
 ``atr_zero_division='zero'`` (default) and NaN under ``'nan'`` (HHP: P and F1 become NaN). F1_c with
 a_c + p_c = 0 is 0 and F1 with P + R = 0 is 0 under ``zero`` (NaN under ``nan``, as HHP). gt_c = 0
 gives a_c = 0 through the max(1, ·) guard in both (HHP behaviour). The two settings agree whenever
@@ -49,7 +49,7 @@ def _div(num: torch.Tensor, den: torch.Tensor, zero_division: str) -> torch.Tens
 
 def atr_scores_from_confmat(confmat: torch.Tensor, atr_convention: str = "hhp_macro",
                             atr_zero_division: str = "zero") -> dict[str, torch.Tensor]:
-    """The §2 numbers (float64 fractions) from a C×C confusion matrix.
+    """The five ATR numbers (float64 fractions) from a C×C confusion matrix.
 
     Returns ``pixel_acc``, ``fg_acc``, ``precision``, ``recall``, ``f1`` and the per-class vectors
     ``class_precision`` (p_c), ``class_recall`` (a_c) and ``class_f1``.
@@ -89,7 +89,7 @@ class ATRMetric(Metric):
 
     ``update(pred, target)`` takes integer label maps of identical shape ((H, W) or (N, H, W)); 255 in
     ``target`` is ignored. ``compute()`` returns the dict of :func:`atr_scores_from_confmat` plus the
-    §1 ``miou`` and ``mean_acc`` of the same matrix; :meth:`flat` gives ``{'<prefix>/f1': …,
+    the semantic ``miou`` and ``mean_acc`` of the same matrix; :meth:`flat` gives ``{'<prefix>/f1': …,
     '<prefix>/f1/<class>': …}`` with the ``paper_results.yaml`` names (``pixel_acc``, ``fg_acc``,
     ``precision``, ``recall``, ``f1``).
     """

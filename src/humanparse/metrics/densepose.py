@@ -1,6 +1,6 @@
 """DensePose: GPS / GPSm similarities, COCO-style AP/AR with the DensePose matching rules, and RCP / AUC.
 
-Facts: ``shared/spec/metrics.md`` §7 (GPS, GPSm, matching, accumulation, data files) and §8 (RCP).
+GPS and RCP: DensePose §2.2; GPSm, matching and accumulation: detectron2's evaluator.
 The project follows detectron2's ``DensePoseCocoEval`` ("D2") exactly; the pieces:
 
 1. **Per image** (:func:`image_records`, run where the predictions are, i.e. on every rank):
@@ -105,7 +105,7 @@ class GTImage:
         return len(self.area)
 
     def masks(self) -> np.ndarray:
-        """(G, H, W) bool GT masks for GPSm / IoU (metrics.md §7.3), built on first use."""
+        """(G, H, W) bool GT masks for GPSm / IoU (from the GT segmentation), built on first use."""
         if self._masks is None:
             m = np.zeros((self.num_gt, self.height, self.width), dtype=bool)
             for g, p in enumerate(self.persons):
@@ -213,7 +213,8 @@ def _box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
 
 def _point_errors(gt: GTImage, dbox: np.ndarray, iuvs: list[np.ndarray], surface: BodySurface,
                   lut: np.ndarray, gidx: np.ndarray) -> np.ndarray:
-    """(D, P) geodesic errors of the GT points (of GT ``gidx[p]``) against each detection (metrics.md §7.2)."""
+    """(D, P) geodesic errors of the GT points (of GT ``gidx[p]``) against each detection
+    (D2 ``computeOgps``)."""
     d, p = len(dbox), len(gt.px)
     if d == 0 or p == 0:
         return np.zeros((d, p))
@@ -287,7 +288,7 @@ def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray]
     py = np.concatenate([g.py for g in gts])
     geo = np.concatenate([g.geo for g in gts])
     kappa = np.concatenate([g.kappa for g in gts])
-    xg = px * gb[:, 2] / 255.0 + gb[:, 0]  # the evaluators' /255 box mapping (metrics.md §7.2)
+    xg = px * gb[:, 2] / 255.0 + gb[:, 0]  # the evaluators' /255 box mapping (D2 ``computeOgps``)
     yg = py * gb[:, 3] / 255.0 + gb[:, 1]
     dbox = np.concatenate([b.reshape(-1, 4) for b in dboxes])
     arrays = [a for lst in iuvs for a in lst]
@@ -537,7 +538,7 @@ def match_images(records: Sequence[dict], mode: str, thresholds: np.ndarray,
 
 def accumulate(records: Sequence[dict], match: MatchResult, num_thresholds: int,
                num_areas: int = len(AREA_RANGES)) -> tuple[np.ndarray, np.ndarray]:
-    """COCO ``accumulate`` (metrics.md §7.5): precision (T, R, A) and recall (T, A), −1 where absent.
+    """COCO ``accumulate`` (pycocotools' rule): precision (T, R, A) and recall (T, A), −1 where absent.
     ``records`` must be in ascending image-id order (the evaluators' order, which decides score ties)."""
     nt, na, nr = num_thresholds, num_areas, len(REC_THRS)
     precision = -np.ones((nt, nr, na))
@@ -668,9 +669,9 @@ class DensePoseMetric(GatheredMetric):
 
     Args:
         eval_data: geodesic tables: a folder with the official files (``SMPL_subdiv.mat``,
-            ``SMPL_SUBDIV_TRANSFORM.mat``, ``Pdist_matrix.pkl``; metrics.md §7.6), a ``.npz``, ``"synthetic"``,
-            or a :class:`~humanparse.data.densepose_surface.BodySurface`. Loaded on first use; a missing
-            source raises an error naming the files and their URLs.
+            ``SMPL_SUBDIV_TRANSFORM.mat``, ``Pdist_matrix.pkl``; README "Datasets"), a ``.npz``,
+            ``"synthetic"``, or a :class:`~humanparse.data.densepose_surface.BodySurface`. Loaded on first
+            use; a missing source raises an error naming the files and their URLs.
         kappa: ``per_part`` (default; D2) or ``fixed`` (0.255, the 2018 paper's Table 1).
         modes: similarities to report: ``gps``, ``gpsm``, ``iou`` (mask IoU alone, keys ``dp_segm_*``).
         min_threshold: 0.5 (default); 0.2 / 0.3 / 0.4 add AP20 / AP30 / AP40 (and, as in D2, then AP and AR

@@ -6,14 +6,14 @@ eval_data=<dir>|synthetic [kappa=per_part|fixed] [modes=[gps,gpsm]] [min_thresho
 [rcp_setting=single_person|multi_person] [rcp_results=<json>] [bbox=true] [output=<metrics.json>]``
 
 Results: a JSON list, one entry per detection, as the original DensePose evaluator reads it
-(``shared/spec/metrics.md`` §7): ``image_id``, ``category_id`` (1 = person; others are skipped),
+(detectron2 DensePose's results format): ``image_id``, ``category_id`` (1 = person; others are skipped),
 ``bbox`` [x, y, w, h] (image pixels), ``score`` and ``uv``: the I/U/V maps at the detection's integer
 box size as a 3 × int(h) × int(w) uint8 array (part index 0-24; U·255; V·255), either as nested lists or
 as a base64-encoded RGB PNG whose three channels are I, U·255, V·255 (:func:`encode_uv`).
 
 Ground truth: a DensePose-COCO json (every image of it is scored, as in detectron2). Geodesic data:
 ``eval_data`` is the folder of the official ``SMPL_subdiv.mat``, ``SMPL_SUBDIV_TRANSFORM.mat``,
-``Pdist_matrix.pkl`` (user-provided, metrics.md §7.6), a ``.npz`` body surface, or ``synthetic``.
+``Pdist_matrix.pkl`` (user-provided, not redistributable), a ``.npz`` body surface, or ``synthetic``.
 RCP ``single_person`` reads the predictions made on the GT boxes from ``rcp_results`` (same format; a
 result belongs to the GT whose box it repeats within 1e-3 px), or from ``results`` when not given.
 ``bbox=true`` adds COCO box AP (pycocotools) of the same detections.
@@ -153,7 +153,7 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
     for im in coco.dataset["images"]:
         if im.get("ignore_regions_x"):
             raise DataError(cfg.gt, f"image {im['id']} has ignore_regions_x/_y (PoseTrack-style ignore regions), "
-                            "which the DensePose metric does not implement (metrics.md §7.4)")
+                            "which the DensePose metric does not implement")
     ids = {im["image_id"] for im in images}
     dets, skipped = read_results(cfg.results, ids, category_id)
     rcp_dets = read_results(cfg.rcp_results, ids, category_id)[0] if cfg.get("rcp_results") else None

@@ -1,4 +1,4 @@
-"""Box mAP: pycocotools ``COCOeval(iouType="bbox")`` directly (``shared/spec/metrics.md`` §9).
+"""Box mAP: pycocotools ``COCOeval(iouType="bbox")`` directly (the COCO box AP).
 
 Reported (fractions; NaN where COCO gives −1, i.e. an area range without ground truth): ``bbox_map``
 (AP@[.50:.95], all areas, 100 detections), ``bbox_map50``, ``bbox_map75``, ``bbox_maps``, ``bbox_mapm``,
@@ -6,7 +6,7 @@ Reported (fractions; NaN where COCO gives −1, i.e. an area range without groun
 
 * DensePose-COCO: the json's person annotations with their ``area`` and standard COCO crowd handling
   (a detection matched to a crowd region is ignored; crowd regions can be matched repeatedly);
-* CIHP / MHP v2.0 (project convention, metrics.md §9): one box per person map, the tight extent
+* CIHP / MHP v2.0 (project convention; no box GT is released): one box per person map, the tight extent
   [x_min, y_min, x_max − x_min + 1, y_max − y_min + 1], area = its pixel count, iscrowd = 0
   (:func:`boxes_from_person_maps`).
 """
@@ -41,7 +41,7 @@ def _xywh(entry: dict) -> np.ndarray:
 
 
 def boxes_from_person_maps(person_ids: np.ndarray) -> dict:
-    """GT boxes of the persons of a person-id map (0 = background; metrics.md §9 CIHP/MHP convention):
+    """GT boxes of the persons of a person-id map (0 = background; the CIHP/MHP convention above):
     ``bbox`` (K, 4) xywh with inclusive extents + 1, ``area`` (K,) pixel counts, ``iscrowd`` zeros."""
     pid = np.asarray(person_ids)
     ids = [int(k) for k in np.unique(pid) if k != 0]

@@ -1,12 +1,11 @@
-"""PGN instance-edge precision, recall and F1 (``metrics.md`` §6).
+"""PGN instance-edge precision, recall and F1 (released CIHP_PGN ``test_pgn.py``).
 
-Prediction e = 1[sigmoid(edge logit) > ``edge_threshold``] (default 0.5) at the original resolution;
-GT = the instance-edge map of datasets.md §7.1 (non-zero = positive, no ignore region). Counts are
-pooled over the dataset — TP = Σ e ∧ gt, Σ e, Σ gt — in three int64 states that are sum-reduced
-across processes, so the result does not depend on how images are sharded (as long as the
-evaluation sampler neither pads nor repeats images, §0.2). The match is pixel-exact, with no
-distance tolerance (unlike BSDS ODS/OIS). Reference: ``Engineering-Course/CIHP_PGN test_pgn.py``
-(``tf.contrib.metrics.streaming_precision/recall``).
+Prediction e = 1[sigmoid(edge logit) > ``edge_threshold``] (default 0.5) at the original resolution; GT = the
+instance-edge map of :func:`humanparse.data.targets.instance_edges` (non-zero = positive, no ignore region).
+Counts are pooled over the dataset — TP = Σ e ∧ gt, Σ e, Σ gt — in three int64 states that are sum-reduced
+across processes, so the result does not depend on how images are sharded (as long as the evaluation sampler
+neither pads nor repeats images). The match is pixel-exact, with no distance tolerance (unlike BSDS ODS/OIS).
+Reference: ``Engineering-Course/CIHP_PGN test_pgn.py`` (``tf.contrib.metrics.streaming_precision/recall``).
 
 Edge cases: Σ e = 0 → P = 0 (TF ``streaming_precision``); Σ gt = 0 → R = 0; P + R = 0 → F1 = 0 (the
 reference would print NaN).

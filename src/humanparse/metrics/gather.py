@@ -1,6 +1,6 @@
 """Base for instance-level metrics: per-image records gathered to rank 0, scored there, broadcast.
 
-The detectron2 evaluator pattern (metrics.md §0.2): list states of torchmetrics hang or fail on empty
+The detectron2 evaluator pattern: list states of torchmetrics hang or fail on empty
 or uneven lists across processes, so records live in a plain Python list, ``compute()`` gathers them
 with ``all_gather_object``, de-duplicates by image id (first record wins), orders them by their
 position in the split (so scores and tie order do not depend on the number of processes), scores on

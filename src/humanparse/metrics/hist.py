@@ -1,6 +1,6 @@
 """One image's confusion counts (rows = GT, columns = prediction) as fast as numpy/OpenCV allow.
 
-Same result as ``np.bincount(C·G + P over valid pixels)`` of ``metrics.md`` §1, but for uint8 maps
+Same result as ``np.bincount(C·G + P over valid pixels)``, but for uint8 maps
 it uses ``cv2.calcHist`` on the (GT, prediction) pair — a single pass in C that releases the GIL,
 about 7× faster than boolean masking plus ``bincount`` on 473×473 maps. Counts come back as float32
 from OpenCV and are exact below 2**24 per bin, i.e. for images of up to 16.7 Mpixel; larger images
@@ -18,7 +18,7 @@ _CV_MAX_PIXELS = 1 << 24
 
 def confusion_counts(gt: np.ndarray, pred: np.ndarray, num_classes: int) -> np.ndarray:
     """C×C int64 counts over the pixels with GT in [0, C); every other GT value (255 = ignore) is
-    dropped, so the caller checks the GT's value range (values in [C, 255) are data errors, §1.1).
+    dropped, so the caller checks the GT's value range (values in [C, 255) are data errors).
     A prediction label ≥ C at a counted pixel raises ``ValueError``."""
     c = num_classes
     if gt.shape != pred.shape:

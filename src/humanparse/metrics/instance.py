@@ -1,14 +1,14 @@
-"""Instance-level human parsing: AP^p, PCP and the person-level part IoU (``metrics.md`` §4).
+"""Instance-level human parsing: AP^p, PCP and the person-level part IoU (Parsing R-CNN §4; MHP v2.0).
 
 Per image the expensive part — the part IoU of every (prediction, GT person) pair — is computed
 once, in ``update``, with one ``np.bincount`` per image (per GT "layer", see below) over the
 predictions' non-zero pixels, and reduced to a compact record: per prediction its score, its best GT
 person j* and mIoU (ovmax) and, per threshold, PCP's count of well-parsed GT parts of that pair;
-per GT person its number of part labels. Because the matching of §4.3 has no fallback to the
+per GT person its number of part labels. Because the matching (below) has no fallback to the
 second-best GT, these few numbers are all the rank-0 scoring needs
 (:class:`humanparse.metrics.gather.GatheredMetric`); no map is gathered.
 
-§4.2, person-level part IoU. For prediction d and GT person g the C×C confusion runs over **all
+Person-level part IoU. For prediction d and GT person g the C×C confusion runs over **all
 image pixels** whose GT value is < C (255 ignored); pixels outside both persons count as background,
 so background enters the mean and raises it for small persons. IoU_c = n_cc / (row_c + col_c − n_cc),
 NaN when the class is absent from both maps, and mIoU(d, g) = nan-mean over c (background included).
@@ -22,7 +22,7 @@ of pairwise-disjoint persons; CIHP persons (Category_ids × Human_ids) always fo
 reference code (Parsing R-CNN ``parsing_eval.py::cal_one_mean_iou``, MHP ``eval_mhp.py``) instead
 builds one full-image confusion per pair, reading the GT PNG again for every pair.
 
-§4.3-4.6, matching and conventions (option ``app_convention``):
+Matching and conventions (option ``app_convention``):
 
 ============== =================== ===================== ======================== ===============
 convention     score filter        empty GT persons      precision denominator    APp_vol
@@ -39,9 +39,9 @@ used at t, otherwise an FP — no fallback, and predictions on images without GT
 over the TPs at t, n/m (n = #{c ≥ 1: IoU_c > t}, m = #distinct GT labels of j* in (0, C); 0 when
 m = 0) and divides by npos. npos = 0 gives NaN (with a warning); no predictions give 0.
 
-§4.8, the semantic map Parsing R-CNN builds from instance predictions (``parsing_eval.py::
+Semantic map: the one Parsing R-CNN builds from instance predictions (``parsing_eval.py::
 parsing_png``): instances in ascending score order, those below ``semseg_score_thresh`` skipped, the
-non-zero labels of each pasted over the map. It feeds a §1 confusion matrix (``nan`` convention).
+non-zero labels of each pasted over the map. It feeds a semantic confusion matrix (``nan`` convention).
 Every image enters (no detection = all-background map, project fix); ``prcnn_skip_empty=True``
 reproduces the reference, whose images without any detection never reach the matrix.
 """
@@ -62,7 +62,7 @@ from humanparse.metrics.hist import confusion_counts
 from humanparse.metrics.semantic import scores_from_confmat
 
 APP_CONVENTIONS = ("prcnn", "mhp_official", "pet")
-# score filter of each convention (§4.6): PRCNN.SCORE_THRESH, none, QANet PARSING.SCORE_THRESH
+# score filter of each convention: PRCNN.SCORE_THRESH, none, QANet PARSING.SCORE_THRESH
 DEFAULT_SCORE_THRESH = {"prcnn": 0.001, "mhp_official": None, "pet": 0.01}
 IGNORE = 255
 # bins of one bincount call; larger prediction sets are processed in chunks
@@ -271,7 +271,7 @@ def _check_gt_values(arr: np.ndarray, num_classes: int, what: str) -> None:
 
 def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_classes: int,
                           drop_empty: bool = False) -> PersonsGT:
-    """CIHP persons (datasets.md §7.5, :func:`humanparse.data.instances.persons_from_ids`): person k's
+    """CIHP persons (:func:`humanparse.data.instances.persons_from_ids`): person k's
     map is ``semantic · [person_ids = k]`` for every id k > 0 present, in increasing k. With
     ``drop_empty`` persons without any non-zero pixel are left out (``mhp_official``)."""
     c = num_classes
@@ -378,12 +378,12 @@ def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -
 
 
 # ------------------------------------------------------------------------------------------------
-# §4.2: part IoU of every (prediction, GT person) pair
+# person-level part IoU of every (prediction, GT person) pair
 
 
 def person_part_iou(gt: PersonsGT, preds: Sequence[PartMap]) -> np.ndarray:
     """(D, G, C) float64 per-class IoU of every (prediction, GT person) pair, NaN for classes absent
-    from both maps (§4.2; formulas in the module docstring). The joint histogram of each prediction
+    from both maps (formulas in the module docstring). The joint histogram of each prediction
     with each GT layer is one ``cv2.calcHist`` masked by the prediction (dense uint8 maps), or one
     ``np.bincount`` over the predictions' non-zero pixels."""
     c, n = gt.num_classes, gt.num_pixels
@@ -449,13 +449,13 @@ def mean_part_iou(iou: np.ndarray) -> np.ndarray:
 
 
 # ------------------------------------------------------------------------------------------------
-# §4.8: semantic map from instance predictions
+# Parsing R-CNN's semantic map from instance predictions
 
 
 def paste_instances(preds: Sequence[PartMap], scores: np.ndarray, num_pixels: int,
                     score_thresh: float = 0.0) -> np.ndarray:
     """Flat semantic map: instances in ascending score order (stable), those with score < ``score_thresh``
-    skipped, non-zero labels pasted over the map, so higher scores win overlaps (§4.8)."""
+    skipped, non-zero labels pasted over the map, so higher scores win overlaps."""
     small = all(p.dense is not None for p in preds)
     out = np.zeros(num_pixels, dtype=np.uint8 if small else np.int64)
     scores = np.asarray(scores, dtype=np.float64)
@@ -473,14 +473,14 @@ def paste_instances(preds: Sequence[PartMap], scores: np.ndarray, num_pixels: in
 
 def semantic_from_instances(parts, scores, shape: tuple[int, int], semseg_score_thresh: float = 0.3,
                             boxes=None) -> np.ndarray:
-    """The Parsing R-CNN semantic map (§4.8) of one image as an (H, W) int64 array."""
+    """The Parsing R-CNN semantic map of one image as an (H, W) int64 array."""
     preds = prediction_maps(parts, shape, boxes)
     return paste_instances(preds, as_numpy(scores).reshape(-1), shape[0] * shape[1],
                            semseg_score_thresh).reshape(shape)
 
 
 def sparse_confusion(semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """§1 confusion of one image as (flat bin indices, counts) of its non-zero bins (compact record)."""
+    """Semantic confusion of one image as (flat bin indices, counts) of its non-zero bins (compact record)."""
     c = num_classes
     _check_gt_values(semantic_gt, c, "semantic GT")
     cm = confusion_counts(semantic_gt.reshape(-1), pred_flat.reshape(-1), c).reshape(-1)
@@ -496,7 +496,7 @@ def image_app_record(gt: PersonsGT, preds: Sequence[PartMap], scores, *, semanti
                      semseg_score_thresh: float = 0.3, thresholds: Sequence[float] = THRESHOLDS) -> dict:
     """Compact per-image record: for each prediction its score, best GT index (−1: none), ovmax and,
     per threshold t, the number of GT part classes c ≥ 1 of that pair with IoU_c > t (PCP's n); the
-    GT persons' label counts; the sparse §4.8 confusion. A few numbers per prediction instead of
+    GT persons' label counts; the sparse semantic-map confusion. A few numbers per prediction instead of
     full-image maps, so that gathering a whole split to rank 0 stays cheap."""
     c = gt.num_classes
     scores = np.asarray(as_numpy(scores), dtype=np.float64).reshape(-1)
@@ -533,7 +533,7 @@ def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "
               score_thresh: float | None | str = "default", thresholds: Sequence[float] = THRESHOLDS,
               prcnn_skip_empty: bool = False, class_names: Sequence[str] | None = None,
               nan_score: str = "raise") -> dict[str, float]:
-    """AP^p_t, PCP_t (§4.3-4.6) and the §4.8 semantic scores from per-image records in list order.
+    """AP^p_t, PCP_t and the Parsing R-CNN semantic scores from per-image records in list order.
 
     Keys: ``app<t>`` / ``pcp<t>`` per threshold (``app50``, ``pcp50``, …), ``app_vol``, and, when the
     records carry confusions, ``miou``, ``pixel_acc``, ``mean_acc`` and ``iou/<class>``.
@@ -628,7 +628,7 @@ def sample_key(target: dict, fallback: int) -> tuple[int, str]:
 
 class InstanceParsingMetric(GatheredMetric):
     """AP^p (``app10`` … ``app90``, ``app50``, ``app_vol``), PCP (``pcp10`` … ``pcp90``, ``pcp50``) and
-    the Parsing R-CNN semantic mIoU (``miou``, ``iou/<class>``), metrics.md §4.
+    the Parsing R-CNN semantic mIoU (``miou``, ``iou/<class>``), Parsing R-CNN §4.
 
     ``update(preds, targets)`` takes one dict per image:
 

@@ -1,8 +1,8 @@
 """Pixel accuracy, mean accuracy, per-class IoU and mIoU from one dataset-level confusion matrix.
 
-Definition: ``shared/spec/metrics.md`` §1. ``torchmetrics.segmentation.MeanIoU`` averages per image and
-per batch, which is not the papers' metric, so the confusion matrix is accumulated here: a single
-C×C int64 state, sum-reduced across processes.
+Definition: the official LIP evaluation script (one dataset-level confusion matrix).
+``torchmetrics.segmentation.MeanIoU`` averages per image and per batch, which is not the papers' metric, so
+the confusion matrix is accumulated here: a single C×C int64 state, sum-reduced across processes.
 """
 
 from __future__ import annotations
@@ -39,7 +39,7 @@ def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int,
 
 
 def scores_from_confmat(confmat: torch.Tensor, absent_class: str = "nan") -> dict[str, torch.Tensor]:
-    """Scores of metrics.md §1 (fractions in [0, 1], float64).
+    """Semantic scores (fractions in [0, 1], float64).
 
     ``absent_class='nan'`` (official LIP script): 0/0 ratios are NaN and skipped by the means.
     ``absent_class='zero'`` (CE2P / SCHP / CorrPM): denominators clamped to 1, means over all classes.

@@ -1,4 +1,4 @@
-"""Mapping network outputs back to the original image (metrics.md §1.4).
+"""Mapping network outputs back to the original image (every metric scores at the original size).
 
 Samples carry ``meta['affine']``, the 3×3 matrix from original pixels to input pixels (pixel-centre
 convention). For an original pixel (x, y), its input position is ``M·(x, y, 1)``; sampling the

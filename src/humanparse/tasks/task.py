@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from humanparse.data.meta import get_info
+from humanparse.tasks.loading import CheckpointLoadingMixin
 from humanparse.tasks.postprocess import DenseSemantic, EvalContext, TestTimeAugmentation
 
 log = logging.getLogger(__name__)
@@ -47,7 +48,7 @@ def _check_inputs(inputs) -> dict:
     return spec
 
 
-class Task(pl.LightningModule):
+class Task(CheckpointLoadingMixin, pl.LightningModule):
     """Training, evaluation and prediction of any model (see the module docstring).
 
     Args:
@@ -180,11 +181,14 @@ class Task(pl.LightningModule):
         if not isinstance(outputs, Mapping) or not outputs:
             raise TypeError("model.criterion is null, so the net must return its loss terms in training (a dict "
                             f"name -> scalar tensor); it returned {type(outputs).__name__}")
-        unknown = sorted(set(self.loss_weights) - set(outputs))
+        # torchvision names its terms loss_<x>: log them as train/loss_<x>, weight them by either name
+        terms = {(k[5:] if k.startswith("loss_") else k): v for k, v in outputs.items()}
+        unknown = sorted(k for k in self.loss_weights if k not in terms and k not in outputs)
         if unknown:
-            raise KeyError(f"model.loss_weights names {unknown}, but the net's loss terms are {sorted(outputs)}")
-        total = sum(self.loss_weights.get(k, 1.0) * v for k, v in outputs.items())
-        return {"loss": total, **{k: v.detach() for k, v in outputs.items()}}
+            raise KeyError(f"model.loss_weights names {unknown}, but the net's loss terms are {sorted(terms)}")
+        weight = {k: self.loss_weights.get(k, self.loss_weights.get(f"loss_{k}", 1.0)) for k in terms}
+        total = sum(weight[k] * v for k, v in terms.items())
+        return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
 
     def training_step(self, batch: dict, batch_idx: int) -> torch.Tensor:
         losses = self.compute_losses(batch)

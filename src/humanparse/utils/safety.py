@@ -73,8 +73,8 @@ ALLOWED_EXACT: frozenset[str] = frozenset({
     "timm.create_model",
     "segmentation_models_pytorch.create_model",
 })
-# never, whatever the prefix: generators of synthetic files outside the data cache, file writers
-DENIED_PREFIXES: tuple[str, ...] = ("humanparse.data.synthetic.writer", "humanparse.data.preview")
+# never, whatever the prefix: the synthetic-data generators (they write files) and the command-line tools
+DENIED_PREFIXES: tuple[str, ...] = ("humanparse.synthetic", "humanparse.tools")
 # extra prefixes the user trusts (their own callbacks in a stored config), comma separated; set by the
 # person running the command, never read from a config
 TRUSTED_ENV = "HUMANPARSE_TRUSTED_TARGETS"

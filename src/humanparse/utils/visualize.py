@@ -164,10 +164,19 @@ def legend_entries(class_names: Sequence[str], palette: np.ndarray, present: Seq
 
 # --- whole samples (dataset viewer) -----------------------------------------------------------------------
 def _densepose_points(sample: dict, max_points: int = 400, seed: int = 0):
-    """(x, y, u, v) of DensePose points: per-person ``dp_x/dp_y/dp_U/dp_V`` (box frame 256, datasets.md §6.2),
+    """(x, y, u, v) of DensePose points: per-person ``dp_x/dp_y/dp_U/dp_V`` (in the 256×256 frame of the person's box),
     or points drawn from dense ``dp_parts``/``dp_u``/``dp_v`` maps (the synthetic scene)."""
     xs, ys, us, vs = [], [], [], []
     for p in sample.get("persons") or []:
+        dp = p.get("dp")
+        if isinstance(dp, dict) and dp.get("x") is not None and len(dp["x"]) and p.get("bbox") is not None:
+            # the DensePose-COCO reader: ``dp`` {x, y, I, U, V} in the 256×256 frame of the COCO bbox [x, y, w, h]
+            bx, by, bw, bh = (float(v) for v in p["bbox"][:4])
+            xs += list(bx + np.asarray(dp["x"], dtype=np.float64) * bw / 256.0)
+            ys += list(by + np.asarray(dp["y"], dtype=np.float64) * bh / 256.0)
+            us += list(np.asarray(dp["U"], dtype=np.float64))
+            vs += list(np.asarray(dp["V"], dtype=np.float64))
+            continue
         if p.get("dp_x") is None or p.get("box") is None:
             continue
         x1, y1, x2, y2 = (float(v) for v in p["box"][:4])
@@ -259,3 +268,90 @@ def show_panels(panels: list[tuple[str, np.ndarray]], ncols: int = 6, size: floa
         fig.suptitle(title, fontsize=9)
     fig.tight_layout()
     return fig
+
+
+# --- legends and side-by-side views (predict overlays, validation images) ---------------------------------
+def present_classes(label: np.ndarray, num_classes: int, skip: Sequence[int] = (0, IGNORE_INDEX)) -> list[int]:
+    """Class ids present in ``label`` (sorted), without ``skip`` and ids outside the class list."""
+    return [int(c) for c in np.unique(np.asarray(label)) if int(c) not in skip and 0 <= int(c) < num_classes]
+
+
+def add_legend(image: np.ndarray, label: np.ndarray, class_names: Sequence[str], palette: np.ndarray,
+               skip: Sequence[int] = (0, IGNORE_INDEX)) -> np.ndarray:
+    """``image`` with a legend strip on its right: a colour swatch and the name of every class present in
+    ``label`` (``skip``-ped ids left out). The canvas grows in height when the legend is taller."""
+    image = np.asarray(image, dtype=np.uint8)
+    ids = present_classes(label, len(class_names), skip)
+    h, w = image.shape[:2]
+    row = 16
+    font, scale = cv2.FONT_HERSHEY_SIMPLEX, 0.4
+    names = [str(class_names[i]) for i in ids] or ["(no classes)"]
+    text_w = max(cv2.getTextSize(n, font, scale, 1)[0][0] for n in names)
+    lw = text_w + 28
+    out_h = max(h, row * len(names) + 8)
+    canvas = np.full((out_h, w + lw, 3), 255, dtype=np.uint8)
+    canvas[:h, :w] = image
+    pal = np.asarray(palette, dtype=np.uint8).reshape(-1, 3)
+    for k, name in enumerate(names):
+        y = 4 + k * row
+        if ids:
+            col = tuple(int(v) for v in pal[ids[k] % len(pal)])
+            cv2.rectangle(canvas, (w + 4, y + 2), (w + 16, y + 13), col, -1)
+            cv2.rectangle(canvas, (w + 4, y + 2), (w + 16, y + 13), (0, 0, 0), 1)
+        cv2.putText(canvas, name, (w + 21, y + 12), font, scale, (0, 0, 0), 1, cv2.LINE_AA)
+    return canvas
+
+
+def titled(image: np.ndarray, title: str, height: int = 18) -> np.ndarray:
+    """``image`` with a white title bar above it."""
+    image = np.asarray(image, dtype=np.uint8)
+    text_w = cv2.getTextSize(title, cv2.FONT_HERSHEY_SIMPLEX, 0.42, 1)[0][0] + 6
+    if text_w > image.shape[1]:  # a title wider than the image widens the panel (white on the right)
+        pad = np.full((image.shape[0], text_w - image.shape[1], 3), 255, dtype=np.uint8)
+        image = np.concatenate([image, pad], axis=1)
+    bar = np.full((height, image.shape[1], 3), 255, dtype=np.uint8)
+    cv2.putText(bar, title, (3, height - 5), cv2.FONT_HERSHEY_SIMPLEX, 0.42, (0, 0, 0), 1, cv2.LINE_AA)
+    return np.concatenate([bar, image], axis=0)
+
+
+def hstack(panels: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Panels side by side (top-aligned, white gaps and padding)."""
+    h = max(p.shape[0] for p in panels)
+    cols = []
+    for i, p in enumerate(panels):
+        pad = np.full((h, p.shape[1], 3), 255, dtype=np.uint8)
+        pad[: p.shape[0]] = p
+        cols.append(pad)
+        if i < len(panels) - 1:
+            cols.append(np.full((h, gap, 3), 255, dtype=np.uint8))
+    return np.concatenate(cols, axis=1)
+
+
+def vstack(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
+    """Rows one above the other (left-aligned, white gaps and padding)."""
+    w = max(r.shape[1] for r in rows)
+    out = []
+    for i, r in enumerate(rows):
+        pad = np.full((r.shape[0], w, 3), 255, dtype=np.uint8)
+        pad[:, : r.shape[1]] = r
+        out.append(pad)
+        if i < len(rows) - 1:
+            out.append(np.full((gap, w, 3), 255, dtype=np.uint8))
+    return np.concatenate(out, axis=0)
+
+
+def side_by_side(image: np.ndarray, semantic: np.ndarray | None, instances: Sequence[dict] | None,
+                 class_names: Sequence[str], palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+    """image | parts (colour overlay, class legend) | instances (one colour per person, score captions)."""
+    image = np.asarray(image, dtype=np.uint8)
+    panels = [titled(image, "image")]
+    if semantic is not None:
+        panels.append(titled(add_legend(overlay(image, semantic, palette, alpha), semantic, class_names, palette),
+                             "parts"))
+    if instances:
+        masks = [np.asarray(i["mask"], dtype=bool) for i in instances if i.get("mask") is not None]
+        boxes = [i.get("box") for i in instances if i.get("mask") is not None]
+        caps = [f"{k + 1}" + (f":{float(i['score']):.2f}" if i.get("score") is not None else "")
+                for k, i in enumerate(instances) if i.get("mask") is not None]
+        panels.append(titled(overlay_instances(image, masks, alpha, boxes, caps), f"instances ({len(masks)})"))
+    return hstack(panels)

@@ -1,4 +1,4 @@
-"""Baselines: DeepLab v3+ (models.md §6)."""
+"""Baselines: DeepLab v3+ (Grapy-ML's stage-1 model)."""
 
 from humanparse.models.baseline.deeplabv3plus import DeepLabV3Plus
 

@@ -1,4 +1,4 @@
-"""DeepLab v3+ baseline (Grapy-ML stage 1; ``shared/spec/models.md`` §6) on segmentation-models-pytorch.
+"""DeepLab v3+ baseline (Grapy-ML stage 1, the model of its DeepLab v3+ rows) on segmentation-models-pytorch.
 
 Built on ``smp.DeepLabV3Plus`` with the papers' settings where smp exposes them: atrous rates 6/12/18,
 output stride 16, 256-channel ASPP/decoder, 48-channel low-level projection, bilinear ×4 output, any

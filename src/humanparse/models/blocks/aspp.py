@@ -1,6 +1,6 @@
 """Atrous spatial pyramid pooling (DeepLab v3, Chen et al. 2017 §3.3), in the CE2P / CorrPM form.
 
-``shared/spec/models.md`` §3.2 (CorrPM's parsing encoder): on the last backbone feature, parallel
+CorrPM §3.2 (parsing encoder; released ``networks/model.py``): on the last backbone feature, parallel
 branches — image pooling (global average → conv1x1 → BN-act → bilinear back, ``align_corners=True``),
 conv1x1, and one dilated conv3x3 per rate — each with ``branch_channels`` outputs and BN-act, are
 concatenated and projected by conv1x1 → BN-act → Dropout2d. Parsing R-CNN's GCE reuses it with its own

@@ -1,4 +1,4 @@
-"""Dilated ResNets from timm as multi-level feature extractors (``shared/spec/models.md`` §0.2, §3.8).
+"""Dilated ResNets from timm as multi-level feature extractors (CE2P / CorrPM / PGN backbone).
 
 CE2P, CorrPM and PGN run a ResNet-101 with the deep 3×3 stem (64-64-128) at output stride 16 (or 8):
 timm's ``resnet101s`` is that network (``resnet101d`` is not: its stem is 32-32-64 and it downsamples

@@ -1,4 +1,4 @@
-"""Normalisation + activation, the PyTorch stand-in for InPlace-ABN(Sync) (``shared/spec/models.md`` §0.2).
+"""Normalisation + activation, the PyTorch stand-in for InPlace-ABN(Sync) of the released code.
 
 The released FCN parsers (CE2P, CorrPM, ...) normalise with ``InPlaceABNSync``: batch norm followed by
 LeakyReLU(0.01), or by nothing when built with ``activation='none'``. humanparse uses plain

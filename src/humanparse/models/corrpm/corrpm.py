@@ -1,7 +1,7 @@
 """CorrPM — Correlation Parsing Machine (Zhang, Wang, Shen et al., "Correlating Edge, Pose with Parsing",
 CVPR 2020).
 
-Facts: ``shared/spec/models.md`` §3 and the paper (``shared/papers/corrpm.txt``); released code
+Facts: the paper and the released code
 ``ziwei-zh/CorrPM`` (``networks/model.py``, ``networks/non_local.py``, ``networks/simple_pose_net_deconv.py``).
 The training objective (paper §3.5, Eq. 4) is :class:`humanparse.models.corrpm.loss.CorrPMCriterion`.
 
@@ -38,7 +38,7 @@ Released checkpoints (``LIP_best.pth`` ...) load through :mod:`humanparse.models
 dead layers, InPlace-ABN weights read as ``|w| + eps``); with them this module computes the released forward
 (all four outputs within 1e-4 × max|output| of the released code's, ``tests/test_released_corrpm.py``).
 
-Ablation variants (paper Table 5, models.md §3.6) are selected by ``variant``; a zero edge or pose loss
+Ablation variants (paper Table 5) are selected by ``variant``; a zero edge or pose loss
 weight removes that branch (Table 6), see :func:`effective_variant`.
 """
 
@@ -99,7 +99,7 @@ VARIANTS: dict[str, Variant] = {
 
 
 def effective_variant(variant: str, edge_weight: float = 1.0, pose_weight: float = 1.0) -> str:
-    """The variant actually built: a zero loss weight removes its branch (paper Table 6, models.md §3.6).
+    """The variant actually built: a zero loss weight removes its branch (paper Table 6).
 
     ``full`` with ``edge_weight=0`` is ``PK``, with ``pose_weight=0`` ``PB``, with both ``P``; the
     concatenation variants lose the same factor (``P+B+K`` → ``P+K``); a variant left without factors is
@@ -227,7 +227,7 @@ class HeterogeneousNonLocal(nn.Module):
 
 class ConcatFusion(nn.Module):
     """The concatenation baselines P+B / P+K / P+B+K (paper Table 5): fp ⊕ factors → conv1x1-BN-act.
-    The paper does not specify the layer (models.md §3.6, unverified); this one mirrors Wa."""
+    Neither the paper nor the released code specifies the layer; this one mirrors Wa."""
 
     def __init__(self, channels: int = 512, num_factors: int = 1, act: str = "leaky_relu"):
         super().__init__()
@@ -370,7 +370,7 @@ class CorrPM(nn.Module):
 
     def required_targets(self) -> list[str]:
         """The derived targets the built branches train on: CorrPM edges for the edge encoder, joint
-        heatmaps (σ 7 at 1/4, datasets.md §7.3) for the pose encoder."""
+        heatmaps (σ 7 at 1/4, paper §3.2) for the pose encoder."""
         return (["semantic_edge"] if self.edge_encoder is not None else []) + \
             (["pose_heatmaps"] if self.pose_encoder is not None else [])
 

@@ -1,4 +1,4 @@
-"""Synthetic DensePose-COCO in the ``d2`` layout (``shared/spec/datasets.md`` §6).
+"""Synthetic DensePose-COCO in the ``d2`` layout (detectron2 DensePose's dataset layout).
 
 ::
 
@@ -6,11 +6,11 @@
     <root>/coco/val2014/COCO_val2014_<id:012d>.jpg            (valminusminival and minival images)
     <root>/coco/annotations/densepose_{train2014,valminusminival2014,minival2014}.json
     <root>/densepose_eval_data/                               (synthetic stand-ins of the non-redistributable
-        body_surface.npz, SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat,   files: metrics.md §7.7)
+        body_surface.npz, SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat,   files: synthetic.body_surface)
         Pdist_matrix.pkl, UV_symmetry_transforms.mat
     <root>/synthetic.json                                     (generator manifest)
 
-Each image is a :func:`~humanparse.data.synthetic.scene.render_scene` with 1-3 persons. Every visible
+Each image is a :func:`~humanparse.synthetic.scene.render_scene` with 1-3 persons. Every visible
 person becomes a COCO person annotation: ``bbox`` (tight box of its visible pixels), ``area`` (pixel
 count), ``iscrowd``, ``segmentation`` (polygons, or a compressed RLE for a fraction of persons),
 ``keypoints`` / ``num_keypoints`` (the skeleton's 17 COCO points: v = 2 visible, 1 occluded, 0 outside),
@@ -25,7 +25,7 @@ and, for annotated persons, the dense fields:
   ⌊x + (j + ½)·w/256⌋), one per coarse part, each dilated by one cell so neighbouring parts overlap
   (painting them in order, later parts win); ``[]`` for an absent part.
 
-Traps exercised (datasets.md §0, §9.12): persons without dense points (a fraction of the persons, and
+Traps exercised (quirks of the real annotations): persons without dense points (a fraction of the persons, and
 every person smaller than ``min_dp_area`` pixels), crowd regions (``iscrowd = 1``, an uncompressed RLE
 covering two small background persons, no points, no keypoints), empty ``dp_masks`` entries, image ids
 not in file order, compressed and uncompressed RLEs next to polygons.
@@ -47,9 +47,9 @@ from pycocotools import mask as mask_utils
 from scipy.cluster.vq import kmeans2
 
 from humanparse.data.meta import COCO_JOINTS, DENSEPOSE_FINE_FLIP, DENSEPOSE_FINE_TO_COARSE
-from humanparse.data.synthetic import skeleton as S
-from humanparse.data.synthetic.body_surface import write_synthetic_eval_data
-from humanparse.data.synthetic.scene import Scene, render_scene
+from humanparse.synthetic import skeleton as S
+from humanparse.synthetic.body_surface import write_synthetic_eval_data
+from humanparse.synthetic.scene import Scene, render_scene
 
 GENERATOR_VERSION = "1"
 SPLITS = ("train", "valminusminival", "minival")
@@ -340,7 +340,7 @@ def generate_densepose_coco(
         raise ValueError(f"persons must be (min, max) with 1 <= min <= max, got {persons}")
     counts = {"train": int(num_train), "valminusminival": int(num_valminusminival), "minival": int(num_val)}
     manifest = {
-        "generator": "humanparse.data.synthetic.densepose", "version": GENERATOR_VERSION, "dataset": "densepose_coco",
+        "generator": "humanparse.synthetic.densepose", "version": GENERATOR_VERSION, "dataset": "densepose_coco",
         "layout": "d2", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
         "crowd_frac": crowd_frac, "no_dp_prob": no_dp_prob, "rle_prob": rle_prob, "min_dp_area": min_dp_area,
         "points_per_person": points_per_person, "max_points_per_part": max_points_per_part,
@@ -403,7 +403,7 @@ def generate_densepose_coco(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m humanparse.data.synthetic.densepose ROOT [--train N --valminusminival N --minival N --seed S]``."""
+    """``python -m humanparse.synthetic.densepose ROOT [--train N --valminusminival N --minival N --seed S]``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root")
     ap.add_argument("--train", type=int, default=64)

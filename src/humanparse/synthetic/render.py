@@ -30,10 +30,10 @@ import cv2
 import numpy as np
 
 from humanparse.data.meta import DENSEPOSE_FINE_PARTS, LIP_JOINTS
-from humanparse.data.synthetic import skeleton as S
-from humanparse.data.synthetic.outfit import Outfit, sample_outfit
-from humanparse.data.synthetic.skeleton import Skeleton, sample_skeleton
-from humanparse.data.synthetic.vocab import Tag
+from humanparse.synthetic import skeleton as S
+from humanparse.synthetic.outfit import Outfit, sample_outfit
+from humanparse.synthetic.skeleton import Skeleton, sample_skeleton
+from humanparse.synthetic.vocab import Tag
 
 _SHIFT = 4
 _ONE = 1 << _SHIFT

@@ -1,17 +1,17 @@
-"""Synthetic ATR in the ``release`` layout (``shared/spec/datasets.md`` §2).
+"""Synthetic ATR in the ``release`` layout (README "Datasets").
 
 ::
 
     <root>/humanparsing/JPEGImages/<id>.jpg
     <root>/humanparsing/SegmentationClassAug/<id>.png     (18 classes; mode L, every 4th mode P)
-    <root>/pseudo_pose/{train,val}.json                   (COCO-17 pseudo keypoints, §7.4)
+    <root>/pseudo_pose/{train,val}.json                   (COCO-17 pseudo keypoints)
     <root>/synthetic.json                                 (manifest; readers ignore it)
 
-No list file is written: ATR has none, the reader computes the split by rule (§2.3). The ids use the
-real prefixes (``2500_``, ``4565_``, ``997_``, ``fash_``, ``Multi_``, ``dataset10k_``) so the rule is
-exercised: there are more ``2500_`` ids than val images, drawn from 1..2500 so that plain string order
-(``2500_10`` < ``2500_9``) differs from numeric order. The manifest's ``reader_options`` carries the
-rule's ``val_count`` (= ``num_val``) for the data module.
+No list file is written: ATR has none, the reader computes the split by rule
+(:func:`humanparse.data.atr.graphonomy_split`). The ids use the real prefixes (``2500_``, ``4565_``, ``997_``,
+``fash_``, ``Multi_``, ``dataset10k_``) so the rule is exercised: there are more ``2500_`` ids than val
+images, drawn from 1..2500 so that plain string order (``2500_10`` < ``2500_9``) differs from numeric order.
+The manifest's ``reader_options`` carries the rule's ``val_count`` (= ``num_val``) for the data module.
 
 Traps: palette and grey-scale label PNGs, images without a pseudo-pose entry, pose joints absent
 (outside the image, back-facing face points, estimator misses).
@@ -26,9 +26,9 @@ import numpy as np
 
 from humanparse.data.atr import VAL_PREFIX, graphonomy_split
 from humanparse.data.pseudo_pose import pseudo_pose_path, write_pseudo_pose
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -45,7 +45,7 @@ OTHER_SHARES = (0.08, 0.08, 0.12, 0.12, 0.60)
 
 
 def atr_ids(seed: int, num_train: int, num_val: int) -> dict[str, list[str]]:
-    """ATR-like ids whose rule split (§2.3, ``val_count = num_val``) has ``num_train`` / ``num_val`` ids."""
+    """ATR-like ids whose rule split (``val_count = num_val``) has ``num_train`` / ``num_val`` ids."""
     rng = np.random.default_rng([seed, 101])
     extra = min(num_train, max(1, num_val // 2)) if num_val else 0
     n2500 = num_val + extra
@@ -86,7 +86,7 @@ def generate_atr(
     ids = atr_ids(seed, int(num_train), int(num_val))
     counts = {"train": len(ids["train"]), "val": len(ids["val"])}
     manifest = {
-        "generator": "humanparse.data.synthetic.atr", "version": GENERATOR_VERSION, "dataset": "atr",
+        "generator": "humanparse.synthetic.atr", "version": GENERATOR_VERSION, "dataset": "atr",
         "layout": "release", "seed": seed, "counts": counts, "image_size": [lo, hi],
         "reader_options": {"val_count": counts["val"]}, "palette_every": palette_every,
         "missing_pose_frac": missing_pose_frac,

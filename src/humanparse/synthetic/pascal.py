@@ -1,12 +1,12 @@
 """Synthetic PASCAL-Person-Part in the ``graphonomy`` layout with the converted instance files
-(``shared/spec/datasets.md`` §5).
+(layout: :mod:`humanparse.data.pascal`).
 
 ::
 
     <root>/pascal/JPEGImages/<id>.jpg
     <root>/pascal/SegmentationPart/<id>.png       (7 body-part classes; mode L, every 4th mode P)
     <root>/pascal/list/train_id.txt, val_id.txt (HHP-like), val_id_grapy.txt (Grapy-ML-like)
-    <root>/pascal/Human_ids/<id>.png              (converted instance level, §5.2)
+    <root>/pascal/Human_ids/<id>.png              (converted instance level)
     <root>/pascal/Instance_ids/<id>.png + <id>.txt (inst_id = class + 7·(human − 1); lines "inst class human")
     <root>/pascal/Category_ids/<id>.png           (the converted semantic map)
     <root>/synthetic.json
@@ -26,9 +26,9 @@ from pathlib import Path
 import numpy as np
 
 from humanparse.data.meta import get_info
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -100,7 +100,7 @@ def generate_pascal_person_part(
     counts = {"train": len(ids["train"]), "val": len(ids["val"]), "val_grapy": len(ids["val_grapy"])}
     mismatch: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.pascal", "version": GENERATOR_VERSION,
+        "generator": "humanparse.synthetic.pascal", "version": GENERATOR_VERSION,
         "dataset": "pascal_person_part", "layout": "graphonomy", "seed": seed, "counts": counts,
         "image_size": [lo, hi], "palette_every": palette_every,
     }
@@ -124,7 +124,7 @@ def generate_pascal_person_part(
                 (base / "Instance_ids" / f"{image_id}.txt").write_text(txt)
                 category = label
                 if split == "val" and not mismatch and (label == 1).sum() > 4:
-                    # the neck trap of §5.2: the conversion put the lowest head rows into the torso
+                    # the neck trap of the instance-level conversion: put the lowest head rows into the torso
                     category = label.copy()
                     rows = np.flatnonzero((label == 1).any(1))
                     band = np.zeros_like(label, dtype=bool)

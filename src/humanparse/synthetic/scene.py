@@ -11,14 +11,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from humanparse.data.synthetic.appearance import (
+from humanparse.synthetic.appearance import (
     finish_image,
     paint_person,
     render_background,
     sample_appearance,
 )
-from humanparse.data.synthetic.render import PersonRender, joint_visibility, render_person
-from humanparse.data.synthetic.skeleton import Skeleton, place, sample_pose, sample_skeleton
+from humanparse.synthetic.render import PersonRender, joint_visibility, render_person
+from humanparse.synthetic.skeleton import Skeleton, place, sample_pose, sample_skeleton
 
 
 @dataclass(eq=False)
@@ -61,7 +61,7 @@ class Scene:
 
     Attributes:
         image: ``(H, W, 3)`` uint8 RGB.
-        tags: ``(H, W)`` uint8 :class:`~humanparse.data.synthetic.vocab.Tag` map (0 = background).
+        tags: ``(H, W)`` uint8 :class:`~humanparse.synthetic.vocab.Tag` map (0 = background).
         person_ids: ``(H, W)`` uint8, 0 = background, else the visible person's id.
         parts, u, v: DensePose fine chart (uint8 0..24) and chart coordinates (float32) of the
             visible surface; 0 off the body.

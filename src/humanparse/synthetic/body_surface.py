@@ -1,11 +1,12 @@
 """A small synthetic body surface and UV symmetry table in the structure of the official DensePose files.
 
-Facts: ``shared/spec/metrics.md`` §7.7 (what the replacement mesh must satisfy) and ``datasets.md`` §6.4.
-The real tables derive from SMPL and may not be shipped (metrics.md §7.6), so tests, synthetic datasets
+It has the structure of detectron2 DensePose's ``densepose_uv_data`` files (vertex charts and UV, a
+geodesic distance matrix, the UV symmetry table). The real tables derive from SMPL, whose licence forbids
+redistribution, so tests, synthetic datasets
 and the benchmark use this surface; the metric code path is the same for both.
 
 The surface is a 1.75 m body in an A-pose (metres; x towards the person's left, y up, z forwards),
-built from the same parametrisation the synthetic renderer (:mod:`humanparse.data.synthetic.render`)
+built from the same parametrisation the synthetic renderer (:mod:`humanparse.synthetic.render`)
 draws, so GPS between rendered points is meaningful:
 
 * limbs (fine charts 7-22): tapered cylinders, U along the limb (0 proximal joint, 1 distal end), V
@@ -38,7 +39,7 @@ import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import shortest_path
 
-from humanparse.data.densepose_surface import (
+from humanparse.data.densepose_format import (
     NUM_PARTS,
     SURFACE_NPZ,
     UV_SYMMETRY,

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from humanparse.data.synthetic.vocab import Tag
+from humanparse.synthetic.vocab import Tag
 
 
 @dataclass(frozen=True)

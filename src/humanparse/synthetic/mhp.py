@@ -1,4 +1,4 @@
-"""Synthetic MHP v2.0 in the ``official`` layout (``shared/spec/datasets.md`` §4).
+"""Synthetic MHP v2.0 in the ``official`` layout (layout: :mod:`humanparse.data.mhp`).
 
 ::
 
@@ -10,7 +10,7 @@
 
 One annotation PNG per person, **3 channels**: channel 0 = that person's 59-class part map (0 off the
 person), channels 1-2 = 0. ``MM`` is the drawing order (1 = furthest back), so painting the files in
-sorted order, later overwriting, reproduces the rendered scene (§7.5/§7.6).
+sorted order, later overwriting, reproduces the rendered scene (the reader's semantic-map rule).
 
 Traps: most person maps hold the visible pixels only, some (``amodal_prob``) the whole person
 including what later persons hide, so person maps overlap; some images get an extra annotation file
@@ -24,9 +24,9 @@ from pathlib import Path
 
 import numpy as np
 
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import tag_lut
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import tag_lut
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -98,7 +98,7 @@ def generate_mhp_v2(
     num_persons: dict[str, int] = {}
     empty: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.mhp", "version": GENERATOR_VERSION, "dataset": "mhp_v2",
+        "generator": "humanparse.synthetic.mhp", "version": GENERATOR_VERSION, "dataset": "mhp_v2",
         "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
         "amodal_prob": amodal_prob, "empty_prob": empty_prob,
     }

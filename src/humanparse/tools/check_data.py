@@ -1,4 +1,4 @@
-"""Dataset checker: ``python -m humanparse.data.check data=<name> [data.root=...] [data.synthetic=true]``.
+"""Dataset checker: ``python -m humanparse.tools.check_data data=<name> [data.root=...] [data.synthetic=true]``.
 
 Composes the same Hydra config as training (``conf/check.yaml`` + ``conf/data/<name>.yaml``), then walks
 every split of the dataset with a progress bar and reports, per split: id / image / annotation counts,
@@ -262,7 +262,7 @@ class MHPCheck(DatasetCheck):
 class DensePoseCheck(DatasetCheck):
     """DensePose-COCO: dense points per person and per chart, crowd regions, empty coarse masks, image
     ids disjoint across splits. Persons without ``dp_x`` are counted, not flagged: the evaluator treats
-    them as ignore regions (metrics.md §7.4), and most COCO persons have no dense annotation."""
+    them as ignore regions (as detectron2's does), and most COCO persons have no dense annotation."""
 
     splits = {"train": ("train", {}, False), "valminusminival": ("valminusminival", {}, True),
               "minival": ("minival", {}, False)}

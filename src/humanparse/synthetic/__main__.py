@@ -1,4 +1,4 @@
-"""``python -m humanparse.data.synthetic <dataset> ROOT [--train N --val N --test N --min-side S --max-side S --seed S]``:
+"""``python -m humanparse.synthetic <dataset> ROOT [--train N --val N --test N --min-side S --max-side S --seed S]``:
 write a synthetic dataset in its official layout with the registered generator."""
 
 from __future__ import annotations
@@ -6,11 +6,11 @@ from __future__ import annotations
 import argparse
 
 from humanparse.data import registry
-from humanparse.data.synthetic.writer import dir_size
+from humanparse.synthetic.writer import dir_size
 
 
 def main(argv: list[str] | None = None) -> None:
-    ap = argparse.ArgumentParser(prog="python -m humanparse.data.synthetic", description=__doc__.splitlines()[0])
+    ap = argparse.ArgumentParser(prog="python -m humanparse.synthetic", description=__doc__.splitlines()[0])
     ap.add_argument("dataset", choices=sorted(registry.GENERATORS))
     ap.add_argument("root")
     ap.add_argument("--train", type=int, default=100)

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 import cv2
 import numpy as np
 
-from humanparse.data.synthetic.vocab import TAG_GROUP, Tag
+from humanparse.synthetic.vocab import TAG_GROUP, Tag
 
 TEXTURES = ("flat", "stripes", "checks", "dots", "noise")
 

@@ -1,4 +1,4 @@
-"""Synthetic CIHP in the ``official`` layout (``shared/spec/datasets.md`` §3).
+"""Synthetic CIHP in the ``official`` layout (the CIHP release of CIHP_PGN, README "Datasets").
 
 ::
 
@@ -6,14 +6,14 @@
                     Instance_ids/<id>.png + <id>.txt, train_id.txt
     <root>/Validation/(same), val_id.txt
     <root>/Testing/Images/<id>.jpg, test_id.txt
-    <root>/pseudo_pose/{train,val}.json      (COCO-17 pseudo keypoints, person_id = Human_ids value, §7.4)
+    <root>/pseudo_pose/{train,val}.json      (COCO-17 pseudo keypoints, person_id = Human_ids value)
     <root>/synthetic.json
 
 Scenes hold 2-5 persons standing side by side, overlapping and occluding each other (later persons
 in front). ``Human_ids`` marks the labelled pixels of each person; ``Instance_ids`` follows the
 observed encoding inst_id = class + 20·(human − 1), its txt lists ``inst_id class_id human_id``.
 
-Ids are 7-digit and numbered globally: the splits interleave (§9.7). Traps: palette and grey-scale
+Ids are 7-digit and numbered globally: the splits interleave, as in the release. Traps: palette and grey-scale
 label PNGs; person ids with gaps (``Human_ids`` values drawn from 1..12) in some images and persons
 hidden entirely; rectangular 255 (ignore) regions; images without a pseudo-pose entry.
 """
@@ -27,10 +27,10 @@ import numpy as np
 
 from humanparse.data.cihp import CIHP_SPLIT_DIRS
 from humanparse.data.pseudo_pose import pseudo_pose_path, write_pseudo_pose
-from humanparse.data.synthetic.pascal import instance_files
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
-from humanparse.data.synthetic.writer import (
+from humanparse.synthetic.pascal import instance_files
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
+from humanparse.synthetic.writer import (
     GENERATOR_VERSION,
     atomic_dataset_dir,
     check_image_size,
@@ -112,7 +112,7 @@ def generate_cihp(
     person_values: dict[str, list[int]] = {}
     missing: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.cihp", "version": GENERATOR_VERSION, "dataset": "cihp",
+        "generator": "humanparse.synthetic.cihp", "version": GENERATOR_VERSION, "dataset": "cihp",
         "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
         "gap_prob": gap_prob, "ignore_prob": ignore_prob, "palette_every": palette_every,
         "missing_pose_frac": missing_pose_frac,

@@ -3,7 +3,7 @@
 The generator core (skeletons, rendering, scenes, tag vocabulary) knows nothing about files; these
 helpers do the rest the same way for every writer: per-image random generators, atomic output
 folders, JPEG / index-PNG / 3-channel-PNG writers, the ``synthetic.json`` manifest and pseudo-pose
-entries (``humanparse.data.pseudo_pose``, datasets.md §7.4) from the rendered skeletons.
+entries (``humanparse.data.pseudo_pose``) from the rendered skeletons.
 """
 
 from __future__ import annotations
@@ -21,11 +21,11 @@ from PIL import Image
 
 from humanparse.data.meta import COCO_JOINTS, LIP_JOINTS, voc_palette
 from humanparse.data.pseudo_pose import pose_entry
-from humanparse.data.synthetic.scene import Scene
+from humanparse.synthetic.scene import Scene
 
 GENERATOR_VERSION = "1"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2, "extra": 3}
-PSEUDO_POSE_SOURCE = "synthetic (humanparse.data.synthetic skeletons, COCO-17)"
+PSEUDO_POSE_SOURCE = "synthetic (humanparse.synthetic skeletons, COCO-17)"
 _PALETTE = voc_palette(256).reshape(-1).tolist()
 
 # the LIP joint whose visibility stands for each COCO keypoint (face points: the head)
@@ -101,7 +101,7 @@ def write_index_png(path: Path, label: np.ndarray, palette: bool = False) -> Non
 
 
 def write_three_channel_png(path: Path, label: np.ndarray) -> None:
-    """MHP v2.0 annotation file: RGB PNG, channel 0 = label, channels 1-2 = 0 (datasets.md §4.2)."""
+    """MHP v2.0 annotation file: RGB PNG, channel 0 = label, channels 1-2 = 0 (as released)."""
     path.parent.mkdir(parents=True, exist_ok=True)
     rgb = np.zeros((*label.shape, 3), dtype=np.uint8)
     rgb[..., 0] = label
@@ -119,8 +119,8 @@ def write_manifest(tmp: Path, manifest: dict) -> None:
 
 def pseudo_pose_entries(rng: np.random.Generator, image_id: str, scene: Scene, person_ids: dict[int, int],
                         miss_prob: float = 0.03) -> list[dict]:
-    """Pseudo-pose entries (§7.4) of the scene persons that have a ``person_ids`` entry
-    (scene person id -> written person id), from each skeleton's COCO keypoints.
+    """Pseudo-pose entries (:mod:`humanparse.data.pseudo_pose`) of the scene persons that have a
+    ``person_ids`` entry (scene person id -> written person id), from each skeleton's COCO keypoints.
 
     Emulates an estimator: joints outside the image are absent (score 0), face points of persons seen
     from the back are absent, visible joints score 0.9, occluded ones 0.4, and each joint is missed

@@ -1,4 +1,4 @@
-"""Synthetic LIP in the official on-disk layout (``shared/spec/datasets.md`` §1.1-§1.4).
+"""Synthetic LIP in the official on-disk layout (README "Datasets").
 
 ::
 
@@ -29,8 +29,8 @@ import numpy as np
 from PIL import Image
 
 from humanparse.data.meta import voc_palette
-from humanparse.data.synthetic.scene import render_scene
-from humanparse.data.synthetic.vocab import labels_for
+from humanparse.synthetic.scene import render_scene
+from humanparse.synthetic.vocab import labels_for
 
 GENERATOR_VERSION = "1"
 SPLIT_CODES = {"train": 0, "val": 1, "test": 2}
@@ -48,7 +48,7 @@ def make_lip_sample(rng: np.random.Generator, height: int, width: int, *, unanno
     Returns a dict with ``image`` ((H, W, 3) uint8 RGB), ``label`` ((H, W) uint8, LIP classes 0..19),
     ``joints`` ((16, 2) float64 (x, y) pixels, NaN where absent: outside the image, or an occluded
     joint left unannotated with probability ``unannotated_prob``), ``visible`` ((16,) bool, present
-    and not occluded) and ``scene`` (the :class:`~humanparse.data.synthetic.scene.Scene`).
+    and not occluded) and ``scene`` (the :class:`~humanparse.synthetic.scene.Scene`).
     """
     scene = render_scene(rng, height, width, 1)
     person = scene.persons[0]
@@ -158,7 +158,7 @@ def generate_lip(
         shutil.rmtree(tmp)
     palette_ids: list[str] = []
     manifest = {
-        "generator": "humanparse.data.synthetic.lip", "version": GENERATOR_VERSION, "dataset": "lip",
+        "generator": "humanparse.synthetic.lip", "version": GENERATOR_VERSION, "dataset": "lip",
         "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi],
         "missing_pose_frac": missing_pose_frac, "palette_every": palette_every, "jpeg_quality": jpeg_quality,
     }
@@ -203,7 +203,7 @@ def generate_lip(
 
 
 def main(argv: list[str] | None = None) -> None:
-    """``python -m humanparse.data.synthetic.lip ROOT [--train N --val N --test N --seed S]``."""
+    """``python -m humanparse.synthetic.lip ROOT [--train N --val N --test N --seed S]``."""
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("root")
     ap.add_argument("--train", type=int, default=100)

@@ -14,20 +14,20 @@ Core (independent of any dataset or file format):
 Writers, each in its dataset's default on-disk layout (shared helpers in :mod:`.writer`):
 :mod:`.lip` (:func:`generate_lip`, :func:`make_lip_sample`), :mod:`.atr` (:func:`generate_atr`),
 :mod:`.pascal` (:func:`generate_pascal_person_part`), :mod:`.cihp` (:func:`generate_cihp`) and
-:mod:`.mhp` (:func:`generate_mhp_v2`). ``python -m humanparse.data.synthetic <dataset> ROOT`` runs any
+:mod:`.mhp` (:func:`generate_mhp_v2`). ``python -m humanparse.synthetic <dataset> ROOT`` runs any
 registered writer.
 """
 
-from humanparse.data.synthetic.atr import generate_atr
-from humanparse.data.synthetic.cihp import generate_cihp
-from humanparse.data.synthetic.lip import generate_lip, make_lip_sample
-from humanparse.data.synthetic.mhp import generate_mhp_v2
-from humanparse.data.synthetic.outfit import Outfit, sample_outfit
-from humanparse.data.synthetic.pascal import generate_pascal_person_part
-from humanparse.data.synthetic.render import PersonRender, draw_person, joint_visibility, render_person
-from humanparse.data.synthetic.scene import Scene, ScenePerson, layout_persons, render_scene
-from humanparse.data.synthetic.skeleton import FACINGS, Skeleton, place, sample_pose, sample_skeleton
-from humanparse.data.synthetic.vocab import (
+from humanparse.synthetic.atr import generate_atr
+from humanparse.synthetic.cihp import generate_cihp
+from humanparse.synthetic.lip import generate_lip, make_lip_sample
+from humanparse.synthetic.mhp import generate_mhp_v2
+from humanparse.synthetic.outfit import Outfit, sample_outfit
+from humanparse.synthetic.pascal import generate_pascal_person_part
+from humanparse.synthetic.render import PersonRender, draw_person, joint_visibility, render_person
+from humanparse.synthetic.scene import Scene, ScenePerson, layout_persons, render_scene
+from humanparse.synthetic.skeleton import FACINGS, Skeleton, place, sample_pose, sample_skeleton
+from humanparse.synthetic.vocab import (
     NUM_TAGS,
     SKIN_TAGS,
     TAG_FLIP,
