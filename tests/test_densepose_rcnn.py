@@ -14,7 +14,7 @@ from omegaconf import OmegaConf
 
 from humanparse.data.densepose_transforms import flip_person
 from humanparse.data.meta import DENSEPOSE_FINE_FLIP
-from humanparse.data.synthetic.body_surface import synthetic_uv_symmetry
+from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 from humanparse.models.densepose import (
     DensePoseBranch,
     DensePoseRCNN,
@@ -272,7 +272,7 @@ def test_postprocess_maps_boxes_back_and_caps_detections():
 
 def test_results_writer_round_trips_through_the_standalone_evaluator(tmp_path):
     from humanparse.data.densepose_coco import images_from_coco, read_coco
-    from humanparse.data.synthetic.densepose import synthetic_eval_set
+    from humanparse.synthetic.densepose import synthetic_eval_set
     from humanparse.metrics.densepose import DensePoseMetric
     from humanparse.metrics.densepose_results import evaluate_densepose
 

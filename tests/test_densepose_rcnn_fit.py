@@ -9,7 +9,7 @@ from torch.utils.data import DataLoader
 
 from humanparse.data.base import collate_instances
 from humanparse.data.densepose_coco import DensePoseCOCODataset
-from humanparse.data.synthetic.densepose import generate_densepose_coco
+from humanparse.synthetic.densepose import generate_densepose_coco
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
 from humanparse.metrics.densepose import DensePoseMetric
 from humanparse.models.densepose import DensePoseRCNN

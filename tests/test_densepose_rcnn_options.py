@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from humanparse.data.meta import DENSEPOSE_FINE_FLIP
-from humanparse.data.synthetic.body_surface import synthetic_uv_symmetry
+from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 from humanparse.models.densepose import DensePoseBranch, DensePoseRCNN
 from humanparse.models.densepose.distill import TeacherTargets, load_teacher_cache, save_teacher_cache
 from humanparse.utils.instantiate import instantiate_task
