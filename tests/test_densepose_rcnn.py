@@ -14,7 +14,6 @@ from omegaconf import OmegaConf
 
 from humanparse.data.densepose_transforms import flip_person
 from humanparse.data.meta import DENSEPOSE_FINE_FLIP
-from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 from humanparse.models.densepose import (
     DensePoseBranch,
     DensePoseRCNN,
@@ -35,6 +34,7 @@ from humanparse.models.densepose.postprocess import (
     metric_prediction,
     write_results,
 )
+from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 
 BODY_TORCHVISION = 41_352_281  # torchvision fasterrcnn_resnet50_fpn(num_classes=2), BN affine counted
 
@@ -272,9 +272,9 @@ def test_postprocess_maps_boxes_back_and_caps_detections():
 
 def test_results_writer_round_trips_through_the_standalone_evaluator(tmp_path):
     from humanparse.data.densepose_coco import images_from_coco, read_coco
-    from humanparse.synthetic.densepose import synthetic_eval_set
     from humanparse.metrics.densepose import DensePoseMetric
     from humanparse.metrics.densepose_results import evaluate_densepose
+    from humanparse.synthetic.densepose import synthetic_eval_set
 
     gt, dets = synthetic_eval_set(num_images=4, image_size=(64, 96), seed=2)
     gt_path = tmp_path / "gt.json"

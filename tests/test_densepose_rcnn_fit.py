@@ -9,11 +9,12 @@ from torch.utils.data import DataLoader
 
 from humanparse.data.base import collate_instances
 from humanparse.data.densepose_coco import DensePoseCOCODataset
-from humanparse.synthetic.densepose import generate_densepose_coco
+from humanparse.data.pipeline import SamplePipeline
 from humanparse.data.transforms import AffineTransform, Compose, Normalize
 from humanparse.metrics.densepose import DensePoseMetric
 from humanparse.models.densepose import DensePoseRCNN
 from humanparse.models.densepose.postprocess import DensePosePostprocess, metric_prediction
+from humanparse.synthetic.densepose import generate_densepose_coco
 
 SIZE = 64
 TINY = dict(backbone="resnet10", resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]}, trainable_layers=5,
@@ -23,9 +24,10 @@ TINY = dict(backbone="resnet10", resnet_kwargs={"block": "basic", "layers": [1, 
 HEAD = {"preset": "original", "head_dim": 32, "num_convs": 2, "pooler_resolution": 8}
 
 
-def _dataset(root, train: bool) -> DensePoseCOCODataset:
+def _dataset(root, train: bool) -> SamplePipeline:
     tf = Compose([AffineTransform((SIZE, SIZE), scale=(1.0, 1.0), flip_prob=0.0, train=train), Normalize()])
-    return DensePoseCOCODataset(root, "train", transform=tf, keep_original=False if train else ["dp_persons"])
+    return SamplePipeline(DensePoseCOCODataset(root, "train"), transform=tf,
+                          keep_original=False if train else ["dp_persons"])
 
 
 def _metric() -> DensePoseMetric:

@@ -12,9 +12,9 @@ import pytest
 import torch
 
 from humanparse.data.meta import DENSEPOSE_FINE_FLIP
-from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 from humanparse.models.densepose import DensePoseBranch, DensePoseRCNN
 from humanparse.models.densepose.distill import TeacherTargets, load_teacher_cache, save_teacher_cache
+from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 from humanparse.utils.instantiate import instantiate_task
 
 TINY = dict(backbone="resnet10", resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]}, trainable_layers=5,
