@@ -24,7 +24,9 @@ Written per image ``<name>`` (the input's path below ``input`` without its exten
 ``overlays/<name>.jpg`` (colours over the image, with a legend of the classes present), with ``save_logits`` ``logits/<name>.npy|pt``, and for
 instance-level models ``instances/<name>/person_<k>.png`` (that person's part map, or its mask),
 ``instances/<name>.json`` (score, box, keypoints per person), ``overlays/<name>_instances.jpg`` and
-``overlays/<name>_side_by_side.jpg`` (image | parts | instances).
+``overlays/<name>_side_by_side.jpg`` (image | parts | instances); for DensePose instances also
+``instances/<name>/person_<k>_iuv.png`` (the chart of the integer box as an RGB PNG whose channels are I,
+U·255, V·255) and ``overlays/<name>_densepose.jpg`` (the charts' U/V colours and iso-lines over the image).
 ``predictions.json`` lists every input with its files or its error. An unreadable image is reported
 (naming the file) and skipped; the other images are still written. Exit status: 0 all written, 1 some
 images failed, 2 bad arguments or checkpoint.
@@ -35,7 +37,8 @@ Prediction protocol (what a task's ``predict_step(batch, batch_idx)`` returns, o
 * a dict with any of ``semantic`` ((H, W) class ids), ``logits`` ((C, H, W) at the original size) and
   ``instances``: a list of per-person dicts with ``mask`` ((H, W) bool) and/or ``parts`` ((H, W) class ids,
   0 outside the person), ``score``, ``box`` (x1, y1, x2, y2 original pixels), ``keypoints`` ((K, 3) x, y,
-  score/visibility) and ``label``. Instance-level models (Parsing R-CNN, PGN, DensePose-RCNN) return this.
+  score/visibility), ``label`` and ``densepose`` ({``iuv``: uint8 (3, h, w), ``box``: [x, y, w, h] ints}).
+  Instance-level models (Parsing R-CNN, PGN, DensePose-RCNN) return this.
 
 ``batch`` is what the model's own evaluation loader gives (``image`` normalised at the input size,
 ``meta`` with ``orig_size`` and ``affine``), so a task's ``predict_step`` needs nothing new to work here.
@@ -271,7 +274,7 @@ class Writer:
     def _write_instances(self, name: str, image: np.ndarray, instances: list[dict]) -> dict:
         folder = self.out / "instances" / name
         folder.mkdir(parents=True, exist_ok=True)
-        records, masks, boxes, captions = [], [], [], []
+        records, masks, boxes, captions, charts = [], [], [], [], []
         for k, inst in enumerate(instances, start=1):
             rec = {"id": k}
             for key in ("score", "box", "label", "keypoints"):
@@ -286,6 +289,13 @@ class Writer:
                 p = None
             if p is not None:
                 rec["file"] = str(p.relative_to(self.out))
+            dp = inst.get("densepose")
+            if dp is not None:  # DensePose chart: the (I, U·255, V·255) uint8 image of the integer box
+                iuv = _to_numpy(dp["iuv"]).astype(np.uint8)
+                q = folder / f"person_{k}_iuv.png"
+                Image.fromarray(np.ascontiguousarray(iuv.transpose(1, 2, 0)), mode="RGB").save(q)
+                rec["densepose"] = {"box": [int(v) for v in dp["box"]], "file": str(q.relative_to(self.out))}
+                charts.append((iuv, dp["box"]))
             if inst.get("mask") is not None:
                 masks.append(np.asarray(inst["mask"], dtype=bool))
                 boxes.append(inst.get("box"))
@@ -302,6 +312,10 @@ class Writer:
             p = self._path("overlays", f"{name}_instances", ".jpg")
             Image.fromarray(img).save(p, quality=92)
             files["instance_overlay"] = str(p.relative_to(self.out))
+        if self.overlays and charts:
+            p = self._path("overlays", f"{name}_densepose", ".jpg")
+            Image.fromarray(viz.overlay_densepose(image, charts, self.alpha)).save(p, quality=92)
+            files["densepose_overlay"] = str(p.relative_to(self.out))
         return files
 
 

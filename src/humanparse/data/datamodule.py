@@ -244,6 +244,11 @@ class ParsingDataModule(pl.LightningDataModule):
                 f"model={model} trains on person-instance edges (the Sobel edges of the person-id map), which "
                 f"data={self.name} does not have (one person per image, no person ids); use a multi-person dataset "
                 "(data=cihp, data=pascal_person_part, data=mhp_v2)")
+        if req.get("densepose") and not self.info.extra.get("densepose", False):
+            raise DataRequirementError(
+                f"model={model} trains on DensePose points (dp_x, dp_y, dp_I, dp_U, dp_V per person), which data="
+                f"{self.name} does not have; use data=densepose_coco for it, or an instance parsing model "
+                "(model=parsing_rcnn) on this dataset")
         collate = req.get("collate")
         if collate and collate != self.collate:
             if collate not in COLLATES:

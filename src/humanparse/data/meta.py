@@ -215,7 +215,7 @@ DATASETS: dict[str, DatasetInfo] = {
         "DENSEPOSE_DATASETS.md (densepose_{train2014,valminusminival2014,minival2014}.json + COCO 2014 images)",
         layouts=("d2", "detectron1"),
         # annotated with sparse points and box-frame coarse masks per person: no image-level part-label map
-        extra={"semantic": False},
+        extra={"semantic": False, "densepose": True},
     ),
 }
 

@@ -125,6 +125,36 @@ def draw_densepose_points(image: np.ndarray, x: np.ndarray, y: np.ndarray, u: np
     return out
 
 
+def overlay_densepose(image: np.ndarray, charts: Sequence[tuple[np.ndarray, Sequence[int]]], alpha: float = 0.6,
+                      isolines: int = 10) -> np.ndarray:
+    """DensePose charts drawn over ``image``: each ``(iuv, box)`` (uint8 (3, h, w) I, U·255, V·255 and its
+    integer box [x, y, w, h]) colours its foreground by (U, V) (red = U, green = V, blue by chart index) and
+    draws the U and V iso-lines every 1/``isolines`` in white; later charts on top, clipped to the image."""
+    out = np.asarray(image, dtype=np.uint8).copy()
+    h_img, w_img = out.shape[:2]
+    for iuv, box in charts:
+        iuv = np.asarray(iuv, dtype=np.uint8)
+        x, y = int(box[0]), int(box[1])
+        h, w = iuv.shape[1:]
+        x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, w_img), min(y + h, h_img)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        sub = iuv[:, y0 - y:y1 - y, x0 - x:x1 - x]
+        fg = sub[0] > 0
+        colour = np.stack([sub[1], sub[2], (sub[0].astype(np.int64) * 10 % 256).astype(np.uint8)], -1).astype(np.float32)
+        region = out[y0:y1, x0:x1].astype(np.float32)
+        region[fg] = (1 - alpha) * region[fg] + alpha * colour[fg]
+        if isolines > 0:
+            for c in (1, 2):
+                q = (sub[c].astype(np.int64) * isolines) // 256
+                edge = np.zeros_like(fg)
+                edge[:, 1:] |= q[:, 1:] != q[:, :-1]
+                edge[1:, :] |= q[1:, :] != q[:-1, :]
+                region[edge & fg] = 255.0
+        out[y0:y1, x0:x1] = np.clip(region + 0.5, 0, 255).astype(np.uint8)
+    return out
+
+
 def legend_entries(class_names: Sequence[str], palette: np.ndarray, present: Sequence[int] | None = None) -> list[tuple[str, tuple]]:
     """(name, RGB in 0..1) for the classes present (matplotlib legend handles)."""
     pal = np.asarray(palette, dtype=np.float64).reshape(-1, 3) / 255.0
