@@ -35,7 +35,9 @@ def test_list_shows_every_table(tmp_path, cache_dir):
     out = run_cli("humanparse.reproduce", "list=true", cwd=tmp_path, cache_dir=cache_dir).stdout
     assert "corrpm:5  (lip; 10 of 16 rows buildable)" in out
     assert "✓ PKK (HNL with two pose features) [lip] → corrpm variant=PKK" in out
-    assert "needs model 'parsing_rcnn'" in out and "grapy_ml:1" in out
+    # rows no configuration maps to are listed with the reason, never dropped
+    assert "parsing_rcnn:1  (cihp;" in out and "no model configuration of this suite maps to this row" in out
+    assert "grapy_ml:1" in out and "densepose:1" in out
 
 
 @pytest.mark.slow
