@@ -14,7 +14,7 @@ help:
 	@echo "make demo     train + evaluate DeepLab v3+ on synthetic LIP (CPU, a few minutes)"
 	@echo "make test     run the test suite"
 	@echo "make install  create $(VENV) with every dependency (done automatically by demo/test)"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff check + ruff format --check (CI runs it)"
 
 $(STAMP): pyproject.toml Makefile
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -34,6 +34,7 @@ test: $(STAMP)
 
 lint: $(STAMP)
 	$(PY) -m ruff check src tests scripts
+	$(PY) -m ruff format --check src tests scripts
 
 format: $(STAMP)
 	$(PY) -m ruff format src tests scripts

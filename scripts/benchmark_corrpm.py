@@ -71,7 +71,12 @@ class Trunk(nn.Module):
 def synthetic_batch(size: int, batch: int, seed: int = 0) -> dict[str, torch.Tensor]:
     """An image, a blocky label map, its CorrPM edge map and 16 joint heatmaps at 1/4."""
     rng = np.random.default_rng(seed)
-    labels = rng.integers(0, NUM_CLASSES, (batch, size // 32, size // 32)).repeat(32, 1).repeat(32, 2).astype(np.uint8)
+    labels = (
+        rng.integers(0, NUM_CLASSES, (batch, size // 32, size // 32))
+        .repeat(32, 1)
+        .repeat(32, 2)
+        .astype(np.uint8)
+    )
     edges = np.stack([semantic_edges(lab) for lab in labels])
     kp = np.concatenate([rng.uniform(0, size, (batch, NUM_JOINTS, 2)), np.ones((batch, NUM_JOINTS, 1))], 2)
     heat = np.stack([pose_heatmaps(k, (size, size)) for k in kp])
@@ -141,7 +146,9 @@ def _fwd_bwd(fn: Callable[[], torch.Tensor | dict | tuple]) -> Callable[[], None
     return run
 
 
-def profile_components(model: CorrPM | Trunk, criterion: nn.Module, batch: dict, reps: int) -> dict[str, float]:
+def profile_components(
+    model: CorrPM | Trunk, criterion: nn.Module, batch: dict, reps: int
+) -> dict[str, float]:
     """Median forward + backward seconds of each component on the inputs it sees inside the model
     (inputs require grad, so the backward includes the input gradients, as in the full step)."""
     model.train()
@@ -154,7 +161,10 @@ def profile_components(model: CorrPM | Trunk, criterion: nn.Module, batch: dict,
     parts: dict[str, Callable[[], None]] = {"backbone": _fwd_bwd(lambda: model.backbone(images))}
     with torch.no_grad():
         x2, x3, x4, x5 = (leaf(f) for f in model.backbone(images))
-        outs = {k: leaf(v) for k, v in model(images, **({"all_heads": True} if isinstance(model, CorrPM) else {})).items()}
+        outs = {
+            k: leaf(v)
+            for k, v in model(images, **({"all_heads": True} if isinstance(model, CorrPM) else {})).items()
+        }
     if isinstance(model, Trunk):
         with torch.no_grad():
             a = leaf(model.aspp(x5))
@@ -172,10 +182,15 @@ def profile_components(model: CorrPM | Trunk, criterion: nn.Module, batch: dict,
             q, k, v = (leaf(t) for t in hnl.non_local._qkv(fp, fh))
             z = leaf(hnl(fp, [fb, fk]))
         parts["ASPP"] = _fwd_bwd(lambda: pe.aspp(x5))
-        parts["decoder → fp"] = _fwd_bwd(lambda: pe.fuse_act(concat_conv1x1(pe.fuse.weight, None, [a, x2], x2.shape[-2:], False)))
+        parts["decoder → fp"] = _fwd_bwd(
+            lambda: pe.fuse_act(concat_conv1x1(pe.fuse.weight, None, [a, x2], x2.shape[-2:], False))
+        )
         parts["edge encoder → edge (fb composed into its consumers)"] = _fwd_bwd(
-            lambda: model.edge_encoder.logits(model.edge_encoder((x2, x3, x4))))
-        parts["pose encoder → fk, pose"] = _fwd_bwd(lambda: (lambda f: (f, model.pose_encoder.classifier(f)))(model.pose_encoder(x5, fp.shape[-2:])))
+            lambda: model.edge_encoder.logits(model.edge_encoder((x2, x3, x4)))
+        )
+        parts["pose encoder → fk, pose"] = _fwd_bwd(
+            lambda: (lambda f: (f, model.pose_encoder.classifier(f)))(model.pose_encoder(x5, fp.shape[-2:]))
+        )
         parts["HNL Wa → fh"] = _fwd_bwd(lambda: hnl.hybrid(fp, [fb, fk]))
         parts["HNL non-local (θ, φ, g, attention, Wb)"] = _fwd_bwd(lambda: hnl.non_local(fp, query=fh))
         parts["  of which softmax(θᵀφ)·g"] = _fwd_bwd(lambda: dot_product_attention(q, k, v, scale=1.0))
@@ -196,8 +211,14 @@ def tune_malloc() -> bool:
     except OSError:
         return False
     m_trim_threshold, m_top_pad, m_mmap_threshold = -1, -2, -3
-    return all(libc.mallopt(opt, val) == 1 for opt, val in (
-        (m_mmap_threshold, 32 * 1024 * 1024), (m_trim_threshold, 2**31 - 1), (m_top_pad, 1024 * 1024 * 1024)))
+    return all(
+        libc.mallopt(opt, val) == 1
+        for opt, val in (
+            (m_mmap_threshold, 32 * 1024 * 1024),
+            (m_trim_threshold, 2**31 - 1),
+            (m_top_pad, 1024 * 1024 * 1024),
+        )
+    )
 
 
 def main(argv: list[str] | None = None) -> dict:
@@ -207,12 +228,19 @@ def main(argv: list[str] | None = None) -> dict:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=7)
     ap.add_argument("--backbone", default="resnet101s")
-    ap.add_argument("--nchw", action="store_true", help="both models in NCHW memory format (default: channels-last)")
+    ap.add_argument(
+        "--nchw", action="store_true", help="both models in NCHW memory format (default: channels-last)"
+    )
     ap.add_argument("--profile", action="store_true", help="per-component forward+backward breakdown")
     ap.add_argument("--profile-reps", type=int, default=3)
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="measure CPU seconds of this process instead of wall time (for --threads 1 on a busy machine)")
-    ap.add_argument("--no-malloc-tuning", action="store_true", help="leave glibc's allocator thresholds alone")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="measure CPU seconds of this process instead of wall time (for --threads 1 on a busy machine)",
+    )
+    ap.add_argument(
+        "--no-malloc-tuning", action="store_true", help="leave glibc's allocator thresholds alone"
+    )
     ap.add_argument("--json", default=None, help="write the results here")
     args = ap.parse_args(argv)
     malloc_tuned = False if args.no_malloc_tuning else tune_malloc()
@@ -241,8 +269,13 @@ def main(argv: list[str] | None = None) -> dict:
     med = {k: statistics.median(v) for k, v in times.items()}
     best = {k: min(v) for k, v in times.items()}
     result = {
-        "config": {**vars(args), "torch": torch.__version__, "machine": platform.processor() or platform.machine(),
-                   "threads_used": torch.get_num_threads(), "malloc_tuned": malloc_tuned},
+        "config": {
+            **vars(args),
+            "torch": torch.__version__,
+            "machine": platform.processor() or platform.machine(),
+            "threads_used": torch.get_num_threads(),
+            "malloc_tuned": malloc_tuned,
+        },
         "params_m": {"trunk": count_parameters(trunk) / 1e6, "corrpm": count_parameters(corrpm) / 1e6},
         "median_s": med,
         "min_s": best,
@@ -250,14 +283,23 @@ def main(argv: list[str] | None = None) -> dict:
         "ratio_median": {k: med[f"corrpm/{k}"] / med[f"trunk/{k}"] for k in ("train", "infer")},
         "ratio_min": {k: best[f"corrpm/{k}"] / best[f"trunk/{k}"] for k in ("train", "infer")},
     }
-    print(f"input {args.size}x{args.size}, batch {args.batch}, {torch.get_num_threads()} threads, {args.reps} repetitions, "
-          f"{'channels-last' if not args.nchw else 'NCHW'}, malloc tuning {'on' if malloc_tuned else 'off'}, "
-          f"{'CPU' if args.cpu_time else 'wall'} time (torch {torch.__version__})")
-    print(f"parameters: trunk {result['params_m']['trunk']:.2f} M, CorrPM {result['params_m']['corrpm']:.2f} M")
+    print(
+        f"input {args.size}x{args.size}, batch {args.batch}, {torch.get_num_threads()} threads, {args.reps} repetitions, "
+        f"{'channels-last' if not args.nchw else 'NCHW'}, malloc tuning {'on' if malloc_tuned else 'off'}, "
+        f"{'CPU' if args.cpu_time else 'wall'} time (torch {torch.__version__})"
+    )
+    print(
+        f"parameters: trunk {result['params_m']['trunk']:.2f} M, CorrPM {result['params_m']['corrpm']:.2f} M"
+    )
     print(f"{'':15s}{'trunk':>9s}{'CorrPM':>9s}{'ratio':>7s} |{'trunk':>8s}{'CorrPM':>9s}{'ratio':>7s}")
     print(f"{'':15s}{'median s':>25s} |{'minimum s':>24s}")
     for kind, label in (("train", "training step"), ("infer", "inference")):
-        a, b, c, d = med[f"trunk/{kind}"], med[f"corrpm/{kind}"], best[f"trunk/{kind}"], best[f"corrpm/{kind}"]
+        a, b, c, d = (
+            med[f"trunk/{kind}"],
+            med[f"corrpm/{kind}"],
+            best[f"trunk/{kind}"],
+            best[f"corrpm/{kind}"],
+        )
         print(f"{label:15s}{a:9.3f}{b:9.3f}{b / a:7.2f} |{c:8.3f}{d:9.3f}{d / c:7.2f}")
     for k in runs:
         print(f"  all {k:13s} " + " ".join(f"{t:.2f}" for t in times[k]))

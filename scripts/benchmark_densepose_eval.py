@@ -96,25 +96,45 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--persons", type=int, nargs=2, default=(1, 4))
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--seed", type=int, default=0)
-    ap.add_argument("--reference", action="store_true", help="also time detectron2's DensePoseCocoEval if importable")
+    ap.add_argument(
+        "--reference", action="store_true", help="also time detectron2's DensePoseCocoEval if importable"
+    )
     ap.add_argument("--out", type=Path, default=None, help="write the figures as JSON")
     args = ap.parse_args(argv)
 
     t = time.perf_counter()
-    gt, dets = synthetic_eval_set(args.images, (args.min_side, args.max_side), args.seed, persons=tuple(args.persons),
-                                  false_positives=1.0, duplicate_prob=0.3, uv_noise=0.06, part_swap=0.05)
+    gt, dets = synthetic_eval_set(
+        args.images,
+        (args.min_side, args.max_side),
+        args.seed,
+        persons=tuple(args.persons),
+        false_positives=1.0,
+        duplicate_prob=0.3,
+        uv_noise=0.06,
+        part_swap=0.05,
+    )
     n = args.images
-    print(f"generated {n} images, {len(gt['annotations'])} GT persons "
-          f"({sum('dp_x' in a for a in gt['annotations'])} with points), {len(dets)} detections "
-          f"in {time.perf_counter() - t:.1f} s")
-    figures: dict = {"images": n, "gt_persons": len(gt["annotations"]), "detections": len(dets), "runs": args.runs}
+    print(
+        f"generated {n} images, {len(gt['annotations'])} GT persons "
+        f"({sum('dp_x' in a for a in gt['annotations'])} with points), {len(dets)} detections "
+        f"in {time.perf_counter() - t:.1f} s"
+    )
+    figures: dict = {
+        "images": n,
+        "gt_persons": len(gt["annotations"]),
+        "detections": len(dets),
+        "runs": args.runs,
+    }
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
         gt_path = tmp / "gt.json"
         gt_path.write_text(json.dumps(gt))
         res_list = write_results(tmp / "results_list.json", dets, "list")
         res_png = write_results(tmp / "results_png.json", dets, "png")
-        figures["results_mb"] = {"list": res_list.stat().st_size / 2**20, "png": res_png.stat().st_size / 2**20}
+        figures["results_mb"] = {
+            "list": res_list.stat().st_size / 2**20,
+            "png": res_png.stat().st_size / 2**20,
+        }
 
         surface = load_body_surface("synthetic")
         surface.quantized_lut()
@@ -128,9 +148,17 @@ def main(argv: list[str] | None = None) -> None:
         for fmt, path in (("list", res_list), ("png", res_png)):
             times = []
             for _ in range(args.runs):
-                cfg = OmegaConf.create({"results": str(path), "gt": str(gt_path), "eval_data": "synthetic",
-                                        "modes": ["gps", "gpsm"], "rcp": False, "bbox": False,
-                                        "output": str(tmp / "m.json")})
+                cfg = OmegaConf.create(
+                    {
+                        "results": str(path),
+                        "gt": str(gt_path),
+                        "eval_data": "synthetic",
+                        "modes": ["gps", "gpsm"],
+                        "rcp": False,
+                        "bbox": False,
+                        "output": str(tmp / "m.json"),
+                    }
+                )
                 t = time.perf_counter()
                 evaluate_densepose(cfg)
                 times.append(time.perf_counter() - t)
@@ -143,7 +171,9 @@ def main(argv: list[str] | None = None) -> None:
                     ours = np.array([figures["metrics"][prefix + k] for k in STAT_KEYS])
                     theirs = np.array(ref[mode]["stats"], dtype=np.float64)
                     theirs[theirs == -1] = np.nan
-                    figures[f"reference_max_abs_diff/{mode.lower()}"] = float(np.nanmax(np.abs(ours - theirs)))
+                    figures[f"reference_max_abs_diff/{mode.lower()}"] = float(
+                        np.nanmax(np.abs(ours - theirs))
+                    )
     for k, v in figures.items():
         if k != "metrics":
             print(f"{k:40s} {v:.3f}" if isinstance(v, float) else f"{k:40s} {v}")

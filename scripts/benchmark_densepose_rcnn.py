@@ -39,14 +39,22 @@ def build(model: str, detections: int):
     from humanparse.models.rcnn import BatchOnlyTransform, resnet_fpn
 
     if model.startswith("densepose_"):
-        return DensePoseRCNN({"preset": model.split("_", 1)[1]}, box_score_thresh=0.0, box_detections_per_img=detections)
-    net = MaskRCNN(resnet_fpn("resnet50", 3, "frozen_bn"), num_classes=2, box_score_thresh=0.0,
-                   box_detections_per_img=detections)
+        return DensePoseRCNN(
+            {"preset": model.split("_", 1)[1]}, box_score_thresh=0.0, box_detections_per_img=detections
+        )
+    net = MaskRCNN(
+        resnet_fpn("resnet50", 3, "frozen_bn"),
+        num_classes=2,
+        box_score_thresh=0.0,
+        box_detections_per_img=detections,
+    )
     net.transform = BatchOnlyTransform()
     return net
 
 
-def targets(batch: int, h: int, w: int, device, persons: int = 4, points: int = 100, seed: int = 0) -> list[dict]:
+def targets(
+    batch: int, h: int, w: int, device, persons: int = 4, points: int = 100, seed: int = 0
+) -> list[dict]:
     g = torch.Generator().manual_seed(seed)
     out = []
     for _ in range(batch):
@@ -58,14 +66,26 @@ def targets(batch: int, h: int, w: int, device, persons: int = 4, points: int = 
         masks = torch.zeros(persons, h, w, dtype=torch.uint8)
         dps = []
         for k, b in enumerate(boxes.round().long()):
-            masks[k, b[1]:b[3], b[0]:b[2]] = 1
-            dps.append({"x": torch.rand(points, generator=g) * 256, "y": torch.rand(points, generator=g) * 256,
-                        "I": torch.randint(1, 25, (points,), generator=g), "U": torch.rand(points, generator=g),
-                        "V": torch.rand(points, generator=g),
-                        "coarse": torch.randint(0, 15, (256, 256), generator=g).to(device)})
+            masks[k, b[1] : b[3], b[0] : b[2]] = 1
+            dps.append(
+                {
+                    "x": torch.rand(points, generator=g) * 256,
+                    "y": torch.rand(points, generator=g) * 256,
+                    "I": torch.randint(1, 25, (points,), generator=g),
+                    "U": torch.rand(points, generator=g),
+                    "V": torch.rand(points, generator=g),
+                    "coarse": torch.randint(0, 15, (256, 256), generator=g).to(device),
+                }
+            )
             dps[-1] = {k2: v.to(device) for k2, v in dps[-1].items()}
-        out.append({"boxes": boxes.to(device), "labels": torch.ones(persons, dtype=torch.int64, device=device),
-                    "masks": masks.to(device), "dp": dps})
+        out.append(
+            {
+                "boxes": boxes.to(device),
+                "labels": torch.ones(persons, dtype=torch.int64, device=device),
+                "masks": masks.to(device),
+                "dp": dps,
+            }
+        )
     return out
 
 
@@ -120,8 +140,14 @@ def measure(job: dict) -> dict:
         mem = torch.cuda.max_memory_allocated() / 2**20
     else:
         mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {**job, "params": params, "median_s": statistics.median(times), "min_s": min(times), "peak_mem_mib": mem,
-            "rois": rois}
+    return {
+        **job,
+        "params": params,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "peak_mem_mib": mem,
+        "rois": rois,
+    }
 
 
 def run(job: dict) -> dict:
@@ -145,16 +171,23 @@ def main() -> None:
     models = ["maskrcnn"] + [f"densepose_{p}" for p in args.presets]
     rows = []
     for device in devices:
-        base = {"device": device, "size": args.size, "threads": args.threads, "reps": args.reps,
-                "detections": args.detections}
+        base = {
+            "device": device,
+            "size": args.size,
+            "threads": args.threads,
+            "reps": args.reps,
+            "detections": args.detections,
+        }
         for model in models:
             rows.append(run({**base, "model": model, "mode": "infer", "batch": 1}))
         if not args.skip_train:
             tb = args.train_batch or (1 if device == "cpu" else 2)
             for model in models:
                 rows.append(run({**base, "model": model, "mode": "train", "batch": tb}))
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
-          f"input {args.size[0]}x{args.size[1]}, {args.detections} detections per image")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, {args.threads} threads, "
+        f"input {args.size[0]}x{args.size[1]}, {args.detections} detections per image"
+    )
     print("| device | mode | batch | model | params | median s (min) | images/s | vs Mask R-CNN | peak MiB |")
     print("|---|---|---:|---|---:|---:|---:|---:|---:|")
     ref = {}
@@ -163,8 +196,10 @@ def main() -> None:
         if r["model"] == "maskrcnn":
             ref[key] = r["median_s"]
         ips = r["batch"] / r["median_s"]
-        print(f"| {r['device']} | {r['mode']} | {r['batch']} | {r['model']} | {r['params']:,} | {r['median_s']:.3f} "
-              f"({r['min_s']:.3f}) | {ips:.2f} | {r['median_s'] / ref[key]:.2f}x | {r['peak_mem_mib']:.0f} |")
+        print(
+            f"| {r['device']} | {r['mode']} | {r['batch']} | {r['model']} | {r['params']:,} | {r['median_s']:.3f} "
+            f"({r['min_s']:.3f}) | {ips:.2f} | {r['median_s'] / ref[key]:.2f}x | {r['peak_mem_mib']:.0f} |"
+        )
     if args.json:
         with open(args.json, "w") as f:
             json.dump(rows, f, indent=1)

@@ -57,8 +57,9 @@ def generate(out: Path, n: int, seed: int, scene: str) -> None:
         print(f"reusing the generated set in {out}")
         return
     t0 = time.perf_counter()
-    samples = sy.make_instance_samples(n, seed=seed, size=(256, 192), persons=(1, 5),
-                                       scene_fn=rendered_scene if scene == "render" else None)
+    samples = sy.make_instance_samples(
+        n, seed=seed, size=(256, 192), persons=(1, 5), scene_fn=rendered_scene if scene == "render" else None
+    )
     cihp = sy.write_cihp_gt(out / "CIHP" / "Validation", samples)
     sy.write_mhp_gt(out / "MHP", samples, images=True)
     sy.write_person_predictions(out / "pred_persons", samples)
@@ -96,15 +97,41 @@ def cases(out: Path, workers: int) -> dict[str, list[str]]:
     cihp = out / "CIHP" / "Validation"
     w = f"workers={workers}"
     return {
-        "semantic": ["metric=semantic", f"gt_dir={out / 'LIP' / 'gt'}", f"pred_dir={out / 'LIP' / 'pred'}",
-                     f"list={out / 'LIP' / 'val_id.txt'}", "dataset=lip", w],
-        "atr": ["metric=atr", f"gt_dir={out / 'LIP' / 'gt'}", f"pred_dir={out / 'LIP' / 'pred'}",
-                f"list={out / 'LIP' / 'val_id.txt'}", "num_classes=20", w],
+        "semantic": [
+            "metric=semantic",
+            f"gt_dir={out / 'LIP' / 'gt'}",
+            f"pred_dir={out / 'LIP' / 'pred'}",
+            f"list={out / 'LIP' / 'val_id.txt'}",
+            "dataset=lip",
+            w,
+        ],
+        "atr": [
+            "metric=atr",
+            f"gt_dir={out / 'LIP' / 'gt'}",
+            f"pred_dir={out / 'LIP' / 'pred'}",
+            f"list={out / 'LIP' / 'val_id.txt'}",
+            "num_classes=20",
+            w,
+        ],
         "app": ["metric=app", f"gt_dir={cihp}", f"pred_dir={out / 'pred_persons'}", w],
-        "app_mhp": ["metric=app", "gt_format=mhp", f"gt_dir={out / 'MHP' / 'val'}", f"pred_dir={out / 'pred_mhp'}",
-                    "pred_format=mhp", "app_convention=mhp_official", w],
-        "apr": ["metric=apr", f"gt_dir={cihp}", f"pred_dir={out / 'pred_parts'}", "apr_gt=instance_ids",
-                f"instance_dir={out / 'Instance_part_val'}", "class_reduction=mean", w],
+        "app_mhp": [
+            "metric=app",
+            "gt_format=mhp",
+            f"gt_dir={out / 'MHP' / 'val'}",
+            f"pred_dir={out / 'pred_mhp'}",
+            "pred_format=mhp",
+            "app_convention=mhp_official",
+            w,
+        ],
+        "apr": [
+            "metric=apr",
+            f"gt_dir={cihp}",
+            f"pred_dir={out / 'pred_parts'}",
+            "apr_gt=instance_ids",
+            f"instance_dir={out / 'Instance_part_val'}",
+            "class_reduction=mean",
+            w,
+        ],
         "edge": ["metric=edge", f"gt_dir={cihp}", f"pred_dir={out / 'pred_edges'}", w],
     }
 
@@ -134,7 +161,8 @@ def decode_floor(out: Path) -> dict[str, float]:
     sets = {
         "semantic": list((out / "LIP" / "gt").glob("*.png")) + list((out / "LIP" / "pred").glob("*.png")),
         "app": list((out / "CIHP" / "Validation" / "Category_ids").glob("*.png"))
-        + list((out / "CIHP" / "Validation" / "Human_ids").glob("*.png")) + list((out / "pred_persons").glob("*.png")),
+        + list((out / "CIHP" / "Validation" / "Human_ids").glob("*.png"))
+        + list((out / "pred_persons").glob("*.png")),
         "app_mhp": list((out / "MHP" / "val" / "parsing_annos").glob("*.png"))
         + list((out / "pred_mhp").rglob("*.png")),
         "apr": list((out / "Instance_part_val").glob("*.png")) + list((out / "pred_parts").glob("*.png")),
@@ -150,7 +178,9 @@ def decode_floor(out: Path) -> dict[str, float]:
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--out", type=Path, default=Path(tempfile.gettempdir()) / "humanparse-evaluator-benchmark")
+    ap.add_argument(
+        "--out", type=Path, default=Path(tempfile.gettempdir()) / "humanparse-evaluator-benchmark"
+    )
     ap.add_argument("--images", type=int, default=500)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--workers", type=int, default=4)
@@ -184,17 +214,25 @@ def main(argv: list[str] | None = None) -> int:
         results["app_memory"] = times
     floor = decode_floor(args.out)
     (args.out / "ours.json").write_text(json.dumps(numbers, indent=1))
-    print(f"\n{'metric':<11} {'ours median (s)':>16} {'min':>7} {'max':>7} {'decode only':>12} "
-          f"{'reference (issue 4)':>40} {'ref (s)':>8} {'speed-up':>9}")
+    print(
+        f"\n{'metric':<11} {'ours median (s)':>16} {'min':>7} {'max':>7} {'decode only':>12} "
+        f"{'reference (issue 4)':>40} {'ref (s)':>8} {'speed-up':>9}"
+    )
     for name, times in results.items():
         med = statistics.median(times)
         ref = REFERENCE_SECONDS.get("app" if name == "app_memory" else name)
-        ref_txt = f"{ref[0]:>40} {ref[1]:8.2f} {ref[1] / med:8.1f}x" if ref else f"{'-':>40} {'-':>8} {'-':>9}"
+        ref_txt = (
+            f"{ref[0]:>40} {ref[1]:8.2f} {ref[1] / med:8.1f}x" if ref else f"{'-':>40} {'-':>8} {'-':>9}"
+        )
         dec = f"{floor[name]:12.3f}" if name in floor else f"{'-':>12}"
         print(f"{name:<11} {med:16.3f} {min(times):7.3f} {max(times):7.3f} {dec} {ref_txt}")
-    print("app_memory: predictions held in memory as Parsing R-CNN's evaluator gets them (GT still read from files);"
-          " 'decode only': one thread decoding the PNG files the metric reads, nothing else")
-    print(f"\n{args.images} images per set, {args.runs} runs, {args.workers} reader threads; numbers in {args.out / 'ours.json'}")
+    print(
+        "app_memory: predictions held in memory as Parsing R-CNN's evaluator gets them (GT still read from files);"
+        " 'decode only': one thread decoding the PNG files the metric reads, nothing else"
+    )
+    print(
+        f"\n{args.images} images per set, {args.runs} runs, {args.workers} reader threads; numbers in {args.out / 'ours.json'}"
+    )
     return 0
 
 

@@ -42,8 +42,10 @@ import torch.nn.functional as F
 CIHP_LEVEL1 = [0] + [1] * 19
 CIHP_LEVEL2 = [0, 1, 1, 3, 1, 2, 2, 2, 4, 4, 2, 2, 2, 1, 3, 3, 4, 4, 4, 4]
 # released train_gpm.py category lists for CIHP (fine labels per level-1 / level-2 node)
-RELEASED_LISTS = ([[0], list(range(1, 20))], [[0], [1, 2, 4, 13], [5, 6, 7, 10, 11, 12], [3, 14, 15],
-                                             [8, 9, 16, 17, 18, 19]])
+RELEASED_LISTS = (
+    [[0], list(range(1, 20))],
+    [[0], [1, 2, 4, 13], [5, 6, 7, 10, 11, 12], [3, 14, 15], [8, 9, 16, 17, 18, 19]],
+)
 
 
 def reference_path(arg: str | None) -> Path | None:
@@ -58,7 +60,9 @@ def build(name: str, device: str, reference: Path | None) -> torch.nn.Module | N
     from humanparse.models.grapy import DeepLabV3PlusXception, GrapyNet
 
     if name == "grapy":
-        return GrapyNet(20, "cihp", {"cihp": {"level1": CIHP_LEVEL1, "level2": CIHP_LEVEL2}}).to(device).eval()
+        return (
+            GrapyNet(20, "cihp", {"cihp": {"level1": CIHP_LEVEL1, "level2": CIHP_LEVEL2}}).to(device).eval()
+        )
     if name == "trunk":
         return DeepLabV3PlusXception(20).to(device).eval()
     if reference is None:
@@ -117,7 +121,9 @@ def peak_memory_child(name: str, size: int, batch: int, threads: int, reference:
 def cpu_memory(name: str, args) -> tuple[float, float] | None:
     ctx = mp.get_context("spawn")
     q = ctx.Queue()
-    p = ctx.Process(target=peak_memory_child, args=(name, args.size, args.batch, args.threads, args.reference, q))
+    p = ctx.Process(
+        target=peak_memory_child, args=(name, args.size, args.batch, args.threads, args.reference, q)
+    )
     p.start()
     out = q.get()
     p.join()
@@ -130,11 +136,16 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=1)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--reference", default=None, help="checkout of Charleshhy/Grapy-ML (default $GRAPY_ML_CODE)")
+    ap.add_argument(
+        "--reference", default=None, help="checkout of Charleshhy/Grapy-ML (default $GRAPY_ML_CODE)"
+    )
     ap.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     ap.add_argument("--no-memory", action="store_true")
-    ap.add_argument("--cpu-time", action="store_true",
-                    help="count the process's CPU seconds instead of wall time (less disturbed by other processes)")
+    ap.add_argument(
+        "--cpu-time",
+        action="store_true",
+        help="count the process's CPU seconds instead of wall time (less disturbed by other processes)",
+    )
     ap.add_argument("--json", default=None)
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
@@ -173,23 +184,39 @@ def main() -> None:
                 built_peak = cpu_memory(n, args)
                 memory[n] = None if built_peak is None else built_peak[1]
                 built[n] = None if built_peak is None else built_peak[0]
-    print(f"Grapy-ML forward at {args.size}x{args.size}, batch {args.batch}, {args.device}, "
-          f"{args.threads} threads, {args.reps} reps, {'CPU' if args.cpu_time else 'wall'} time ({platform.processor() or platform.machine()})")
+    print(
+        f"Grapy-ML forward at {args.size}x{args.size}, batch {args.batch}, {args.device}, "
+        f"{args.threads} threads, {args.reps} reps, {'CPU' if args.cpu_time else 'wall'} time ({platform.processor() or platform.machine()})"
+    )
     rows = {}
     for n in nets:
         med, best = statistics.median(times[n]), min(times[n])
         mem = memory.get(n)
-        mem_s = "" if mem is None else (f", peak {'allocated' if args.device == 'cuda' else 'RSS'} {mem:,.0f} MiB")
+        mem_s = (
+            ""
+            if mem is None
+            else (f", peak {'allocated' if args.device == 'cuda' else 'RSS'} {mem:,.0f} MiB")
+        )
         if built.get(n) is not None:
             mem_s += f" (model built: {built[n]:,.0f} MiB)"
         print(f"  {n:9s} median {med:.3f} s  min {best:.3f} s  ({params[n]:,} parameters{mem_s})")
-        rows[n] = {"median_s": med, "min_s": best, "params": params[n], "memory_mib": mem, "built_mib": built.get(n)}
+        rows[n] = {
+            "median_s": med,
+            "min_s": best,
+            "params": params[n],
+            "memory_mib": mem,
+            "built_mib": built.get(n),
+        }
     ratios = {}
     if "released" in rows:
-        ratios["grapy_vs_released"] = (rows["grapy"]["median_s"] / rows["released"]["median_s"],
-                                       rows["grapy"]["min_s"] / rows["released"]["min_s"])
-    ratios["grapy_vs_trunk"] = (rows["grapy"]["median_s"] / rows["trunk"]["median_s"],
-                                rows["grapy"]["min_s"] / rows["trunk"]["min_s"])
+        ratios["grapy_vs_released"] = (
+            rows["grapy"]["median_s"] / rows["released"]["median_s"],
+            rows["grapy"]["min_s"] / rows["released"]["min_s"],
+        )
+    ratios["grapy_vs_trunk"] = (
+        rows["grapy"]["median_s"] / rows["trunk"]["median_s"],
+        rows["grapy"]["min_s"] / rows["trunk"]["min_s"],
+    )
     for k, (a, b) in ratios.items():
         print(f"  {k}: {a:.2f}x (medians), {b:.2f}x (minima)")
     if args.json:

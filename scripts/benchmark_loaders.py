@@ -37,8 +37,11 @@ DATASETS = ("lip", "atr", "pascal_person_part", "cihp", "mhp_v2")
 def compose_data(name: str, cache: Path, workers: int):
     GlobalHydra.instance().clear()
     with initialize_config_module(config_module="humanparse.conf", version_base="1.3"):
-        cfg = compose("train", overrides=[f"data={name}", "data.synthetic=true", f"data.num_workers={workers}"],
-                      return_hydra_config=False)
+        cfg = compose(
+            "train",
+            overrides=[f"data={name}", "data.synthetic=true", f"data.num_workers={workers}"],
+            return_hydra_config=False,
+        )
     with open_dict(cfg):
         cfg.paths.cache_dir = str(cache)
         cfg.paths.data_dir = str(cache / "data")
@@ -72,10 +75,16 @@ def bench_dataset(name: str, cache: Path, workers: int, batches: int) -> dict:
         n += b["image"].shape[0]
     dt = time.perf_counter() - t0
     return {
-        "dataset": name, "synthetic_options": opts, "generation_s": round(gen_s, 2),
-        "size_mb": round(dir_size(root) / 1e6, 2), "images": sum(v for k, v in opts.items() if k.startswith("num_")),
-        "input_size": list(cfg.data.input_size), "batch_size": int(cfg.data.batch_size), "workers": workers,
-        "augment_mode": cfg.data.augment.mode, "samples_per_s": round(n / dt, 1),
+        "dataset": name,
+        "synthetic_options": opts,
+        "generation_s": round(gen_s, 2),
+        "size_mb": round(dir_size(root) / 1e6, 2),
+        "images": sum(v for k, v in opts.items() if k.startswith("num_")),
+        "input_size": list(cfg.data.input_size),
+        "batch_size": int(cfg.data.batch_size),
+        "workers": workers,
+        "augment_mode": cfg.data.augment.mode,
+        "samples_per_s": round(n / dt, 1),
     }
 
 
@@ -99,7 +108,11 @@ def bench_instance_edges(cache: Path, reps: int = 200) -> dict:
     for _ in range(reps):
         maker({k: v for k, v in s.items() if k != "instance_edge"})
     cached = (time.perf_counter() - t0) / reps
-    return {"map_size": list(pid.shape), "compute_ms": round(1e3 * compute, 3), "disk_cache_ms": round(1e3 * cached, 3)}
+    return {
+        "map_size": list(pid.shape),
+        "compute_ms": round(1e3 * compute, 3),
+        "disk_cache_ms": round(1e3 * cached, 3),
+    }
 
 
 def main() -> None:
@@ -114,20 +127,33 @@ def main() -> None:
     cache = Path(args.cache) if args.cache else Path(tempfile.mkdtemp(prefix="hp-bench-"))
     rows = [bench_dataset(n, cache, args.workers, args.batches) for n in args.datasets]
     edges = bench_instance_edges(cache)
-    out = {"machine": {"platform": platform.platform(), "cpus": os.cpu_count(), "torch": torch.__version__,
-                       "numpy": np.__version__},
-           "loaders": rows, "instance_edges": edges}
+    out = {
+        "machine": {
+            "platform": platform.platform(),
+            "cpus": os.cpu_count(),
+            "torch": torch.__version__,
+            "numpy": np.__version__,
+        },
+        "loaders": rows,
+        "instance_edges": edges,
+    }
     Path(args.out).write_text(json.dumps(out, indent=2) + "\n")
-    print("| dataset | synthetic set (train/val/test, side px) | generation s | size MB | input | batch | "
-          "workers | samples/s |")
+    print(
+        "| dataset | synthetic set (train/val/test, side px) | generation s | size MB | input | batch | "
+        "workers | samples/s |"
+    )
     print("|---|---|---|---|---|---|---|---|")
     for r in rows:
         o = r["synthetic_options"]
-        print(f"| {r['dataset']} | {o['num_train']}/{o['num_val']}/{o['num_test']}, {o['image_size'][0]}-"
-              f"{o['image_size'][1]} | {r['generation_s']} | {r['size_mb']} | {r['input_size'][0]}x{r['input_size'][1]} "
-              f"({r['augment_mode']}) | {r['batch_size']} | {r['workers']} | {r['samples_per_s']} |")
-    print(f"\ninstance edges on a {edges['map_size'][0]}x{edges['map_size'][1]} person-id map: computed "
-          f"{edges['compute_ms']} ms, read from the disk cache {edges['disk_cache_ms']} ms")
+        print(
+            f"| {r['dataset']} | {o['num_train']}/{o['num_val']}/{o['num_test']}, {o['image_size'][0]}-"
+            f"{o['image_size'][1]} | {r['generation_s']} | {r['size_mb']} | {r['input_size'][0]}x{r['input_size'][1]} "
+            f"({r['augment_mode']}) | {r['batch_size']} | {r['workers']} | {r['samples_per_s']} |"
+        )
+    print(
+        f"\ninstance edges on a {edges['map_size'][0]}x{edges['map_size'][1]} person-id map: computed "
+        f"{edges['compute_ms']} ms, read from the disk cache {edges['disk_cache_ms']} ms"
+    )
     print(f"machine: {out['machine']}; JSON: {args.out}")
 
 

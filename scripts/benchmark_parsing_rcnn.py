@@ -43,8 +43,12 @@ def build(model: str, variant: str, detections: int):
     if model == "parsing_rcnn":
         head = {"gce_dim": 512, "nl_norm": "gn", "rois_per_image": 16} if variant == "code" else {}
         return ParsingRCNN(NUM_CLASSES, parsing=head, box_score_thresh=0.0, box_detections_per_img=detections)
-    net = MaskRCNN(resnet_fpn("resnet50", 3, "frozen_bn"), num_classes=2, box_score_thresh=0.0,
-                   box_detections_per_img=detections)
+    net = MaskRCNN(
+        resnet_fpn("resnet50", 3, "frozen_bn"),
+        num_classes=2,
+        box_score_thresh=0.0,
+        box_detections_per_img=detections,
+    )
     net.transform = BatchOnlyTransform()
     return net
 
@@ -61,10 +65,21 @@ def targets(batch: int, h: int, w: int, device, persons: int = 4, seed: int = 0)
         masks = torch.zeros(persons, h, w, dtype=torch.uint8)
         parts = torch.zeros(persons, h, w, dtype=torch.uint8)
         for k, b in enumerate(boxes.round().long()):
-            masks[k, b[1]:b[3], b[0]:b[2]] = 1
-            parts[k, b[1]:b[3], b[0]:b[2]] = torch.randint(1, NUM_CLASSES, (1,), generator=g).to(torch.uint8)
-        out.append({k: v.to(device) for k, v in {"boxes": boxes, "labels": torch.ones(persons, dtype=torch.int64),
-                                                   "masks": masks, "parts": parts}.items()})
+            masks[k, b[1] : b[3], b[0] : b[2]] = 1
+            parts[k, b[1] : b[3], b[0] : b[2]] = torch.randint(1, NUM_CLASSES, (1,), generator=g).to(
+                torch.uint8
+            )
+        out.append(
+            {
+                k: v.to(device)
+                for k, v in {
+                    "boxes": boxes,
+                    "labels": torch.ones(persons, dtype=torch.int64),
+                    "masks": masks,
+                    "parts": parts,
+                }.items()
+            }
+        )
     return out
 
 
@@ -112,8 +127,14 @@ def measure(job: dict) -> dict:
         mem = torch.cuda.max_memory_allocated() / 2**20
     else:
         mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {**job, "params": params, "median_s": statistics.median(times), "min_s": min(times), "peak_mem_mib": mem,
-            "rois": rois}
+    return {
+        **job,
+        "params": params,
+        "median_s": statistics.median(times),
+        "min_s": min(times),
+        "peak_mem_mib": mem,
+        "rois": rois,
+    }
 
 
 def run(job: dict) -> dict:
@@ -124,8 +145,13 @@ def run(job: dict) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--size", type=int, nargs=2, default=[800, 1333])
-    ap.add_argument("--detections", type=int, nargs="+", default=None,
-                    help="RoIs per image at inference (default: 10 on CPU; 10 20 100 on GPU)")
+    ap.add_argument(
+        "--detections",
+        type=int,
+        nargs="+",
+        default=None,
+        help="RoIs per image at inference (default: 10 on CPU; 10 20 100 on GPU)",
+    )
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variant", choices=["code", "paper"], default="code")
@@ -138,8 +164,13 @@ def main() -> None:
     rows = []
     for device in devices:
         dets = args.detections or ([10] if device == "cpu" else [10, 20, 100])
-        base = {"device": device, "size": args.size, "threads": args.threads, "variant": args.variant,
-                "reps": args.reps}
+        base = {
+            "device": device,
+            "size": args.size,
+            "threads": args.threads,
+            "variant": args.variant,
+            "reps": args.reps,
+        }
         for n in dets:
             for model in ("maskrcnn", "parsing_rcnn"):  # alternate, so machine load hits both alike
                 rows.append(run({**base, "model": model, "mode": "infer", "batch": 1, "detections": n}))
@@ -147,16 +178,22 @@ def main() -> None:
             tb = args.train_batch or (1 if device == "cpu" else 2)
             for model in ("maskrcnn", "parsing_rcnn"):
                 rows.append(run({**base, "model": model, "mode": "train", "batch": tb, "detections": 100}))
-    print(f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
-          f"{args.threads} threads, input {args.size[0]}x{args.size[1]}, Parsing R-CNN head: {args.variant}")
-    print("| device | mode | batch | RoIs/img | Mask R-CNN s (min) | Parsing R-CNN s (min) | ratio (median) | "
-          "Mask R-CNN MiB | Parsing R-CNN MiB |")
+    print(
+        f"# {platform.processor() or platform.machine()}, torch {torch.__version__}, "
+        f"{args.threads} threads, input {args.size[0]}x{args.size[1]}, Parsing R-CNN head: {args.variant}"
+    )
+    print(
+        "| device | mode | batch | RoIs/img | Mask R-CNN s (min) | Parsing R-CNN s (min) | ratio (median) | "
+        "Mask R-CNN MiB | Parsing R-CNN MiB |"
+    )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|")
     for a, b in zip(rows[::2], rows[1::2]):
         n = a["detections"] if a["mode"] == "infer" else "train"
-        print(f"| {a['device']} | {a['mode']} | {a['batch']} | {n} | {a['median_s']:.3f} ({a['min_s']:.3f}) | "
-              f"{b['median_s']:.3f} ({b['min_s']:.3f}) | {b['median_s'] / a['median_s']:.2f}x | "
-              f"{a['peak_mem_mib']:.0f} | {b['peak_mem_mib']:.0f} |")
+        print(
+            f"| {a['device']} | {a['mode']} | {a['batch']} | {n} | {a['median_s']:.3f} ({a['min_s']:.3f}) | "
+            f"{b['median_s']:.3f} ({b['min_s']:.3f}) | {b['median_s'] / a['median_s']:.2f}x | "
+            f"{a['peak_mem_mib']:.0f} | {b['peak_mem_mib']:.0f} |"
+        )
     print(f"parameters: Mask R-CNN {rows[0]['params']:,}, Parsing R-CNN {rows[1]['params']:,}")
     if args.json:
         with open(args.json, "w") as f:

@@ -38,7 +38,9 @@ class Trunk(nn.Module):
 
 
 def trunk_loss(out, batch):
-    lab = F.interpolate(batch["semantic"][:, None].float(), size=out["seg"].shape[-2:], mode="nearest")[:, 0].long()
+    lab = F.interpolate(batch["semantic"][:, None].float(), size=out["seg"].shape[-2:], mode="nearest")[
+        :, 0
+    ].long()
     return F.cross_entropy(out["seg"], lab, ignore_index=255)
 
 
@@ -60,8 +62,8 @@ def main() -> None:
     images = torch.randn(args.batch, 3, s, s, device=dev)
     labels = torch.randint(0, 20, (args.batch, s, s), device=dev)
     persons = torch.zeros(args.batch, s, s, dtype=torch.long, device=dev)
-    persons[:, s // 8: -s // 8, s // 8: s // 2] = 1
-    persons[:, s // 8: -s // 8, s // 2: -s // 8] = 2
+    persons[:, s // 8 : -s // 8, s // 8 : s // 2] = 1
+    persons[:, s // 8 : -s // 8, s // 2 : -s // 8] = 2
     p = persons.float()[:, None]
     kx = torch.tensor([[1.0, 0, -1], [2, 0, -2], [1, 0, -1]], device=dev)[None, None]
     gx = F.conv2d(F.pad(p, (1, 1, 1, 1), mode="replicate"), kx)
@@ -91,7 +93,9 @@ def main() -> None:
             times[name].append(step(name))
     med = {k: statistics.median(v) for k, v in times.items()}
     low = {k: min(v) for k, v in times.items()}
-    print(f"device {dev}, {args.threads} threads, batch {args.batch}, {s}x{s}, {args.reps} steps after 1 warm-up")
+    print(
+        f"device {dev}, {args.threads} threads, batch {args.batch}, {s}x{s}, {args.reps} steps after 1 warm-up"
+    )
     for k in runs:
         n = sum(p.numel() for p in runs[k][0].parameters())
         print(f"  {k:6s} {n / 1e6:7.2f} M params  train step median {med[k]:.3f} s  (min {low[k]:.3f} s)")

@@ -31,7 +31,9 @@ from humanparse.data.targets import instance_edges  # noqa: E402
 from humanparse.models.pgn.partition import partition  # noqa: E402
 
 
-def make_inputs(rng: np.random.Generator, size: int, persons: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def make_inputs(
+    rng: np.random.Generator, size: int, persons: int
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     scene = render_scene(rng, size, size, persons)
     category, humans, _ = cihp_maps(rng, scene, 0.0, 0.0)
     e = instance_edges(humans).astype(np.float32)
@@ -69,8 +71,10 @@ def main() -> None:
         parts.append(len(res.parts.classes))
     print(f"{args.images} images {args.size}x{args.size}, {args.persons} persons each, one core")
     print(f"persons found per image: {persons}; part instances: {parts}")
-    print(f"partition ms/image: median {statistics.median(times):.1f}, mean {statistics.mean(times):.1f}, "
-          f"max {max(times):.1f} (wall); CPU time median {statistics.median(cpus):.1f}, max {max(cpus):.1f}")
+    print(
+        f"partition ms/image: median {statistics.median(times):.1f}, mean {statistics.mean(times):.1f}, "
+        f"max {max(times):.1f} (wall); CPU time median {statistics.median(cpus):.1f}, max {max(cpus):.1f}"
+    )
 
 
 if __name__ == "__main__":

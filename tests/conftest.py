@@ -44,31 +44,72 @@ TINY_DATA = [
     "data.num_workers=0",
 ]
 # Grapy-ML: a tiny timm Xception (three strided entry blocks, one middle block, exit flow)
-GRAPY_TINY_XCEPTION = ("model.net.block_cfg=[{in_chs:64,out_chs:16,stride:2},{in_chs:16,out_chs:24,stride:2},"
-                       "{in_chs:24,out_chs:32,stride:2},{in_chs:32,out_chs:32,stride:1},"
-                       "{in_chs:32,out_chs:[32,48,48],stride:2},"
-                       "{in_chs:48,out_chs:[48,48,64],stride:1,no_skip:true,start_with_relu:false}]")
+GRAPY_TINY_XCEPTION = (
+    "model.net.block_cfg=[{in_chs:64,out_chs:16,stride:2},{in_chs:16,out_chs:24,stride:2},"
+    "{in_chs:24,out_chs:32,stride:2},{in_chs:32,out_chs:32,stride:1},"
+    "{in_chs:32,out_chs:[32,48,48],stride:2},"
+    "{in_chs:48,out_chs:[48,48,64],stride:1,no_skip:true,start_with_relu:false}]"
+)
 # per model: the overrides that make it tiny (new models add a line)
 TINY_MODELS = {
     "deeplabv3plus": [f"model.backbone={TINY_BACKBONE}", "model.net.decoder_channels=32"],
-    "corrpm": ["model.backbone=resnet50s", "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
-               "model.net.channels=16", "model.net.aspp_channels=8", "model.net.edge_channels=8",
-               "model.net.pose_channels=8", "model.net.nl_channels=8"],
-    "densepose_rcnn": ["model.backbone=resnet10", "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}", "model.init=null",
-                       "model.trainable_layers=5", "model.norm=bn", "model.fpn_channels=16", "model.representation_size=32",
-                       "model.anchor_sizes=[16,32,64,128,256]", "model.head_dim=16", "model.num_convs=2",
-                       "model.densepose_roi_size=8"],
-    "parsing_rcnn": ["model.backbone=resnet10", "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}", "model.norm=bn",
-                     "model.trainable_layers=5", "model.fpn_channels=16", "model.representation_size=32",
-                     "model.anchor_sizes=[16,32,64,128,256]", "model.parsing_roi_size=8", "model.parsing_output_size=32",
-                     "model.conv_dim=16", "model.aspp_dim=8", "model.gce_dim=8", "model.test_detections_per_img=10",
-                     "model.init=null"],
-    "pgn": ["model.backbone=resnet10t", "++model.net.backbone_kwargs={channels:[8,16,32,64],stem_width:8}",
-            "model.net.head_width=0.0625", "model.net.head_init=kaiming", "model.test_scales=[1.0]", "model.test_edge_scales=[1.0]",
-            "model.test_flip=false"],
-    **{m: [GRAPY_TINY_XCEPTION, "model.net.aspp_channels=16", "model.net.decoder_channels=16",
-           "model.net.low_level_channels=8"] + ([] if m == "deeplabv3plus_xception" else ["model.net.graph_channels=16"])
-       for m in ("deeplabv3plus_xception", "grapy", "grapy_ml")},
+    "corrpm": [
+        "model.backbone=resnet50s",
+        "++model.net.backbone_kwargs={layers:[1,1,1,1],channels:[4,8,16,32],stem_width:8}",
+        "model.net.channels=16",
+        "model.net.aspp_channels=8",
+        "model.net.edge_channels=8",
+        "model.net.pose_channels=8",
+        "model.net.nl_channels=8",
+    ],
+    "densepose_rcnn": [
+        "model.backbone=resnet10",
+        "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}",
+        "model.init=null",
+        "model.trainable_layers=5",
+        "model.norm=bn",
+        "model.fpn_channels=16",
+        "model.representation_size=32",
+        "model.anchor_sizes=[16,32,64,128,256]",
+        "model.head_dim=16",
+        "model.num_convs=2",
+        "model.densepose_roi_size=8",
+    ],
+    "parsing_rcnn": [
+        "model.backbone=resnet10",
+        "++model.resnet_kwargs={block:basic,layers:[1,1,1,1]}",
+        "model.norm=bn",
+        "model.trainable_layers=5",
+        "model.fpn_channels=16",
+        "model.representation_size=32",
+        "model.anchor_sizes=[16,32,64,128,256]",
+        "model.parsing_roi_size=8",
+        "model.parsing_output_size=32",
+        "model.conv_dim=16",
+        "model.aspp_dim=8",
+        "model.gce_dim=8",
+        "model.test_detections_per_img=10",
+        "model.init=null",
+    ],
+    "pgn": [
+        "model.backbone=resnet10t",
+        "++model.net.backbone_kwargs={channels:[8,16,32,64],stem_width:8}",
+        "model.net.head_width=0.0625",
+        "model.net.head_init=kaiming",
+        "model.test_scales=[1.0]",
+        "model.test_edge_scales=[1.0]",
+        "model.test_flip=false",
+    ],
+    **{
+        m: [
+            GRAPY_TINY_XCEPTION,
+            "model.net.aspp_channels=16",
+            "model.net.decoder_channels=16",
+            "model.net.low_level_channels=8",
+        ]
+        + ([] if m == "deeplabv3plus_xception" else ["model.net.graph_channels=16"])
+        for m in ("deeplabv3plus_xception", "grapy", "grapy_ml")
+    },
 }
 TINY_TRAIN = TINY_DATA + [
     "trainer.max_epochs=1",
@@ -84,8 +125,12 @@ def tiny_overrides(overrides) -> list[str]:
     for o in overrides:
         if o.startswith("model="):
             model = o.split("=", 1)[1]
-    return TINY_TRAIN + [o for o in overrides if o.startswith("model=")] + TINY_MODELS.get(model, []) + [
-        o for o in overrides if not o.startswith("model=")]
+    return (
+        TINY_TRAIN
+        + [o for o in overrides if o.startswith("model=")]
+        + TINY_MODELS.get(model, [])
+        + [o for o in overrides if not o.startswith("model=")]
+    )
 
 
 @pytest.fixture(scope="session")
@@ -115,14 +160,23 @@ def compose_cfg(config_name: str, overrides: list[str], run_dir: Path, cache_dir
 @pytest.fixture
 def compose_train(tmp_path, cache_dir):
     def _compose(*overrides: str, tiny: bool = True, run_dir: Path | None = None) -> DictConfig:
-        return compose_cfg("train", tiny_overrides(overrides) if tiny else list(overrides), run_dir or tmp_path, cache_dir)
+        return compose_cfg(
+            "train", tiny_overrides(overrides) if tiny else list(overrides), run_dir or tmp_path, cache_dir
+        )
 
     yield _compose
     GlobalHydra.instance().clear()
 
 
-def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 300, env: dict | None = None,
-            check: bool = True) -> subprocess.CompletedProcess:
+def run_cli(
+    module: str,
+    *args: str,
+    cwd: Path,
+    cache_dir: Path,
+    timeout: int = 300,
+    env: dict | None = None,
+    check: bool = True,
+) -> subprocess.CompletedProcess:
     """Run ``python -m <module> args...`` as a user would, logs and caches under ``cwd``."""
     e = dict(os.environ)
     e.update(
@@ -137,8 +191,11 @@ def run_cli(module: str, *args: str, cwd: Path, cache_dir: Path, timeout: int = 
     if "PYTHONPATH" in env:  # extra folders go after the project's
         env["PYTHONPATH"] = os.pathsep.join([e["PYTHONPATH"], env["PYTHONPATH"]])
     e.update(env)
-    proc = subprocess.run([sys.executable, "-m", module, *args], cwd=cwd, env=e, capture_output=True, text=True,
-                          timeout=timeout)
+    proc = subprocess.run(
+        [sys.executable, "-m", module, *args], cwd=cwd, env=e, capture_output=True, text=True, timeout=timeout
+    )
     if check and proc.returncode != 0:
-        raise AssertionError(f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}")
+        raise AssertionError(
+            f"{module} {' '.join(args)} failed ({proc.returncode}):\n{proc.stdout[-4000:]}\n{proc.stderr[-6000:]}"
+        )
     return proc

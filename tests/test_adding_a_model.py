@@ -18,8 +18,17 @@ TOY = Path(__file__).resolve().parent / "toy_model"
 
 def test_toy_model_from_a_user_folder_trains_and_evaluates(tmp_path, cache_dir):
     env = {"HUMANPARSE_CONFIG_DIR": str(TOY / "conf"), "PYTHONPATH": str(TOY)}
-    args = ["model=toyfcn", "data=cihp", *TINY_DATA, "data.synthetic_options.image_size=[64,80]", "data.limit_val=4",
-            "trainer.max_epochs=2", "print_config=false", "test=false", "++callbacks.progress_bar.refresh_rate=0"]
+    args = [
+        "model=toyfcn",
+        "data=cihp",
+        *TINY_DATA,
+        "data.synthetic_options.image_size=[64,80]",
+        "data.limit_val=4",
+        "trainer.max_epochs=2",
+        "print_config=false",
+        "test=false",
+        "++callbacks.progress_bar.refresh_rate=0",
+    ]
     run_cli("humanparse.train", *args, cwd=tmp_path, cache_dir=cache_dir, env=env)
     runs = sorted(p.parent for p in (tmp_path / "logs").rglob("metrics.json"))
     assert len(runs) == 1
@@ -30,6 +39,12 @@ def test_toy_model_from_a_user_folder_trains_and_evaluates(tmp_path, cache_dir):
         assert k in rec["metrics"], k
     assert list(rec["skipped_metrics"]) == ["cihp/edge"]
     (tmp_path / "eval").mkdir()
-    out = run_cli("humanparse.evaluate", f"ckpt_path={runs[0] / 'checkpoints' / 'last.ckpt'}", "split=val",
-                  cwd=tmp_path / "eval", cache_dir=cache_dir, env=env)
+    out = run_cli(
+        "humanparse.evaluate",
+        f"ckpt_path={runs[0] / 'checkpoints' / 'last.ckpt'}",
+        "split=val",
+        cwd=tmp_path / "eval",
+        cache_dir=cache_dir,
+        env=env,
+    )
     assert "miou" in out.stdout and "app50" in out.stdout and "not computed: cihp/edge" in out.stdout

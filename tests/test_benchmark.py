@@ -22,35 +22,74 @@ from humanparse.benchmark import (
 
 
 def test_benchmark_json_schema(tmp_path, cache_dir):
-    cfg = compose_cfg("benchmark", TINY_DATA + TINY_MODELS["deeplabv3plus"] + [
-        "benchmark.iters=2", "benchmark.warmup=1", "benchmark.paper_sizes.deeplabv3plus=[48,48]",
-        "benchmark.devices=[cpu,cuda]"], tmp_path, cache_dir)
+    cfg = compose_cfg(
+        "benchmark",
+        TINY_DATA
+        + TINY_MODELS["deeplabv3plus"]
+        + [
+            "benchmark.iters=2",
+            "benchmark.warmup=1",
+            "benchmark.paper_sizes.deeplabv3plus=[48,48]",
+            "benchmark.devices=[cpu,cuda]",
+        ],
+        tmp_path,
+        cache_dir,
+    )
     report = benchmark(cfg)
     jpath, mpath = write_report(report, tmp_path / "out")
     data = json.loads(jpath.read_text())
     assert data["schema"] == SCHEMA
-    assert {"created", "machine", "model", "dataset", "num_classes", "flops_convention", "settings", "results"} <= set(data)
+    assert {
+        "created",
+        "machine",
+        "model",
+        "dataset",
+        "num_classes",
+        "flops_convention",
+        "settings",
+        "results",
+    } <= set(data)
     assert "multiply-add = 2 FLOPs" in data["flops_convention"]
     assert {"cpu", "cpu_count", "torch", "torch_threads", "gpu", "load_average"} <= set(data["machine"])
     m = data["model"]
     assert m["name"] == "deeplabv3plus" and m["backbone"] == "tu-mobilenetv3_small_050"
     assert isinstance(m["params"], int) and m["params"] > 1000 and m["trainable_params"] == m["params"]
-    assert data["settings"] == {"warmup": 1, "iters": 2, "train_batch_size": 2, "infer_batch_size": 1,
-                                "precision": "32", "synthetic": True}
+    assert data["settings"] == {
+        "warmup": 1,
+        "iters": 2,
+        "train_batch_size": 2,
+        "infer_batch_size": 1,
+        "precision": "32",
+        "synthetic": True,
+    }
     cpu = [r for r in data["results"] if r["device"] == "cpu"]
     assert [(r["size_name"], r["input_size"]) for r in cpu] == [("input", [64, 64]), ("paper", [48, 48])]
     expect_gpu = torch.cuda.is_available()
     assert len(data["results"]) == len(cpu) * (2 if expect_gpu else 1)
     for r in data["results"]:
         assert set(r) == set(RESULT_KEYS) and r["error"] is None
-        for k in ("flops_inference_per_image", "flops_train_per_image", "train_step_s", "train_step_s_min",
-                  "train_images_per_s", "inference_s_per_batch", "inference_s_per_batch_min", "inference_images_per_s",
-                  "train_peak_mem_mb", "inference_peak_mem_mb"):
+        for k in (
+            "flops_inference_per_image",
+            "flops_train_per_image",
+            "train_step_s",
+            "train_step_s_min",
+            "train_images_per_s",
+            "inference_s_per_batch",
+            "inference_s_per_batch_min",
+            "inference_images_per_s",
+            "train_peak_mem_mb",
+            "inference_peak_mem_mb",
+        ):
             assert isinstance(r[k], float) and r[k] > 0, k
-        assert r["train_step_s_min"] <= r["train_step_s"] and r["inference_s_per_batch_min"] <= r["inference_s_per_batch"]
+        assert (
+            r["train_step_s_min"] <= r["train_step_s"]
+            and r["inference_s_per_batch_min"] <= r["inference_s_per_batch"]
+        )
         # a training step (forward + both backward products) costs about 3 forward passes
         assert 2.0 < r["flops_train_per_image"] / r["flops_inference_per_image"] < 3.5
-        assert r["memory_kind"] == ("cuda_max_allocated" if r["device"].startswith("cuda") else "cpu_peak_rss")
+        assert r["memory_kind"] == (
+            "cuda_max_allocated" if r["device"].startswith("cuda") else "cpu_peak_rss"
+        )
     big, small = cpu
     assert big["flops_inference_per_image"] > small["flops_inference_per_image"]  # 64² vs 48²
     table = mpath.read_text()

@@ -25,8 +25,18 @@ def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
 
 
 def test_ddp_two_processes_match_single_process_evaluation(tmp_path, cache_dir):
-    run_cli("humanparse.train", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-            "data.batch_size=4", "trainer.max_epochs=1", "test=false", cwd=tmp_path, cache_dir=cache_dir)
+    run_cli(
+        "humanparse.train",
+        *TINY,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "data.batch_size=4",
+        "trainer.max_epochs=1",
+        "test=false",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     dirs = _run_dirs(tmp_path / "logs")
     assert len(dirs) == 1, dirs  # the re-launched rank-1 process wrote into the same run dir
     rec = json.loads((dirs[0] / "metrics.json").read_text())
@@ -35,8 +45,13 @@ def test_ddp_two_processes_match_single_process_evaluation(tmp_path, cache_dir):
     assert rec["global_step"] == 6
     # the 2-process validation (unpadded shards, summed confusion matrices) equals a 1-process evaluation
     (tmp_path / "eval").mkdir()
-    out = run_cli("humanparse.evaluate", f"ckpt_path={dirs[0] / 'checkpoints' / 'last.ckpt'}", "split=val",
-                  cwd=tmp_path / "eval", cache_dir=cache_dir)
+    out = run_cli(
+        "humanparse.evaluate",
+        f"ckpt_path={dirs[0] / 'checkpoints' / 'last.ckpt'}",
+        "split=val",
+        cwd=tmp_path / "eval",
+        cache_dir=cache_dir,
+    )
     assert "miou" in out.stdout
     ev = json.loads(next((tmp_path / "eval" / "logs").rglob("metrics.json")).read_text())
     assert ev["metrics"]["val/miou"] == pytest.approx(rec["metrics"]["val/miou"], abs=1e-6)
@@ -44,8 +59,17 @@ def test_ddp_two_processes_match_single_process_evaluation(tmp_path, cache_dir):
 
 
 def test_multirun_two_jobs_with_wandb_offline(tmp_path, cache_dir):
-    proc = run_cli("humanparse.train", "-m", *TINY, "trainer.max_epochs=1,2", "logger=wandb",
-                   "logger.wandb.offline=true", "test=false", cwd=tmp_path, cache_dir=cache_dir)
+    proc = run_cli(
+        "humanparse.train",
+        "-m",
+        *TINY,
+        "trainer.max_epochs=1,2",
+        "logger=wandb",
+        "logger.wandb.offline=true",
+        "test=false",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     dirs = _run_dirs(tmp_path / "logs")
     assert [d.name for d in dirs] == ["0", "1"]
     epochs = sorted(json.loads((d / "metrics.json").read_text())["epochs"] for d in dirs)
@@ -64,26 +88,57 @@ def test_multirun_two_jobs_with_wandb_offline(tmp_path, cache_dir):
 
 
 def test_multirun_with_ddp_runs_as_spawn(tmp_path, cache_dir):
-    proc = run_cli("humanparse.train", "-m", *TINY, "trainer=ddp", "trainer.accelerator=cpu", "trainer.devices=2",
-                   "trainer.max_epochs=1", "test=false", "seed=7", cwd=tmp_path, cache_dir=cache_dir)
+    proc = run_cli(
+        "humanparse.train",
+        "-m",
+        *TINY,
+        "trainer=ddp",
+        "trainer.accelerator=cpu",
+        "trainer.devices=2",
+        "trainer.max_epochs=1",
+        "test=false",
+        "seed=7",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     dirs = _run_dirs(tmp_path / "logs")
     assert len(dirs) == 1 and json.loads((dirs[0] / "metrics.json").read_text())["status"] == "finished"
     assert "ddp_spawn" in proc.stdout + proc.stderr
 
 
 def test_resume_after_kill_reaches_the_same_weights(tmp_path, cache_dir):
-    common = [*TINY, "trainer.max_epochs=3", "trainer.deterministic=true", "test=false", "seed=11",
-              "logger=wandb", "logger.wandb.offline=true"]
+    common = [
+        *TINY,
+        "trainer.max_epochs=3",
+        "trainer.deterministic=true",
+        "test=false",
+        "seed=11",
+        "logger=wandb",
+        "logger.wandb.offline=true",
+    ]
     (tmp_path / "a").mkdir()
     (tmp_path / "b").mkdir()
-    run_cli("humanparse.train", *common, "hydra.run.dir=" + str(tmp_path / "a" / "run"), cwd=tmp_path / "a",
-            cache_dir=cache_dir)
+    run_cli(
+        "humanparse.train",
+        *common,
+        "hydra.run.dir=" + str(tmp_path / "a" / "run"),
+        cwd=tmp_path / "a",
+        cache_dir=cache_dir,
+    )
     ref = _weights(tmp_path / "a" / "run" / "checkpoints" / "last.ckpt")
 
     run_b = tmp_path / "b" / "run"
     # 24 images / batch 4 = 6 steps per epoch: die in the middle of epoch 3
-    killed = run_cli("humanparse.train", *common, "hydra.run.dir=" + str(run_b), "+callbacks.kill._target_=helpers.killer.KillAtStep",
-                     "+callbacks.kill.step=15", cwd=tmp_path / "b", cache_dir=cache_dir, check=False)
+    killed = run_cli(
+        "humanparse.train",
+        *common,
+        "hydra.run.dir=" + str(run_b),
+        "+callbacks.kill._target_=helpers.killer.KillAtStep",
+        "+callbacks.kill.step=15",
+        cwd=tmp_path / "b",
+        cache_dir=cache_dir,
+        check=False,
+    )
     assert killed.returncode != 0
     assert (run_b / "checkpoints" / "last.ckpt").is_file()
     half = torch.load(run_b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
@@ -91,7 +146,13 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path, cache_dir):
     wandb_id = (run_b / "wandb_id.txt").read_text().strip()
 
     # the killer is part of the saved config; a plain key=value override on resume disarms it
-    run_cli("humanparse.train", f"resume={run_b}", "++callbacks.kill.step=1000000", cwd=tmp_path / "b", cache_dir=cache_dir)
+    run_cli(
+        "humanparse.train",
+        f"resume={run_b}",
+        "++callbacks.kill.step=1000000",
+        cwd=tmp_path / "b",
+        cache_dir=cache_dir,
+    )
     got = _weights(run_b / "checkpoints" / "last.ckpt")
     assert got.keys() == ref.keys()
     for k in ref:

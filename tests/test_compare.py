@@ -46,7 +46,12 @@ def test_paper_results_match_the_spec_counts():
         assert len(spec["entries"]) == len(papers)
         for raw, e in zip(spec["entries"], papers.entries):
             assert (raw["paper"], str(raw["table"]), raw["method"], raw["metric"], raw["value"]) == (
-                e.paper, e.table, e.method, e.metric, e.value)
+                e.paper,
+                e.table,
+                e.method,
+                e.metric,
+                e.value,
+            )
             assert bool(raw.get("uncertain", False)) == e.uncertain and raw.get("notes", "") == e.notes
 
 
@@ -58,7 +63,15 @@ def test_metric_names_and_units():
     papers = load_paper_results()
     frac = papers.select(paper="grapy_ml", table="2", method="DeepLab v3+", metric="mean_acc")[0]
     assert frac.unit == "fraction" and frac.percent == pytest.approx(84.07)
-    assert set(papers.metrics_for("atr")) == {"pixel_acc", "fg_acc", "precision", "recall", "f1", "miou", "mean_acc"}
+    assert set(papers.metrics_for("atr")) == {
+        "pixel_acc",
+        "fg_acc",
+        "precision",
+        "recall",
+        "f1",
+        "miou",
+        "mean_acc",
+    }
 
 
 def test_reference_rows():
@@ -72,7 +85,9 @@ def test_reference_rows():
     assert papers.reference_for("a_model_added_later", None, "lip") is None
     assert papers.reference_for("deeplabv3plus", None, "lip") is None  # no paper prints it
     # a run config's own paper_ref wins; a row that does not exist is an error naming it
-    own = papers.reference_for("deeplabv3plus", None, "cihp", [{"paper": "grapy_ml", "table": "3", "method": "GPM"}])
+    own = papers.reference_for(
+        "deeplabv3plus", None, "cihp", [{"paper": "grapy_ml", "table": "3", "method": "GPM"}]
+    )
     assert own.get("miou").value == 60.36
     with pytest.raises(KeyError, match="no printed numbers"):
         papers.row(RowRef.parse("grapy_ml:3:NoSuchMethod"), "cihp")
@@ -88,7 +103,10 @@ def runs_root(tmp_path) -> Path:
 
 def test_local_runs_table(runs_root):
     records = collect_local([runs_root])
-    by = {Path(r.run_id).name if "multiruns" not in r.run_id else "lip_" + Path(r.run_id).name: r for r in records}
+    by = {
+        Path(r.run_id).name if "multiruns" not in r.run_id else "lip_" + Path(r.run_id).name: r
+        for r in records
+    }
     assert by["atr_failed"].status == "failed" and "out of memory" in by["atr_failed"].error
     assert by["atr_incomplete"].status == "incomplete" and "metrics.json" in by["atr_incomplete"].error
     assert by["lip_0"].job_type == "sweep" and by["lip_0"].sweep == "2024-01-01_00-00-00"
@@ -99,7 +117,9 @@ def test_local_runs_table(runs_root):
     assert [r.n for r in atr] == [2, 1]  # the two seeds of one config are one row
     rep, other = atr
     assert rep.stage == "test" and rep.split == "test"
-    assert rep.values["miou"].mean == pytest.approx(71.0) and rep.values["miou"].std == pytest.approx(math.sqrt(2))
+    assert rep.values["miou"].mean == pytest.approx(71.0) and rep.values["miou"].std == pytest.approx(
+        math.sqrt(2)
+    )
     assert rep.delta("miou") == pytest.approx(71.0 - 76.52)
     assert rep.label == "optimizer.lr=0.007" and other.label == "optimizer.lr=0.01"
     assert "mean_acc" not in other.values  # the missing metric stays missing
@@ -109,7 +129,10 @@ def test_local_runs_table(runs_root):
     assert lip[0].values["iou/scarf"].mean is None  # NaN IoU of an absent class
 
     md = comp.to_markdown()
-    assert "| deeplabv3plus | deeplabv3plus_smp · optimizer.lr=0.007 | tu-resnet18d | deeplabv3plus-atr · train | 2 | test |" in md
+    assert (
+        "| deeplabv3plus | deeplabv3plus_smp · optimizer.lr=0.007 | tu-resnet18d | deeplabv3plus-atr · train | 2 | test |"
+        in md
+    )
     assert "71.00±1.41 (76.52, \u22125.52)" in md  # ours±std (paper, delta)
     assert "| – (84.07, " not in md and "– (84.07)" in md  # missing mean_acc shown with the paper number only
     assert "grapy_ml T2 'DeepLab v3+'" in md
@@ -137,7 +160,11 @@ def test_history_and_plots(runs_root, tmp_path):
     assert list(hist["epoch"]) == [0, 1, 2] and hist["val/miou"].iloc[-1] == pytest.approx(0.45)
     files = write_plots(comp, tmp_path / "plots")
     names = sorted(p.name for p in files)
-    assert names == ["curves_deeplabv3plus-atr_train.png", "curves_deeplabv3plus-lip_sweep.png", "per_class_iou_lip.png"]
+    assert names == [
+        "curves_deeplabv3plus-atr_train.png",
+        "curves_deeplabv3plus-lip_sweep.png",
+        "per_class_iou_lip.png",
+    ]
     assert all(p.read_bytes()[:4] == b"\x89PNG" for p in files)
 
 
@@ -149,10 +176,22 @@ def test_cli(runs_root, tmp_path, capsys):
     assert {"compare.md", "compare.csv", "runs.csv"} <= {p.name for p in out.iterdir()}
     runs = pd.read_csv(out / "runs.csv")
     assert set(runs.status) == {"finished", "failed", "incomplete"}
-    assert compare_main([f"roots=[{runs_root}]", "output=null", "format=csv", "reference=grapy_ml:3:GPM",
-                         "datasets=[atr]"]) == 0
+    assert (
+        compare_main(
+            [
+                f"roots=[{runs_root}]",
+                "output=null",
+                "format=csv",
+                "reference=grapy_ml:3:GPM",
+                "datasets=[atr]",
+            ]
+        )
+        == 0
+    )
     csv_text = capsys.readouterr().out
-    assert csv_text.startswith("dataset,model,variant") and "grapy_ml T3 'GPM'" not in csv_text  # no GPM row on ATR
+    assert (
+        csv_text.startswith("dataset,model,variant") and "grapy_ml T3 'GPM'" not in csv_text
+    )  # no GPM row on ATR
     assert compare_main([f"roots=[{runs_root}]", "no_such_option=1"]) == 2
     assert "unknown option" in capsys.readouterr().err
     assert compare_main(["source=wandb"]) == 2  # no project
@@ -160,14 +199,30 @@ def test_cli(runs_root, tmp_path, capsys):
 
 
 # --- wandb ------------------------------------------------------------------------------------------------
-def _offline_run(tmp_path: Path, name: str, config: dict, metrics: dict, history: list[dict], group: str,
-                 job_type: str, exit_code: int = 0) -> None:
+def _offline_run(
+    tmp_path: Path,
+    name: str,
+    config: dict,
+    metrics: dict,
+    history: list[dict],
+    group: str,
+    job_type: str,
+    exit_code: int = 0,
+) -> None:
     wandb = pytest.importorskip("wandb")
     d = tmp_path / "wandb_runs" / name
     d.mkdir(parents=True)
-    run = wandb.init(project="hp-test", dir=str(d), mode="offline", config=config, group=group, job_type=job_type,
-                     name=name, reinit="finish_previous",
-                     settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, x_disable_meta=True))
+    run = wandb.init(
+        project="hp-test",
+        dir=str(d),
+        mode="offline",
+        config=config,
+        group=group,
+        job_type=job_type,
+        name=name,
+        reinit="finish_previous",
+        settings=wandb.Settings(console="off", silent=True, x_disable_stats=True, x_disable_meta=True),
+    )
     for row in history:
         run.log(row)
     run.log(metrics)
@@ -201,12 +256,16 @@ def test_wandb_offline_runs_give_the_local_table(tmp_path):
     remote = build_comparison(remote_records, papers)
     drop = ["runs"]
     pd.testing.assert_frame_equal(local.to_frame().drop(columns=drop), remote.to_frame().drop(columns=drop))
-    assert local.to_markdown().split("Not in the table")[0] == remote.to_markdown().split("Not in the table")[0]
+    assert (
+        local.to_markdown().split("Not in the table")[0] == remote.to_markdown().split("Not in the table")[0]
+    )
     # the history comes back from the wandb file too
     rec = next(r for r in remote_records if r.name == "a2")
     assert list(rec.history(["val/miou"])["val/miou"]) == pytest.approx([0.24, 0.48, 0.72])
     # the command line reads the same offline folder
-    assert len(compare_run(["source=wandb", f"offline_dir={tmp_path / 'wandb_runs'}", "output=null"]).rows) == 2
+    assert (
+        len(compare_run(["source=wandb", f"offline_dir={tmp_path / 'wandb_runs'}", "output=null"]).rows) == 2
+    )
 
 
 def test_wandb_file_errors(tmp_path):
@@ -254,15 +313,27 @@ def test_fake_wandb_api_grouping_and_states():
     cfg_a = {**base_config(dataset="cihp", lr=0.007), "_wandb": {"x": 1}}
     cfg_b = base_config(dataset="cihp", lr=0.014)
     runs = [
-        _FakeRun("r1", cfg_a, {"val/miou": 0.5, "val/mean_acc": 0.6, "epoch": 2, "train/loss_step": 1.0}, "finished",
-                 "deeplabv3plus-cihp", "sweep", [{"epoch": 0, "val/miou": 0.3}, {"epoch": 1, "val/miou": 0.5}], _Sweep()),
-        _FakeRun("r2", cfg_b, {"val/miou": float("nan")}, "finished", "deeplabv3plus-cihp", "sweep", sweep=_Sweep()),
+        _FakeRun(
+            "r1",
+            cfg_a,
+            {"val/miou": 0.5, "val/mean_acc": 0.6, "epoch": 2, "train/loss_step": 1.0},
+            "finished",
+            "deeplabv3plus-cihp",
+            "sweep",
+            [{"epoch": 0, "val/miou": 0.3}, {"epoch": 1, "val/miou": 0.5}],
+            _Sweep(),
+        ),
+        _FakeRun(
+            "r2", cfg_b, {"val/miou": float("nan")}, "finished", "deeplabv3plus-cihp", "sweep", sweep=_Sweep()
+        ),
         _FakeRun("r3", cfg_b, {}, "crashed", "deeplabv3plus-cihp", "sweep"),
         _FakeRun("r4", cfg_a, {"val/miou": 0.1}, "running", "deeplabv3plus-cihp", "train"),
         _FakeRun("r5", {"foo": 1}, {"val/miou": 0.1}, "finished", None, None),
     ]
     api = _FakeApi(runs)
-    comp = compare_run(["source=wandb", "project=proj", "entity=team", "output=null", "job_type=sweep"], api=api)
+    comp = compare_run(
+        ["source=wandb", "project=proj", "entity=team", "output=null", "job_type=sweep"], api=api
+    )
     assert api.calls == [("team/proj", None)]
     assert {r.block for row in comp.rows for r in row.runs} == {"deeplabv3plus-cihp · sweep"}
     row = next(r for r in comp.rows if r.values.get("miou") and r.values["miou"].mean == pytest.approx(50.0))
@@ -292,5 +363,8 @@ def test_cell_format_marks_uncertain_paper_numbers():
     shaky = papers.row("grapy_ml:4:DeepLab v3+ baseline", "cihp").get("miou")  # garbled table, reconstructed
     assert shaky.uncertain
     assert format_cell(Stat(57.0, None, 1), shaky) == "57.00 (58.95?, \u22121.95)"
-    assert format_cell(Stat(60.0, 0.5, 2), papers.row("grapy_ml:3:DeepLab v3+", "cihp").get("miou")) == "60.00±0.50 (58.95, +1.05)"
+    assert (
+        format_cell(Stat(60.0, 0.5, 2), papers.row("grapy_ml:3:DeepLab v3+", "cihp").get("miou"))
+        == "60.00±0.50 (58.95, +1.05)"
+    )
     assert format_cell(None, shaky) == "– (58.95?)" and format_cell(Stat(None, None, 0), None) == "–"

@@ -11,7 +11,7 @@ import torch
 
 from humanparse.utils.instantiate import instantiate_callbacks, instantiate_loggers, instantiate_trainer
 
-CONF = Path(__file__).resolve().parents[1] / "src" / "humanparse" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 
 
 def options(group: str) -> list[str]:
@@ -47,7 +47,9 @@ def test_model_configs(compose_train, name):
     task = hydra.utils.instantiate(cfg.model)
     task.eval()
     x = torch.randn(1, 3, *cfg.data.input_size)
-    if (cfg.model.get("requires") or {}).get("collate") == "instance":  # region-based models: prediction dicts, no dense logits
+    if (cfg.model.get("requires") or {}).get(
+        "collate"
+    ) == "instance":  # region-based models: prediction dicts, no dense logits
         with torch.no_grad():
             pred = task.predict_batch({"image": x})[0]
         assert isinstance(pred["instances"], list)
@@ -89,7 +91,13 @@ def test_callback_configs(compose_train, name):
     cbs = instantiate_callbacks(cfg.get("callbacks"))
     if name == "default":
         kinds = {type(c).__name__ for c in cbs}
-        assert {"ModelCheckpoint", "LastCheckpointLink", "EpochSeed", "ProgressBar", "ValidationImages"} <= kinds
+        assert {
+            "ModelCheckpoint",
+            "LastCheckpointLink",
+            "EpochSeed",
+            "ProgressBar",
+            "ValidationImages",
+        } <= kinds
 
 
 @pytest.mark.parametrize("name", options("experiment"))

@@ -23,8 +23,15 @@ from humanparse.models.released import file_sha256
 from humanparse.train import train
 
 TINY = TINY_DATA + TINY_MODELS["corrpm"]
-TINY_NET = dict(backbone="resnet50s", backbone_kwargs={"layers": [1, 1, 1, 1], "channels": [4, 8, 16, 32], "stem_width": 8},
-                channels=16, aspp_channels=8, edge_channels=8, pose_channels=8, nl_channels=8)
+TINY_NET = dict(
+    backbone="resnet50s",
+    backbone_kwargs={"layers": [1, 1, 1, 1], "channels": [4, 8, 16, 32], "stem_width": 8},
+    channels=16,
+    aspp_channels=8,
+    edge_channels=8,
+    pose_channels=8,
+    nl_channels=8,
+)
 
 
 @pytest.fixture(scope="module")
@@ -39,8 +46,12 @@ def released(tmp_path_factory) -> tuple[Path, dict]:
             m.running_mean.uniform_(-0.3, 0.3)
             m.running_var.uniform_(0.5, 2.0)
     ours = {k: v.clone() for k, v in net.state_dict().items()}
-    dead = {"layer6.conv1.0.weight": [8, 16, 1, 1], "layer6.conv2.0.weight": [48, 8, 1, 1],
-            "edge_layer.conv4.weight": [2, 8, 3, 3], "edge_layer.conv4.bias": [2]}
+    dead = {
+        "layer6.conv1.0.weight": [8, 16, 1, 1],
+        "layer6.conv2.0.weight": [48, 8, 1, 1],
+        "edge_layer.conv4.weight": [2, 8, 3, 3],
+        "edge_layer.conv4.bias": [2],
+    }
     path = tmp_path_factory.mktemp("released") / "LIP_tiny.pth"
     torch.save(to_released(ours, FORMAT, dead), path)
     return path, ours
@@ -52,8 +63,15 @@ def converted(released, tmp_path_factory, cache_dir) -> Path:
     path, _ = released
     work = tmp_path_factory.mktemp("convert")
     out = work / "ckpt" / "corrpm_tiny.ckpt"
-    proc = run_cli("humanparse.convert", "model=corrpm", f"released={path}", f"output={out}", *TINY, cwd=work,
-                   cache_dir=cache_dir)
+    proc = run_cli(
+        "humanparse.convert",
+        "model=corrpm",
+        f"released={path}",
+        f"output={out}",
+        *TINY,
+        cwd=work,
+        cache_dir=cache_dir,
+    )
     assert "wrote" in proc.stdout and "corrpm from LIP_tiny.pth" in proc.stdout
     return out
 
@@ -71,7 +89,11 @@ def test_converted_checkpoint_holds_the_released_weights_and_protocol(released, 
     cfg = meta["config"]
     assert cfg["model"]["weights"] == str(path.resolve())
     # the released protocol preset (experiment=corrpm_released) was applied
-    assert cfg["data"]["normalize"] == {"mean": [0.485, 0.456, 0.406], "std": [0.229, 0.224, 0.225], "bgr": True}
+    assert cfg["data"]["normalize"] == {
+        "mean": [0.485, 0.456, 0.406],
+        "std": [0.229, 0.224, 0.225],
+        "bgr": True,
+    }
     post = cfg["model"]["postprocess"]
     assert post["output"] == "seg2" and post["map_back"] == "labels" and post["align_corners"] is True
     assert cfg["model"]["tta"] == {"scales": [1.0], "flip": False, "outputs": ["seg2"], "align_corners": True}
@@ -92,8 +114,12 @@ def test_evaluate_and_compare_say_which_released_file(released, converted, tmp_p
         cfg = compose_cfg("eval", [f"ckpt_path={converted}", "trainer=cpu"], runs / "converted", cache_dir)
         from_ckpt = evaluate(cfg)
         # the same file in place, with the released-protocol preset, gives the same numbers
-        cfg = compose_cfg("eval", ["experiment=corrpm_released", f"model.weights={path}", "trainer=cpu", *TINY],
-                          runs / "in_place", cache_dir)
+        cfg = compose_cfg(
+            "eval",
+            ["experiment=corrpm_released", f"model.weights={path}", "trainer=cpu", *TINY],
+            runs / "in_place",
+            cache_dir,
+        )
         in_place = evaluate(cfg)
     finally:
         GlobalHydra.instance().clear()
@@ -110,15 +136,40 @@ def test_evaluate_and_compare_say_which_released_file(released, converted, tmp_p
 def test_train_fine_tunes_from_a_converted_checkpoint(released, converted, tmp_path, cache_dir):
     try:
         # test only: the converted weights are scored as they are (= evaluate ckpt_path=, same protocol)
-        cfg = compose_cfg("train", ["experiment=corrpm_released", *TINY, f"ckpt_path={converted}", "train=false",
-                                    "print_config=false", "trainer=cpu"], tmp_path / "test_only", cache_dir)
+        cfg = compose_cfg(
+            "train",
+            [
+                "experiment=corrpm_released",
+                *TINY,
+                f"ckpt_path={converted}",
+                "train=false",
+                "print_config=false",
+                "trainer=cpu",
+            ],
+            tmp_path / "test_only",
+            cache_dir,
+        )
         tested = train(cfg)
-        cfg = compose_cfg("eval", [f"ckpt_path={converted}", "trainer=cpu", "split=test"], tmp_path / "eval", cache_dir)
+        cfg = compose_cfg(
+            "eval", [f"ckpt_path={converted}", "trainer=cpu", "split=test"], tmp_path / "eval", cache_dir
+        )
         evaluated = evaluate(cfg)
         # fit: starts at step 0 from the converted weights (no trainer state to resume)
-        cfg = compose_cfg("train", ["model=corrpm", *TINY, f"ckpt_path={converted}", "trainer.max_epochs=1",
-                                    "test=false", "print_config=false", "trainer=cpu",
-                                    "++callbacks.progress_bar.refresh_rate=0"], tmp_path / "fit", cache_dir)
+        cfg = compose_cfg(
+            "train",
+            [
+                "model=corrpm",
+                *TINY,
+                f"ckpt_path={converted}",
+                "trainer.max_epochs=1",
+                "test=false",
+                "print_config=false",
+                "trainer=cpu",
+                "++callbacks.progress_bar.refresh_rate=0",
+            ],
+            tmp_path / "fit",
+            cache_dir,
+        )
         train(cfg)
     finally:
         GlobalHydra.instance().clear()
@@ -130,7 +181,9 @@ def test_train_fine_tunes_from_a_converted_checkpoint(released, converted, tmp_p
 
 def test_convert_refuses_a_file_of_another_dataset(released, tmp_path, capsys):
     path, _ = released
-    code = convert_main(["model=corrpm", f"released={path}", f"output={tmp_path / 'x.ckpt'}", "data=atr", *TINY])
+    code = convert_main(
+        ["model=corrpm", f"released={path}", f"output={tmp_path / 'x.ckpt'}", "data=atr", *TINY]
+    )
     err = capsys.readouterr().err
     assert code == 2 and not (tmp_path / "x.ckpt").exists()
     assert "the released file has num_classes=20 but the model is built with num_classes=18" in err

@@ -104,9 +104,17 @@ def test_training_stops_at_setup_without_keypoints(compose_train, tmp_path):
 def test_short_fit_improves_miou(compose_train):
     cfg = compose_train(*CORRPM, "model.optimizer.lr=0.02")
     dm, task = hydra.utils.instantiate(cfg.data), hydra.utils.instantiate(cfg.model)
-    trainer = pl.Trainer(accelerator="cpu", max_epochs=6, logger=False, enable_checkpointing=False, enable_progress_bar=False,
-                         enable_model_summary=False, num_sanity_val_steps=0, use_distributed_sampler=False,
-                         inference_mode=False)  # validate() then fit() reuse the metric states
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_epochs=6,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+        inference_mode=False,
+    )  # validate() then fit() reuse the metric states
     first = trainer.validate(task, datamodule=dm, verbose=False)[0]
     trainer.fit(task, datamodule=dm)
     last = {k: float(v) for k, v in trainer.callback_metrics.items()}

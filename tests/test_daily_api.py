@@ -16,7 +16,11 @@ from humanparse.synthetic import render_scene
 from humanparse.tasks import Task
 from humanparse.utils import visualize as viz
 
-TINY_PRESET = ["model.backbone=tu-mobilenetv3_small_050", "model.net.decoder_channels=32", "data.input_size=[64,64]"]
+TINY_PRESET = [
+    "model.backbone=tu-mobilenetv3_small_050",
+    "model.net.decoder_channels=32",
+    "data.input_size=[64,64]",
+]
 
 
 def _checkpoint(compose_train, tmp_path, target: str | None = None):
@@ -25,7 +29,9 @@ def _checkpoint(compose_train, tmp_path, target: str | None = None):
     cfg = compose_train()
     if target:
         cfg.model._target_ = target
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    resolved = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
     torch.manual_seed(0)
     task = hydra.utils.instantiate(cfg.model)
     for p in task.parameters():  # untrained nets predict one class; random weights give several
@@ -52,9 +58,13 @@ def test_parser_from_checkpoint_matches_predict(compose_train, tmp_path):
     for other in (img, Image.fromarray(img), path):
         assert np.array_equal(parser(other)["semantic"], pred["semantic"])
     with_logits = parser(img, logits=True)
-    assert with_logits["logits"].shape == (20, 40, 56) and np.array_equal(with_logits["logits"].argmax(0), pred["semantic"])
+    assert with_logits["logits"].shape == (20, 40, 56) and np.array_equal(
+        with_logits["logits"].argmax(0), pred["semantic"]
+    )
     # the same labels as the command line writes
-    assert predict_main([f"ckpt_path={ckpt}", f"input={path}", f"output={tmp_path / 'out'}", "device=cpu"]) == 0
+    assert (
+        predict_main([f"ckpt_path={ckpt}", f"input={path}", f"output={tmp_path / 'out'}", "device=cpu"]) == 0
+    )
     assert np.array_equal(np.asarray(Image.open(tmp_path / "out" / "labels" / "photo.png")), pred["semantic"])
     with pytest.raises(ValueError, match="image array must be"):
         parser(np.zeros((4, 4, 5), np.uint8))
@@ -84,7 +94,9 @@ def test_parser_from_preset_with_a_weights_file(compose_train, tmp_path):
     torch.save(task.net.state_dict(), weights)  # the bare network's state dict
     path, _ = _image(tmp_path)
     preset = Parser.from_preset("demo", weights=weights, overrides=TINY_PRESET, device="cpu")
-    assert np.array_equal(preset(path)["semantic"], Parser.from_checkpoint(ckpt, device="cpu")(path)["semantic"])
+    assert np.array_equal(
+        preset(path)["semantic"], Parser.from_checkpoint(ckpt, device="cpu")(path)["semantic"]
+    )
     torch.save({"something": torch.zeros(3)}, tmp_path / "bad.pth")
     with pytest.raises(ValueError, match="bad.pth: does not fit"):
         Parser.from_preset("demo", weights=tmp_path / "bad.pth", overrides=TINY_PRESET, device="cpu")
@@ -97,8 +109,12 @@ def test_legend_names_the_classes_present():
     label = np.zeros((30, 40), np.int64)
     label[5:15, 5:15] = 2  # hair
     label[20:25, 5:30] = 13  # face
-    img = viz.add_legend(viz.overlay(np.full((30, 40, 3), 90, np.uint8), label, info.palette()), label,
-                         info.class_keys, info.palette())
+    img = viz.add_legend(
+        viz.overlay(np.full((30, 40, 3), 90, np.uint8), label, info.palette()),
+        label,
+        info.class_keys,
+        info.palette(),
+    )
     assert img.shape[1] > 40 and img.shape[0] >= 2 * 16
     strip = img[:, 40:].reshape(-1, 3)
     pal = info.palette()

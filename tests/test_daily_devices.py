@@ -15,16 +15,27 @@ def _mock_cuda(monkeypatch, available: bool, count: int = 0, bf16: bool = False)
     monkeypatch.setattr(torch.cuda, "is_bf16_supported", lambda *a, **k: bf16)
 
 
-@pytest.mark.parametrize("available,count,bf16,acc,dev,prec", [
-    (False, 0, False, "cpu", 1, "32"),
-    (True, 1, True, "gpu", 1, "bf16-mixed"),
-    (True, 4, False, "gpu", 4, "16-mixed"),
-])
+@pytest.mark.parametrize(
+    "available,count,bf16,acc,dev,prec",
+    [
+        (False, 0, False, "cpu", 1, "32"),
+        (True, 1, True, "gpu", 1, "bf16-mixed"),
+        (True, 4, False, "gpu", 4, "16-mixed"),
+    ],
+)
 def test_auto_resolves_per_machine(monkeypatch, available, count, bf16, acc, dev, prec):
     _mock_cuda(monkeypatch, available, count, bf16)
-    cfg = devices.resolve_trainer_config(OmegaConf.create({"accelerator": "auto", "devices": "auto",
-                                                            "precision": "auto", "strategy": "ddp_if_many",
-                                                            "sync_batchnorm": True}))
+    cfg = devices.resolve_trainer_config(
+        OmegaConf.create(
+            {
+                "accelerator": "auto",
+                "devices": "auto",
+                "precision": "auto",
+                "strategy": "ddp_if_many",
+                "sync_batchnorm": True,
+            }
+        )
+    )
     assert (cfg.accelerator, cfg.devices, cfg.precision) == (acc, dev, prec)
     # ddp only with more than one device
     assert cfg.strategy == ("ddp" if dev > 1 else "auto")
@@ -33,7 +44,9 @@ def test_auto_resolves_per_machine(monkeypatch, available, count, bf16, acc, dev
 
 def test_explicit_values_are_kept_and_gpu_without_cuda_is_an_error(monkeypatch):
     _mock_cuda(monkeypatch, True, 2, True)
-    cfg = devices.resolve_trainer_config(OmegaConf.create({"accelerator": "gpu", "devices": 1, "precision": "32"}))
+    cfg = devices.resolve_trainer_config(
+        OmegaConf.create({"accelerator": "gpu", "devices": 1, "precision": "32"})
+    )
     assert (cfg.accelerator, cfg.devices, cfg.precision) == ("gpu", 1, "32")
     _mock_cuda(monkeypatch, False)
     with pytest.raises(RuntimeError, match="no CUDA device"):

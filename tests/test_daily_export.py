@@ -19,7 +19,9 @@ def _checkpoint(compose_train, tmp_path, *over):
     import hydra
 
     cfg = compose_train(*over)
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    resolved = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
     torch.manual_seed(0)
     task = hydra.utils.instantiate(cfg.model).eval()
     path = tmp_path / "model.ckpt"
@@ -37,7 +39,11 @@ def test_export_matches_pytorch(compose_train, tmp_path, capsys, fmt):
     printed = capsys.readouterr().out
     assert "check against PyTorch" in printed
     info = json.loads((tmp_path / f"m.{fmt}.json").read_text())
-    assert info["check"]["ok"] and info["check"]["max_abs_diff"] <= ATOL and info["check"]["label_agreement"] > 0.99
+    assert (
+        info["check"]["ok"]
+        and info["check"]["max_abs_diff"] <= ATOL
+        and info["check"]["label_agreement"] > 0.99
+    )
     assert len(info["output"]["classes"]) == 20 and info["input"]["mean"] == [0.485, 0.456, 0.406]
     # independently of the tool's own check: a new image size and batch size
     image = torch.randn(3, 3, 80, 48)

@@ -11,8 +11,15 @@ from humanparse.train import train
 
 
 def test_validation_images_grid_and_wandb(compose_train, tmp_path):
-    train(compose_train("trainer.max_epochs=2", "test=false", "logger=wandb", "logger.wandb.offline=true",
-                        "callbacks.val_images.num_images=3"))
+    train(
+        compose_train(
+            "trainer.max_epochs=2",
+            "test=false",
+            "logger=wandb",
+            "logger.wandb.offline=true",
+            "callbacks.val_images.num_images=3",
+        )
+    )
     grids = sorted((tmp_path / "val_images").glob("epoch_*.png"))
     assert [p.name for p in grids] == ["epoch_000.png", "epoch_001.png"]
     grid = np.asarray(Image.open(grids[-1]))

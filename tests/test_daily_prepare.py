@@ -37,26 +37,39 @@ def _tar(path: Path, folder: Path, arcname: str) -> Path:
 def _archives(name: str, syn: Path, out: Path) -> Path:
     out.mkdir(parents=True, exist_ok=True)
     if name == "lip":  # each zip: its folder's content, the inner folder repeating the name
-        for stem in ("TrainVal_images", "TrainVal_parsing_annotations", "TrainVal_pose_annotations", "Testing_images"):
+        for stem in (
+            "TrainVal_images",
+            "TrainVal_parsing_annotations",
+            "TrainVal_pose_annotations",
+            "Testing_images",
+        ):
             _zip(out / f"{stem}.zip", syn / stem)
     elif name == "atr":
         _tar(out / "humanparsing.tar.gz", syn / "humanparsing", "humanparsing")
     elif name == "cihp":  # the download wraps everything in a doubled instance-level_human_parsing/
-        _tar(out / "instance-level_human_parsing.tar.gz", syn, "instance-level_human_parsing/instance-level_human_parsing")
+        _tar(
+            out / "instance-level_human_parsing.tar.gz",
+            syn,
+            "instance-level_human_parsing/instance-level_human_parsing",
+        )
     elif name == "mhp_v2":
         _zip(out / "LV-MHP-v2.zip", syn, "LV-MHP-v2/")
     elif name == "pascal_person_part":  # labels without images + the VOC 2010 tar with its VOCdevkit/VOC2010/
         labels = out / "_labels" / "pascal"
         shutil.copytree(syn / "pascal", labels, ignore=shutil.ignore_patterns("JPEGImages"))
         _zip(out / "pascal.zip", labels.parent)
-        _tar(out / "VOCtrainval_03-May-2010.tar", syn / "pascal" / "JPEGImages", "VOCdevkit/VOC2010/JPEGImages")
+        _tar(
+            out / "VOCtrainval_03-May-2010.tar", syn / "pascal" / "JPEGImages", "VOCdevkit/VOC2010/JPEGImages"
+        )
         shutil.rmtree(out / "_labels")
     elif name == "densepose_coco":  # COCO image zips + the annotation files under their DensePose names
         for split in ("train2014", "val2014"):
             _zip(out / f"{split}.zip", syn / "coco" / split, f"{split}/")
-        for split, old in (("train2014", "densepose_coco_2014_train.json"),
-                           ("valminusminival2014", "densepose_coco_2014_valminusminival.json"),
-                           ("minival2014", "densepose_coco_2014_minival.json")):
+        for split, old in (
+            ("train2014", "densepose_coco_2014_train.json"),
+            ("valminusminival2014", "densepose_coco_2014_valminusminival.json"),
+            ("minival2014", "densepose_coco_2014_minival.json"),
+        ):
             shutil.copyfile(syn / "coco" / "annotations" / f"densepose_{split}.json", out / old)
     return out
 
@@ -66,8 +79,9 @@ def test_prepare_official_archives(name, tmp_path, cache_dir, capsys):
     syn = tiny_root(cache_dir, name, **SMALL)
     archives = _archives(name, syn, tmp_path / "downloads")
     root = tmp_path / "data"
-    assert prepare_main([f"data={name}", f"archives={archives}", f"root={root}", *CHECK.get(name, [])]) == 0, \
-        capsys.readouterr()
+    assert (
+        prepare_main([f"data={name}", f"archives={archives}", f"root={root}", *CHECK.get(name, [])]) == 0
+    ), capsys.readouterr()
     out = capsys.readouterr().out
     assert "0 errors" in out and f"ready: data={name}" in out
     assert not (root / ".prepare").exists()

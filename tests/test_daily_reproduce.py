@@ -42,14 +42,29 @@ def test_list_shows_every_table(tmp_path, cache_dir):
 
 @pytest.mark.slow
 def test_reproduce_two_rows_end_to_end(tmp_path, cache_dir):
-    over = [*TINY_TRAIN, *TINY_MODELS["corrpm"], "model.pretrained=null", "trainer.check_val_every_n_epoch=1",
-            "trainer.limit_train_batches=2"]
+    over = [
+        *TINY_TRAIN,
+        *TINY_MODELS["corrpm"],
+        "model.pretrained=null",
+        "trainer.check_val_every_n_epoch=1",
+        "trainer.limit_train_batches=2",
+    ]
     out_dir = tmp_path / "rep"
-    proc = run_cli("humanparse.reproduce", "table=corrpm:5", "rows=[P,PB]", f"output={out_dir}",
-                   "overrides=[" + ",".join(f"'{o}'" for o in over) + "]", cwd=tmp_path, cache_dir=cache_dir,
-                   timeout=600)
+    proc = run_cli(
+        "humanparse.reproduce",
+        "table=corrpm:5",
+        "rows=[P,PB]",
+        f"output={out_dir}",
+        "overrides=[" + ",".join(f"'{o}'" for o in over) + "]",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        timeout=600,
+    )
     assert "corrpm table 5: 2 of 2 rows buildable" in proc.stdout
-    assert "humanparse.train -m" in proc.stdout and "experiment=reproduce_corrpm_5_lip_p_parsing_only" in proc.stdout
+    assert (
+        "humanparse.train -m" in proc.stdout
+        and "experiment=reproduce_corrpm_5_lip_p_parsing_only" in proc.stdout
+    )
     records = sorted(json.loads(p.read_text())["variant"] for p in out_dir.glob("*/metrics.json"))
     assert records == ["P", "PB"]
     md = next((out_dir / "compare").glob("compare.md")).read_text()

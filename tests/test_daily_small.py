@@ -33,8 +33,14 @@ def test_progress_bar_refreshes_on_short_epochs():
 
 
 def test_model_summary_omits_uncounted_flops(capsys):
-    data = [(" ", ["0"]), ("Name", ["net"]), ("Type", ["Linear"]), ("Params", ["10"]), ("Mode", ["train"]),
-            ("FLOPs", ["0"])]
+    data = [
+        (" ", ["0"]),
+        ("Name", ["net"]),
+        ("Type", ["Linear"]),
+        ("Params", ["10"]),
+        ("Mode", ["train"]),
+        ("FLOPs", ["0"]),
+    ]
     ModelSummary.summarize(data, 10, 10, 0.00004, {"train": 1, "eval": 0}, 0)
     out = capsys.readouterr().out
     assert "Total params" in out and "FLOPs" not in out
@@ -51,13 +57,22 @@ def test_console_scripts_license_and_extras():
 
     project = tomllib.loads((REPO / "pyproject.toml").read_text())["project"]
     scripts = project["scripts"]
-    assert {"humanparse-train", "humanparse-evaluate", "humanparse-predict", "humanparse-export",
-            "humanparse-reproduce", "humanparse-prepare"} <= set(scripts)
+    assert {
+        "humanparse-train",
+        "humanparse-evaluate",
+        "humanparse-predict",
+        "humanparse-export",
+        "humanparse-reproduce",
+        "humanparse-prepare",
+    } <= set(scripts)
     for name, target in scripts.items():
         module, func = target.split(":")
         assert callable(getattr(importlib.import_module(module), func)), name
     assert project["license"]["text"] == "Apache-2.0"
-    assert "Apache License" in (REPO / "LICENSE").read_text()[:200] and "Version 2.0" in (REPO / "LICENSE").read_text()[:200]
+    assert (
+        "Apache License" in (REPO / "LICENSE").read_text()[:200]
+        and "Version 2.0" in (REPO / "LICENSE").read_text()[:200]
+    )
     assert (REPO / "CHANGELOG.md").read_text().startswith("# Changelog")
     dev = " ".join(project["optional-dependencies"]["dev"])
     assert "jupyter" in dev and "onnxruntime" in dev and "onnx>=" in dev

@@ -16,16 +16,23 @@ from humanparse.tools.check_data import ERROR, WARNING, DatasetCheck, check_data
 
 
 def _issues(report, severity=ERROR):
-    return [(s, i["path"], i["problem"]) for s, r in report["splits"].items() for i in r["issues"]
-            if i["severity"] == severity]
+    return [
+        (s, i["path"], i["problem"])
+        for s, r in report["splits"].items()
+        for i in r["issues"]
+        if i["severity"] == severity
+    ]
 
 
-@pytest.mark.parametrize("name,splits", [
-    ("atr", {"train": 8, "val": 6}),
-    ("pascal_person_part", {"train": 8, "val": 6, "val_grapy": None}),
-    ("cihp", {"train": 8, "val": 6, "test": 3}),
-    ("mhp_v2", {"train": 8, "val": 6, "test_all": 3, "test_inter_top20": None, "test_inter_top10": None}),
-])
+@pytest.mark.parametrize(
+    "name,splits",
+    [
+        ("atr", {"train": 8, "val": 6}),
+        ("pascal_person_part", {"train": 8, "val": 6, "val_grapy": None}),
+        ("cihp", {"train": 8, "val": 6, "test": 3}),
+        ("mhp_v2", {"train": 8, "val": 6, "test_all": 3, "test_inter_top20": None, "test_inter_top10": None}),
+    ],
+)
 def test_clean_generated_sets_pass(cache_dir, name, splits):
     opts = {"val_count": TINY["num_val"]} if name == "atr" else {}
     rep = check_dataset(name, tiny_root(cache_dir, name), opts, progress=False)
@@ -56,7 +63,8 @@ def test_broken_copies_report_every_problem_with_its_file(cache_dir, tmp_path):
     (tr / "Images" / f"{ids[3]}.jpg").write_bytes(b"\x00" * 20)
     # an image whose persons were all erased: readable, no persons, its part pixels belong to nobody
     Image.fromarray(np.zeros(Image.open(tr / "Human_ids" / f"{ids[5]}.png").size[::-1], np.uint8)).save(
-        tr / "Human_ids" / f"{ids[5]}.png")
+        tr / "Human_ids" / f"{ids[5]}.png"
+    )
     val_ids = (root / "Validation" / "val_id.txt").read_text().split()
     (root / "Validation" / "val_id.txt").write_text("\n".join(val_ids + [ids[4]]) + "\n")
     rep = check_dataset("cihp", root, {}, progress=False)
@@ -100,8 +108,16 @@ def test_cli_exit_status_and_json_report(cache_dir, tmp_path):
     rgb[0, 0, 0] = 99
     Image.fromarray(rgb).save(anno)
     report = tmp_path / "report.json"
-    proc = run_cli("humanparse.tools.check_data", "data=mhp_v2", f"data.root={root}", f"report={report}", "progress=false",
-                   cwd=tmp_path, cache_dir=cache_dir, check=False)
+    proc = run_cli(
+        "humanparse.tools.check_data",
+        "data=mhp_v2",
+        f"data.root={root}",
+        f"report={report}",
+        "progress=false",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        check=False,
+    )
     assert proc.returncode == 1, proc.stderr[-2000:]
     rep = json.loads(report.read_text())
     assert rep["errors"] == 1 and not rep["ok"]

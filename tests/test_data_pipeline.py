@@ -76,8 +76,13 @@ def test_the_pipeline_is_the_manual_composition_for_every_reader(cache_dir, name
     augment = {"rotation": 30, "flip_prob": flip, "train": train}
     targets = [] if name == "densepose_coco" else [SemanticEdges()]
     keep = [] if train else list(GT_KEYS)
-    pipe = SamplePipeline(reader, Compose([AffineTransform((48, 40), **augment), Normalize()]), targets, seed=3,
-                          keep_original=keep)
+    pipe = SamplePipeline(
+        reader,
+        Compose([AffineTransform((48, 40), **augment), Normalize()]),
+        targets,
+        seed=3,
+        keep_original=keep,
+    )
     assert len(pipe) == len(reader) and pipe.ids is reader.ids and pipe.info is reader.info
 
     # the same steps written out: kept GT from the raw sample, transform bound to the reader's flip tables
@@ -102,16 +107,27 @@ def test_the_pipeline_is_the_manual_composition_for_every_reader(cache_dir, name
         _same(pipe[(index, epoch)], item)  # deterministic
     assert pipe[1]["meta"]["affine"].tolist() == pipe[(1, 0)]["meta"]["affine"].tolist()
     if train:  # another epoch draws another augmentation
-        assert any(not np.allclose(pipe[(1, e)]["meta"]["affine"], pipe[(1, 0)]["meta"]["affine"]) for e in (1, 2, 3))
+        assert any(
+            not np.allclose(pipe[(1, e)]["meta"]["affine"], pipe[(1, 0)]["meta"]["affine"]) for e in (1, 2, 3)
+        )
     else:
         assert set(item["gt"]) >= {"image_id", "order", "height", "width"}
 
 
 @pytest.mark.parametrize("name", ["lip", "cihp"])
 def test_the_datamodule_builds_pipeline_of_reader(cache_dir, name):
-    dm = ParsingDataModule(name, synthetic=True, synthetic_options=dict(TINY), cache_dir=str(cache_dir),
-                           input_size=(48, 40), augment={"rotation": 30}, targets=["semantic_edge"], seed=3,
-                           num_workers=0, limit_val=3)
+    dm = ParsingDataModule(
+        name,
+        synthetic=True,
+        synthetic_options=dict(TINY),
+        cache_dir=str(cache_dir),
+        input_size=(48, 40),
+        augment={"rotation": 30},
+        targets=["semantic_edge"],
+        seed=3,
+        num_workers=0,
+        limit_val=3,
+    )
     dm.prepare_data()
     train, val = dm.build_dataset("train", True), dm.build_dataset("val", False)
     assert isinstance(train, SamplePipeline) and isinstance(val, SamplePipeline)
@@ -119,7 +135,11 @@ def test_the_datamodule_builds_pipeline_of_reader(cache_dir, name):
     by_hand = SamplePipeline(dm.build_reader("train", True), dm.build_transform(True), dm.targets, seed=3)
     _same(train[(2, 1)], by_hand[(2, 1)])
     # the reader's attributes through the pipeline, cutting ids, and a pickled copy for loader workers
-    assert val.sample_files(0)["image"].is_file() and val.split == "val" and val.load(0)["image"].dtype == np.uint8
+    assert (
+        val.sample_files(0)["image"].is_file()
+        and val.split == "val"
+        and val.load(0)["image"].dtype == np.uint8
+    )
     val.ids = val.ids[:2]
     assert len(val) == len(val.reader) == 2
     _same(pickle.loads(pickle.dumps(train))[(0, 4)], train[(0, 4)])

@@ -65,8 +65,11 @@ def test_atr_split_is_computed_by_the_string_order_rule(atr):
     assert s["semantic"].shape == s["image"].shape[:2] and s["semantic"].max() < 18
     assert s["keypoints"].shape == (17, 3)
     # on the real id set the rule gives exactly 16,706 / 1,000
-    real = [f"2500_{i}" for i in range(1, 2501)] + [f"dataset10k_{i}" for i in range(10003)] + \
-        [f"997_{i}" for i in range(5203)]  # 17,706 ids
+    real = (
+        [f"2500_{i}" for i in range(1, 2501)]
+        + [f"dataset10k_{i}" for i in range(10003)]
+        + [f"997_{i}" for i in range(5203)]
+    )  # 17,706 ids
     split = graphonomy_split(real)
     assert (len(split["train"]), len(split["val"])) == (16706, 1000)
     assert split["val"][:3] == ["2500_1", "2500_10", "2500_100"]
@@ -143,7 +146,9 @@ def test_pascal_lists_and_instance_level(pascal):
         assert sem.max() < 7 and ((sem > 0) == (pid > 0)).all()
         assert [p["id"] for p in s["persons"]] == sorted(np.unique(pid[pid > 0]).tolist())
         for p in s["persons"]:
-            assert np.array_equal(p["mask"], pid == p["id"]) and np.array_equal(p["parts"][p["mask"]], sem[p["mask"]])
+            assert np.array_equal(p["mask"], pid == p["id"]) and np.array_equal(
+                p["parts"][p["mask"]], sem[p["mask"]]
+            )
         # the shipped txt decodes as inst = class + 7 (human - 1) and matches the pixels
         txt = read_instance_txt(pascal / "pascal" / "Instance_ids" / f"{hhp.ids[i]}.txt")
         shipped = np.asarray(Image.open(pascal / "pascal" / "Instance_ids" / f"{hhp.ids[i]}.png"))
@@ -161,7 +166,9 @@ def test_pascal_lists_and_instance_level(pascal):
 def test_pascal_bad_input_names_the_file(pascal, tmp_path):
     root = copy_of(pascal, tmp_path / "P")
     ds = PascalPersonPartDataset(root, "train")
-    Image.fromarray(np.full((10, 10), 7, np.uint8)).save(root / "pascal" / "SegmentationPart" / f"{ds.ids[0]}.png")
+    Image.fromarray(np.full((10, 10), 7, np.uint8)).save(
+        root / "pascal" / "SegmentationPart" / f"{ds.ids[0]}.png"
+    )
     with pytest.raises(DataError, match=r"SegmentationPart/.*out of range: expected 0..6"):
         ds.load(0)
     hp = root / "pascal" / "Human_ids" / f"{ds.ids[1]}.png"
@@ -195,8 +202,9 @@ def test_cihp_round_trip_of_the_generated_scenes(cihp):
         # part instances: the table and the map agree with the (class, person) pairs
         for iid, c, hid in s["instances"]:
             assert np.array_equal(s["instance_ids"] == iid, (category == c) & (humans == hid))
-        assert len(s["instances"]) == len({(c, hh) for c, hh in zip(category[humans > 0], humans[humans > 0])
-                                           if 0 < c < 20})
+        assert len(s["instances"]) == len(
+            {(c, hh) for c, hh in zip(category[humans > 0], humans[humans > 0]) if 0 < c < 20}
+        )
         for p in s["persons"]:
             ys, xs = np.nonzero(p["mask"])
             assert p["box"].tolist() == [xs.min(), ys.min(), xs.max(), ys.max()]

@@ -55,19 +55,38 @@ def test_multi_person_heatmaps_keep_every_peak():
     assert hm[0, 2, 2] == 1.0 and hm[0, 6, 10] == 1.0 and not hm[1:].any()
 
 
-@pytest.mark.parametrize("spec", [
-    ["semantic_edge", "instance_edge", "pose_heatmaps", "hierarchy"],
-    {"semantic_edge": True, "instance_edge": {"cache": "none"}, "pose_heatmaps": {"sigma": 2.0}, "hierarchy": None},
-])
+@pytest.mark.parametrize(
+    "spec",
+    [
+        ["semantic_edge", "instance_edge", "pose_heatmaps", "hierarchy"],
+        {
+            "semantic_edge": True,
+            "instance_edge": {"cache": "none"},
+            "pose_heatmaps": {"sigma": 2.0},
+            "hierarchy": None,
+        },
+    ],
+)
 def test_targets_by_name_through_the_data_module(cache_dir, spec):
-    dm = ParsingDataModule("cihp", synthetic=True, synthetic_options=TINY, cache_dir=str(cache_dir), batch_size=2,
-                           num_workers=0, input_size=(48, 48), targets=spec,
-                           target_options={"pose_heatmaps": {"sigma": 3.0}},
-                           augment={"mode": "crop", "scale": [0.8, 1.2], "rotation": 10})
+    dm = ParsingDataModule(
+        "cihp",
+        synthetic=True,
+        synthetic_options=TINY,
+        cache_dir=str(cache_dir),
+        batch_size=2,
+        num_workers=0,
+        input_size=(48, 48),
+        targets=spec,
+        target_options={"pose_heatmaps": {"sigma": 3.0}},
+        augment={"mode": "crop", "scale": [0.8, 1.2], "rotation": 10},
+    )
     dm.prepare_data()
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
-    assert batch["semantic_edge"].shape == (2, 48, 48) and set(batch["semantic_edge"].unique().tolist()) <= {0, 1}
+    assert batch["semantic_edge"].shape == (2, 48, 48) and set(batch["semantic_edge"].unique().tolist()) <= {
+        0,
+        1,
+    }
     assert batch["instance_edge"].shape == (2, 48, 48) and batch["instance_edge"].sum() > 0
     assert batch["heatmaps"].shape == (2, 17, 12, 12) and batch["heatmaps"].max() == 1.0
     sigma = [m for m in dm.targets if isinstance(m, T.PoseHeatmaps)][0].sigma
@@ -81,16 +100,24 @@ def test_targets_by_name_through_the_data_module(cache_dir, spec):
     for b in range(2):
         ys, xs = np.nonzero(batch["instance_edge"][b].numpy())
         for y, x in zip(ys, xs):
-            win = pid[b, max(0, y - 3):y + 4, max(0, x - 3):x + 4]
+            win = pid[b, max(0, y - 3) : y + 4, max(0, x - 3) : x + 4]
             assert len(np.unique(win)) >= 2
     with pytest.raises(KeyError, match="unknown derived target"):
         ParsingDataModule("cihp", targets=["edges"])
 
 
 def test_atr_pose_heatmaps_from_pseudo_pose(cache_dir):
-    dm = ParsingDataModule("atr", synthetic=True, synthetic_options=TINY, cache_dir=str(cache_dir), batch_size=2,
-                           num_workers=0, input_size=(64, 64), targets=["pose_heatmaps"],
-                           reader_options={"val_count": 1000})  # the synthetic manifest's val_count wins
+    dm = ParsingDataModule(
+        "atr",
+        synthetic=True,
+        synthetic_options=TINY,
+        cache_dir=str(cache_dir),
+        batch_size=2,
+        num_workers=0,
+        input_size=(64, 64),
+        targets=["pose_heatmaps"],
+        reader_options={"val_count": 1000},
+    )  # the synthetic manifest's val_count wins
     dm.prepare_data()
     dm.setup("fit")
     assert len(dm.datasets["val"]) == TINY["num_val"]
@@ -99,5 +126,3 @@ def test_atr_pose_heatmaps_from_pseudo_pose(cache_dir):
     present = batch["keypoints"][..., 2] > 0
     assert (batch["heatmaps"].amax((-1, -2)) > 0.99)[present].all()
     assert dm.describe()["reader_options"]["val_count"] == TINY["num_val"]
-
-

@@ -46,10 +46,17 @@ def test_generator_layout_and_traps(root):
         assert len(data["images"]) == n
         folder = "train2014" if split == "train" else "val2014"
         for im in data["images"]:
-            assert (root / "coco" / folder / im["file_name"]).is_file() and im["file_name"].startswith("COCO_")
+            assert (root / "coco" / folder / im["file_name"]).is_file() and im["file_name"].startswith(
+                "COCO_"
+            )
     eval_dir = root / "densepose_eval_data"
-    for name in ("SMPL_subdiv.mat", "SMPL_SUBDIV_TRANSFORM.mat", "Pdist_matrix.pkl", "UV_symmetry_transforms.mat",
-                 "body_surface.npz"):
+    for name in (
+        "SMPL_subdiv.mat",
+        "SMPL_SUBDIV_TRANSFORM.mat",
+        "Pdist_matrix.pkl",
+        "UV_symmetry_transforms.mat",
+        "body_surface.npz",
+    ):
         assert (eval_dir / name).is_file()
     anns = [a for s in ("train", "valminusminival", "minival") for a in _json(root, s)["annotations"]]
     with_dp = [a for a in anns if "dp_x" in a]
@@ -85,7 +92,10 @@ def test_points_and_masks_agree_with_the_rendering():
         assert np.allclose(scene.u[rows, cols], ann["dp_U"], atol=1e-5)
         assert np.allclose(scene.v[rows, cols], ann["dp_V"], atol=1e-5)
         coarse = paint_coarse(ann["dp_masks"])
-        cell = coarse[np.minimum((np.asarray(ann["dp_y"])).astype(int), 255), np.minimum(np.asarray(ann["dp_x"]).astype(int), 255)]
+        cell = coarse[
+            np.minimum((np.asarray(ann["dp_y"])).astype(int), 255),
+            np.minimum(np.asarray(ann["dp_x"]).astype(int), 255),
+        ]
         assert np.mean(cell == DENSEPOSE_FINE_TO_COARSE[np.asarray(ann["dp_I"], int)]) > 0.85
         totals.append(len(ann["dp_x"]))
     assert totals and 40 <= np.mean(totals) <= 130  # about 100 points per annotated person
@@ -122,12 +132,20 @@ def test_reader_splits_persons_and_flags(root):
         mine = [a for a in anns if a["image_id"] == iid]
         assert [p["id"] for p in s["persons"]] == [a["id"] for a in mine]
         for p, a in zip(s["persons"], mine):
-            assert np.array_equal(p["bbox"], a["bbox"]) and p["area"] == a["area"] and p["iscrowd"] == a["iscrowd"]
+            assert (
+                np.array_equal(p["bbox"], a["bbox"])
+                and p["area"] == a["area"]
+                and p["iscrowd"] == a["iscrowd"]
+            )
             assert p["mask"].shape == s["image"].shape[:2] and p["mask"].any()
             assert p["keypoints"].shape == (17, 3)
             if "dp_x" in a:
                 seen_dp = True
-                assert p["has_dp"] and np.array_equal(p["dp"]["x"], a["dp_x"]) and np.array_equal(p["dp"]["I"], a["dp_I"])
+                assert (
+                    p["has_dp"]
+                    and np.array_equal(p["dp"]["x"], a["dp_x"])
+                    and np.array_equal(p["dp"]["I"], a["dp_I"])
+                )
                 assert p["dp"]["coarse"].shape == (256, 256) and p["dp"]["coarse"].max() <= 14
             else:
                 assert not p["has_dp"] and len(p["dp"]["x"]) == 0 and p["dp"]["coarse"] is None
@@ -144,7 +162,10 @@ def test_detectron1_layout(root, tmp_path):
     shutil.copytree(root / "coco" / "train2014", d1 / "coco_train2014")
     shutil.copytree(root / "coco" / "val2014", d1 / "coco_val2014")
     for split, name in (("train", "train"), ("valminusminival", "valminusminival"), ("minival", "minival")):
-        shutil.copy(root / "coco" / "annotations" / ANN_FILES[split], d1 / "annotations" / f"densepose_coco_2014_{name}.json")
+        shutil.copy(
+            root / "coco" / "annotations" / ANN_FILES[split],
+            d1 / "annotations" / f"densepose_coco_2014_{name}.json",
+        )
     a = DensePoseCOCODataset(tmp_path / "d1", split="minival", layout="detectron1")
     b = DensePoseCOCODataset(root, split="minival")
     assert a.ids == b.ids
@@ -211,27 +232,60 @@ def test_flip_without_uv_symmetry_is_a_startup_error(root, tmp_path):
     flipping = Compose([AffineTransform((64, 64), flip_prob=0.5)])
     with pytest.raises(ValueError, match="uv_symmetry"):
         SamplePipeline(DensePoseCOCODataset(real_like, split="minival"), transform=flipping)
-    SamplePipeline(DensePoseCOCODataset(real_like, split="minival"), transform=Compose([AffineTransform((64, 64), flip_prob=0.0)]))
-    SamplePipeline(DensePoseCOCODataset(real_like, split="minival"), transform=Compose([AffineTransform((64, 64), train=False)]))
-    ds = SamplePipeline(DensePoseCOCODataset(real_like, split="minival",
-                                             uv_symmetry=root / "densepose_eval_data" / "UV_symmetry_transforms.mat"),
-                        transform=flipping)
+    SamplePipeline(
+        DensePoseCOCODataset(real_like, split="minival"),
+        transform=Compose([AffineTransform((64, 64), flip_prob=0.0)]),
+    )
+    SamplePipeline(
+        DensePoseCOCODataset(real_like, split="minival"),
+        transform=Compose([AffineTransform((64, 64), train=False)]),
+    )
+    ds = SamplePipeline(
+        DensePoseCOCODataset(
+            real_like,
+            split="minival",
+            uv_symmetry=root / "densepose_eval_data" / "UV_symmetry_transforms.mat",
+        ),
+        transform=flipping,
+    )
     assert ds.uv_symmetry is not None
     with pytest.raises(FileNotFoundError, match="UV_symmetry_transforms.mat"):
-        SamplePipeline(DensePoseCOCODataset(real_like, split="minival", uv_symmetry=tmp_path / "none.mat"), transform=flipping)
+        SamplePipeline(
+            DensePoseCOCODataset(real_like, split="minival", uv_symmetry=tmp_path / "none.mat"),
+            transform=flipping,
+        )
     # through the datamodule: the error comes when it is set up, before any training step
-    dm = ParsingDataModule("densepose_coco", root=str(real_like), input_size=(64, 64), batch_size=2, num_workers=0,
-                           augment={"flip_prob": 0.5}, train_split="minival", val_split="minival")
+    dm = ParsingDataModule(
+        "densepose_coco",
+        root=str(real_like),
+        input_size=(64, 64),
+        batch_size=2,
+        num_workers=0,
+        augment={"flip_prob": 0.5},
+        train_split="minival",
+        val_split="minival",
+    )
     with pytest.raises(ValueError, match="uv_symmetry"):
         dm.setup("fit")
     # the synthetic set ships its own table
-    assert SamplePipeline(DensePoseCOCODataset(root, split="minival"), transform=flipping).uv_symmetry is not None
+    assert (
+        SamplePipeline(DensePoseCOCODataset(root, split="minival"), transform=flipping).uv_symmetry
+        is not None
+    )
 
 
 def test_datamodule_batches_with_instance_collate(root, tmp_path):
-    dm = ParsingDataModule("densepose_coco", root=str(root), input_size=(80, 80), batch_size=2, num_workers=0,
-                           augment={"flip_prob": 0.5, "scale": [0.8, 1.0]}, train_split="train+valminusminival",
-                           val_split="minival", evaluators=[DensePoseEvaluator(eval_data="synthetic")])
+    dm = ParsingDataModule(
+        "densepose_coco",
+        root=str(root),
+        input_size=(80, 80),
+        batch_size=2,
+        num_workers=0,
+        augment={"flip_prob": 0.5, "scale": [0.8, 1.0]},
+        train_split="train+valminusminival",
+        val_split="minival",
+        evaluators=[DensePoseEvaluator(eval_data="synthetic")],
+    )
     dm.setup("fit")
     batch = next(iter(dm.train_dataloader()))
     assert batch["image"].shape == (2, 3, 80, 80) and len(batch["persons"]) == 2

@@ -33,16 +33,28 @@ def files(tmp_path_factory):
     for a in gt["annotations"]:
         if "dp_x" in a:
             x, y, w, h = a["bbox"]
-            gt_box.append({"image_id": a["image_id"], "bbox": a["bbox"], "score": 1.0,
-                           "uv": np.zeros((3, max(int(h), 1), max(int(w), 1)), np.uint8)})
+            gt_box.append(
+                {
+                    "image_id": a["image_id"],
+                    "bbox": a["bbox"],
+                    "score": 1.0,
+                    "uv": np.zeros((3, max(int(h), 1), max(int(w), 1)), np.uint8),
+                }
+            )
     write_results(d / "res_gtbox.json", gt_box, "png")
     write_synthetic_eval_data(d / "eval_data")
     return d, dets
 
 
 def _cfg(d, **kw):
-    base = {"metric": "densepose", "results": str(d / "res_list.json"), "gt": str(d / "gt.json"), "eval_data": "synthetic",
-            "output": str(d / "out.json"), "rcp_setting": "multi_person"}
+    base = {
+        "metric": "densepose",
+        "results": str(d / "res_list.json"),
+        "gt": str(d / "gt.json"),
+        "eval_data": "synthetic",
+        "output": str(d / "out.json"),
+        "rcp_setting": "multi_person",
+    }
     base.update(kw)
     return OmegaConf.create(base)
 
@@ -56,18 +68,32 @@ def test_formats_and_eval_data_sources_agree_with_the_metric(files, capsys):
     lst = run(_cfg(d))
     assert "dp_ap" in capsys.readouterr().out
     written = json.loads((d / "out.json").read_text())
-    assert written["metric"] == "densepose" and written["num_images"] == 8 and "dp_gpsm_ap" in written["metrics"]
+    assert (
+        written["metric"] == "densepose" and written["num_images"] == 8 and "dp_gpsm_ap" in written["metrics"]
+    )
     png = run(_cfg(d, results=str(d / "res_png.json")))
     ref_files = run(_cfg(d, eval_data=str(d / "eval_data")))  # the exported reference-format files
     assert _same(lst["metrics"], png["metrics"]) and _same(lst["metrics"], ref_files["metrics"])
-    assert 0 < lst["metrics"]["dp_ap"] < 1 and 0 < lst["metrics"]["dp_auc30"] < 1 and "bbox_map" in lst["metrics"]
+    assert (
+        0 < lst["metrics"]["dp_ap"] < 1
+        and 0 < lst["metrics"]["dp_auc30"] < 1
+        and "bbox_map" in lst["metrics"]
+    )
     # the torchmetrics metric on the same data gives the same numbers
     images = load_gt_images(d / "gt.json")
     m = DensePoseMetric("synthetic", rcp_setting="multi_person")
     for im in images:
         mine = [x for x in dets if x["image_id"] == im["image_id"]]
-        m.update([{"bbox": np.array([x["bbox"] for x in mine]).reshape(-1, 4), "scores": [x["score"] for x in mine],
-                   "iuv": [x["uv"] for x in mine]}], [im])
+        m.update(
+            [
+                {
+                    "bbox": np.array([x["bbox"] for x in mine]).reshape(-1, 4),
+                    "scores": [x["score"] for x in mine],
+                    "iuv": [x["uv"] for x in mine],
+                }
+            ],
+            [im],
+        )
     got = {k: v.item() for k, v in m.compute().items()}
     assert _same(got, {k: v for k, v in lst["metrics"].items() if not k.startswith("bbox_")})
     # single-person RCP from predictions on the GT boxes (all background here: AUC 0, nothing missing)
@@ -111,14 +137,27 @@ def test_errors_name_the_file(files, tmp_path):
 @pytest.mark.slow
 def test_cli(files, tmp_path, cache_dir):
     d, _ = files
-    proc = run_cli("humanparse.evaluate_predictions", "metric=densepose", f"results={d / 'res_png.json'}",
-                   f"gt={d / 'gt.json'}", f"eval_data={d / 'eval_data'}", f"output={tmp_path / 'm.json'}",
-                   cwd=tmp_path, cache_dir=cache_dir)
+    proc = run_cli(
+        "humanparse.evaluate_predictions",
+        "metric=densepose",
+        f"results={d / 'res_png.json'}",
+        f"gt={d / 'gt.json'}",
+        f"eval_data={d / 'eval_data'}",
+        f"output={tmp_path / 'm.json'}",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     assert "dp_gpsm_ap" in proc.stdout and (tmp_path / "m.json").is_file()
 
 
 def test_main_exit_code_and_message(files, tmp_path, capsys):
     d, _ = files
-    rc = main(["metric=densepose", f"results={d / 'res_png.json'}", f"gt={d / 'gt.json'}",
-               f"eval_data={tmp_path / 'missing'}"])
+    rc = main(
+        [
+            "metric=densepose",
+            f"results={d / 'res_png.json'}",
+            f"gt={d / 'gt.json'}",
+            f"eval_data={tmp_path / 'missing'}",
+        ]
+    )
     assert rc == 2 and "Pdist_matrix.pkl" in capsys.readouterr().err

@@ -13,12 +13,21 @@ from conftest import run_cli
 
 pytestmark = pytest.mark.slow
 
-TINY_DEMO = ["experiment=densepose_demo", "data.synthetic_options.num_train=8", "data.synthetic_options.num_val=4",
-             "data.synthetic_options.image_size=[56,72]", "data.input_size=[64,64]", "data.num_workers=0",
-             "data.batch_size=4", "trainer.max_epochs=1", "print_config=false", "logger=csv",
-             "++callbacks.progress_bar.refresh_rate=0",
-             # keep every detection (an untrained detector scores low): the charts are then always written
-             "++model.net.box_score_thresh=0.0"]
+TINY_DEMO = [
+    "experiment=densepose_demo",
+    "data.synthetic_options.num_train=8",
+    "data.synthetic_options.num_val=4",
+    "data.synthetic_options.image_size=[56,72]",
+    "data.input_size=[64,64]",
+    "data.num_workers=0",
+    "data.batch_size=4",
+    "trainer.max_epochs=1",
+    "print_config=false",
+    "logger=csv",
+    "++callbacks.progress_bar.refresh_rate=0",
+    # keep every detection (an untrained detector scores low): the charts are then always written
+    "++model.net.box_score_thresh=0.0",
+]
 
 
 def test_densepose_demo_trains_and_predicts(tmp_path, cache_dir):
@@ -36,8 +45,15 @@ def test_densepose_demo_trains_and_predicts(tmp_path, cache_dir):
         (inp / im.name).write_bytes(im.read_bytes())
     out = tmp_path / "pred"
     ckpt = next((run / "checkpoints").glob("*.ckpt"))
-    run_cli("humanparse.predict", f"ckpt_path={ckpt}", f"input={inp}", f"output={out}", "progress=false",
-            cwd=tmp_path, cache_dir=cache_dir)
+    run_cli(
+        "humanparse.predict",
+        f"ckpt_path={ckpt}",
+        f"input={inp}",
+        f"output={out}",
+        "progress=false",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+    )
     for im in images:
         rec = json.loads((out / "instances" / f"{im.stem}.json").read_text())
         assert 0 < len(rec["instances"]) <= 20

@@ -17,17 +17,28 @@ from humanparse.models.densepose.postprocess import DensePosePostprocess, metric
 from humanparse.synthetic.densepose import generate_densepose_coco
 
 SIZE = 64
-TINY = dict(backbone="resnet10", resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]}, trainable_layers=5,
-            norm="bn", fpn_channels=16, representation_size=64, anchor_sizes=(16, 32, 64, 128, 256),
-            rpn_pre_nms_top_n_train=200, rpn_post_nms_top_n_train=100, rpn_pre_nms_top_n_test=100,
-            rpn_post_nms_top_n_test=100, box_batch_size_per_image=32)
+TINY = dict(
+    backbone="resnet10",
+    resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]},
+    trainable_layers=5,
+    norm="bn",
+    fpn_channels=16,
+    representation_size=64,
+    anchor_sizes=(16, 32, 64, 128, 256),
+    rpn_pre_nms_top_n_train=200,
+    rpn_post_nms_top_n_train=100,
+    rpn_pre_nms_top_n_test=100,
+    rpn_post_nms_top_n_test=100,
+    box_batch_size_per_image=32,
+)
 HEAD = {"preset": "original", "head_dim": 32, "num_convs": 2, "pooler_resolution": 8}
 
 
 def _dataset(root, train: bool) -> SamplePipeline:
     tf = Compose([AffineTransform((SIZE, SIZE), scale=(1.0, 1.0), flip_prob=0.0, train=train), Normalize()])
-    return SamplePipeline(DensePoseCOCODataset(root, "train"), transform=tf,
-                          keep_original=False if train else ["dp_persons"])
+    return SamplePipeline(
+        DensePoseCOCODataset(root, "train"), transform=tf, keep_original=False if train else ["dp_persons"]
+    )
 
 
 def _metric() -> DensePoseMetric:
@@ -46,10 +57,20 @@ def _constant_chart(persons: list[dict]) -> dict:
 
 def test_tiny_densepose_rcnn_fits_synthetic_densepose_coco(tmp_path):
     root = tmp_path / "densepose"
-    generate_densepose_coco(root, num_train=8, num_val=2, num_valminusminival=0, image_size=(56, 72), seed=1,
-                            no_dp_prob=0.0, crowd_frac=0.0)
+    generate_densepose_coco(
+        root,
+        num_train=8,
+        num_val=2,
+        num_valminusminival=0,
+        image_size=(56, 72),
+        seed=1,
+        no_dp_prob=0.0,
+        crowd_frac=0.0,
+    )
     gen = torch.Generator().manual_seed(0)
-    loader = DataLoader(_dataset(root, True), batch_size=2, shuffle=True, collate_fn=collate_instances, generator=gen)
+    loader = DataLoader(
+        _dataset(root, True), batch_size=2, shuffle=True, collate_fn=collate_instances, generator=gen
+    )
     torch.manual_seed(0)
     net = DensePoseRCNN(HEAD, **TINY)
     opt = torch.optim.Adam([p for p in net.parameters() if p.requires_grad], lr=2e-3)
@@ -58,7 +79,9 @@ def test_tiny_densepose_rcnn_fits_synthetic_densepose_coco(tmp_path):
     while len(history) < 80:
         for batch in loader:
             losses = net(batch["image"], batch["targets"], batch["meta"])
-            assert {"loss_densepose_S", "loss_densepose_I", "loss_densepose_U", "loss_densepose_V"} <= set(losses)
+            assert {"loss_densepose_S", "loss_densepose_I", "loss_densepose_U", "loss_densepose_V"} <= set(
+                losses
+            )
             opt.zero_grad()
             sum(losses.values()).backward()
             opt.step()
@@ -76,8 +99,15 @@ def test_tiny_densepose_rcnn_fits_synthetic_densepose_coco(tmp_path):
     with torch.no_grad():
         for batch in DataLoader(_dataset(root, False), batch_size=4, collate_fn=collate_instances):
             preds = post(net(batch["image"]), batch)
-            gts = [{"image_id": int(g["image_id"]), "height": g["height"], "width": g["width"],
-                    "persons": g["dp_persons"]} for g in batch["gt"]]
+            gts = [
+                {
+                    "image_id": int(g["image_id"]),
+                    "height": g["height"],
+                    "width": g["width"],
+                    "persons": g["dp_persons"],
+                }
+                for g in batch["gt"]
+            ]
             for p in preds:
                 for inst in p["instances"]:
                     assert inst["densepose"]["iuv"].dtype == np.uint8

@@ -17,9 +17,18 @@ from humanparse.models.densepose.distill import TeacherTargets, load_teacher_cac
 from humanparse.synthetic.body_surface import synthetic_uv_symmetry
 from humanparse.utils.instantiate import instantiate_task
 
-TINY = dict(backbone="resnet10", resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]}, trainable_layers=5,
-            norm="bn", fpn_channels=16, representation_size=32, anchor_sizes=(16, 32, 64, 128, 256),
-            rpn_post_nms_top_n_train=50, rpn_post_nms_top_n_test=50, box_batch_size_per_image=16)
+TINY = dict(
+    backbone="resnet10",
+    resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]},
+    trainable_layers=5,
+    norm="bn",
+    fpn_channels=16,
+    representation_size=32,
+    anchor_sizes=(16, 32, 64, 128, 256),
+    rpn_post_nms_top_n_train=50,
+    rpn_post_nms_top_n_test=50,
+    box_batch_size_per_image=16,
+)
 HEAD = {"head_dim": 16, "num_convs": 2, "pooler_resolution": 8}
 
 
@@ -28,23 +37,44 @@ def _targets(n_img: int = 2):
     out = []
     for _ in range(n_img):
         boxes = torch.tensor([[4.0, 6.0, 30.0, 60.0], [34.0, 2.0, 60.0, 58.0]])
-        dps = [{"x": torch.rand(30, generator=g) * 256, "y": torch.rand(30, generator=g) * 256,
-                "I": torch.randint(1, 25, (30,), generator=g), "U": torch.rand(30, generator=g),
-                "V": torch.rand(30, generator=g), "coarse": torch.randint(0, 15, (256, 256), generator=g)}, None]
+        dps = [
+            {
+                "x": torch.rand(30, generator=g) * 256,
+                "y": torch.rand(30, generator=g) * 256,
+                "I": torch.randint(1, 25, (30,), generator=g),
+                "U": torch.rand(30, generator=g),
+                "V": torch.rand(30, generator=g),
+                "coarse": torch.randint(0, 15, (256, 256), generator=g),
+            },
+            None,
+        ]
         masks = torch.zeros(2, 64, 64, dtype=torch.uint8)
         for k, b in enumerate(boxes.long()):
-            masks[k, b[1]:b[3], b[0]:b[2]] = 1
+            masks[k, b[1] : b[3], b[0] : b[2]] = 1
         kps = torch.zeros(2, 17, 3)
         kps[:, :, 0], kps[:, :, 1], kps[:, :, 2] = boxes[:, :1] + 5, boxes[:, 1:2] + 10, 2
-        out.append({"boxes": boxes, "labels": torch.ones(2, dtype=torch.int64), "masks": masks, "keypoints": kps,
-                    "dp": dps, "person_ids": torch.tensor([11, 12]), "iscrowd": [0, 0]})
+        out.append(
+            {
+                "boxes": boxes,
+                "labels": torch.ones(2, dtype=torch.int64),
+                "masks": masks,
+                "keypoints": kps,
+                "dp": dps,
+                "person_ids": torch.tensor([11, 12]),
+                "iscrowd": [0, 0],
+            }
+        )
     return out
 
 
 def test_multitask_and_cascade_losses_and_outputs():
     torch.manual_seed(0)
-    net = DensePoseRCNN({**HEAD, "cascade": True, "aux_tasks": ["mask", "keypoints"]}, multitask=["mask", "keypoints"],
-                        multitask_layers={"mask": [16, 16], "keypoints": [16, 16]}, **TINY)
+    net = DensePoseRCNN(
+        {**HEAD, "cascade": True, "aux_tasks": ["mask", "keypoints"]},
+        multitask=["mask", "keypoints"],
+        multitask_layers={"mask": [16, 16], "keypoints": [16, 16]},
+        **TINY,
+    )
     images = torch.randn(2, 3, 64, 64)
     losses = net(images, _targets())
     dp = ["loss_densepose_S", "loss_densepose_I", "loss_densepose_U", "loss_densepose_V"]
@@ -82,11 +112,11 @@ def test_crowd_regions_and_coco_boxes_in_the_detector_targets():
 
 def _teacher(tmp_path: Path) -> Path:
     iuv = np.zeros((3, 256, 256), np.uint8)
-    iuv[0, :, :128] = 3    # left half of the box frame: chart 3 (right hand) ...
-    iuv[0, :, 128:] = 16   # ... right half: chart 16
+    iuv[0, :, :128] = 3  # left half of the box frame: chart 3 (right hand) ...
+    iuv[0, :, 128:] = 16  # ... right half: chart 16
     iuv[1] = np.arange(256, dtype=np.uint8)[None, :]  # U·255 = column
     iuv[2] = 100
-    iuv[0, :32] = 0         # top rows: background inside the box
+    iuv[0, :32] = 0  # top rows: background inside the box
     return save_teacher_cache(tmp_path / "teacher.pt", {11: {"bbox": [4.0, 6.0, 26.0, 54.0], "iuv": iuv}})
 
 
@@ -97,7 +127,11 @@ def test_distilled_targets_from_the_teacher_cache(tmp_path):
     sym_path = synthetic_uv_symmetry().save_mat(tmp_path / "UV_symmetry_transforms.mat")
     teacher = TeacherTargets(path, sym_path)
     roi = torch.tensor([[4.0, 6.0, 30.0, 60.0]])  # the GT box itself, identity placement
-    tgt = {"boxes": roi.clone(), "person_ids": torch.tensor([11]), "meta": {"affine": np.eye(3), "flipped": False}}
+    tgt = {
+        "boxes": roi.clone(),
+        "person_ids": torch.tensor([11]),
+        "meta": {"affine": np.eye(3), "flipped": False},
+    }
     t = teacher.targets([roi], [tgt], [torch.tensor([0])], 8)
     assert len(t.i) == 64  # one point per cell of the 8×8 grid, all inside the box
     col = torch.arange(64) % 8
@@ -109,9 +143,15 @@ def test_distilled_targets_from_the_teacher_cache(tmp_path):
     assert torch.allclose(t.u, ((col * 32 + 16).float() / 255), atol=1e-6)
     # mirrored sample: the placement contains the mirror, the label goes through the flip tables
     w = 64
-    mirror = np.array([[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # pixel i → W − 1 − i: c' = W − c
+    mirror = np.array(
+        [[-1.0, 0.0, w - 1.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
+    )  # pixel i → W − 1 − i: c' = W − c
     roi_f = torch.tensor([[34.5, 6.0, 59.5, 60.0]])
-    tgt_f = {"boxes": roi_f.clone(), "person_ids": torch.tensor([11]), "meta": {"affine": mirror, "flipped": True}}
+    tgt_f = {
+        "boxes": roi_f.clone(),
+        "person_ids": torch.tensor([11]),
+        "meta": {"affine": mirror, "flipped": True},
+    }
     tf = teacher.targets([roi_f], [tgt_f], [torch.tensor([0])], 8)
     sym = synthetic_uv_symmetry()
     x_orig = w - (34.5 + (np.arange(8) + 0.5) * 25 / 8)  # back through the mirror
@@ -133,8 +173,10 @@ def test_distilled_supervision_trains_and_bad_caches_fail_clearly(tmp_path):
     path = _teacher(tmp_path)
     torch.manual_seed(0)
     # every positive sample of the box sampler (GT boxes included) is a candidate head RoI
-    net = DensePoseRCNN({**HEAD, "supervision": "distilled", "teacher": str(path)},
-                        **{**TINY, "box_batch_size_per_image": 256, "box_positive_fraction": 1.0})
+    net = DensePoseRCNN(
+        {**HEAD, "supervision": "distilled", "teacher": str(path)},
+        **{**TINY, "box_batch_size_per_image": 256, "box_positive_fraction": 1.0},
+    )
     targets = _targets(1)
     meta = [{"affine": np.eye(3), "flipped": False}]
     losses = net(torch.randn(1, 3, 64, 64), targets, meta)
@@ -150,8 +192,14 @@ def test_distilled_supervision_trains_and_bad_caches_fail_clearly(tmp_path):
 
 
 def test_parsing_rcnn_head_for_densepose_table9():
-    b = DensePoseBranch("original", in_channels=16, featmap_names=["0"], pooler_resolution=8, head_type="parsing_rcnn",
-                        parsing_head={"conv_dim": 16, "gce_dim": 8, "aspp_dim": 8})
+    b = DensePoseBranch(
+        "original",
+        in_channels=16,
+        featmap_names=["0"],
+        pooler_resolution=8,
+        head_type="parsing_rcnn",
+        parsing_head={"conv_dim": 16, "gce_dim": 8, "aspp_dim": 8},
+    )
     feats = {str(i): torch.randn(1, 16, 32 // 2**i, 32 // 2**i) for i in range(4)}
     out = b.forward_rois(feats, [torch.tensor([[0.0, 0.0, 60.0, 100.0]])], [(128, 128)])
     assert out["fine"].shape == (1, 25, 32, 32) and out["coarse"].shape == (1, 15, 32, 32)
@@ -167,20 +215,29 @@ def test_coco_keypoints_init_from_a_local_file(tmp_path):
     ref = keypointrcnn_resnet50_fpn(weights=None, weights_backbone=None, num_classes=2)
     path = tmp_path / "kp.pth"
     torch.save(ref.state_dict(), path)
-    net = DensePoseRCNN({"preset": "original"}, multitask=["keypoints"], init="coco_keypoints", weights=str(path))
+    net = DensePoseRCNN(
+        {"preset": "original"}, multitask=["keypoints"], init="coco_keypoints", weights=str(path)
+    )
     sd = ref.state_dict()
     head = net.branches["densepose"].head
     convs = [m for m in head.layers if isinstance(m, torch.nn.Conv2d)]
     for k, conv in enumerate(convs):
         assert torch.equal(conv.weight, sd[f"roi_heads.keypoint_head.{2 * k}.weight"])
     assert torch.equal(net.backbone.body.layer1[0].conv1.weight, sd["backbone.body.layer1.0.conv1.weight"])
-    assert torch.equal(net.branches["keypoints"].predictor.kps_score_lowres.weight,
-                       sd["roi_heads.keypoint_predictor.kps_score_lowres.weight"])
+    assert torch.equal(
+        net.branches["keypoints"].predictor.kps_score_lowres.weight,
+        sd["roi_heads.keypoint_predictor.kps_score_lowres.weight"],
+    )
 
 
-@pytest.mark.parametrize("experiment,total", [("densepose_rcnn_original", 59_788_467),
-                                              ("densepose_rcnn_detectron2", 63_878_310),
-                                              ("parsing_rcnn_densepose", None)])
+@pytest.mark.parametrize(
+    "experiment,total",
+    [
+        ("densepose_rcnn_original", 59_788_467),
+        ("densepose_rcnn_detectron2", 63_878_310),
+        ("parsing_rcnn_densepose", None),
+    ],
+)
 def test_presets_build_the_papers_nets(compose_train, experiment, total):
     cfg = compose_train(f"experiment={experiment}", "model.init=null", "model.norm=bn", tiny=False)
     task = instantiate_task(cfg)
@@ -192,7 +249,9 @@ def test_presets_build_the_papers_nets(compose_train, experiment, total):
         assert b.head.gce is not None and b.output_size == 128 and list(b.pooler.featmap_names) == ["0"]
     assert cfg.paper_ref and cfg.optimized_metric == "val/dp_ap"
     kappa = [e.get("kappa") for e in cfg.data.evaluators if e._target_.endswith("DensePoseEvaluator")]
-    assert kappa == (["fixed"] if experiment == "densepose_rcnn_original" else ["per_part"])  # Table 1: κ 0.255
+    assert kappa == (
+        ["fixed"] if experiment == "densepose_rcnn_original" else ["per_part"]
+    )  # Table 1: κ 0.255
 
 
 def test_demo_preset_instantiates(compose_train):

@@ -30,7 +30,18 @@ from humanparse.synthetic.body_surface import (
     write_synthetic_eval_data,
 )
 
-FRONT_BACK_PAIRS = ((1, 2), (7, 9), (8, 10), (11, 13), (12, 14), (15, 17), (16, 18), (19, 21), (20, 22), (23, 24))
+FRONT_BACK_PAIRS = (
+    (1, 2),
+    (7, 9),
+    (8, 10),
+    (11, 13),
+    (12, 14),
+    (15, 17),
+    (16, 18),
+    (19, 21),
+    (20, 22),
+    (23, 24),
+)
 
 
 @pytest.fixture(scope="module")
@@ -55,7 +66,9 @@ def test_structure_parts_and_seams(surface):
         # spread over the chart (the head charts cover their half of U, as the renderer draws them)
         assert np.ptp(uv[:, 1]) == 1.0 and np.ptp(uv[:, 0]) >= 0.5, p
     for a, b in FRONT_BACK_PAIRS:  # seams: the two charts of a segment share geodesic vertices
-        shared = np.intersect1d(surface.geo_index[surface.part_id == a], surface.geo_index[surface.part_id == b])
+        shared = np.intersect1d(
+            surface.geo_index[surface.part_id == a], surface.geo_index[surface.part_id == b]
+        )
         assert len(shared) >= 5, (a, b)
     assert surface.num_geodesic < surface.num_uv  # many-to-one index
     assert surface.geo_index.min() == 1 and surface.geo_index.max() == surface.num_geodesic
@@ -104,7 +117,9 @@ def test_uv_symmetry_flip_twice_is_identity_within_quantisation():
     # limbs keep U and mirror V; torso/head mirror U
     limb = (parts >= 3) & (parts <= 22)
     assert np.allclose(u1[limb], u[limb], atol=1 / 255) and np.allclose(v1[limb], 1 - v[limb], atol=1 / 255)
-    assert np.allclose(u1[~limb], 1 - u[~limb], atol=1 / 255) and np.allclose(v1[~limb], v[~limb], atol=1 / 255)
+    assert np.allclose(u1[~limb], 1 - u[~limb], atol=1 / 255) and np.allclose(
+        v1[~limb], v[~limb], atol=1 / 255
+    )
     with pytest.raises(ValueError, match="1..24"):
         table.flip_points(np.array([0]), np.array([0.5]), np.array([0.5]))
 
@@ -122,11 +137,15 @@ def test_reference_format_round_trip_through_the_official_loader(surface, tmp_pa
     assert np.array_equal(pd[:, 0], surface.full_matrix()[np.tril_indices(g, -1)])
     loaded = load_body_surface(tmp_path)  # reference files win over the .npz
     assert loaded.num_geodesic == g and np.array_equal(loaded.uv, surface.uv)
-    assert np.array_equal(loaded.part_id, surface.part_id) and np.array_equal(loaded.geo_index, surface.geo_index)
+    assert np.array_equal(loaded.part_id, surface.part_id) and np.array_equal(
+        loaded.geo_index, surface.geo_index
+    )
     rng = np.random.default_rng(2)
     a, b = rng.integers(0, g + 1, 5000), rng.integers(0, g + 1, 5000)
     assert np.array_equal(loaded.distance(a, b), surface.distance(a, b))
-    assert np.array_equal(load_body_surface(tmp_path / "body_surface.npz").full_matrix(), surface.full_matrix())
+    assert np.array_equal(
+        load_body_surface(tmp_path / "body_surface.npz").full_matrix(), surface.full_matrix()
+    )
     sym = load_uv_symmetry(tmp_path)
     assert np.array_equal(sym.u_transforms, synthetic_uv_symmetry().u_transforms)
     cell = scipy.io.loadmat(paths["UV_symmetry_transforms.mat"])["U_transforms"]
@@ -134,7 +153,11 @@ def test_reference_format_round_trip_through_the_official_loader(surface, tmp_pa
 
 
 def test_distance_conventions(surface):
-    assert surface.distance(0, 5) == np.inf and surface.distance(5, 0) == np.inf and surface.distance(7, 7) == 0.0
+    assert (
+        surface.distance(0, 5) == np.inf
+        and surface.distance(5, 0) == np.inf
+        and surface.distance(7, 7) == 0.0
+    )
     a, b = np.array([3, 10]), np.array([10, 3])
     assert np.array_equal(surface.distance(a, b), surface.full_matrix()[[2, 9], [9, 2]])
     g = 7
@@ -150,7 +173,9 @@ def test_nearest_first_index_on_ties_and_kdtree_path_agree():
     rng = np.random.default_rng(3)
     pts = np.round(rng.random((3000, 2)) * 20) / 20  # a coarse lattice: many exact ties and duplicates
     q = np.round(rng.random((1500, 2)) * 40) / 40
-    brute = np.argmin(np.sqrt((pts[None, :, 0] - q[:, None, 0]) ** 2 + (pts[None, :, 1] - q[:, None, 1]) ** 2), axis=1)
+    brute = np.argmin(
+        np.sqrt((pts[None, :, 0] - q[:, None, 0]) ** 2 + (pts[None, :, 1] - q[:, None, 1]) ** 2), axis=1
+    )
     assert len(pts) * len(q) > 4_000_000  # takes the KD-tree path
     assert np.array_equal(_nearest_first(pts, q), brute)
 
@@ -184,18 +209,30 @@ def test_missing_and_malformed_files_name_the_files_and_urls(tmp_path):
         load_uv_symmetry(bad)
     write_synthetic_eval_data(tmp_path / "f")
     sub = scipy.io.loadmat(tmp_path / "f" / "SMPL_subdiv.mat")
-    scipy.io.savemat(tmp_path / "f" / "SMPL_subdiv.mat", {**{k: v for k, v in sub.items() if not k.startswith("__")},
-                                                          "Part_ID_subdiv": sub["Part_ID_subdiv"].astype(np.float64)})
+    scipy.io.savemat(
+        tmp_path / "f" / "SMPL_subdiv.mat",
+        {
+            **{k: v for k, v in sub.items() if not k.startswith("__")},
+            "Part_ID_subdiv": sub["Part_ID_subdiv"].astype(np.float64),
+        },
+    )
     assert load_body_surface(tmp_path / "f").num_uv == synthetic_surface().num_uv  # integral floats accepted
-    scipy.io.savemat(tmp_path / "f" / "SMPL_subdiv.mat", {**{k: v for k, v in sub.items() if not k.startswith("__")},
-                                                          "Part_ID_subdiv": sub["Part_ID_subdiv"] + 0.5})
+    scipy.io.savemat(
+        tmp_path / "f" / "SMPL_subdiv.mat",
+        {
+            **{k: v for k, v in sub.items() if not k.startswith("__")},
+            "Part_ID_subdiv": sub["Part_ID_subdiv"] + 0.5,
+        },
+    )
     with pytest.raises(DataError, match="non-integer"):
         load_body_surface(tmp_path / "f")
 
 
 def test_kappa_tables():
-    assert np.allclose(kappa_for(np.array([1, 3, 5, 7, 11, 15, 19, 23]), "per_part"),
-                       [0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150])
+    assert np.allclose(
+        kappa_for(np.array([1, 3, 5, 7, 11, 15, 19, 23]), "per_part"),
+        [0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150],
+    )
     assert np.all(kappa_for(np.arange(1, 25), "fixed") == 0.255)
     with pytest.raises(ValueError):
         kappa_for(np.array([1]), "sometimes")

@@ -32,10 +32,20 @@ def _mirror_skeleton(sk, width: int):
     def vec(v):
         return np.array([-v[0], v[1]])
 
-    return replace(sk, joints=pts(sk.joints[perm]), up=vec(sk.up), left=-vec(sk.left), head_up=vec(sk.head_up),
-                   hand_tips=pts(sk.hand_tips[::-1]), toes=pts(sk.toes[::-1]), arm_layers=sk.arm_layers[::-1],
-                   right_leg_first=not sk.right_leg_first, right_arm_first=not sk.right_arm_first,
-                   arm_modes=sk.arm_modes[::-1], leg_modes=sk.leg_modes[::-1])
+    return replace(
+        sk,
+        joints=pts(sk.joints[perm]),
+        up=vec(sk.up),
+        left=-vec(sk.left),
+        head_up=vec(sk.head_up),
+        hand_tips=pts(sk.hand_tips[::-1]),
+        toes=pts(sk.toes[::-1]),
+        arm_layers=sk.arm_layers[::-1],
+        right_leg_first=not sk.right_leg_first,
+        right_arm_first=not sk.right_arm_first,
+        arm_modes=sk.arm_modes[::-1],
+        leg_modes=sk.leg_modes[::-1],
+    )
 
 
 def _person_from_render(r, rng, n=400) -> dict:
@@ -50,10 +60,22 @@ def _person_from_render(r, rng, n=400) -> dict:
     kp[5] = (40, 50, 2)
     kp[6] = (70, 50, 1)
     return {
-        "id": 1, "bbox": np.array([0.0, 0.0, W, H]), "box": np.array([0, 0, W, H], np.float32), "area": float(r.mask.sum()),
-        "iscrowd": 0, "mask": r.mask.copy(), "keypoints": kp, "has_dp": True,
-        "dp": {"x": (xs + 0.5) * 256.0 / W, "y": (ys + 0.5) * 256.0 / H, "I": r.parts[ys, xs].astype(np.int64),
-               "U": r.u[ys, xs].astype(np.float64), "V": r.v[ys, xs].astype(np.float64), "coarse": coarse},
+        "id": 1,
+        "bbox": np.array([0.0, 0.0, W, H]),
+        "box": np.array([0, 0, W, H], np.float32),
+        "area": float(r.mask.sum()),
+        "iscrowd": 0,
+        "mask": r.mask.copy(),
+        "keypoints": kp,
+        "has_dp": True,
+        "dp": {
+            "x": (xs + 0.5) * 256.0 / W,
+            "y": (ys + 0.5) * 256.0 / H,
+            "I": r.parts[ys, xs].astype(np.int64),
+            "U": r.u[ys, xs].astype(np.float64),
+            "V": r.v[ys, xs].astype(np.float64),
+            "coarse": coarse,
+        },
     }
 
 
@@ -81,7 +103,9 @@ def test_flip_matches_the_mirrored_rendering(seed):
     assert np.mean(f["dp"]["coarse"] == expect) > 0.97
     assert np.mean(f["mask"] == mirrored.mask) > 0.97
     # keypoints: mirrored (pixel-centre) and left/right swapped
-    assert np.allclose(f["keypoints"][6], (W - 1 - 40, 50, 2)) and np.allclose(f["keypoints"][5], (W - 1 - 70, 50, 1))
+    assert np.allclose(f["keypoints"][6], (W - 1 - 40, 50, 2)) and np.allclose(
+        f["keypoints"][5], (W - 1 - 70, 50, 1)
+    )
 
 
 def test_flip_twice_is_identity():
@@ -92,9 +116,16 @@ def test_flip_twice_is_identity():
     table = synthetic_uv_symmetry()
     back = flip_person(flip_person(person, W, table), W, table)
     assert np.allclose(back["bbox"], person["bbox"]) and np.array_equal(back["mask"], person["mask"])
-    assert np.allclose(back["dp"]["x"], person["dp"]["x"]) and np.array_equal(back["dp"]["I"], person["dp"]["I"])
-    assert np.abs(back["dp"]["U"] - person["dp"]["U"]).max() <= 1 / 255 and np.abs(back["dp"]["V"] - person["dp"]["V"]).max() <= 1 / 255
-    assert np.array_equal(back["dp"]["coarse"], person["dp"]["coarse"]) and np.array_equal(back["keypoints"], person["keypoints"])
+    assert np.allclose(back["dp"]["x"], person["dp"]["x"]) and np.array_equal(
+        back["dp"]["I"], person["dp"]["I"]
+    )
+    assert (
+        np.abs(back["dp"]["U"] - person["dp"]["U"]).max() <= 1 / 255
+        and np.abs(back["dp"]["V"] - person["dp"]["V"]).max() <= 1 / 255
+    )
+    assert np.array_equal(back["dp"]["coarse"], person["dp"]["coarse"]) and np.array_equal(
+        back["keypoints"], person["keypoints"]
+    )
 
 
 def _image_points(p):
@@ -108,9 +139,13 @@ def test_scale_rotation_crop_keep_points_in_the_box_frame():
     r = draw_person(H, W, sk, sample_outfit(rng, sk.facing))
     person = _person_from_render(r, rng)
     ys, xs = np.nonzero(r.mask)
-    person["bbox"] = np.array([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], np.float64)
+    person["bbox"] = np.array(
+        [xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1], np.float64
+    )
     # the points were made in the whole-image frame: re-express them in the tight box
-    pts_img = np.stack([(np.asarray(person["dp"]["x"]) * W / 256), (np.asarray(person["dp"]["y"]) * H / 256)], 1)
+    pts_img = np.stack(
+        [(np.asarray(person["dp"]["x"]) * W / 256), (np.asarray(person["dp"]["y"]) * H / 256)], 1
+    )
     x0, y0, w, h = person["bbox"]
     person["dp"]["x"] = (pts_img[:, 0] - x0) * 256 / w
     person["dp"]["y"] = (pts_img[:, 1] - y0) * 256 / h
@@ -125,18 +160,31 @@ def test_scale_rotation_crop_keep_points_in_the_box_frame():
     ):
         q = warp_person(person, m, size)
         assert q is not None
-        moved = (np.linalg.inv(half) @ np.c_[pts_img, np.ones(len(pts_img))].T)
+        moved = np.linalg.inv(half) @ np.c_[pts_img, np.ones(len(pts_img))].T
         expect = (half @ m @ moved)[:2].T  # continuous image coordinates through the pixel-centre matrix
         got = _image_points(q)
         x, y, w2, h2 = q["bbox"]
-        inside = (expect[:, 0] >= x - 1e-9) & (expect[:, 0] <= x + w2 + 1e-9) & (expect[:, 1] >= y - 1e-9) & (expect[:, 1] <= y + h2 + 1e-9)
+        inside = (
+            (expect[:, 0] >= x - 1e-9)
+            & (expect[:, 0] <= x + w2 + 1e-9)
+            & (expect[:, 1] >= y - 1e-9)
+            & (expect[:, 1] <= y + h2 + 1e-9)
+        )
         assert len(got) == inside.sum() and np.allclose(got, expect[inside], atol=1e-6)
         assert np.array_equal(q["dp"]["I"], person["dp"]["I"][inside])
         assert 0 <= x and 0 <= y and x + w2 <= size[1] + 1e-9 and y + h2 <= size[0] + 1e-9
         yy, xx = np.nonzero(q["mask"])
-        assert xx.min() >= np.floor(x) - 1 and xx.max() <= x + w2 and yy.min() >= np.floor(y) - 1 and yy.max() <= y + h2
+        assert (
+            xx.min() >= np.floor(x) - 1
+            and xx.max() <= x + w2
+            and yy.min() >= np.floor(y) - 1
+            and yy.max() <= y + h2
+        )
         # the coarse map moves with the points: most points fall on a cell of their own coarse part
-        c = q["dp"]["coarse"][np.minimum(np.asarray(q["dp"]["y"]).astype(int), 255), np.minimum(np.asarray(q["dp"]["x"]).astype(int), 255)]
+        c = q["dp"]["coarse"][
+            np.minimum(np.asarray(q["dp"]["y"]).astype(int), 255),
+            np.minimum(np.asarray(q["dp"]["x"]).astype(int), 255),
+        ]
         assert np.mean(c == DENSEPOSE_FINE_TO_COARSE[q["dp"]["I"]]) > 0.95
     assert warp_person(person, translate(-500, 0), (50, 50)) is None  # box left the image
 

@@ -56,44 +56,83 @@ def test_app_per_person_pngs_against_cihp(bench, tmp_path, capsys):
     res = run(["metric=app", f"gt_dir={cihp}", f"pred_dir={root / 'persons'}"], tmp_path)
     m = InstanceParsingMetric(20)
     for i, s in enumerate(samples):
-        m.update([{"parts": np.stack(s.pred_parts) if s.pred_parts else None, "scores": s.pred_scores}],
-                 [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}])
+        m.update(
+            [{"parts": np.stack(s.pred_parts) if s.pred_parts else None, "scores": s.pred_scores}],
+            [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}],
+        )
     close(res["metrics"], flat(m), ["app50", "app_vol", "pcp50", "app90", "pcp10", "miou", "pixel_acc"])
-    assert res["num_images"] == 6 and res["counts"]["num_gt_persons"] == sum(len(np.unique(s.person_ids)) - 1
-                                                                             for s in samples)
+    assert res["num_images"] == 6 and res["counts"]["num_gt_persons"] == sum(
+        len(np.unique(s.person_ids)) - 1 for s in samples
+    )
     out = capsys.readouterr().out
     assert "app50" in out and "pcp50" in out and "right_shoe" in out
 
 
 def test_app_mhp_submission_against_mhp_and_cihp(bench, tmp_path):
     root, samples, cihp, mhp = bench
-    res = run(["metric=app", "gt_format=mhp", f"gt_dir={mhp}", f"pred_dir={root / 'mhp_sub'}", "pred_format=mhp",
-               "app_convention=mhp_official", "dataset=cihp"], tmp_path)
+    res = run(
+        [
+            "metric=app",
+            "gt_format=mhp",
+            f"gt_dir={mhp}",
+            f"pred_dir={root / 'mhp_sub'}",
+            "pred_format=mhp",
+            "app_convention=mhp_official",
+            "dataset=cihp",
+        ],
+        tmp_path,
+    )
     m = InstanceParsingMetric(20, app_convention="mhp_official")
     for i, s in enumerate(samples):
         seg, tag, persons = sy.mhp_submission_maps(s)
         parts = [np.where(tag == t, seg, 0) for t, _ in persons if (tag == t).any()]
         scores = [sc for t, sc in persons if (tag == t).any()]
         ids = [k for k in np.unique(s.person_ids) if k > 0]
-        m.update([{"parts": np.stack(parts) if parts else None, "scores": scores}],
-                 [{"persons": [np.where(s.person_ids == k, s.semantic, 0) for k in ids], "image_id": s.image_id,
-                   "order": i}])
+        m.update(
+            [{"parts": np.stack(parts) if parts else None, "scores": scores}],
+            [
+                {
+                    "persons": [np.where(s.person_ids == k, s.semantic, 0) for k in ids],
+                    "image_id": s.image_id,
+                    "order": i,
+                }
+            ],
+        )
     close(res["metrics"], flat(m), ["app50", "app_vol", "pcp50", "pcp90", "miou"])
     # the same submission against the CIHP files: identical persons, identical AP^p
-    res2 = run(["metric=app", f"gt_dir={cihp}", f"pred_dir={root / 'mhp_sub'}", "pred_format=mhp",
-                "app_convention=mhp_official"], tmp_path)
+    res2 = run(
+        [
+            "metric=app",
+            f"gt_dir={cihp}",
+            f"pred_dir={root / 'mhp_sub'}",
+            "pred_format=mhp",
+            "app_convention=mhp_official",
+        ],
+        tmp_path,
+    )
     close(res2["metrics"], res["metrics"], ["app50", "app_vol", "pcp50"])
 
 
 def test_apr_pgn_format_both_gt_sources(bench, tmp_path, capsys):
     root, samples, cihp, _ = bench
     res = run(["metric=apr", f"gt_dir={cihp}", f"pred_dir={root / 'parts'}"], tmp_path)
-    res_inst = run(["metric=apr", f"gt_dir={cihp}", f"pred_dir={root / 'parts'}", "apr_gt=instance_ids",
-                    "matching=pgn", "class_reduction=mean"], tmp_path)
+    res_inst = run(
+        [
+            "metric=apr",
+            f"gt_dir={cihp}",
+            f"pred_dir={root / 'parts'}",
+            "apr_gt=instance_ids",
+            "matching=pgn",
+            "class_reduction=mean",
+        ],
+        tmp_path,
+    )
     m = PartInstanceAPMetric(20, class_names=get_info("cihp").class_keys)
     for i, s in enumerate(samples):
-        m.update([{"parts": np.stack(s.pred_parts) if s.pred_parts else None, "scores": s.pred_scores}],
-                 [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}])
+        m.update(
+            [{"parts": np.stack(s.pred_parts) if s.pred_parts else None, "scores": s.pred_scores}],
+            [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}],
+        )
     ref = flat(m)
     close(res["metrics"], ref, ["apr50", "apr60", "apr70", "apr_vol", "apr/face/50", "apr/hair/10"])
     keys = [k for k in ref if k.startswith("apr/")]
@@ -144,7 +183,9 @@ def test_edge_maps_prob_and_binary(bench, tmp_path):
         e = instance_edges(s.person_ids)
         write_label_png(cihp / "edges" / f"{s.image_id}.png", e)
         write_label_png(binp / f"{s.image_id}.png", e * 255)
-    res = run(["metric=edge", f"gt_dir={cihp}", f"pred_dir={binp}", "edge_gt=edges", "edge_pred=binary"], tmp_path)
+    res = run(
+        ["metric=edge", f"gt_dir={cihp}", f"pred_dir={binp}", "edge_gt=edges", "edge_pred=binary"], tmp_path
+    )
     assert res["metrics"]["edge_f1"] == 1.0
 
 
@@ -161,12 +202,24 @@ def test_atr_label_maps(tmp_path):
         write_label_png(tmp_path / "pred" / f"{i}.png", p)
         pairs.append((torch.from_numpy(p), torch.from_numpy(g)))
     for conv in ("hhp_macro", "fg_pooled"):
-        res = run(["metric=atr", f"gt_dir={tmp_path / 'gt'}", f"pred_dir={tmp_path / 'pred'}",
-                   f"atr_convention={conv}", "atr_zero_division=nan"], tmp_path)
-        m = ATRMetric(18, class_names=get_info("atr").class_keys, atr_convention=conv, atr_zero_division="nan")
+        res = run(
+            [
+                "metric=atr",
+                f"gt_dir={tmp_path / 'gt'}",
+                f"pred_dir={tmp_path / 'pred'}",
+                f"atr_convention={conv}",
+                "atr_zero_division=nan",
+            ],
+            tmp_path,
+        )
+        m = ATRMetric(
+            18, class_names=get_info("atr").class_keys, atr_convention=conv, atr_zero_division="nan"
+        )
         for p, g in pairs:
             m.update(p, g)
-        close(res["metrics"], m.flat(), ["pixel_acc", "fg_acc", "precision", "recall", "f1", "f1/face", "miou"])
+        close(
+            res["metrics"], m.flat(), ["pixel_acc", "fg_acc", "precision", "recall", "f1", "f1/face", "miou"]
+        )
         assert res["atr_convention"] == conv
 
 
@@ -245,7 +298,9 @@ def test_app_reads_humanparse_predict_outputs(bench, tmp_path):
             write_label_png(out / "instances" / s.image_id / f"person_{k}.png", p, voc_palette())
             recs.append({"id": k, "score": sc, "file": f"instances/{s.image_id}/person_{k}.png"})
         (out / "instances").mkdir(parents=True, exist_ok=True)
-        (out / "instances" / f"{s.image_id}.json").write_text(json.dumps({"image": s.image_id, "instances": recs}))
+        (out / "instances" / f"{s.image_id}.json").write_text(
+            json.dumps({"image": s.image_id, "instances": recs})
+        )
     a = run(["metric=app", f"gt_dir={cihp}", f"pred_dir={out}", "pred_format=predict"], tmp_path)
     b = run(["metric=app", f"gt_dir={cihp}", f"pred_dir={root / 'persons'}"], tmp_path)
     close(a["metrics"], b["metrics"], ["app50", "app_vol", "pcp50", "miou"])

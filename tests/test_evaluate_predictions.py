@@ -37,8 +37,16 @@ def pred_set(tmp_path):
 def test_semantic_matches_the_metric_and_writes_json(pred_set, capsys):
     root, ref = pred_set
     out = root / "res.json"
-    code = ep.main([f"gt_dir={root / 'gt'}", f"pred_dir={root / 'pred'}", f"list={root / 'val_id.txt'}",
-                    "metric=semantic", "dataset=lip", f"output={out}"])
+    code = ep.main(
+        [
+            f"gt_dir={root / 'gt'}",
+            f"pred_dir={root / 'pred'}",
+            f"list={root / 'val_id.txt'}",
+            "metric=semantic",
+            "dataset=lip",
+            f"output={out}",
+        ]
+    )
     assert code == 0
     res = json.loads(out.read_text())
     assert res["num_images"] == 5
@@ -53,12 +61,22 @@ def test_semantic_errors_name_the_file(pred_set, capsys):
     root, _ = pred_set
     pred = root / "pred" / "101_1.png"
     write_label_png(pred, np.zeros((3, 3), np.uint8))
-    code = ep.main([f"gt_dir={root / 'gt'}", f"pred_dir={root / 'pred'}", "metric=semantic", "num_classes=20",
-                    f"output={root / 'x.json'}"])
+    code = ep.main(
+        [
+            f"gt_dir={root / 'gt'}",
+            f"pred_dir={root / 'pred'}",
+            "metric=semantic",
+            "num_classes=20",
+            f"output={root / 'x.json'}",
+        ]
+    )
     assert code == 2
     err = capsys.readouterr().err
     assert "101_1.png" in err and "size" in err
     pred.unlink()
-    assert ep.main([f"gt_dir={root / 'gt'}", f"pred_dir={root / 'pred'}", "metric=semantic", "num_classes=20"]) == 2
+    assert (
+        ep.main([f"gt_dir={root / 'gt'}", f"pred_dir={root / 'pred'}", "metric=semantic", "num_classes=20"])
+        == 2
+    )
     assert "prediction file is missing" in capsys.readouterr().err
     assert ep.main(["metric=nope", "pred_dir=."]) == 2

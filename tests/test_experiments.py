@@ -12,10 +12,14 @@ from omegaconf import OmegaConf, open_dict
 
 from humanparse.compare import load_paper_results
 
-CONF = Path(__file__).resolve().parents[1] / "src" / "humanparse" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 PRESETS = sorted(p.stem for p in (CONF / "experiment").glob("deeplabv3plus_*.yaml"))
 # the printed DeepLab v3+ numbers each preset reproduces (Grapy-ML Tables 1-3; none on LIP)
-EXPECTED_MIOU = {"deeplabv3plus_atr": 76.52, "deeplabv3plus_cihp": 58.95, "deeplabv3plus_pascal_person_part": 68.6}
+EXPECTED_MIOU = {
+    "deeplabv3plus_atr": 76.52,
+    "deeplabv3plus_cihp": 58.95,
+    "deeplabv3plus_pascal_person_part": 68.6,
+}
 
 
 def _preset_data(name: str) -> str:
@@ -70,8 +74,13 @@ def test_optuna_search_composes(compose_train):
 
 def test_slurm_launcher_composes(compose_train):
     _needs("hydra_plugins.hydra_submitit_launcher")
-    cfg = compose_train("hydra/launcher=slurm", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2",
-                        "hydra.launcher.partition=gpu")
+    cfg = compose_train(
+        "hydra/launcher=slurm",
+        "trainer=ddp",
+        "trainer.devices=4",
+        "trainer.num_nodes=2",
+        "hydra.launcher.partition=gpu",
+    )
     la = cfg.hydra.launcher
     assert la._target_.endswith("submitit_launcher.SlurmLauncher")
     assert (la.nodes, la.tasks_per_node, la.gpus_per_node, la.partition) == (2, 4, 4, "gpu")

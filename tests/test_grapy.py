@@ -40,28 +40,42 @@ def test_deeplab_xception65_matches_released_sizes():
     assert high.shape == (1, 2048, 4, 4) and low.shape == (1, 256, 16, 16)  # OS 16; tap at stride 4
 
 
-@pytest.mark.parametrize("c,name,released,unused", [
-    (20, "cihp", 46_130_780, 65_792 + 257 * 20),
-    (7, "pascal_person_part", 46_120_757, 65_792 + 257 * 7),
-    (18, "atr", 46_129_238, 65_792 + 257 * 18),
-])
+@pytest.mark.parametrize(
+    "c,name,released,unused",
+    [
+        (20, "cihp", 46_130_780, 65_792 + 257 * 20),
+        (7, "pascal_person_part", 46_120_757, 65_792 + 257 * 7),
+        (18, "atr", 46_129_238, 65_792 + 257 * 18),
+    ],
+)
 def test_grapynet_matches_released_sizes(c, name, released, unused):
     net = GrapyNet(c, name, HIERARCHY)
     # the released GrapyNet also builds `transform` and the inherited `semantic`, never run in its forward
     assert n_params(net) == released - unused
     # released GraphPyramidModule (with its raw classifier `sem`): 5,004,692 / 5,001,351 / 5,004,178
-    assert n_params(net.gpm) + n_params(net.deeplab.classifiers) == 3 * 1_382_016 + 656_128 + 197_376 + 257 * c
-    assert sum(p.numel() for n, p in net.gpm.named_parameters() if n.startswith("reason_fine.0.")) == 1_382_016
+    assert (
+        n_params(net.gpm) + n_params(net.deeplab.classifiers) == 3 * 1_382_016 + 656_128 + 197_376 + 257 * c
+    )
+    assert (
+        sum(p.numel() for n, p in net.gpm.named_parameters() if n.startswith("reason_fine.0.")) == 1_382_016
+    )
 
 
 def test_mutual_learning_net_matches_released_size():
     net = GrapyNet([20, 7, 18], ML, HIERARCHY)
     # released GrapyMutualLearning: 48,914,087, of which transform + semantic_aux_{cihp,pascal,atr} never run
     assert n_params(net) == 48_914_087 - 77_357
-    shared = sum(p.numel() for n, p in net.named_parameters()
-                 if not any(n in dict(net.dataset_parameters(d)) for d in range(3)))
+    shared = sum(
+        p.numel()
+        for n, p in net.named_parameters()
+        if not any(n in dict(net.dataset_parameters(d)) for d in range(3))
+    )
     assert shared == 44_667_552
-    assert [sum(p.numel() for _, p in net.dataset_parameters(d)) for d in range(3)] == [1_392_296, 1_385_614, 1_391_268]
+    assert [sum(p.numel() for _, p in net.dataset_parameters(d)) for d in range(3)] == [
+        1_392_296,
+        1_385_614,
+        1_391_268,
+    ]
 
 
 # --- hierarchy tables -------------------------------------------------------------------------------
@@ -75,14 +89,24 @@ def test_hierarchy_config_equals_data_tables(name):
 
 # level-2 nodes by class name (released train_gpm_ml.py cate_list2)
 NODES = {
-    "cihp": {1: {"Hat", "Hair", "Sunglasses", "Face"},
-             2: {"Upper-clothes", "Dress", "Coat", "Torso-skin", "Scarf", "Skirt"},
-             3: {"Glove", "Left-arm", "Right-arm"},
-             4: {"Socks", "Pants", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe"}},
-    "atr": {1: {"Hat", "Hair", "Sunglasses", "Face"}, 2: {"Upper-clothes", "Skirt", "Dress", "Belt", "Bag", "Scarf"},
-            3: {"Left-arm", "Right-arm"}, 4: {"Pants", "Left-shoe", "Right-shoe", "Left-leg", "Right-leg"}},
-    "pascal_person_part": {1: {"Head"}, 2: {"Torso"}, 3: {"Upper-arms", "Lower-arms"},
-                           4: {"Upper-legs", "Lower-legs"}},
+    "cihp": {
+        1: {"Hat", "Hair", "Sunglasses", "Face"},
+        2: {"Upper-clothes", "Dress", "Coat", "Torso-skin", "Scarf", "Skirt"},
+        3: {"Glove", "Left-arm", "Right-arm"},
+        4: {"Socks", "Pants", "Left-leg", "Right-leg", "Left-shoe", "Right-shoe"},
+    },
+    "atr": {
+        1: {"Hat", "Hair", "Sunglasses", "Face"},
+        2: {"Upper-clothes", "Skirt", "Dress", "Belt", "Bag", "Scarf"},
+        3: {"Left-arm", "Right-arm"},
+        4: {"Pants", "Left-shoe", "Right-shoe", "Left-leg", "Right-leg"},
+    },
+    "pascal_person_part": {
+        1: {"Head"},
+        2: {"Torso"},
+        3: {"Upper-arms", "Lower-arms"},
+        4: {"Upper-legs", "Lower-legs"},
+    },
 }
 
 
@@ -183,8 +207,16 @@ def test_reasoning_shapes_and_variants():
         GraphContextReasoning(reasoning="transformer")
 
 
-@pytest.mark.parametrize("opts", [dict(levels=[3]), dict(pooling="avg"), dict(pooling="max"), dict(reasoning="gcn"),
-                                  dict(levels=[1, 2, 3], max_pool="multiply")])
+@pytest.mark.parametrize(
+    "opts",
+    [
+        dict(levels=[3]),
+        dict(pooling="avg"),
+        dict(pooling="max"),
+        dict(reasoning="gcn"),
+        dict(levels=[1, 2, 3], max_pool="multiply"),
+    ],
+)
 def test_ablation_variants_build_and_run(opts):
     torch.manual_seed(0)
     net = GrapyNet(7, "pascal_person_part", HIERARCHY, **TINY, **opts)
@@ -254,12 +286,15 @@ def test_released_schedule_steps_every_ten_epochs_and_resets_momentum():
 # --- weight loading ---------------------------------------------------------------------------------
 def test_stage1_and_mutual_learning_checkpoints_initialise_the_right_heads(tmp_path):
     torch.manual_seed(0)
-    stage1 = DeepLabV3PlusXception([20, 7, 18], **{k: v for k, v in TINY.items() if k != "graph_channels"},
-                                   datasets=ML)
+    stage1 = DeepLabV3PlusXception(
+        [20, 7, 18], **{k: v for k, v in TINY.items() if k != "graph_channels"}, datasets=ML
+    )
     path = tmp_path / "stage1.ckpt"
     torch.save({"state_dict": {f"net.{k}": v for k, v in stage1.state_dict().items()}}, path)
     gpm = GrapyNet(18, "atr", HIERARCHY, **TINY, init_from=str(path), init_datasets=ML)
-    assert torch.equal(gpm.deeplab.classifiers[0].weight, stage1.classifiers[2].weight)  # raw classifier <- stage 1
+    assert torch.equal(
+        gpm.deeplab.classifiers[0].weight, stage1.classifiers[2].weight
+    )  # raw classifier <- stage 1
     assert torch.equal(gpm.deeplab.aspp.project[0].weight, stage1.aspp.project[0].weight)
     ml = GrapyNet([20, 7, 18], ML, HIERARCHY, **TINY)
     path = tmp_path / "ml.pth"
@@ -315,8 +350,7 @@ def test_released_key_map_examples():
         "xception_features.block1.rep.0.depthwise.weight": "deeplab.backbone.body.blocks.0.stack.conv1.conv_dw.weight",
         "xception_features.block1.rep.4.pointwise_bn.bias": "deeplab.backbone.body.blocks.0.stack.conv3.bn_pw.bias",
         "xception_features.block2.rep.3.pointwise.weight": "deeplab.backbone.body.blocks.1.stack.conv2.conv_pw.weight",
-        "xception_features.block2.block2_lastconv.1.depthwise.weight":
-            "deeplab.backbone.body.blocks.1.stack.conv3.conv_dw.weight",
+        "xception_features.block2.block2_lastconv.1.depthwise.weight": "deeplab.backbone.body.blocks.1.stack.conv3.conv_dw.weight",
         "xception_features.block20.skipbn.running_var": "deeplab.backbone.body.blocks.19.shortcut.bn.running_var",
         "xception_features.conv5.pointwise.weight": "deeplab.backbone.body.blocks.20.stack.conv3.conv_pw.weight",
         "aspp3.atrous_convolution.depthwise_bn.weight": "deeplab.aspp.atrous.1.bn_dw.weight",
@@ -357,11 +391,14 @@ def test_released_weights_load_strictly_and_compute_the_released_forward(tmp_pat
 
     torch.manual_seed(1)
     ref = grapy_net.GrapyMutualLearning(os=16, hidden_layers=256)
-    ref.set_category_list([[0], list(range(1, 20))], [[0], [1, 2, 4, 13], [5, 6, 7, 10, 11, 12], [3, 14, 15],
-                                                      [8, 9, 16, 17, 18, 19]],
-                          [[0], [1, 2, 3, 4, 5, 6]], [[0], [1], [2], [3, 4], [5, 6]],
-                          [[0], list(range(1, 18))], [[0], [1, 2, 3, 11], [4, 5, 7, 8, 16, 17], [14, 15],
-                                                      [6, 9, 10, 12, 13]])
+    ref.set_category_list(
+        [[0], list(range(1, 20))],
+        [[0], [1, 2, 4, 13], [5, 6, 7, 10, 11, 12], [3, 14, 15], [8, 9, 16, 17, 18, 19]],
+        [[0], [1, 2, 3, 4, 5, 6]],
+        [[0], [1], [2], [3, 4], [5, 6]],
+        [[0], list(range(1, 18))],
+        [[0], [1, 2, 3, 11], [4, 5, 7, 8, 16, 17], [14, 15], [6, 9, 10, 12, 13]],
+    )
     for m in ref.modules():  # BN statistics and affine terms away from their initial values
         if isinstance(m, torch.nn.modules.batchnorm._BatchNorm):
             m.running_mean.normal_(0, 0.1)

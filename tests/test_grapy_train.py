@@ -30,8 +30,13 @@ def test_a_mutual_learning_step_only_updates_its_own_dataset_heads():
             else:
                 assert all(g is None or g.abs().sum() == 0 for g in grads), (d, other)
         shared = dict(net.named_parameters())
-        for name in ("deeplab.aspp.project.0.weight", "gpm.reason.1.project_in.weight", "gpm.reason.2.rounds.0.query.weight",
-                     "gpm.distribute.3.weight", "gpm.fusion.0.weight"):
+        for name in (
+            "deeplab.aspp.project.0.weight",
+            "gpm.reason.1.project_in.weight",
+            "gpm.reason.2.rounds.0.query.weight",
+            "gpm.distribute.3.weight",
+            "gpm.fusion.0.weight",
+        ):
             assert shared[name].grad is not None and shared[name].grad.abs().sum() > 0, name
 
 
@@ -53,8 +58,8 @@ def synthetic(d: int, n: int, seed: int, size: int = 64) -> tuple[torch.Tensor, 
         bounds = torch.linspace(4, size - 4, 5).long()
         for k, j in enumerate(torch.randperm(4, generator=g).tolist()):
             y0, y1 = int(bounds[k]), int(bounds[k + 1])
-            labels[i, y0:y1, x0:x0 + w] = PARTS[d][j]
-            images[i, :, y0:y1, x0:x0 + w] += colours[j].view(3, 1, 1)
+            labels[i, y0:y1, x0 : x0 + w] = PARTS[d][j]
+            images[i, :, y0:y1, x0 : x0 + w] += colours[j].view(3, 1, 1)
     return images, labels
 
 
@@ -63,8 +68,9 @@ def miou(net: GrapyNet, d: int, images: torch.Tensor, labels: torch.Tensor, outp
     net.eval()
     with torch.no_grad():
         logits = net(images, d)[output]
-        pred = torch.nn.functional.interpolate(logits, size=labels.shape[-2:], mode="bilinear",
-                                               align_corners=True).argmax(1)
+        pred = torch.nn.functional.interpolate(
+            logits, size=labels.shape[-2:], mode="bilinear", align_corners=True
+        ).argmax(1)
     net.train()
     metric.update(pred, labels)
     return float(metric.compute()["miou"])
@@ -88,7 +94,7 @@ def test_three_dataset_fit_improves_every_dataset_over_start_and_majority():
         order = [(d, b) for d in range(3) for b in range(0, 24, 6)]
         for j in torch.randperm(len(order), generator=g).tolist():
             d, b = order[j]
-            images, labels = train[d][0][b:b + 6], train[d][1][b:b + 6]
+            images, labels = train[d][0][b : b + 6], train[d][1][b : b + 6]
             loss = crit(net(images, d), {"semantic": labels})["loss"]
             opt.zero_grad()
             loss.backward()
@@ -105,8 +111,12 @@ def test_each_dataset_is_validated_through_its_own_heads_and_logged_separately(c
 
     from humanparse.utils.instantiate import instantiate_task
 
-    cfg = compose_train("model=grapy_ml", "data=grapy_ml", "data.synthetic_options.image_size=[64,80]",
-                        "data.eval_batch_size=2")
+    cfg = compose_train(
+        "model=grapy_ml",
+        "data=grapy_ml",
+        "data.synthetic_options.image_size=[64,80]",
+        "data.eval_batch_size=2",
+    )
     with open_dict(cfg):
         cfg.data.batch_size = 3
     task = instantiate_task(cfg)
@@ -121,9 +131,18 @@ def test_each_dataset_is_validated_through_its_own_heads_and_logged_separately(c
         return out
 
     task.net.forward = spy
-    trainer = pl.Trainer(accelerator="cpu", max_steps=2, limit_train_batches=2, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, use_distributed_sampler=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=2,
+        limit_train_batches=2,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
     trainer.fit(task, datamodule=dm)
     evals = {(d, c) for training, d, c in seen if not training}
     assert evals == {(0, 20), (1, 7), (2, 18)}  # every loader through its own dataset's heads

@@ -32,8 +32,10 @@ def broken_root(lip_root, tmp_path):
 
 
 def _train_dirs(root):
-    return (root / "TrainVal_images" / "TrainVal_images" / "train_images",
-            root / "TrainVal_parsing_annotations" / "TrainVal_parsing_annotations" / "train_segmentations")
+    return (
+        root / "TrainVal_images" / "TrainVal_images" / "train_images",
+        root / "TrainVal_parsing_annotations" / "TrainVal_parsing_annotations" / "train_segmentations",
+    )
 
 
 def test_reads_every_split_of_the_generated_layout(lip_root):
@@ -73,7 +75,9 @@ def test_transformed_samples_and_collate(lip_root):
     ds = SamplePipeline(LIPDataset(lip_root, "val"), transform=t, keep_original=True)
     batch = collate_dense([ds[(0, 1)], ds[(1, 1)]])
     assert batch["image"].shape == (2, 3, 32, 32) and batch["semantic"].shape == (2, 32, 32)
-    assert isinstance(batch["gt"], list) and batch["gt"][0]["semantic"].shape == tuple(batch["meta"][0]["orig_size"])
+    assert isinstance(batch["gt"], list) and batch["gt"][0]["semantic"].shape == tuple(
+        batch["meta"][0]["orig_size"]
+    )
     # per-sample augmentation depends on (seed, epoch, index) only
     assert (ds[(0, 5)]["semantic"] == ds[(0, 5)]["semantic"]).all()
 
@@ -160,8 +164,15 @@ def test_duplicate_ids_are_an_error(broken_root):
 
 
 def test_datamodule_generates_once_and_splits_the_global_batch(tmp_path):
-    dm = ParsingDataModule("lip", synthetic=True, synthetic_options=OPTS, cache_dir=str(tmp_path), batch_size=4,
-                           num_workers=0, input_size=(32, 32))
+    dm = ParsingDataModule(
+        "lip",
+        synthetic=True,
+        synthetic_options=OPTS,
+        cache_dir=str(tmp_path),
+        batch_size=4,
+        num_workers=0,
+        input_size=(32, 32),
+    )
     dm.prepare_data()
     root = dm.data_root()
     stamp = (root / "synthetic.json").stat().st_mtime_ns

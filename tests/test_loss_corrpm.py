@@ -49,18 +49,27 @@ def test_heatmap_mse_and_joint_count():
 
 def _outputs_and_batch(seed: int = 0):
     g = torch.Generator().manual_seed(seed)
-    outputs = {"seg1": torch.randn(2, 20, 8, 8, generator=g), "seg2": torch.randn(2, 20, 8, 8, generator=g),
-               "edge": torch.randn(2, 2, 8, 8, generator=g), "pose": torch.randn(2, 16, 8, 8, generator=g)}
-    batch = {"semantic": torch.randint(0, 20, (2, 32, 32), generator=g),
-             "semantic_edge": torch.randint(0, 2, (2, 32, 32), generator=g),
-             "heatmaps": torch.rand(2, 16, 8, 8, generator=g)}
+    outputs = {
+        "seg1": torch.randn(2, 20, 8, 8, generator=g),
+        "seg2": torch.randn(2, 20, 8, 8, generator=g),
+        "edge": torch.randn(2, 2, 8, 8, generator=g),
+        "pose": torch.randn(2, 16, 8, 8, generator=g),
+    }
+    batch = {
+        "semantic": torch.randint(0, 20, (2, 32, 32), generator=g),
+        "semantic_edge": torch.randint(0, 2, (2, 32, 32), generator=g),
+        "heatmaps": torch.rand(2, 16, 8, 8, generator=g),
+    }
     batch["semantic"][0, :4] = 255
     return outputs, batch
 
 
 def test_criterion_is_equation_4_with_configurable_weights():
     outputs, batch = _outputs_and_batch()
-    ce = {k: F.cross_entropy(up(outputs[k], (32, 32)), batch["semantic"], ignore_index=255) for k in ("seg1", "seg2")}
+    ce = {
+        k: F.cross_entropy(up(outputs[k], (32, 32)), batch["semantic"], ignore_index=255)
+        for k in ("seg1", "seg2")
+    }
     edge = ClassBalancedEdgeLoss()(outputs["edge"], batch["semantic_edge"])
     pose = F.mse_loss(outputs["pose"], batch["heatmaps"])
     got = CorrPMCriterion()(outputs, batch)  # α = 2, β = 70
@@ -74,7 +83,9 @@ def test_criterion_is_equation_4_with_configurable_weights():
     assert set(got) == {"loss", "seg2", "pose"}
     assert torch.allclose(got["loss"], ce["seg2"] + 70 * pose, atol=1e-5)
     # the logits are upsampled with align_corners=True, as the released code
-    other = F.cross_entropy(F.interpolate(outputs["seg2"], size=(32, 32), mode="bilinear"), batch["semantic"], ignore_index=255)
+    other = F.cross_entropy(
+        F.interpolate(outputs["seg2"], size=(32, 32), mode="bilinear"), batch["semantic"], ignore_index=255
+    )
     assert not torch.allclose(got["seg2"], other)
 
 

@@ -15,7 +15,7 @@ from omegaconf import open_dict
 
 from humanparse.utils.instantiate import instantiate_task
 
-CONF = Path(__file__).resolve().parents[1] / "src" / "humanparse" / "conf"
+CONF = Path(__file__).resolve().parents[1] / "conf"
 MODELS = sorted(p.stem for p in (CONF / "model").glob("*.yaml"))
 DATASETS = sorted(p.stem for p in (CONF / "data").glob("*.yaml"))
 
@@ -26,8 +26,10 @@ REFUSED = {
     ("deeplabv3plus", "grapy_ml"): r"single head.*model=grapy",
     ("corrpm", "grapy_ml"): r"single head.*model=grapy",
     ("densepose_rcnn", "grapy_ml"): r"single head.*model=grapy",
-    **{("densepose_rcnn", d): r"DensePose points.*data=densepose_coco"
-       for d in ("atr", "cihp", "lip", "mhp_v2", "pascal_person_part")},
+    **{
+        ("densepose_rcnn", d): r"DensePose points.*data=densepose_coco"
+        for d in ("atr", "cihp", "lip", "mhp_v2", "pascal_person_part")
+    },
     ("parsing_rcnn", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
     ("parsing_rcnn", "grapy_ml"): r"single head.*model=grapy",
     ("pgn", "densepose_coco"): r"part-label maps.*model=densepose_rcnn",
@@ -39,8 +41,10 @@ REFUSED = {
     ("grapy", "densepose_coco"): r"no Grapy-ML hierarchy table.*model=deeplabv3plus_xception",
     ("grapy", "mhp_v2"): r"no Grapy-ML hierarchy table.*model=deeplabv3plus_xception",
     ("grapy", "grapy_ml"): r"single head.*model=grapy",
-    **{("grapy_ml", d): r"per-dataset heads.*data=grapy_ml" for d in
-       ("atr", "cihp", "densepose_coco", "lip", "mhp_v2", "pascal_person_part")},
+    **{
+        ("grapy_ml", d): r"per-dataset heads.*data=grapy_ml"
+        for d in ("atr", "cihp", "densepose_coco", "lip", "mhp_v2", "pascal_person_part")
+    },
 }
 # pairs that train with the documented switch (and are refused without it)
 SWITCHES = {
@@ -54,7 +58,9 @@ MATRIX_DATA = ["data.synthetic_options.image_size=[64,80]", "data.eval_batch_siz
 
 def build(compose_train, model: str, data: str, *extra: str):
     limit = [] if data == "grapy_ml" else ["data.limit_val=2"]
-    cfg = compose_train(f"model={model}", f"data={data}", *MATRIX_DATA, *limit, *TINY_PAIR.get((model, data), []), *extra)
+    cfg = compose_train(
+        f"model={model}", f"data={data}", *MATRIX_DATA, *limit, *TINY_PAIR.get((model, data), []), *extra
+    )
     if data == "grapy_ml":
         with open_dict(cfg):
             cfg.data.batch_size = 3
@@ -65,9 +71,18 @@ def build(compose_train, model: str, data: str, *extra: str):
 
 
 def run_one_step(task, dm) -> dict:
-    trainer = pl.Trainer(accelerator="cpu", max_steps=1, limit_train_batches=1, limit_val_batches=1, logger=False,
-                         enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-                         num_sanity_val_steps=0, use_distributed_sampler=False)
+    trainer = pl.Trainer(
+        accelerator="cpu",
+        max_steps=1,
+        limit_train_batches=1,
+        limit_val_batches=1,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
     trainer.fit(task, datamodule=dm)
     return {k: float(v) for k, v in trainer.callback_metrics.items()}
 
@@ -87,7 +102,9 @@ def test_pair_trains_or_refuses_clearly(compose_train, model, data):
             build(compose_train, model, data)
     task, dm = build(compose_train, model, data, *extra)
     metrics = run_one_step(task, dm)
-    assert math.isfinite(metrics["train/loss_epoch"] if "train/loss_epoch" in metrics else metrics["train/loss"])
+    assert math.isfinite(
+        metrics["train/loss_epoch"] if "train/loss_epoch" in metrics else metrics["train/loss"]
+    )
     assert ("val/dp_ap" if model == "densepose_rcnn" else "val/miou") in metrics, sorted(metrics)
 
 

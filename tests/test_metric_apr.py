@@ -26,8 +26,10 @@ def run(images, **kw):
     """images: list of (gt id map, gt classes (index = id), pred id map, pred classes, pred scores)."""
     m = PartInstanceAPMetric(C, **kw)
     for i, (gm, gc, pm, pc, ps) in enumerate(images):
-        m.update([{"instance_map": pm, "classes": pc[1:], "scores": ps[1:]}],
-                 [{"instance_map": gm, "classes": gc[1:], "image_id": str(i), "order": i}])
+        m.update(
+            [{"instance_map": pm, "classes": pc[1:], "scores": ps[1:]}],
+            [{"instance_map": gm, "classes": gc[1:], "image_id": str(i), "order": i}],
+        )
     return {k: float(v) for k, v in m.compute().items()}
 
 
@@ -87,8 +89,9 @@ def test_classes_absent_and_prediction_ids_without_pixels():
     gm, gc = one_gt_image()
     pm = gm.copy()
     # id 2 is listed (class 1) but has no pixel: dropped instead of misaligning scores
-    rec = image_apr_record(PartInstances.from_table(gm, [1], [1]),
-                           PartInstances.from_table(pm, [1, 2], [1, 1], [0.4, 0.9]), C)
+    rec = image_apr_record(
+        PartInstances.from_table(gm, [1], [1]), PartInstances.from_table(pm, [1, 2], [1, 1], [0.4, 0.9]), C
+    )
     assert rec["scores"].tolist() == [0.4] and rec["npos"].tolist() == [0, 1, 0, 0]
     r = score_apr([rec], C)
     assert r["apr/1/90"] == 1.0 and r["apr/2/10"] == 0.0
@@ -120,8 +123,9 @@ def test_instance_model_convention():
     assert pi.classes.tolist() == [0, 3, 1, 2] and pi.scores[1:].tolist() == [0.6, 0.8, 0.8]
     assert pi.id_map[2, 2] == 3  # a's class-2 row won the overlap with b
     assert pi.id_map[4, 4] == 1 and pi.id_map[4, 0] == 0
-    ps = part_instances_from_predictions(np.stack([b, a]), [0.6, 0.8], (5, 5),
-                                         part_scores=[[0.1, 0.2, 0.3], [0.7, 0.5, 0.0]])
+    ps = part_instances_from_predictions(
+        np.stack([b, a]), [0.6, 0.8], (5, 5), part_scores=[[0.1, 0.2, 0.3], [0.7, 0.5, 0.0]]
+    )
     assert ps.scores[1:].tolist() == [0.3, 0.7, 0.5]  # QANet's per-part scores
 
 
@@ -153,8 +157,10 @@ def test_matches_a_literal_implementation_on_random_sets(matching):
     images = []
     for i, s in enumerate(samples):
         parts = np.stack(s.pred_parts) if s.pred_parts else None
-        m.update([{"parts": parts, "scores": s.pred_scores}],
-                 [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}])
+        m.update(
+            [{"parts": parts, "scores": s.pred_scores}],
+            [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}],
+        )
         g = gt_part_instances(s.semantic, s.person_ids, c)
         p = part_instances_from_predictions(s.pred_parts, s.pred_scores, s.shape, 0.01)
         images.append((g.id_map, g.classes, p.id_map, p.classes, p.scores))

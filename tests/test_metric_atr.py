@@ -11,9 +11,7 @@ import torch
 from humanparse.metrics.atr import ATRMetric, atr_scores_from_confmat
 
 # rows = GT, columns = prediction; 3 classes (0 = background)
-CM = torch.tensor([[50, 5, 5],
-                   [2, 8, 0],
-                   [3, 0, 7]], dtype=torch.int64)
+CM = torch.tensor([[50, 5, 5], [2, 8, 0], [3, 0, 7]], dtype=torch.int64)
 
 
 def test_hhp_macro_hand_values_and_naming():
@@ -51,7 +49,9 @@ def test_alternative_conventions():
 
 
 def test_zero_division_never_predicted_class_and_absent_gt():
-    cm = torch.tensor([[10, 0, 0], [2, 0, 0], [0, 0, 0]])  # class 1 never predicted, class 2 absent everywhere
+    cm = torch.tensor(
+        [[10, 0, 0], [2, 0, 0], [0, 0, 0]]
+    )  # class 1 never predicted, class 2 absent everywhere
     z = atr_scores_from_confmat(cm, atr_zero_division="zero")
     n = atr_scores_from_confmat(cm, atr_zero_division="nan")
     assert z["class_precision"].tolist() == pytest.approx([10 / 12, 0.0, 0.0])
@@ -62,7 +62,10 @@ def test_zero_division_never_predicted_class_and_absent_gt():
     assert math.isnan(float(n["precision"])) and math.isnan(float(n["f1"]))
     assert math.isnan(float(n["class_f1"][1])) and float(n["recall"]) == pytest.approx(1 / 3)
     # the two settings agree when every class is predicted
-    a, b = atr_scores_from_confmat(CM, atr_zero_division="zero"), atr_scores_from_confmat(CM, atr_zero_division="nan")
+    a, b = (
+        atr_scores_from_confmat(CM, atr_zero_division="zero"),
+        atr_scores_from_confmat(CM, atr_zero_division="nan"),
+    )
     assert float(a["f1"]) == float(b["f1"])
 
 

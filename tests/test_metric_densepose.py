@@ -34,13 +34,16 @@ from humanparse.synthetic.densepose import synthetic_eval_set
 UV = np.array([[0.0, 0.0], [1.0, 0.0], [0.0, 0.0], [1.0, 1.0], [0.0, 0.0], [1.0, 1.0]])
 PART = np.array([1, 1, 2, 2, 3, 3])
 GEO = np.array([1, 2, 2, 3, 4, 5])
-D = np.array([
-    [0.0, 0.1, 0.3, 1.0, 1.05],
-    [0.1, 0.0, 0.2, 0.9, 0.95],
-    [0.3, 0.2, 0.0, 0.8, 0.85],
-    [1.0, 0.9, 0.8, 0.0, 0.05],
-    [1.05, 0.95, 0.85, 0.05, 0.0],
-], dtype=np.float32)
+D = np.array(
+    [
+        [0.0, 0.1, 0.3, 1.0, 1.05],
+        [0.1, 0.0, 0.2, 0.9, 0.95],
+        [0.3, 0.2, 0.0, 0.8, 0.85],
+        [1.0, 0.9, 0.8, 0.0, 0.05],
+        [1.05, 0.95, 0.85, 0.05, 0.0],
+    ],
+    dtype=np.float32,
+)
 SURF = BodySurface(UV, PART, GEO, D, source="tiny")
 TORSO_K, HAND_K = 0.351, 0.107
 
@@ -49,10 +52,24 @@ def person(bbox, *, pts=None, area=None, crowd=0, coarse=None, mask=None, pid=1)
     """A reader-format person; ``pts`` = list of (dp_x, dp_y, I, U, V) or None (no dp_x: ignored)."""
     has = pts is not None
     arr = np.asarray(pts if has else np.zeros((0, 5)), dtype=np.float64).reshape(-1, 5)
-    return {"id": pid, "category_id": 1, "bbox": np.asarray(bbox, np.float64), "area": float(area or bbox[2] * bbox[3]),
-            "iscrowd": crowd, "mask": mask, "segmentation": None, "has_dp": has,
-            "dp": {"x": arr[:, 0], "y": arr[:, 1], "I": arr[:, 2].astype(np.int64), "U": arr[:, 3], "V": arr[:, 4],
-                   "coarse": coarse}}
+    return {
+        "id": pid,
+        "category_id": 1,
+        "bbox": np.asarray(bbox, np.float64),
+        "area": float(area or bbox[2] * bbox[3]),
+        "iscrowd": crowd,
+        "mask": mask,
+        "segmentation": None,
+        "has_dp": has,
+        "dp": {
+            "x": arr[:, 0],
+            "y": arr[:, 1],
+            "I": arr[:, 2].astype(np.int64),
+            "U": arr[:, 3],
+            "V": arr[:, 4],
+            "coarse": coarse,
+        },
+    }
 
 
 def image(persons, h=100, w=100, image_id=1):
@@ -75,10 +92,10 @@ def record(gt_image, dets, surface=SURF, **kw):
 
 GT_BOX = [10.0, 20.0, 51.0, 51.0]  # /255 maps dp_x to dp_x/5 exactly
 POINTS = [
-    (0, 0, 1, 0.1, 0.0),        # -> geo 1; prediction at (0, 0): I=1, U=V=0 -> geo 1 (δ = 0)
-    (250, 250, 1, 0.9, 0.1),    # -> geo 2; prediction at (50, 50): I=2, U=V=1 -> geo 3 (δ = 0.2)
-    (100, 100, 3, 0.0, 0.1),    # -> geo 4; prediction at (20, 20): background (δ = ∞)
-    (255, 0, 1, 0.1, 0.0),      # /255: column 51 is outside the 51-px box (with /256 it would be column 50)
+    (0, 0, 1, 0.1, 0.0),  # -> geo 1; prediction at (0, 0): I=1, U=V=0 -> geo 1 (δ = 0)
+    (250, 250, 1, 0.9, 0.1),  # -> geo 2; prediction at (50, 50): I=2, U=V=1 -> geo 3 (δ = 0.2)
+    (100, 100, 3, 0.0, 0.1),  # -> geo 4; prediction at (20, 20): background (δ = ∞)
+    (255, 0, 1, 0.1, 0.0),  # /255: column 51 is outside the 51-px box (with /256 it would be column 50)
 ]
 PRED = iuv(51, 51, [((0, 0), (1, 0, 0)), ((50, 50), (2, 255, 255)), ((0, 50), (1, 0, 0))])
 
@@ -87,10 +104,10 @@ def test_gps_by_hand_per_part_and_fixed_kappa_with_255_mapping():
     gt_img = image([person(GT_BOX, pts=POINTS)])
     r = record(gt_img, [(GT_BOX, 0.9, PRED)])
     d = float(np.float32(0.2))  # distances are stored as float32
-    t = math.exp(-d ** 2 / (2 * TORSO_K ** 2))
+    t = math.exp(-(d**2) / (2 * TORSO_K**2))
     assert r["sims"]["gps"][0, 0] == pytest.approx((1 + t + 0 + 0) / 4, abs=1e-12)
     rf = record(gt_img, [(GT_BOX, 0.9, PRED)], kappa="fixed")
-    assert rf["sims"]["gps"][0, 0] == pytest.approx((1 + math.exp(-d ** 2 / (2 * 0.255 ** 2))) / 4, abs=1e-12)
+    assert rf["sims"]["gps"][0, 0] == pytest.approx((1 + math.exp(-(d**2) / (2 * 0.255**2))) / 4, abs=1e-12)
     assert rf["sims"]["gps"][0, 0] != r["sims"]["gps"][0, 0]
     # the same prediction in a box 0.2 px to the right: point 0 at column trunc(−0.2) = 0 stays on its pixel,
     # point 1 moves to column 49 (background), point 3 to column trunc(50.8) = 50, now inside and correct
@@ -105,7 +122,7 @@ def test_quantised_uv_and_seams():
     gt_img = image([person(GT_BOX, pts=[(0, 0, 1, 0.0, 0.0)])])  # geo 1
     at = lambda u8: record(gt_img, [(GT_BOX, 0.9, iuv(51, 51, [((0, 0), (1, u8, 0))]))])["sims"]["gps"][0, 0]  # noqa: E731
     assert at(127) == 1.0  # 127/255 < 0.5: nearest vertex U = 0 (geo 1)
-    assert at(128) == pytest.approx(math.exp(-0.01 / (2 * TORSO_K ** 2)))  # 128/255 > 0.5: U = 1 (geo 2)
+    assert at(128) == pytest.approx(math.exp(-0.01 / (2 * TORSO_K**2)))  # 128/255 > 0.5: U = 1 (geo 2)
     # chart seam: a GT point on the front chart at U≈0 and a prediction on the back chart at U=1 share geo 2
     seam = image([person(GT_BOX, pts=[(0, 0, 2, 0.05, 0.0)])])
     assert record(seam, [(GT_BOX, 0.9, iuv(51, 51, [((0, 0), (1, 255, 0))]))])["sims"]["gps"][0, 0] == 1.0
@@ -142,13 +159,18 @@ def rec(image_id, sims, *, ignore=None, crowd=None, area=None, scores=None, box_
     """A per-image record as :func:`image_record` makes it; ``sims`` is the (D, G) similarity matrix."""
     sims = np.asarray(sims, np.float64)
     d, g = sims.shape
-    return {"image_id": image_id, "gt_area": np.full(g, 10000.0) if area is None else np.asarray(area, float),
-            "gt_crowd": np.zeros(g, bool) if crowd is None else np.asarray(crowd, bool),
-            "gt_ignore": np.zeros(g, bool) if ignore is None else np.asarray(ignore, bool),
-            "gt_points": np.ones(g, np.int32), "point_parts": np.ones(g, np.int8),
-            "dt_score": np.linspace(0.9, 0.5, d) if scores is None else np.asarray(scores, float),
-            "dt_area": np.full(d, 10000.0) if dt_area is None else np.asarray(dt_area, float),
-            "box_iou": np.zeros((d, g)) if box_iou is None else np.asarray(box_iou, float), "sims": {"gps": sims}}
+    return {
+        "image_id": image_id,
+        "gt_area": np.full(g, 10000.0) if area is None else np.asarray(area, float),
+        "gt_crowd": np.zeros(g, bool) if crowd is None else np.asarray(crowd, bool),
+        "gt_ignore": np.zeros(g, bool) if ignore is None else np.asarray(ignore, bool),
+        "gt_points": np.ones(g, np.int32),
+        "point_parts": np.ones(g, np.int8),
+        "dt_score": np.linspace(0.9, 0.5, d) if scores is None else np.asarray(scores, float),
+        "dt_area": np.full(d, 10000.0) if dt_area is None else np.asarray(dt_area, float),
+        "box_iou": np.zeros((d, g)) if box_iou is None else np.asarray(box_iou, float),
+        "sims": {"gps": sims},
+    }
 
 
 def ap(records, **kw):
@@ -173,10 +195,16 @@ def test_non_ignored_gts_are_preferred_over_better_ignored_ones():
 def test_ignored_gt_and_all_ignored_images_never_give_false_positives():
     good = rec(1, [[0.99]])
     # a detection on a GT without points, caught by the second pass (box IoU >= 0.8): not an FP
-    assert ap([good, rec(2, [[0.0, 0.0]], ignore=[True, False], box_iou=[[0.85, 0.0]], scores=[0.95])])["dp_ap"] == \
-        pytest.approx(ap([good, rec(2, np.zeros((0, 2)), ignore=[True, False], scores=[])])["dp_ap"])
+    assert ap([good, rec(2, [[0.0, 0.0]], ignore=[True, False], box_iou=[[0.85, 0.0]], scores=[0.95])])[
+        "dp_ap"
+    ] == pytest.approx(ap([good, rec(2, np.zeros((0, 2)), ignore=[True, False], scores=[])])["dp_ap"])
     # ... but an FP when the box IoU is below 0.8
-    assert ap([good, rec(2, [[0.0, 0.0]], ignore=[True, False], box_iou=[[0.75, 0.0]], scores=[0.95])])["dp_ap50"] < 1.0
+    assert (
+        ap([good, rec(2, [[0.0, 0.0]], ignore=[True, False], box_iou=[[0.75, 0.0]], scores=[0.95])])[
+            "dp_ap50"
+        ]
+        < 1.0
+    )
     # image whose GTs are all ignored, or that has none: its detections are ignored whatever their boxes
     all_ig = rec(3, [[0.0]], ignore=[True], box_iou=[[0.1]], scores=[0.99])
     no_gt = rec(4, np.zeros((2, 0)), scores=[0.99, 0.98])
@@ -199,7 +227,17 @@ def test_crowd_gt_with_points_can_be_matched_twice_and_area_ranges():
     out = ap([rec(1, [[0.99]], area=[50 * 50], dt_area=[50 * 50])])
     assert out["dp_apm"] == pytest.approx(1.0) and math.isnan(out["dp_apl"]) and math.isnan(out["dp_arl"])
     # an unmatched detection outside the area range is ignored in that range
-    out = ap([rec(1, [[0.99, 0.0], [0.0, 0.0]], area=[50 * 50, 200 * 200], dt_area=[50 * 50, 200 * 200], scores=[0.5, 0.9])])
+    out = ap(
+        [
+            rec(
+                1,
+                [[0.99, 0.0], [0.0, 0.0]],
+                area=[50 * 50, 200 * 200],
+                dt_area=[50 * 50, 200 * 200],
+                scores=[0.5, 0.9],
+            )
+        ]
+    )
     assert out["dp_apm"] == pytest.approx(1.0) and out["dp_apl"] == 0.0
 
 
@@ -224,7 +262,12 @@ def test_empty_predictions_and_empty_ground_truth():
 def test_min_threshold_adds_ap20_ap30_ap40_and_changes_the_threshold_list():
     out = ap([rec(1, [[0.35]])], min_threshold=0.2)
     assert len(iou_thresholds(0.2)) == 16
-    assert out["dp_ap20"] == pytest.approx(1.0) and out["dp_ap30"] == pytest.approx(1.0) and out["dp_ap40"] == 0.0 and out["dp_ap50"] == 0.0
+    assert (
+        out["dp_ap20"] == pytest.approx(1.0)
+        and out["dp_ap30"] == pytest.approx(1.0)
+        and out["dp_ap40"] == 0.0
+        and out["dp_ap50"] == 0.0
+    )
     assert out["dp_ap"] == pytest.approx(3 / 16)  # 0.20, 0.25, 0.30 of 16 thresholds, as in D2
     assert "dp_ap20" not in ap([rec(1, [[0.35]])])
 
@@ -246,7 +289,11 @@ def test_summaries_from_hand_computed_precision():
     m = match_images(recs, "gps", thr)
     prec, recall = accumulate(recs, m, len(thr))
     # order by score: FP (0.95), TP (0.9), FP (0.8); 2 GTs -> recall 0.5 with precision 1/2
-    assert np.allclose(recall[:, 0], 0.5) and np.allclose(prec[:, :51, 0], 0.5) and np.allclose(prec[:, 51:, 0], 0.0)
+    assert (
+        np.allclose(recall[:, 0], 0.5)
+        and np.allclose(prec[:, :51, 0], 0.5)
+        and np.allclose(prec[:, 51:, 0], 0.0)
+    )
     s = summarize(prec, recall, thr)
     assert s["ap"] == pytest.approx(51 * 0.5 / 101) and s["ar"] == 0.5
 
@@ -272,9 +319,13 @@ def test_rcp_single_and_multi_person():
     far = ([60.0, 60.0, 30.0, 30.0], 0.99, iuv(30, 30))
     det = (GT_BOX, 0.9, PRED)
     r = record(gt_img, [far, det], keep_errors=True)
-    single = score_records([r], modes=("gps",), rcp_setting="single_person")  # the detection repeating the GT box
+    single = score_records(
+        [r], modes=("gps",), rcp_setting="single_person"
+    )  # the detection repeating the GT box
     assert single["dp_auc30"] == pytest.approx((1 + (1 - 0.2 / 0.3) + 0) / 3)
-    multi = score_records([r], modes=("gps",), rcp_setting="multi_person")  # the matched detection (GPS ≈ 0.63)
+    multi = score_records(
+        [r], modes=("gps",), rcp_setting="multi_person"
+    )  # the matched detection (GPS ≈ 0.63)
     assert multi["dp_auc30"] == pytest.approx(single["dp_auc30"])
     # explicit GT-box predictions win; a GT without any counts as all-wrong
     r2 = record(gt_img, [far, det], keep_errors=True, gt_iuv=[iuv(51, 51)])
@@ -288,12 +339,17 @@ def test_metric_accepts_tensors_and_xyxy_boxes():
     m = DensePoseMetric(SURF, modes=("gps",))
     box = torch.tensor([[10.0, 20.0, 61.0, 71.0]])
     good = iuv(51, 51, [((0, 0), (1, 0, 0)), ((50, 50), (1, 255, 0)), ((20, 20), (3, 0, 0))])  # GPS 3/4
-    m.update([{"boxes": box, "scores": torch.tensor([0.9]), "iuv": [torch.from_numpy(good)]}],
-             [image([person(GT_BOX, pts=POINTS)])])
+    m.update(
+        [{"boxes": box, "scores": torch.tensor([0.9]), "iuv": [torch.from_numpy(good)]}],
+        [image([person(GT_BOX, pts=POINTS)])],
+    )
     out = m.compute()
     assert out["dp_ap50"].item() == pytest.approx(1.0) and "dp_auc10" in out
     with pytest.raises(ValueError, match="needs \\[3, 51, 51\\]"):
-        m.update([{"bbox": [GT_BOX], "scores": [0.9], "iuv": [PRED[:, :40]]}], [image([person(GT_BOX, pts=POINTS)])])
+        m.update(
+            [{"bbox": [GT_BOX], "scores": [0.9], "iuv": [PRED[:, :40]]}],
+            [image([person(GT_BOX, pts=POINTS)])],
+        )
 
 
 # --- DDP ------------------------------------------------------------------------------------------------
@@ -313,7 +369,10 @@ def _worker(rank, port, surface, images, preds, shards, out):
     if idx:
         dp.update([preds[i] for i in idx], [images[i] for i in idx])
         box.update([preds[i] for i in idx], [images[i] for i in idx])
-    res = {**{k: v.item() for k, v in dp.compute().items()}, **{k: v.item() for k, v in box.compute().items()}}
+    res = {
+        **{k: v.item() for k, v in dp.compute().items()},
+        **{k: v.item() for k, v in box.compute().items()},
+    }
     out[rank] = res
     dist.barrier()
     dist.destroy_process_group()
@@ -328,8 +387,13 @@ def synthetic_set(tmp_path_factory):
     preds = []
     for im in images:
         mine = [d for d in dets if d["image_id"] == im["image_id"]]
-        preds.append({"bbox": np.array([d["bbox"] for d in mine]).reshape(-1, 4),
-                      "scores": np.array([d["score"] for d in mine]), "iuv": [d["uv"] for d in mine]})
+        preds.append(
+            {
+                "bbox": np.array([d["bbox"] for d in mine]).reshape(-1, 4),
+                "scores": np.array([d["score"] for d in mine]),
+                "iuv": [d["uv"] for d in mine],
+            }
+        )
     return images, preds
 
 
@@ -340,14 +404,22 @@ def test_two_process_gloo_equals_one_process(synthetic_set):
     single.update(preds, images)
     box = BoxMAP()
     box.update(preds, images)
-    ref = {**{k: v.item() for k, v in single.compute().items()}, **{k: v.item() for k, v in box.compute().items()}}
+    ref = {
+        **{k: v.item() for k, v in single.compute().items()},
+        **{k: v.item() for k, v in box.compute().items()},
+    }
     assert 0 < ref["dp_ap"] < 1 and 0 < ref["bbox_map"] <= 1
     shards = [[0, 1, 2, 3, 4], [5]]  # uneven
     with mp.Manager() as manager:
         out = manager.dict()
         # fork: the children inherit the imported modules and the built surface (spawn re-imports everything)
-        mp.start_processes(_worker, args=(_free_port(), single.surface, images, preds, shards, out), nprocs=2,
-                           join=True, start_method="fork")
+        mp.start_processes(
+            _worker,
+            args=(_free_port(), single.surface, images, preds, shards, out),
+            nprocs=2,
+            join=True,
+            start_method="fork",
+        )
         results = dict(out)
     for rank in (0, 1):
         assert results[rank].keys() == ref.keys()

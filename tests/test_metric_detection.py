@@ -21,10 +21,22 @@ from humanparse.metrics.detection import (
 
 def _images():
     return [
-        {"image_id": 3, "height": 200, "width": 200, "bbox": [[10, 10, 60, 120], [100, 20, 50, 100]],
-         "area": [5000, 4000], "iscrowd": [0, 0]},
-        {"image_id": 7, "height": 200, "width": 200, "bbox": [[0, 0, 200, 200], [20, 30, 80, 150]],
-         "area": [30000, 9000], "iscrowd": [1, 0]},
+        {
+            "image_id": 3,
+            "height": 200,
+            "width": 200,
+            "bbox": [[10, 10, 60, 120], [100, 20, 50, 100]],
+            "area": [5000, 4000],
+            "iscrowd": [0, 0],
+        },
+        {
+            "image_id": 7,
+            "height": 200,
+            "width": 200,
+            "bbox": [[0, 0, 200, 200], [20, 30, 80, 150]],
+            "area": [30000, 9000],
+            "iscrowd": [1, 0],
+        },
     ]
 
 
@@ -52,7 +64,9 @@ def test_equals_cocoeval_and_nan_for_missing_area_ranges():
 
 def test_crowd_regions_absorb_detections():
     imgs = _images()
-    with_fp = coco_box_ap(coco_from_images(imgs), DETS[:4] + [{"image_id": 3, "bbox": [120, 150, 60, 40], "score": 0.7}])
+    with_fp = coco_box_ap(
+        coco_from_images(imgs), DETS[:4] + [{"image_id": 3, "bbox": [120, 150, 60, 40], "score": 0.7}]
+    )
     on_crowd = coco_box_ap(coco_from_images(imgs), DETS)
     assert on_crowd["bbox_map50"] > with_fp["bbox_map50"]
 
@@ -63,11 +77,21 @@ def test_empty_detections_and_metric_matches_function():
     m = BoxMAP()
     for im in _images():
         mine = [d for d in DETS if d["image_id"] == im["image_id"]]
-        m.update([{"bbox": np.array([d["bbox"] for d in mine], float), "scores": np.array([d["score"] for d in mine])}],
-                 [im])
+        m.update(
+            [
+                {
+                    "bbox": np.array([d["bbox"] for d in mine], float),
+                    "scores": np.array([d["score"] for d in mine]),
+                }
+            ],
+            [im],
+        )
     got = {k: v.item() for k, v in m.compute().items()}
     ref = coco_box_ap(coco_from_images(_images()), DETS)
-    assert all((math.isnan(ref[k]) and math.isnan(got[k])) or got[k] == pytest.approx(ref[k], abs=1e-12) for k in BOX_KEYS)
+    assert all(
+        (math.isnan(ref[k]) and math.isnan(got[k])) or got[k] == pytest.approx(ref[k], abs=1e-12)
+        for k in BOX_KEYS
+    )
 
 
 def test_person_map_convention():
@@ -78,7 +102,11 @@ def test_person_map_convention():
     assert gt["bbox"].tolist() == [[3, 2, 6, 3], [0, 10, 1, 10]]
     assert gt["area"].tolist() == [18, 10] and gt["iscrowd"].tolist() == [0, 0]
     m = BoxMAP()
-    m.update([{"boxes": np.array([[3, 2, 9, 5]], float), "scores": np.array([0.9])}],
-             [{"image_id": 1, "height": 20, "width": 30, **gt}])
+    m.update(
+        [{"boxes": np.array([[3, 2, 9, 5]], float), "scores": np.array([0.9])}],
+        [{"image_id": 1, "height": 20, "width": 30, **gt}],
+    )
     out = m.compute()
-    assert out["bbox_map50"].item() == pytest.approx(51 / 101)  # recall 0.5 at precision 1: 51 of 101 recall points
+    assert out["bbox_map50"].item() == pytest.approx(
+        51 / 101
+    )  # recall 0.5 at precision 1: 51 of 101 recall points

@@ -32,15 +32,19 @@ def score(images, convention="prcnn", **kw):
     """images: list of (semantic, person_ids, pred maps, scores)."""
     m = InstanceParsingMetric(C, app_convention=convention, **kw)
     for i, (sem, pid, parts, scores) in enumerate(images):
-        m.update([{"parts": np.stack(parts) if parts else None, "scores": np.asarray(scores, float)}],
-                 [{"semantic": sem, "person_ids": pid, "image_id": f"im{i}", "order": i}])
+        m.update(
+            [{"parts": np.stack(parts) if parts else None, "scores": np.asarray(scores, float)}],
+            [{"semantic": sem, "person_ids": pid, "image_id": f"im{i}", "order": i}],
+        )
     return {k: float(v) for k, v in m.compute().items()}
 
 
 def test_part_iou_counts_background_over_the_whole_image():
     gt = block(10, 10, 0, 2, 0, 2, 1)
     pred = block(10, 10, 0, 2, 1, 3, 1)
-    iou = person_part_iou(persons_from_semantic(gt, (gt > 0).astype(np.uint8), C), [PartMap.from_array(pred)])[0, 0]
+    iou = person_part_iou(
+        persons_from_semantic(gt, (gt > 0).astype(np.uint8), C), [PartMap.from_array(pred)]
+    )[0, 0]
     assert iou[1] == pytest.approx(2 / 6)
     assert iou[0] == pytest.approx(94 / 98)  # 100 pixels: the far-away background is counted
     assert np.isnan(iou[2:]).all()  # classes absent from both: NaN, skipped by the mean
@@ -91,8 +95,10 @@ def test_ties_go_to_the_first_gt_person():
     p = block(6, 6, 1, 4, 1, 4, 3)
     g = persons_from_person_maps([p, p.copy()], C)  # two identical (overlapping) GT persons
     m = InstanceParsingMetric(C)
-    m.update([{"parts": np.stack([p, p]), "scores": np.array([0.9, 0.8])}],
-             [{"persons": [p, p.copy()], "image_id": "a", "order": 0}])
+    m.update(
+        [{"parts": np.stack([p, p]), "scores": np.array([0.9, 0.8])}],
+        [{"persons": [p, p.copy()], "image_id": "a", "order": 0}],
+    )
     rec = m._records[0][2]
     assert rec["jstar"].tolist() == [0, 0]  # both pick the first on the tie
     assert len(g.layers) == 2  # overlapping persons go to separate layers
@@ -128,7 +134,9 @@ def test_empty_gt_persons_counted_or_dropped():
     imgs = [(sem, pid, [np.where(pid == 1, sem, 0).astype(np.uint8)], [0.9])]
     pr = score(imgs, "prcnn")
     mh = score(imgs, "mhp_official")
-    assert pr["num_gt_persons"] == 2 and pr["app50"] == pytest.approx(0.5) and pr["pcp50"] == pytest.approx(0.5)
+    assert (
+        pr["num_gt_persons"] == 2 and pr["app50"] == pytest.approx(0.5) and pr["pcp50"] == pytest.approx(0.5)
+    )
     assert mh["num_gt_persons"] == 1 and mh["app50"] == 1.0 and mh["pcp50"] == 1.0
     # the MHP code drops only maps without any non-zero pixel: a person labelled 255 only is kept
     a = block(8, 8, 0, 4, 0, 4, 1)
@@ -196,7 +204,9 @@ def test_cropped_maps_with_boxes_equal_full_maps():
     m2.update([{"parts": [crop], "boxes": np.array([[1, 2, 4, 7]]), "scores": np.array([0.7])}], t)
     assert m1.compute()["app_vol"] == m2.compute()["app_vol"]
     with pytest.raises(ValueError, match="leaves"):
-        InstanceParsingMetric(C).update([{"parts": [crop], "boxes": np.array([[5, 2, 8, 7]]), "scores": [0.7]}], t)
+        InstanceParsingMetric(C).update(
+            [{"parts": [crop], "boxes": np.array([[5, 2, 8, 7]]), "scores": [0.7]}], t
+        )
 
 
 @pytest.mark.parametrize("convention", ["prcnn", "mhp_official", "pet"])
@@ -210,10 +220,14 @@ def test_matches_a_literal_implementation_on_random_sets(convention):
         ids = [k for k in np.unique(s.person_ids) if k > 0]
         gmaps = [np.where(s.person_ids == k, s.semantic, 0).astype(np.uint8) for k in ids]
         parts = np.stack(s.pred_parts) if s.pred_parts else None
-        m.update([{"parts": parts, "scores": s.pred_scores}],
-                 [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}])
-        m_maps.update([{"parts": parts, "scores": s.pred_scores}],
-                      [{"persons": gmaps, "semantic": s.semantic, "image_id": s.image_id, "order": i}])
+        m.update(
+            [{"parts": parts, "scores": s.pred_scores}],
+            [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}],
+        )
+        m_maps.update(
+            [{"parts": parts, "scores": s.pred_scores}],
+            [{"persons": gmaps, "semantic": s.semantic, "image_id": s.image_id, "order": i}],
+        )
         images.append((gmaps, s.pred_parts, s.pred_scores))
     aps, pcps = app_loop(images, c, convention)
     r = {k: float(v) for k, v in m.compute().items()}
@@ -241,7 +255,9 @@ def test_pair_ious_match_per_pair_confusions_for_every_gt_form():
         iou16 = person_part_iou(persons_from_semantic(sem, pid.astype(np.uint16) * 1000, C), sp)
         assert np.array_equal(iou, iou16, equal_nan=True)
         # overlapping per-person maps (MHP): several layers
-        maps = [np.where(rng.random((h, w)) < 0.4, rng.integers(0, C, (h, w)), 0).astype(np.uint8) for _ in ids]
+        maps = [
+            np.where(rng.random((h, w)) < 0.4, rng.integers(0, C, (h, w)), 0).astype(np.uint8) for _ in ids
+        ]
         iou_maps = person_part_iou(persons_from_person_maps(maps, C), sp)
         for d, p in enumerate(preds):
             for j, k in enumerate(ids):
@@ -257,12 +273,20 @@ def test_int64_tensors_from_the_data_pipeline_give_the_same_numbers():
     m_np, m_t = InstanceParsingMetric(20), InstanceParsingMetric(20)
     for i, s in enumerate(samples):
         parts = np.stack(s.pred_parts) if s.pred_parts else np.zeros((0,) + s.shape, np.uint8)
-        m_np.update([{"parts": parts, "scores": s.pred_scores}],
-                    [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}])
-        m_t.update([{"parts": torch.from_numpy(parts.astype(np.int64)), "scores": torch.tensor(s.pred_scores)}],
-                   [{"semantic": torch.from_numpy(s.semantic.astype(np.int64)),
-                     "person_ids": torch.from_numpy(s.person_ids.astype(np.int64)),
-                     "meta": {"id": s.image_id, "index": i}}])
+        m_np.update(
+            [{"parts": parts, "scores": s.pred_scores}],
+            [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}],
+        )
+        m_t.update(
+            [{"parts": torch.from_numpy(parts.astype(np.int64)), "scores": torch.tensor(s.pred_scores)}],
+            [
+                {
+                    "semantic": torch.from_numpy(s.semantic.astype(np.int64)),
+                    "person_ids": torch.from_numpy(s.person_ids.astype(np.int64)),
+                    "meta": {"id": s.image_id, "index": i},
+                }
+            ],
+        )
     a, b = m_np.compute(), m_t.compute()
     assert all(torch.equal(a[k], b[k]) or (a[k].isnan() and b[k].isnan()) for k in a)
 
@@ -275,7 +299,10 @@ def test_generic_paths_for_many_classes_and_persons():
         h, w = 12, 14
         pid = rng.integers(0, persons + 1, (h, w)).astype(np.uint8)
         sem = rng.integers(0, c, (h, w)).astype(np.uint8)
-        preds = [np.where(rng.random((h, w)) < 0.5, rng.integers(0, c, (h, w)), 0).astype(np.uint8) for _ in range(3)]
+        preds = [
+            np.where(rng.random((h, w)) < 0.5, rng.integers(0, c, (h, w)), 0).astype(np.uint8)
+            for _ in range(3)
+        ]
         g = persons_from_semantic(sem, pid, c)
         assert len(g.layers) == (1 if c == 130 else 2)
         iou = person_part_iou(g, [PartMap.from_array(p) for p in preds])

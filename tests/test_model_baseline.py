@@ -18,7 +18,9 @@ def test_outputs_and_paper_head_settings():
     out = m(torch.randn(2, 3, 64, 48))
     assert set(out) == {"seg"} and out["seg"].shape == (2, 20, 64, 48)
     aspp = m.net.decoder.aspp[0]
-    rates = sorted(mod.dilation[0] for mod in aspp.modules() if isinstance(mod, torch.nn.Conv2d) and mod.dilation[0] > 1)
+    rates = sorted(
+        mod.dilation[0] for mod in aspp.modules() if isinstance(mod, torch.nn.Conv2d) and mod.dilation[0] > 1
+    )
     assert rates == [6, 12, 18]
     assert m.net.decoder.block1[0].out_channels == 48  # low-level projection
 

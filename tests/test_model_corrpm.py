@@ -21,8 +21,15 @@ from humanparse.models.corrpm import (
 from humanparse.tasks.losses import CorrPMCriterion
 
 TINY_BACKBONE = {"layers": (1, 2, 1, 2), "channels": (4, 8, 16, 32), "stem_width": 8}
-TINY = dict(backbone="resnet50s", backbone_kwargs=TINY_BACKBONE, channels=16, aspp_channels=8, edge_channels=8,
-            pose_channels=8, nl_channels=8)
+TINY = dict(
+    backbone="resnet50s",
+    backbone_kwargs=TINY_BACKBONE,
+    channels=16,
+    aspp_channels=8,
+    edge_channels=8,
+    pose_channels=8,
+    nl_channels=8,
+)
 
 
 def tiny(variant: str = "full", **kw) -> CorrPM:
@@ -31,12 +38,18 @@ def tiny(variant: str = "full", **kw) -> CorrPM:
 
 def batch(n: int = 2, size: int = 64, seed: int = 0) -> dict:
     g = torch.Generator().manual_seed(seed)
-    labels = torch.randint(0, 20, (n, size // 8, size // 8), generator=g).repeat_interleave(8, 1).repeat_interleave(8, 2)
+    labels = (
+        torch.randint(0, 20, (n, size // 8, size // 8), generator=g)
+        .repeat_interleave(8, 1)
+        .repeat_interleave(8, 2)
+    )
     kp = torch.cat([torch.rand(n, 16, 2, generator=g) * size, torch.ones(n, 16, 1)], 2).numpy()
     return {
         "image": torch.randn(n, 3, size, size, generator=g),
         "semantic": labels,
-        "semantic_edge": torch.stack([torch.from_numpy(semantic_edges(lab.numpy().astype("uint8"))).long() for lab in labels]),
+        "semantic_edge": torch.stack(
+            [torch.from_numpy(semantic_edges(lab.numpy().astype("uint8"))).long() for lab in labels]
+        ),
         "heatmaps": torch.stack([torch.from_numpy(pose_heatmaps(k, (size, size))) for k in kp]),
     }
 
@@ -67,16 +80,27 @@ def test_deep_stem_resnet101_and_ce2p_weights(tmp_path):
     with torch.device("meta"):
         r101 = DilatedResNet("resnet101s", 16)
     stem = [m.out_channels for m in r101.body.conv1 if isinstance(m, nn.Conv2d)]
-    assert stem == [64, 64, 128] and [len(getattr(r101.body, f"layer{i}")) for i in range(1, 5)] == [3, 4, 23, 3]
+    assert stem == [64, 64, 128] and [len(getattr(r101.body, f"layer{i}")) for i in range(1, 5)] == [
+        3,
+        4,
+        23,
+        3,
+    ]
     # a CE2P-style checkpoint (conv1/bn1/conv2/bn2/conv3/bn3 stem, fc) loads through the key map
     src = DilatedResNet("resnet50s", 16, **TINY_BACKBONE)
-    to_ce2p = {"conv1.0.": "conv1.", "conv1.1.": "bn1.", "conv1.3.": "conv2.", "conv1.4.": "bn2.", "conv1.6.": "conv3.",
-               "bn1.": "bn3."}
+    to_ce2p = {
+        "conv1.0.": "conv1.",
+        "conv1.1.": "bn1.",
+        "conv1.3.": "conv2.",
+        "conv1.4.": "bn2.",
+        "conv1.6.": "conv3.",
+        "bn1.": "bn3.",
+    }
     state = {}
     for k, v in src.body.state_dict().items():
         for new, old in to_ce2p.items():
             if k.startswith(new):
-                k = old + k[len(new):]
+                k = old + k[len(new) :]
                 break
         state[k] = v
     state["fc.weight"] = torch.zeros(10, 128)
@@ -103,7 +127,11 @@ def test_output_shapes_train_and_eval():
     m = tiny()
     out = m(torch.randn(2, 3, 64, 48))
     assert {k: tuple(v.shape) for k, v in out.items()} == {
-        "seg1": (2, 20, 16, 12), "seg2": (2, 20, 16, 12), "edge": (2, 2, 16, 12), "pose": (2, 16, 16, 12)}
+        "seg1": (2, 20, 16, 12),
+        "seg2": (2, 20, 16, 12),
+        "edge": (2, 2, 16, 12),
+        "pose": (2, 16, 16, 12),
+    }
     m.eval()
     with torch.no_grad():
         out = m(torch.randn(1, 3, 72, 56))  # not a multiple of 16: fk is resized onto fp
@@ -137,10 +165,16 @@ def test_attention_kernels_match_the_explicit_affinity(impl, monkeypatch):
     torch.manual_seed(0)
     q, k, v = torch.randn(2, 96, 8), torch.randn(2, 24, 8), torch.randn(2, 24, 8)
     monkeypatch.setattr(attention, "CHUNK_BYTES", 24 * 4 * 10)  # chunks of 10 queries: several per image
-    assert torch.allclose(dot_product_attention(q, k, v, 1.0, impl=impl),
-                          dot_product_attention(q, k, v, 1.0, impl="explicit"), atol=1e-5)
-    assert torch.allclose(dot_product_attention(q[0], k[0], v[0], None, impl=impl),
-                          dot_product_attention(q[0], k[0], v[0], None, impl="explicit"), atol=1e-5)
+    assert torch.allclose(
+        dot_product_attention(q, k, v, 1.0, impl=impl),
+        dot_product_attention(q, k, v, 1.0, impl="explicit"),
+        atol=1e-5,
+    )
+    assert torch.allclose(
+        dot_product_attention(q[0], k[0], v[0], None, impl=impl),
+        dot_product_attention(q[0], k[0], v[0], None, impl="explicit"),
+        atol=1e-5,
+    )
     fused = NonLocal2d(16, 8, query_channels=12, attention=impl)
     explicit = NonLocal2d(16, 8, query_channels=12, attention="explicit")
     explicit.load_state_dict(fused.state_dict())
@@ -179,10 +213,16 @@ def test_effective_variant_follows_table_6():
 
 
 EXPECTED_MODULES = {
-    "P": (None, False, False), "PP": (SelfNonLocal, False, False), "P+B": (ConcatFusion, True, False),
-    "P+K": (ConcatFusion, False, True), "P+B+K": (ConcatFusion, True, True), "PB": (HeterogeneousNonLocal, True, False),
-    "PK": (HeterogeneousNonLocal, False, True), "PBB": (HeterogeneousNonLocal, True, False),
-    "PKK": (HeterogeneousNonLocal, False, True), "full": (HeterogeneousNonLocal, True, True),
+    "P": (None, False, False),
+    "PP": (SelfNonLocal, False, False),
+    "P+B": (ConcatFusion, True, False),
+    "P+K": (ConcatFusion, False, True),
+    "P+B+K": (ConcatFusion, True, True),
+    "PB": (HeterogeneousNonLocal, True, False),
+    "PK": (HeterogeneousNonLocal, False, True),
+    "PBB": (HeterogeneousNonLocal, True, False),
+    "PKK": (HeterogeneousNonLocal, False, True),
+    "full": (HeterogeneousNonLocal, True, True),
 }
 
 
@@ -191,7 +231,7 @@ def test_each_variant_builds_and_takes_a_training_step(variant):
     torch.manual_seed(0)
     m = tiny(variant)
     fusion, edge, pose = EXPECTED_MODULES[variant]
-    assert (m.fusion is None if fusion is None else isinstance(m.fusion, fusion))
+    assert m.fusion is None if fusion is None else isinstance(m.fusion, fusion)
     assert (m.edge_encoder is not None) == edge and (m.pose_encoder is not None) == pose
     if variant in ("PBB", "PKK"):  # two copies of one factor: the same 3·C input channels as the full model
         assert m.fusion.Wa.in_channels == 3 * 16
@@ -199,7 +239,12 @@ def test_each_variant_builds_and_takes_a_training_step(variant):
     opt = torch.optim.SGD(m.parameters(), lr=0.1, momentum=0.9)
     b = batch()
     out = m(b["image"])
-    expected = {"seg2"} | ({"seg1"} if fusion else set()) | ({"edge"} if edge else set()) | ({"pose"} if pose else set())
+    expected = (
+        {"seg2"}
+        | ({"seg1"} if fusion else set())
+        | ({"edge"} if edge else set())
+        | ({"pose"} if pose else set())
+    )
     assert set(out) == expected
     losses = crit(out, b)
     assert set(losses) == {"loss"} | expected and torch.isfinite(losses["loss"])
@@ -208,8 +253,12 @@ def test_each_variant_builds_and_takes_a_training_step(variant):
     # every parameter gets a gradient (no dead layers: DDP needs no find_unused_parameters)
     assert all(p.grad is not None for p in m.parameters())
     opt.step()
-    changed = [k for k, v in m.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])]
-    assert any(k.startswith("parsing_encoder") for k in changed) and any(k.startswith("backbone") for k in changed)
+    changed = [
+        k for k, v in m.state_dict().items() if v.dtype.is_floating_point and not torch.equal(v, before[k])
+    ]
+    assert any(k.startswith("parsing_encoder") for k in changed) and any(
+        k.startswith("backbone") for k in changed
+    )
     if fusion is not None:
         assert any(k.startswith("fusion") for k in changed)
 

@@ -92,8 +92,13 @@ class _Probe(pl.LightningModule):
 
 
 def test_grapy_ml_config_trains_one_dataset_per_step_and_validates_per_dataset(compose_train):
-    cfg = compose_train("data=grapy_ml", "data.synthetic=true", "data.synthetic_options.num_train=6",
-                        "data.synthetic_options.num_val=3", "data.batch_size=2")
+    cfg = compose_train(
+        "data=grapy_ml",
+        "data.synthetic=true",
+        "data.synthetic_options.num_train=6",
+        "data.synthetic_options.num_val=3",
+        "data.batch_size=2",
+    )
     dm = hydra.utils.instantiate(cfg.data)
     assert isinstance(dm, MultiDataModule)
     assert dm.names == ["cihp", "pascal_person_part", "atr"] and dm.num_classes == [20, 7, 18]
@@ -101,9 +106,16 @@ def test_grapy_ml_config_trains_one_dataset_per_step_and_validates_per_dataset(c
     dm.setup("fit")
     assert dm.datasets["train"].sizes == [6, 6, 6]
     probe = _Probe()
-    trainer = pl.Trainer(max_epochs=1, accelerator="cpu", logger=False, enable_checkpointing=False,
-                         enable_progress_bar=False, enable_model_summary=False, num_sanity_val_steps=0,
-                         use_distributed_sampler=False)
+    trainer = pl.Trainer(
+        max_epochs=1,
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        num_sanity_val_steps=0,
+        use_distributed_sampler=False,
+    )
     trainer.fit(probe, datamodule=dm)
     assert len(probe.train_seen) == 9  # 3 datasets x 6 images / batch 2: an epoch covers all images
     names = dm.names

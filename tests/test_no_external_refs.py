@@ -12,7 +12,7 @@ import subprocess
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-SCANNED = ("src", "scripts", "notebooks", "docs", "README.md")
+SCANNED = ("src", "conf", "scripts", "notebooks", "docs", "README.md")
 SUFFIXES = {".py", ".pyi", ".yaml", ".yml", ".md", ".rst", ".txt", ".ipynb", ".toml", ".cfg", ".sh", ".json"}
 # ``shared/spec`` or ``shared/papers`` paths, and bare note names (``metrics.md §1.4``); a name preceded by a
 # path (``docs/metrics.md``) or by other letters (``DENSEPOSE_DATASETS.md``) is another file.
@@ -24,14 +24,18 @@ PATTERN = re.compile(
 def scanned_files() -> list[Path]:
     """Tracked files under ``SCANNED`` (git), or every file there when the tree is not a git checkout."""
     try:
-        out = subprocess.run(["git", "ls-files", "-z", "--", *SCANNED], cwd=ROOT, capture_output=True,
-                             check=True, timeout=60).stdout.decode()
+        out = subprocess.run(
+            ["git", "ls-files", "-z", "--", *SCANNED], cwd=ROOT, capture_output=True, check=True, timeout=60
+        ).stdout.decode()
         files = [ROOT / p for p in out.split("\0") if p]
     except (OSError, subprocess.SubprocessError):
         files = []
     if not files:
-        files = [p for name in SCANNED for p in ((ROOT / name).rglob("*") if (ROOT / name).is_dir()
-                                                  else [ROOT / name])]
+        files = [
+            p
+            for name in SCANNED
+            for p in ((ROOT / name).rglob("*") if (ROOT / name).is_dir() else [ROOT / name])
+        ]
     return sorted(p for p in files if p.is_file() and p.suffix in SUFFIXES and "__pycache__" not in p.parts)
 
 
@@ -46,18 +50,30 @@ def find_references(files: list[Path]) -> list[str]:
 
 
 def test_pattern_catches_citations_and_spares_other_files():
-    for cited in ("(datasets.md §7.1)", "see shared/spec/models.md §4.4", "``metrics.md`` §1",
-                  "pgn_partition.md", "(reference_sizes.md)", "../shared/papers/corrpm.txt"):
+    for cited in (
+        "(datasets.md §7.1)",
+        "see shared/spec/models.md §4.4",
+        "``metrics.md`` §1",
+        "pgn_partition.md",
+        "(reference_sizes.md)",
+        "../shared/papers/corrpm.txt",
+    ):
         assert PATTERN.search(cited), cited
-    for fine in ("docs/task_contract.md", "DENSEPOSE_DATASETS.md of detectron2", "docs/metrics.md",
-                 "benchmark.md", "CorrPM §3.5", "the models.py module"):
+    for fine in (
+        "docs/task_contract.md",
+        "DENSEPOSE_DATASETS.md of detectron2",
+        "docs/metrics.md",
+        "benchmark.md",
+        "CorrPM §3.5",
+        "the models.py module",
+    ):
         assert not PATTERN.search(fine), fine
 
 
 def test_scan_covers_the_sources():
     names = {p.relative_to(ROOT).as_posix() for p in scanned_files()}
     assert "README.md" in names and "src/humanparse/metrics/semantic.py" in names
-    assert any(n.endswith(".yaml") and n.startswith("src/humanparse/conf/") for n in names)
+    assert any(n.endswith(".yaml") and n.startswith("conf/") for n in names)
 
 
 def test_no_reference_notes_cited():

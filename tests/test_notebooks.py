@@ -27,7 +27,9 @@ def _execute(name: str, tmp_path: Path, env: dict[str, str]) -> nbformat.Noteboo
     os.environ["PYTHONPATH"] = os.pathsep.join([str(SRC), os.environ.get("PYTHONPATH", "")])
     os.environ["MPLBACKEND"] = "module://matplotlib_inline.backend_inline"
     try:
-        NotebookClient(nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}).execute()
+        NotebookClient(
+            nb, timeout=180, kernel_name="python3", resources={"metadata": {"path": str(tmp_path)}}
+        ).execute()
     finally:
         os.environ.clear()
         os.environ.update(old)
@@ -35,18 +37,30 @@ def _execute(name: str, tmp_path: Path, env: dict[str, str]) -> nbformat.Noteboo
 
 
 def _images(nb) -> int:
-    return sum(1 for c in nb.cells if c.cell_type == "code" for o in c.get("outputs", []) if "image/png" in o.get("data", {}))
+    return sum(
+        1
+        for c in nb.cells
+        if c.cell_type == "code"
+        for o in c.get("outputs", [])
+        if "image/png" in o.get("data", {})
+    )
 
 
 @pytest.mark.parametrize("name", ["dataset_viewer.ipynb", "results.ipynb"])
 def test_committed_without_outputs(name):
     nb = nbformat.read(NOTEBOOKS / name, as_version=4)
     nbformat.validate(nb)
-    assert all(not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code")
+    assert all(
+        not c.get("outputs") and c.get("execution_count") is None for c in nb.cells if c.cell_type == "code"
+    )
 
 
 def test_dataset_viewer_runs(tmp_path, cache_dir):
-    nb = _execute("dataset_viewer.ipynb", tmp_path, {"HUMANPARSE_CACHE": str(cache_dir), "HUMANPARSE_VIEWER_SAMPLES": "1"})
+    nb = _execute(
+        "dataset_viewer.ipynb",
+        tmp_path,
+        {"HUMANPARSE_CACHE": str(cache_dir), "HUMANPARSE_VIEWER_SAMPLES": "1"},
+    )
     text = "".join(o.get("text", "") for c in nb.cells for o in c.get("outputs", []))
     assert "datasets: [" in text and "'lip'" in text
     assert "densepose_coco" in text and "DensePose points" in text.split("densepose_coco", 1)[1]

@@ -27,9 +27,18 @@ from humanparse.models.pretrained import PretrainedWeightsError
 CODE_HEAD = dict(gce_dim=512, nl_norm="gn")  # the released roi_gce_head (CONV_DIM 512, GroupNorm non-local)
 BASELINE_HEAD = dict(gce="none", convs_after_gce=8, roi_levels="fpn_assign", roi_size=14, output_size=56)
 TINY_HEAD = dict(conv_dim=16, gce_dim=8, aspp_dim=8)
-TINY_NET = dict(backbone="resnet", resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]}, trainable_layers=5,
-                norm="bn", fpn_channels=16, representation_size=32, rpn_pre_nms_top_n_test=100,
-                rpn_post_nms_top_n_test=50, box_batch_size_per_image=64, box_detections_per_img=10)
+TINY_NET = dict(
+    backbone="resnet",
+    resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]},
+    trainable_layers=5,
+    norm="bn",
+    fpn_channels=16,
+    representation_size=32,
+    rpn_pre_nms_top_n_test=100,
+    rpn_post_nms_top_n_test=50,
+    box_batch_size_per_image=64,
+    box_detections_per_img=10,
+)
 
 
 def nparams(m: torch.nn.Module) -> int:
@@ -54,8 +63,15 @@ def test_parameter_counts_match_the_released_model():
     assert nparams(ParsingBranch(20, **BASELINE_HEAD)) == 17_862_676
     # the paper's GCE width 256 (default): 1x1 1280->256, non-local at 256, first PBD conv 256->512
     paper = ParsingBranch(20)
-    expected = 1_836_032 + 65_792 + (1280 * 256 + 256) + (4 * (256 * 256 + 256) + 512) \
-        + (256 * 512 * 9 + 512) + 3 * (512 * 512 * 9 + 512) + 163_860
+    expected = (
+        1_836_032
+        + 65_792
+        + (1280 * 256 + 256)
+        + (4 * (256 * 256 + 256) + 512)
+        + (256 * 512 * 9 + 512)
+        + 3 * (512 * 512 * 9 + 512)
+        + 163_860
+    )
     assert nparams(paper) == expected == 10_916_884
 
 
@@ -81,8 +97,9 @@ def test_head_shapes_gce_and_pbd(gce, before, after):
 @pytest.mark.parametrize("roi_size,output_size", [(14, 56), (32, 128), (32, 64), (64, 256), (64, 128)])
 @pytest.mark.parametrize("levels", ["p2", "fpn_assign"])
 def test_branch_roi_sizes_and_levels(roi_size, output_size, levels):
-    b = ParsingBranch(5, in_channels=16, roi_levels=levels, roi_size=roi_size, output_size=output_size,
-                      **TINY_HEAD)
+    b = ParsingBranch(
+        5, in_channels=16, roi_levels=levels, roi_size=roi_size, output_size=output_size, **TINY_HEAD
+    )
     assert b.pooler.featmap_names == (["0"] if levels == "p2" else ["0", "1", "2", "3"])
     feats = {k: torch.randn(1, 16, 64 // 2**i, 64 // 2**i) for i, k in enumerate("0123")}
     out = b.forward_rois(feats, [torch.tensor([[4.0, 4.0, 60.0, 60.0], [0.0, 0.0, 8.0, 8.0]])], [(256, 256)])
@@ -120,7 +137,9 @@ def test_box_roi_levels_p2_row():
 def test_selection_positives_rematch_cap():
     b = ParsingBranch(5, in_channels=16, rois_per_image=3, **TINY_HEAD)
     gt = torch.tensor([[0.0, 0.0, 20.0, 20.0], [30.0, 30.0, 50.0, 50.0]])
-    near0 = torch.tensor([[0.0, 0.0, 20.0, 19.0], [1.0, 0.0, 20.0, 20.0], [0.0, 1.0, 20.0, 20.0], [0.0, 0.0, 19.0, 20.0]])
+    near0 = torch.tensor(
+        [[0.0, 0.0, 20.0, 19.0], [1.0, 0.0, 20.0, 20.0], [0.0, 1.0, 20.0, 20.0], [0.0, 0.0, 19.0, 20.0]]
+    )
     near1 = torch.tensor([[30.0, 30.0, 50.0, 49.0]])
     far = torch.tensor([[0.0, 0.0, 5.0, 5.0]])
     proposals = torch.cat([near0, near1, far, gt[1:]])
@@ -138,16 +157,22 @@ def test_selection_positives_rematch_cap():
     assert len(rois[0]) == 5 and m[0].tolist() == [0, 0, 0, 0, 1]
     # different draws at the cap
     b.rois_per_image = 2
-    draws = {tuple(map(tuple, b.select([proposals], [matched], [labels], [{"boxes": gt}])[0][0].tolist()))
-             for _ in range(20)}
+    draws = {
+        tuple(map(tuple, b.select([proposals], [matched], [labels], [{"boxes": gt}])[0][0].tolist()))
+        for _ in range(20)
+    }
     assert len(draws) > 1
 
 
 def test_no_positive_gives_zero_loss_without_nan():
     b = ParsingBranch(5, in_channels=16, **TINY_HEAD)
     feats = {"0": torch.randn(2, 16, 16, 16)}
-    rois, m = b.select([torch.tensor([[0.0, 0.0, 5.0, 5.0]])] * 2, [torch.zeros(1, dtype=torch.int64)] * 2,
-                       [torch.zeros(1, dtype=torch.int64)] * 2, [{"boxes": torch.zeros(0, 4)}] * 2)
+    rois, m = b.select(
+        [torch.tensor([[0.0, 0.0, 5.0, 5.0]])] * 2,
+        [torch.zeros(1, dtype=torch.int64)] * 2,
+        [torch.zeros(1, dtype=torch.int64)] * 2,
+        [{"boxes": torch.zeros(0, 4)}] * 2,
+    )
     assert sum(len(r) for r in rois) == 0
     loss = b.loss(feats, rois, [(64, 64)] * 2, [{}, {}], m)["loss_parsing"]
     assert loss.item() == 0.0
@@ -198,7 +223,7 @@ def test_targets_equal_opencv_nearest():
     got = parsing_targets(torch.from_numpy(parts), torch.from_numpy(boxes), 32)
     for i in range(3):
         x0, y0, x1, y1 = np.round(boxes[i]).astype(int)  # numpy rounds half to even, like torch.round
-        crop = parts[i][max(0, y0):y1, max(0, x0):x1]
+        crop = parts[i][max(0, y0) : y1, max(0, x0) : x1]
         ref = cv2.resize(crop, (32, 32), interpolation=cv2.INTER_NEAREST)
         np.testing.assert_array_equal(got[i].numpy(), ref)
 
@@ -212,7 +237,10 @@ def test_targets_of_a_flipped_image_are_flipped_and_swapped():
     w = 40
     parts = torch.from_numpy(rng.choice([0, 2, 14, 15, 16, 17, 18, 19], (1, 30, w)).astype(np.uint8))
     flipped = torch.from_numpy(perm[parts.numpy()[:, :, ::-1]].astype(np.uint8))  # the data pipeline's flip
-    for box, size in (([4.0, 3.0, 20.0, 19.0], 16), ([10.0, 2.0, 18.0, 26.0], 24)):  # 1:1 and integer up-sampling
+    for box, size in (
+        ([4.0, 3.0, 20.0, 19.0], 16),
+        ([10.0, 2.0, 18.0, 26.0], 24),
+    ):  # 1:1 and integer up-sampling
         b = torch.tensor([box])
         fb = torch.tensor([[w - box[2], box[1], w - box[0], box[3]]])
         t, tf = parsing_targets(parts, b, size), parsing_targets(flipped, fb, size)
@@ -236,7 +264,7 @@ def released_paste(probs: np.ndarray, box: np.ndarray, h_img: int, w_img: int) -
     lab = np.argmax(cv2.resize(padded, (w, h), interpolation=cv2.INTER_LINEAR), axis=2)
     out = np.zeros((h_img, w_img), np.uint8)
     x0, x1, y0, y1 = max(b[0], 0), min(b[2] + 1, w_img), max(b[1], 0), min(b[3] + 1, h_img)
-    out[y0:y1, x0:x1] = lab[y0 - b[1]:y1 - b[1], x0 - b[0]:x1 - b[0]]
+    out[y0:y1, x0:x1] = lab[y0 - b[1] : y1 - b[1], x0 - b[0] : x1 - b[0]]
     return out
 
 
@@ -257,8 +285,16 @@ def test_paste_back_by_hand():
     assert set(out[8:22, 8:15].unique().tolist()) == {2} and set(out[8:22, 15:22].unique().tolist()) == {1}
 
 
-@pytest.mark.parametrize("box", [[3.2, 5.7, 40.9, 33.1], [-6.0, -3.5, 12.2, 20.0], [30.0, 20.0, 49.5, 39.9],
-                                 [44.0, 1.0, 70.0, 50.0], [10.0, 10.0, 10.4, 10.3]])
+@pytest.mark.parametrize(
+    "box",
+    [
+        [3.2, 5.7, 40.9, 33.1],
+        [-6.0, -3.5, 12.2, 20.0],
+        [30.0, 20.0, 49.5, 39.9],
+        [44.0, 1.0, 70.0, 50.0],
+        [10.0, 10.0, 10.4, 10.3],
+    ],
+)
 def test_paste_back_equals_the_released_routine(box):
     rng = np.random.default_rng(2)
     probs = rng.random((5, 16, 16)).astype(np.float32)
@@ -274,7 +310,7 @@ def test_semantic_map_order_and_threshold():
     parts[0, 0:4, 0:4] = 2  # score 0.9
     parts[1, 2:6, 2:6] = 5  # score 0.2: below 0.3, skipped
     parts[2, 1:5, 1:5] = 7  # score 0.5: pasted first, 0.9 overwrites the overlap
-    parts[2, 1, 1] = 0      # a zero label never overwrites
+    parts[2, 1, 1] = 0  # a zero label never overwrites
     sem = semantic_map(parts, torch.tensor([0.9, 0.2, 0.5]), 0.3)
     expect = torch.zeros(6, 6, dtype=torch.int64)
     expect[1:5, 1:5] = 7
@@ -295,8 +331,10 @@ def test_boxes_to_original_inverts_the_affine():
     inp = orig * 2 - torch.tensor([10.0, 4.0, 10.0, 4.0])  # continuous coordinates scale about 0
     torch.testing.assert_close(boxes_to_original(inp, a), orig)
     mirror = np.array([[-1.0, 0.0, 19.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]])  # a flip of a 20-px wide image
-    torch.testing.assert_close(boxes_to_original(torch.tensor([[2.0, 1.0, 5.0, 3.0]]), mirror),
-                               torch.tensor([[15.0, 1.0, 18.0, 3.0]]))
+    torch.testing.assert_close(
+        boxes_to_original(torch.tensor([[2.0, 1.0, 5.0, 3.0]]), mirror),
+        torch.tensor([[15.0, 1.0, 18.0, 3.0]]),
+    )
 
 
 def test_merge_flipped_swaps_channels():
@@ -316,17 +354,25 @@ def test_postprocess_contract():
     probs = torch.zeros(2, 3, 4, 4)
     probs[0, 1] = 1.0
     probs[1, 2] = 1.0
-    det = {"boxes": torch.tensor([[4.0, 4.0, 20.0, 20.0], [10.0, 10.0, 30.0, 30.0]]),
-           "scores": torch.tensor([0.2, 0.8]), "labels": torch.tensor([1, 1]), "parsing_probs": probs}
+    det = {
+        "boxes": torch.tensor([[4.0, 4.0, 20.0, 20.0], [10.0, 10.0, 30.0, 30.0]]),
+        "scores": torch.tensor([0.2, 0.8]),
+        "labels": torch.tensor([1, 1]),
+        "parsing_probs": probs,
+    }
     affine = np.diag([2.0, 2.0, 1.0])
     affine[:2, 2] = 0.5  # input = 2 (x + 0.5) - 0.5: the original image is 16 x 20
-    out = ParsingRCNNPostprocess(semseg_score_thresh=0.3)({"detections": [det]},
-                                                           {"meta": [{"orig_size": (16, 20), "affine": affine}]})
+    out = ParsingRCNNPostprocess(semseg_score_thresh=0.3)(
+        {"detections": [det]}, {"meta": [{"orig_size": (16, 20), "affine": affine}]}
+    )
     inst = out[0]["instances"]
     assert [i["score"] for i in inst] == pytest.approx([0.8, 0.2])  # descending
     assert inst[0]["box"] == pytest.approx([5.0, 5.0, 15.0, 15.0]) and inst[0]["label"] == 1
     assert inst[0]["parts"].shape == (16, 20) and inst[0]["parts"].dtype == torch.uint8
-    assert set(inst[0]["parts"].unique().tolist()) == {0, 2} and set(inst[1]["parts"].unique().tolist()) == {0, 1}
+    assert set(inst[0]["parts"].unique().tolist()) == {0, 2} and set(inst[1]["parts"].unique().tolist()) == {
+        0,
+        1,
+    }
     sem = out[0]["semantic"]
     assert sem.shape == (16, 20) and set(sem.unique().tolist()) == {0, 2}  # the 0.2 instance is below 0.3
 
@@ -349,7 +395,9 @@ def test_tta_views():
         p = branch.forward_rois(feats, [d["boxes"] * 0.5], il.image_sizes)["parsing_logits"].softmax(1)
         torch.testing.assert_close(d["parsing_probs"], p)
         # the flipped 0.5 view: boxes mirrored in the 32-px frame, probabilities flipped back
-        il, feats = net.features(F.interpolate(img, size=(32, 32), mode="bilinear", align_corners=False).flip(-1))
+        il, feats = net.features(
+            F.interpolate(img, size=(32, 32), mode="bilinear", align_corners=False).flip(-1)
+        )
         b = d["boxes"] * 0.5
         fb = torch.stack([32 - b[:, 2], b[:, 1], 32 - b[:, 0], b[:, 3]], 1)
         p = branch.forward_rois(feats, [fb], il.image_sizes)["parsing_logits"].softmax(1).flip(-1)
@@ -377,7 +425,9 @@ def test_coco_keypoints_init_from_a_file(tmp_path):
     for k, conv in enumerate(convs):
         assert torch.equal(conv.weight, sd[f"roi_heads.keypoint_head.{2 * k}.weight"])
     assert torch.equal(net.backbone.body.layer3[0].conv2.weight, sd["backbone.body.layer3.0.conv2.weight"])
-    assert torch.equal(net.roi_heads.box_predictor.cls_score.weight, sd["roi_heads.box_predictor.cls_score.weight"])
+    assert torch.equal(
+        net.roi_heads.box_predictor.cls_score.weight, sd["roi_heads.box_predictor.cls_score.weight"]
+    )
     assert torch.equal(net.rpn.head.conv[0][0].weight, sd["rpn.head.conv.0.0.weight"])
     # the final head (code width 512): the PBD convs take the last four pose convs
     net = ParsingRCNN(20, parsing=CODE_HEAD, init="coco_keypoints", weights=str(path))
@@ -407,30 +457,38 @@ def released_names(net: torch.nn.Module) -> dict[str, str]:
     out = {}
     for k in net.state_dict():
         if k.startswith("backbone.body."):
-            out[k] = "Conv_Body." + k[len("backbone.body."):]
+            out[k] = "Conv_Body." + k[len("backbone.body.") :]
         elif k.startswith("backbone.fpn."):
             kind, lvl, _, p = k.split(".")[2:]
             io = "in" if kind == "inner_blocks" else "out"
             name = fpn[int(lvl)]
-            out[k] = f"Conv_Body_FPN.p5_{io}.{p}" if name == "p5" else f"Conv_Body_FPN.fpn_{io}.{name[-1]}.{p}"
+            out[k] = (
+                f"Conv_Body_FPN.p5_{io}.{p}" if name == "p5" else f"Conv_Body_FPN.fpn_{io}.{name[-1]}.{p}"
+            )
         elif k.startswith("rpn.head.conv."):
             out[k] = "RPN.head.conv." + k.split(".")[-1]
         elif k.startswith("rpn.head."):
-            out[k] = "RPN." + k[len("rpn."):]
+            out[k] = "RPN." + k[len("rpn.") :]
         elif k.startswith("roi_heads.box_head."):
-            out[k] = "Fast_RCNN.Head." + k[len("roi_heads.box_head."):]
+            out[k] = "Fast_RCNN.Head." + k[len("roi_heads.box_head.") :]
         elif k.startswith("roi_heads.box_predictor."):
-            out[k] = "Fast_RCNN.Output." + k[len("roi_heads.box_predictor."):]
+            out[k] = "Fast_RCNN.Output." + k[len("roi_heads.box_predictor.") :]
     head = "Parsing_RCNN.Head."
     for k in net.state_dict():
-        rest = k[len("roi_heads.branches.parsing."):] if k.startswith("roi_heads.branches.parsing.") else None
+        rest = (
+            k[len("roi_heads.branches.parsing.") :] if k.startswith("roi_heads.branches.parsing.") else None
+        )
         if rest is None:
             continue
-        rest = (rest.replace("head.gce.image_pool.1.0.", head + "im_pool.1.0.")
-                .replace("head.gce.aspp.", head + "asppv3.").replace("head.gce.project.0.", head + "feat.0.0.")
-                .replace("head.gce.nonlocal_block.norm.", head + "feat.1.gn.")
-                .replace("head.gce.nonlocal_block.", head + "feat.1.").replace("head.after.", head + "conv_after_asppv3.")
-                .replace("output.deconv.", "Parsing_RCNN.Output.parsing_score_lowres."))
+        rest = (
+            rest.replace("head.gce.image_pool.1.0.", head + "im_pool.1.0.")
+            .replace("head.gce.aspp.", head + "asppv3.")
+            .replace("head.gce.project.0.", head + "feat.0.0.")
+            .replace("head.gce.nonlocal_block.norm.", head + "feat.1.gn.")
+            .replace("head.gce.nonlocal_block.", head + "feat.1.")
+            .replace("head.after.", head + "conv_after_asppv3.")
+            .replace("output.deconv.", "Parsing_RCNN.Output.parsing_score_lowres.")
+        )
         out[k] = rest
     return out
 
@@ -450,9 +508,14 @@ def test_released_checkpoint_loads_every_tensor(tmp_path):
 
     torch.manual_seed(0)
     # the released layout (Caffe trunk, affine BN, GroupNorm non-local) at small widths: same names, small file
-    built = dict(parsing=dict(gce_dim=32, conv_dim=32, aspp_dim=16, nl_norm="gn"), stride_in_1x1=True, norm="affine",
-                 resnet_kwargs={"layers": [1, 1, 1, 1], "width_per_group": 16}, fpn_channels=16,
-                 representation_size=32)
+    built = dict(
+        parsing=dict(gce_dim=32, conv_dim=32, aspp_dim=16, nl_norm="gn"),
+        stride_in_1x1=True,
+        norm="affine",
+        resnet_kwargs={"layers": [1, 1, 1, 1], "width_per_group": 16},
+        fpn_channels=16,
+        representation_size=32,
+    )
     ref = ParsingRCNN(20, **built).state_dict()
     names = released_names(ParsingRCNN(20, **built))
     assert len(names) == len(ref)  # frozen affine BN: weight and bias only, all mapped
@@ -470,7 +533,9 @@ def test_released_checkpoint_loads_every_tensor(tmp_path):
     x = torch.randn(2, bn.weight.numel(), 3, 3)
     torch.testing.assert_close(bn(x), x * bn.weight[:, None, None] + bn.bias[:, None, None])
     # a file of another head, or for another class count, is refused naming the file
-    torch.save({"model": {k: v for k, v in released.items() if "conv_after" not in k}}, tmp_path / "partial.pth")
+    torch.save(
+        {"model": {k: v for k, v in released.items() if "conv_after" not in k}}, tmp_path / "partial.pth"
+    )
     with pytest.raises(ReleasedWeightsError, match="partial.pth.*missing from the file"):
         load_released_weights(ParsingRCNN(20, **built), tmp_path / "partial.pth", "parsing_rcnn")
     with pytest.raises(ReleasedWeightsError, match="num_classes=20.*num_classes=59"):
@@ -482,15 +547,27 @@ def test_parsing_with_another_branch_is_one_module():
     from humanparse.models.rcnn import KeypointBranch
 
     torch.manual_seed(0)
-    net = ParsingRCNN(5, parsing=dict(roi_size=8, output_size=16, **TINY_HEAD),
-                      extra_branches={"keypoint": KeypointBranch(16, 17, layers=(8, 8))}, **TINY_NET)
+    net = ParsingRCNN(
+        5,
+        parsing=dict(roi_size=8, output_size=16, **TINY_HEAD),
+        extra_branches={"keypoint": KeypointBranch(16, 17, layers=(8, 8))},
+        **TINY_NET,
+    )
     parts = torch.zeros(1, 64, 64, dtype=torch.uint8)
     parts[0, 8:56, 10:30] = 3
-    t = {"boxes": torch.tensor([[10.0, 8.0, 30.0, 56.0]]), "labels": torch.ones(1, dtype=torch.int64), "parts": parts,
-         "keypoints": torch.tensor([[[20.0, 20.0, 1.0]] * 17])}
+    t = {
+        "boxes": torch.tensor([[10.0, 8.0, 30.0, 56.0]]),
+        "labels": torch.ones(1, dtype=torch.int64),
+        "parts": parts,
+        "keypoints": torch.tensor([[[20.0, 20.0, 1.0]] * 17]),
+    }
     losses = net(torch.randn(1, 3, 64, 64), [t])
     assert {"loss_parsing", "loss_keypoint", "loss_classifier", "loss_objectness"} <= set(losses)
     net.eval()
     with torch.no_grad():
         d = net(torch.randn(1, 3, 64, 64))["detections"][0]
-    assert d["parsing_probs"].shape == (len(d["boxes"]), 5, 16, 16) and d["keypoints"].shape == (len(d["boxes"]), 17, 3)
+    assert d["parsing_probs"].shape == (len(d["boxes"]), 5, 16, 16) and d["keypoints"].shape == (
+        len(d["boxes"]),
+        17,
+        3,
+    )

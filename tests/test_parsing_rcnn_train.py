@@ -38,8 +38,14 @@ def test_demo_trains_and_evaluates_instance_metrics(tmp_path, cache_dir):
         assert 0.0 <= m[key] <= 1.0
     ckpt = runs[0].parent / "checkpoints" / "last.ckpt"
     (tmp_path / "eval").mkdir()
-    out = run_cli("humanparse.evaluate", f"ckpt_path={ckpt}", "split=val", cwd=tmp_path / "eval", cache_dir=cache_dir,
-                  timeout=600)
+    out = run_cli(
+        "humanparse.evaluate",
+        f"ckpt_path={ckpt}",
+        "split=val",
+        cwd=tmp_path / "eval",
+        cache_dir=cache_dir,
+        timeout=600,
+    )
     assert "app_vol" in out.stdout and "pcp50" in out.stdout
     ev = json.loads(next((tmp_path / "eval" / "logs").rglob("metrics.json")).read_text())["metrics"]
     for key in ("val/app_vol", "val/app50", "val/pcp50", "val/miou"):

@@ -48,8 +48,16 @@ def _sample() -> dict:
         p["keypoints"] = k
     inst, table = part_instances(sem, pid, 20)
     image = np.random.default_rng(0).integers(0, 255, (H, W, 3), dtype=np.uint8)
-    return {"image": image, "semantic": sem, "person_ids": pid, "instance_ids": inst, "instances": table,
-            "keypoints": kps, "persons": persons, "meta": {"id": "x"}}
+    return {
+        "image": image,
+        "semantic": sem,
+        "person_ids": pid,
+        "instance_ids": inst,
+        "instances": table,
+        "keypoints": kps,
+        "persons": persons,
+        "meta": {"id": "x"},
+    }
 
 
 def _same(a: dict, b: dict) -> None:
@@ -67,7 +75,9 @@ def test_flip_swaps_parts_and_joints_consistently_and_twice_is_identity():
     f = warp_sample(s, m, (H, W), True, tables)
     p1 = f["persons"][0]
     # the Left-arm region is now on the image right and labelled Right-arm, in both maps
-    assert (p1["parts"] == 15).sum() == (s["persons"][0]["parts"] == 14).sum() and not (p1["parts"] == 14).any()
+    assert (p1["parts"] == 15).sum() == (s["persons"][0]["parts"] == 14).sum() and not (
+        p1["parts"] == 14
+    ).any()
     assert np.array_equal(p1["parts"], np.where(p1["mask"], f["semantic"], 0))
     assert np.array_equal(p1["mask"], f["person_ids"] == 1)
     # the left wrist becomes the right wrist, mirrored, and still lies on its (now right) arm
@@ -102,8 +112,11 @@ def test_rotation_and_scale_keep_boxes_tight_around_masks():
 
 def test_boxes_without_masks_move_with_transform_boxes_and_unknown_entries_fail():
     tables = FlipTables.from_info(CIHP)
-    s = {"image": np.zeros((H, W, 3), np.uint8), "meta": {},
-         "persons": [{"id": 1, "box": np.array([2, 10, 6, 20], np.float32)}]}
+    s = {
+        "image": np.zeros((H, W, 3), np.uint8),
+        "meta": {},
+        "persons": [{"id": 1, "box": np.array([2, 10, 6, 20], np.float32)}],
+    }
     out = warp_sample(s, mirror_matrix(W), (H, W), True, tables)
     assert out["persons"][0]["box"].tolist() == [W - 1 - 6, 10, W - 1 - 2, 20]
     s["persons"][0]["dense_points"] = np.zeros((5, 4), np.float32)

@@ -21,23 +21,22 @@ def _bce(x: float, y: float) -> float:
 
 
 def _batch():
-    labels = torch.tensor([[[0, 1, 2, 2],
-                            [1, 1, 2, 255],
-                            [2, 0, 255, 1],
-                            [1, 1, 0, 0]]])
-    edge = torch.tensor([[[0, 1, 0, 0],
-                          [1, 1, 0, 0],
-                          [0, 0, 0, 1],
-                          [0, 1, 1, 0]]])
+    labels = torch.tensor([[[0, 1, 2, 2], [1, 1, 2, 255], [2, 0, 255, 1], [1, 1, 0, 0]]])
+    edge = torch.tensor([[[0, 1, 0, 0], [1, 1, 0, 0], [0, 0, 0, 1], [0, 1, 1, 0]]])
     return {"semantic": labels, "instance_edge": edge}
 
 
 def _outputs(seed=0):
     g = torch.Generator().manual_seed(seed)
-    out = {"parsing_fc": torch.randn(1, 3, 2, 2, generator=g), "parsing_rf_fc": torch.randn(1, 3, 2, 2, generator=g)}
+    out = {
+        "parsing_fc": torch.randn(1, 3, 2, 2, generator=g),
+        "parsing_rf_fc": torch.randn(1, 3, 2, 2, generator=g),
+    }
     for k in ("edge_fc", "edge_res3", "edge_res4", "edge_res5"):
         out[k] = torch.randn(1, 1, 4, 4, generator=g)
-    out["edge_rf_fc"] = torch.tensor([[[[3.0, -3.0], [0.0, -1.0]]]])  # sigmoid: .95, .047, .5, .27 → gate 1,0,1,1
+    out["edge_rf_fc"] = torch.tensor(
+        [[[[3.0, -3.0], [0.0, -1.0]]]]
+    )  # sigmoid: .95, .047, .5, .27 → gate 1,0,1,1
     return out
 
 
@@ -88,13 +87,17 @@ def test_edge_terms_and_total_by_hand(fg_padding):
     edges = {}
     for name in ("edge_fc", "edge_rf_fc", "edge_res3", "edge_res4", "edge_res5"):
         if name == "edge_rf_fc":  # 2x2 logits: upsampled bilinearly to the 4x4 labels first
-            logits = torch.nn.functional.interpolate(out[name], size=(4, 4), mode="bilinear", align_corners=False)
+            logits = torch.nn.functional.interpolate(
+                out[name], size=(4, 4), mode="bilinear", align_corners=False
+            )
         else:
             logits = out[name]
         edges[name] = _edge_by_hand(logits, batch["instance_edge"], batch["semantic"], 3, fg_padding)
         assert float(loss[name]) == pytest.approx(edges[name], rel=1e-5)
     assert float(loss["edge"]) == pytest.approx(sum(edges.values()), rel=1e-5)
-    assert float(loss["loss"]) == pytest.approx(50 * float(loss["parsing"]) + 0.005 * sum(edges.values()), rel=1e-5)
+    assert float(loss["loss"]) == pytest.approx(
+        50 * float(loss["parsing"]) + 0.005 * sum(edges.values()), rel=1e-5
+    )
     other = PGNLoss(3, fg_includes_padding=not fg_padding)(out, batch)
     assert float(other["edge_fc"]) != pytest.approx(float(loss["edge_fc"]), rel=1e-4)  # the 255 pixels matter
 
@@ -107,7 +110,7 @@ def test_edge_loss_is_a_per_image_mean():
     labels = torch.cat([b["semantic"], b["semantic"]])
     fg = (labels >= 1) & (labels <= 2)
     both = class_balanced_edge_loss(logits, edge, fg)
-    one = [class_balanced_edge_loss(logits[i:i + 1], edge[i:i + 1], fg[i:i + 1]) for i in range(2)]
+    one = [class_balanced_edge_loss(logits[i : i + 1], edge[i : i + 1], fg[i : i + 1]) for i in range(2)]
     assert float(both) == pytest.approx((float(one[0]) + float(one[1])) / 2, rel=1e-6)
 
 
@@ -131,9 +134,13 @@ def test_weights_and_ablations():
     full = PGNLoss(3)(out, batch)
     no_gate = PGNLoss(3, gated_weight=0.0)(out, batch)
     assert "parsing_fc_gated" not in no_gate
-    assert float(no_gate["parsing"]) == pytest.approx(float(full["parsing_fc"]) + float(full["parsing_rf_fc"]))
+    assert float(no_gate["parsing"]) == pytest.approx(
+        float(full["parsing_fc"]) + float(full["parsing_rf_fc"])
+    )
     no_side = PGNLoss(3, side_weight=0.0)(out, batch)
-    assert float(no_side["edge"]) == pytest.approx(float(full["edge_fc"]) + float(full["edge_rf_fc"]), rel=1e-6)
+    assert float(no_side["edge"]) == pytest.approx(
+        float(full["edge_fc"]) + float(full["edge_rf_fc"]), rel=1e-6
+    )
     w = PGNLoss(3, parsing_weight=2.0, edge_weight=3.0)(out, batch)
     assert float(w["loss"]) == pytest.approx(2 * float(full["parsing"]) + 3 * float(full["edge"]), rel=1e-6)
     plain = {"parsing_fc": out["parsing_fc"]}  # edge_branch=false: no gate, no edge terms

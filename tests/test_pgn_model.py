@@ -8,8 +8,11 @@ import torch
 from humanparse.models.pgn import PGN, PyramidPooling, count_parameters
 from humanparse.models.pgn.pgn import same_avg_pool
 
-TINY = {"backbone": "resnet10t", "head_width": 1 / 32, "backbone_kwargs": {"channels": (16, 32, 64, 128),
-                                                                         "stem_width": 8}}
+TINY = {
+    "backbone": "resnet10t",
+    "head_width": 1 / 32,
+    "backbone_kwargs": {"channels": (16, 32, 64, 128), "stem_width": 8},
+}
 
 
 @pytest.mark.parametrize("kernel, expected", [(3, 164_839_673), (1, 164_839_673 - 172_032)])
@@ -29,7 +32,15 @@ def test_outputs_at_stride_8_and_wiring():
     torch.manual_seed(0)
     net = PGN(20, **TINY).eval()
     out = net(torch.randn(2, 3, 64, 48))
-    assert set(out) == {"parsing_fc", "parsing_rf_fc", "edge_fc", "edge_rf_fc", "edge_res3", "edge_res4", "edge_res5"}
+    assert set(out) == {
+        "parsing_fc",
+        "parsing_rf_fc",
+        "edge_fc",
+        "edge_rf_fc",
+        "edge_res3",
+        "edge_res4",
+        "edge_res5",
+    }
     assert out["parsing_fc"].shape == (2, 20, 8, 6) and out["edge_rf_fc"].shape == (2, 1, 8, 6)
     assert net.refine.parsing_remap[0].in_channels == 20 and net.refine.edge_remap[0].in_channels == 1
     assert [len(s.convs) for s in net.edge.sides] == [5, 5, 5]
@@ -42,15 +53,28 @@ def test_head_init_is_truncated_normal_and_zero_bias():
     net = PGN(20, **TINY)
     w = net.parsing.fuse[0].weight
     assert w.abs().max() <= 0.02 + 1e-7 and 0.005 < w.std() < 0.012
-    assert all(float(m.bias.detach().abs().max()) == 0 for m in net.parsing.modules() if isinstance(m, torch.nn.Conv2d))
+    assert all(
+        float(m.bias.detach().abs().max()) == 0
+        for m in net.parsing.modules()
+        if isinstance(m, torch.nn.Conv2d)
+    )
 
 
 def test_ablation_switches():
     x = torch.randn(1, 3, 32, 32)
-    assert set(PGN(20, refinement=False, **TINY).eval()(x)) == {"parsing_fc", "edge_fc", "edge_res3", "edge_res4",
-                                                               "edge_res5"}
-    assert set(PGN(20, side_outputs=False, **TINY).eval()(x)) == {"parsing_fc", "parsing_rf_fc", "edge_fc",
-                                                                 "edge_rf_fc"}
+    assert set(PGN(20, refinement=False, **TINY).eval()(x)) == {
+        "parsing_fc",
+        "edge_fc",
+        "edge_res3",
+        "edge_res4",
+        "edge_res5",
+    }
+    assert set(PGN(20, side_outputs=False, **TINY).eval()(x)) == {
+        "parsing_fc",
+        "parsing_rf_fc",
+        "edge_fc",
+        "edge_rf_fc",
+    }
     assert set(PGN(20, edge_branch=False, refinement=False, **TINY).eval()(x)) == {"parsing_fc"}
     no_ppm = PGN(20, ppm=False, **TINY)
     assert no_ppm.parsing.head.ppm is None and no_ppm.eval()(x)["parsing_rf_fc"].shape == (1, 20, 4, 4)
@@ -65,8 +89,12 @@ def test_same_avg_pool_matches_tensorflow_same_padding():
     p = same_avg_pool(x, 3)
     assert p.shape == (1, 2, 3, 2)  # ceil(7/3), ceil(5/3)
     # rows: total pad 2 → 1 before, 1 after; columns: total pad 1 → 0 before, 1 after (the odd pixel at the end)
-    assert torch.isclose(p[0, 0, 0, 0], x[0, 0, 0:2, 0:3].mean())  # first row window holds padding + rows 0, 1
-    assert torch.isclose(p[0, 0, 2, 1], x[0, 0, 5:7, 3:5].mean())  # the last window: rows 5, 6 and columns 3, 4 valid only
+    assert torch.isclose(
+        p[0, 0, 0, 0], x[0, 0, 0:2, 0:3].mean()
+    )  # first row window holds padding + rows 0, 1
+    assert torch.isclose(
+        p[0, 0, 2, 1], x[0, 0, 5:7, 3:5].mean()
+    )  # the last window: rows 5, 6 and columns 3, 4 valid only
     big = same_avg_pool(x, 60)  # one window larger than the map: the mean of every pixel
     assert big.shape == (1, 2, 1, 1) and torch.allclose(big[0, :, 0, 0], x.mean((2, 3)))
 

@@ -25,12 +25,12 @@ def _random_scene(rng, h, w):
         r0, c0 = rng.integers(0, h - 5), rng.integers(0, w - 5)
         hh, ww = rng.integers(5, h), rng.integers(3, w // 2 + 3)
         sub = rng.integers(1, 20, size=3)
-        blk = par[r0:r0 + hh, c0:c0 + ww]
+        blk = par[r0 : r0 + hh, c0 : c0 + ww]
         cls = np.where(rng.random(blk.shape) < 0.9, sub[0], sub[1])
         cls[: blk.shape[0] // 2] = sub[2]
         blk[...] = cls
         box = np.zeros((h, w), bool)
-        box[r0:r0 + hh, c0:c0 + ww] = True
+        box[r0 : r0 + hh, c0 : c0 + ww] = True
         edge = np.maximum(edge, (ndi.binary_dilation(box) & ~ndi.binary_erosion(box)) * rng.uniform(0.1, 1))
     edge = np.maximum(edge, rng.random((h, w)) * (rng.random((h, w)) < 0.05))
     return par, np.round(edge * 255).astype(np.uint8)
@@ -57,8 +57,10 @@ def test_closing_clears_the_frame_and_fills_gaps():
 def test_closing_and_thinning_match_the_libraries_on_random_masks():
     rng = np.random.default_rng(0)
     for _ in range(40):
-        m = ndi.binary_dilation(rng.random((int(rng.integers(5, 40)), int(rng.integers(5, 40)))) > 0.9,
-                                iterations=int(rng.integers(0, 3)))
+        m = ndi.binary_dilation(
+            rng.random((int(rng.integers(5, 40)), int(rng.integers(5, 40)))) > 0.9,
+            iterations=int(rng.integers(0, 3)),
+        )
         assert np.array_equal(P.close_zero_border(m), ndi.binary_closing(m, np.ones((3, 3))))
         assert np.array_equal(P.thin(m), sk_thin(m))
 
@@ -81,14 +83,14 @@ def test_border_extension_bottom_and_right_only():
     e[6, w - 11] = True  # does not
     e[0:3, 0:3] = False
     ev, eh = P.extend_to_border(e)
-    assert ev[h - 10:, 5].all() and not ev[h - 10:, 8].any()
-    assert eh[3, w - 10:].all() and not eh[6, w - 10:].any()
+    assert ev[h - 10 :, 5].all() and not ev[h - 10 :, 8].any()
+    assert eh[3, w - 10 :].all() and not eh[6, w - 10 :].any()
     assert not ev[: h - 10, 5].any() or ev[: h - 10, 5].sum() == 0  # never upwards
     # the horizontal scan runs on the vertically extended map: the extended column feeds it
     e2 = np.zeros((h, w), bool)
     e2[h - 5, w - 3] = True
     ev2, eh2 = P.extend_to_border(e2)
-    assert ev2[h - 5:, w - 3].all() and eh2[h - 5:, w - 3:].all() and not eh2[h - 5:, : w - 3].any()
+    assert ev2[h - 5 :, w - 3].all() and eh2[h - 5 :, w - 3 :].all() and not eh2[h - 5 :, : w - 3].any()
 
 
 # --- 3. regions ----------------------------------------------------------------------------------
@@ -97,14 +99,14 @@ def test_vertical_links_survive_in_the_extended_strip():
     par = np.zeros((h, w), np.uint8)
     par[2:22, 3:] = 4
     edges = np.zeros((h, w), bool)
-    edges[10, 3:w - 9] = True  # ends in the last 10 columns: extended to the right border
+    edges[10, 3 : w - 9] = True  # ends in the last 10 columns: extended to the right border
     ev, eh = P.extend_to_border(edges)
-    assert eh[10, 3:].all() and not ev[10, w - 8:].any()
+    assert eh[10, 3:].all() and not ev[10, w - 8 :].any()
     regions, n = P.line_regions(par, ev, eh)
     # S is cut in two by the extended row, but its pixels right of the edge keep their vertical links
     assert ndi.label((par != 0) & ~eh)[1] == 2
-    assert n == 1 and (regions[10, w - 8:] == 1).all() and (regions[2:10, 3:] == 1).all()
-    assert (regions[11:22, 3:] == 1).all() and not regions[10, 3:w - 9].any()
+    assert n == 1 and (regions[10, w - 8 :] == 1).all() and (regions[2:10, 3:] == 1).all()
+    assert (regions[11:22, 3:] == 1).all() and not regions[10, 3 : w - 9].any()
     # the same edge across the whole width separates the halves
     edges[10, 3:] = True
     regions2, n2 = P.line_regions(par, *P.extend_to_border(edges))
@@ -128,9 +130,9 @@ def test_regions_ordered_by_size_ties_later_discovered_first():
 
 # --- 4. merge passes -----------------------------------------------------------------------------
 def _human_block(par, m, label, r0, c0, hh=6, ww=6):
-    par[r0:r0 + hh, c0:c0 + ww] = 2
-    par[r0:r0 + hh // 2, c0:c0 + ww] = 3
-    m[r0:r0 + hh, c0:c0 + ww] = label
+    par[r0 : r0 + hh, c0 : c0 + ww] = 2
+    par[r0 : r0 + hh // 2, c0 : c0 + ww] = 3
+    m[r0 : r0 + hh, c0 : c0 + ww] = label
 
 
 def test_human_needs_two_labels_and_more_than_30_pixels():
@@ -138,10 +140,10 @@ def test_human_needs_two_labels_and_more_than_30_pixels():
     for size, classes, human in ((6, 2, True), (5, 2, False), (6, 1, False)):
         par = np.zeros((h, w), np.uint8)
         m = np.zeros((h, w), np.int32)
-        par[12:12 + size, 12:12 + 6] = 2
+        par[12 : 12 + size, 12 : 12 + 6] = 2
         if classes == 2:
             par[12, 12:18] = 3
-        m[12:12 + size, 12:18] = 2
+        m[12 : 12 + size, 12:18] = 2
         par[10, 14] = 9  # a 1-px part region two rows above (label 1, processed first)
         m[10, 14] = 1
         out = P.region_merge(m, par, 2, 0)
@@ -210,16 +212,16 @@ def test_asymmetric_border_fill():
     m[15, w - 13] = 2
     m[15, w - 11] = 4  # W−12 is zero and takes W−13's 2, then W−11's own 4 goes on
     out = P.border_fill(m.copy())
-    assert (out[5, w - 11:] == 4).all() and out[5, w - 12] == 0
-    assert out[6, w - 9:].sum() == 0
+    assert (out[5, w - 11 :] == 4).all() and out[5, w - 12] == 0
+    assert out[6, w - 9 :].sum() == 0
     assert (out[7, :10] == 7).all() and (out[8, :10] == 0).all()
-    assert out[15, w - 12] == 2 and (out[15, w - 10:] == 4).all()
+    assert out[15, w - 12] == 2 and (out[15, w - 10 :] == 4).all()
     # the column pass runs afterwards on the row-filled map (row H−11 / row 9 checks)
     m2 = np.zeros((h, w), np.int32)
     m2[h - 11, 3] = 5
     m2[9, 20] = 6
     out2 = P.border_fill(m2.copy())
-    assert (out2[h - 11:, 3] == 5).all() and (out2[:10, 20] == 6).all()
+    assert (out2[h - 11 :, 3] == 5).all() and (out2[:10, 20] == 6).all()
     rng = np.random.default_rng(3)
     for _ in range(20):
         r = np.where(rng.random((h, w)) < 0.3, rng.integers(1, 9, (h, w)), 0).astype(np.int32)
@@ -258,7 +260,9 @@ def test_ids_above_254_saturate_in_both_pngs(tmp_path):
     res = P.partition(par, edge, np.ones((h, w), np.float32))
     assert len(res.person_areas) > 255
     assert res.person_map.max() == len(res.person_areas)
-    assert res.person_map_read.max() == 255 and ((res.person_map >= 255) == (res.person_map_read == 255)).all()
+    assert (
+        res.person_map_read.max() == 255 and ((res.person_map >= 255) == (res.person_map_read == 255)).all()
+    )
     # the part stage read the saturated map: persons ≥ 255 form one class-1 instance
     assert len(res.parts.classes) == 255
     P.write_outputs(tmp_path, "x", res)
@@ -275,8 +279,9 @@ def test_sobel_weights_can_cancel():
     pe = P.sobel_nonzero(par)
     assert not pe[4, 4]  # neighbours of other classes, yet both Sobel responses are 0
     kx = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], float)
-    want = (ndi.correlate(par.astype(float), kx, mode="nearest") != 0) | \
-        (ndi.correlate(par.astype(float), kx.T, mode="nearest") != 0)
+    want = (ndi.correlate(par.astype(float), kx, mode="nearest") != 0) | (
+        ndi.correlate(par.astype(float), kx.T, mode="nearest") != 0
+    )
     assert np.array_equal(pe, want)
     wide = par.astype(np.int64) * 300  # non-uint8 maps take the float path
     assert np.array_equal(P.sobel_nonzero(wide), want)
@@ -333,7 +338,9 @@ def test_text_formats():
 
 def test_small_images_are_refused():
     with pytest.raises(ValueError, match="13x13"):
-        P.partition(np.zeros((12, 20), np.uint8), np.zeros((12, 20), np.uint8), np.zeros((12, 20), np.float32))
+        P.partition(
+            np.zeros((12, 20), np.uint8), np.zeros((12, 20), np.uint8), np.zeros((12, 20), np.float32)
+        )
 
 
 # --- the whole partition against the literal transcription ----------------------------------------
@@ -351,8 +358,10 @@ def test_random_maps_match_the_literal_matlab_transcription():
         inst, lines = ref.part_map(par, np.minimum(want, 255), eu8, score)
         assert np.array_equal(res.instance_map, inst)
         assert P.part_txt(res.classes, res.scores) == "".join(f"{k} {P.matlab_float(s)}\n" for k, s in lines)
-        merged += int(P.line_regions(par, *P.extend_to_border(P.thin(P.close_zero_border(P.edge_mask(eu8)))))[1]
-                      > len(areas))
+        merged += int(
+            P.line_regions(par, *P.extend_to_border(P.thin(P.close_zero_border(P.edge_mask(eu8)))))[1]
+            > len(areas)
+        )
     assert merged >= 5  # the merge passes did work in these scenes
 
 
@@ -389,30 +398,44 @@ def test_cli_regroups_and_evaluate_predictions_reads_the_output(tmp_path, capsys
 
     cat, hum, edge, score = _gt_scene()
     big = np.zeros((20, 20), np.uint8)
-    maps = {"0000001": (cat, edge, score), "0000002": (cat, edge, None),  # missing .mat
-            "0000003": (cat, edge[:, :-1].copy(), score),  # size mismatch
-            "0000004": (np.where(cat == 13, 25, cat).astype(np.uint8), edge, score),  # class 25 > 19
-            "0000005": (np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.uint8), np.zeros((10, 10), np.float32)),
-            "0000006": (big, big, np.zeros((20, 20), np.float32))}
+    maps = {
+        "0000001": (cat, edge, score),
+        "0000002": (cat, edge, None),  # missing .mat
+        "0000003": (cat, edge[:, :-1].copy(), score),  # size mismatch
+        "0000004": (np.where(cat == 13, 25, cat).astype(np.uint8), edge, score),  # class 25 > 19
+        "0000005": (
+            np.zeros((10, 10), np.uint8),
+            np.zeros((10, 10), np.uint8),
+            np.zeros((10, 10), np.float32),
+        ),
+        "0000006": (big, big, np.zeros((20, 20), np.float32)),
+    }
     root = tmp_path / "CIHP_PGN"
     _write_released_outputs(root, maps)
     out = tmp_path / "regrouped"
     assert P.main([f"input={root}", f"output={out}"]) == 1
     err = capsys.readouterr().err
-    for sid, what in (("0000002", ".mat) is missing"), ("0000003", "size mismatch"), ("0000004", "class id 25"),
-                      ("0000005", "at least 13x13")):
+    for sid, what in (
+        ("0000002", ".mat) is missing"),
+        ("0000003", "size mismatch"),
+        ("0000004", "class id 25"),
+        ("0000005", "at least 13x13"),
+    ):
         assert any(sid in line and what in line for line in err.splitlines()), (sid, err)
     written = sorted(p.name for p in (out / "cihp_instance_part_maps").iterdir())
     assert written == ["0000001.png", "0000001.txt", "0000006.png", "0000006.txt"]
     assert (out / "cihp_instance_part_maps" / "0000006.txt").read_text() == ""  # no part instance: empty file
     lines = (out / "cihp_instance_part_maps" / "0000001.txt").read_text().splitlines()
     assert {ln.split()[0] for ln in lines} == {"2", "13"} and len(lines) >= 4
-    areas = [float(ln.split(", ")[1]) for ln in (out / "cihp_human_maps" / "0000001.txt").read_text().splitlines()]
+    areas = [
+        float(ln.split(", ")[1]) for ln in (out / "cihp_human_maps" / "0000001.txt").read_text().splitlines()
+    ]
     assert len(areas) >= 2 and sorted(areas)[-2] > 600  # the two persons (plus edge-pixel leftovers)
     # direct call = what the CLI wrote
     res = P.partition(cat, edge, score)
-    assert (out / "cihp_instance_part_maps" / "0000001.txt").read_text() == P.part_txt(res.parts.classes,
-                                                                                      res.parts.scores)
+    assert (out / "cihp_instance_part_maps" / "0000001.txt").read_text() == P.part_txt(
+        res.parts.classes, res.parts.scores
+    )
     # the evaluator reads the folder: the two persons' four part instances are recovered
     gt = tmp_path / "gt"
     (gt / "Category_ids").mkdir(parents=True)
@@ -422,14 +445,24 @@ def test_cli_regroups_and_evaluate_predictions_reads_the_output(tmp_path, capsys
     (tmp_path / "ids.txt").write_text("0000001\n")
     (out / "cihp_instance_part_maps" / "0000006.png").unlink()  # not in the GT list
     (out / "cihp_instance_part_maps" / "0000006.txt").unlink()
-    rc = eval_main(["metric=apr", f"gt_dir={gt}", f"pred_dir={out / 'cihp_instance_part_maps'}",
-                    f"list={tmp_path / 'ids.txt'}", "dataset=cihp", "nan_score=first",
-                    f"output={tmp_path / 'apr.json'}"])
+    rc = eval_main(
+        [
+            "metric=apr",
+            f"gt_dir={gt}",
+            f"pred_dir={out / 'cihp_instance_part_maps'}",
+            f"list={tmp_path / 'ids.txt'}",
+            "dataset=cihp",
+            "nan_score=first",
+            f"output={tmp_path / 'apr.json'}",
+        ]
+    )
     assert rc == 0
     result = json.loads((tmp_path / "apr.json").read_text())
     assert result["counts"]["num_pred_instances"] == len(lines) and result["counts"]["num_gt_instances"] == 4
     # classes 2 (hair) and 13 (face): both persons' instances found at IoU 0.5 (the others have no GT: 0)
-    assert result["table"]["hair"][4] == pytest.approx(1.0) and result["table"]["face"][4] == pytest.approx(1.0)
+    assert result["table"]["hair"][4] == pytest.approx(1.0) and result["table"]["face"][4] == pytest.approx(
+        1.0
+    )
     assert result["metrics"]["apr50"] == pytest.approx(2 / 19)
 
 

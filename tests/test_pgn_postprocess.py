@@ -36,7 +36,9 @@ def test_multiscale_flip_swaps_the_mirrored_half_and_averages():
     rec = Recorder()
     img = torch.rand(1, 3, 16, 24)
     scales, edge_scales = [0.5, 1.0, 1.5], [1.0, 1.5]
-    par, edge = multiscale_flip(rec, img, ["parsing_fc", "parsing_rf_fc"], "edge_rf_fc", scales, edge_scales, True, PERM)
+    par, edge = multiscale_flip(
+        rec, img, ["parsing_fc", "parsing_rf_fc"], "edge_rf_fc", scales, edge_scales, True, PERM
+    )
     # every scale ran once on [image, mirror] as a batch of 2, at int(h·s) x int(w·s)
     assert [tuple(x.shape) for x in rec.seen] == [(2, 3, 8, 12), (2, 3, 16, 24), (2, 3, 24, 36)]
     assert all(torch.equal(x[1], x[0].flip(-1)) for x in rec.seen)
@@ -44,8 +46,14 @@ def test_multiscale_flip_swaps_the_mirrored_half_and_averages():
     ups = []
     for x in rec.seen:
         o = rec.__class__()(x)
-        p = (torch.nn.functional.interpolate(o["parsing_fc"], size=(16, 24), mode="bilinear", align_corners=False) +
-             torch.nn.functional.interpolate(o["parsing_rf_fc"], size=(16, 24), mode="bilinear", align_corners=False)) / 2
+        p = (
+            torch.nn.functional.interpolate(
+                o["parsing_fc"], size=(16, 24), mode="bilinear", align_corners=False
+            )
+            + torch.nn.functional.interpolate(
+                o["parsing_rf_fc"], size=(16, 24), mode="bilinear", align_corners=False
+            )
+        ) / 2
         ups.append(p)
     avg = sum(ups) / 3
     want = (avg[:1] + avg[1:, PERM].flip(-1)) / 2
@@ -53,8 +61,12 @@ def test_multiscale_flip_swaps_the_mirrored_half_and_averages():
     # without the swap the result differs (channels 14..19 are not symmetric)
     assert not torch.allclose(par, (avg[:1] + avg[1:].flip(-1)) / 2, atol=1e-3)
     # edges: scales 1 and 1.5 only
-    e = [torch.nn.functional.interpolate(rec.__class__()(x)["edge_rf_fc"], size=(16, 24), mode="bilinear",
-                                         align_corners=False) for x in rec.seen[1:]]
+    e = [
+        torch.nn.functional.interpolate(
+            rec.__class__()(x)["edge_rf_fc"], size=(16, 24), mode="bilinear", align_corners=False
+        )
+        for x in rec.seen[1:]
+    ]
     ea = (e[0] + e[1]) / 2
     assert torch.allclose(edge, (ea[:1] + ea[1:].flip(-1)) / 2, atol=1e-5)
 
@@ -108,7 +120,9 @@ def test_postprocess_gives_the_task_contract_prediction():
     assert torch.equal(pred["semantic"], torch.from_numpy(sem))
     assert pred["edge"].shape == sem.shape and float(pred["edge"].max()) > 0.9
     # the partition on the same maps (u8 = round(255 p), score = max over classes of the logits)
-    u8 = np.round(255 * torch.sigmoid(torch.where(torch.from_numpy(edge) > 0, 4.0, -4.0)).numpy()).astype(np.uint8)
+    u8 = np.round(255 * torch.sigmoid(torch.where(torch.from_numpy(edge) > 0, 4.0, -4.0)).numpy()).astype(
+        np.uint8
+    )
     score = np.where(sem >= 0, 3.0, 0).astype(np.float32)
     res = P.partition(sem.astype(np.uint8), u8, score)
     pi = pred["part_instances"]
@@ -133,7 +147,9 @@ def test_nan_scores_switch():
     outputs["edge_rf_fc"] = torch.full((1, 1, 20, 20), -20.0)  # p ≈ 0 → u8 = 0
     ctx = EvalContext("cihp", C, [str(i) for i in range(C)], PERM)
     (pred,) = PGNPostprocess(scales=[1.0], edge_scales=[1.0], flip=False)(outputs, batch, ctx)
-    (parity,) = PGNPostprocess(scales=[1.0], edge_scales=[1.0], flip=False, nan_scores=True)(outputs, batch, ctx)
+    (parity,) = PGNPostprocess(scales=[1.0], edge_scales=[1.0], flip=False, nan_scores=True)(
+        outputs, batch, ctx
+    )
     assert pred["part_instances"]["scores"].tolist() == [0.0]
     assert np.isnan(parity["part_instances"]["scores"].numpy()).all()
 
@@ -149,8 +165,12 @@ def test_multiscale_needs_ctx_forward_and_uses_it():
 
     def forward(x):
         calls.append(tuple(x.shape))
-        return {k: torch.nn.functional.interpolate(v, size=x.shape[-2:], mode="bilinear", align_corners=False)
-                .repeat(x.shape[0], 1, 1, 1) for k, v in outputs.items()}
+        return {
+            k: torch.nn.functional.interpolate(
+                v, size=x.shape[-2:], mode="bilinear", align_corners=False
+            ).repeat(x.shape[0], 1, 1, 1)
+            for k, v in outputs.items()
+        }
 
     ctx.forward = forward
     (pred,) = pp(outputs, batch, ctx)

@@ -23,7 +23,9 @@ def _checkpoint(compose_train, tmp_path, target: str | None = None):
     cfg = compose_train()
     if target:
         cfg.model._target_ = target
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    resolved = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
     task = hydra.utils.instantiate(cfg.model)
     path = tmp_path / "model.ckpt"
     torch.save({"state_dict": task.state_dict(), "humanparse": {"config": resolved, "hparams": {}}}, path)
@@ -34,7 +36,9 @@ def _images(folder, sizes=((40, 56), (64, 48), (33, 70))):
     folder.mkdir(parents=True, exist_ok=True)
     rng = np.random.default_rng(0)
     for i, (h, w) in enumerate(sizes):
-        Image.fromarray(render_scene(rng, h, w, 1).image).save(folder / f"img{i}.jpg" if i != 1 else folder / f"img{i}.png")
+        Image.fromarray(render_scene(rng, h, w, 1).image).save(
+            folder / f"img{i}.jpg" if i != 1 else folder / f"img{i}.png"
+        )
     Image.fromarray(render_scene(rng, 30, 30, 1).image[..., 0]).save(folder / "gray.png")  # mode L is fine
     (folder / "broken.jpg").write_bytes(b"\xff\xd8\xff\xe0 this is not a jpeg")
     (folder / "notes.txt").write_text("not an image, ignored")
@@ -45,8 +49,16 @@ def test_predict_folder_with_a_corrupt_image(compose_train, tmp_path, capsys):
     ckpt, cfg = _checkpoint(compose_train, tmp_path)
     inp = _images(tmp_path / "in")
     out = tmp_path / "out"
-    rc = predict_main([f"ckpt_path={ckpt}", f"input={inp}", f"output={out}", "save_logits=true", "batch_size=2",
-                       "device=cpu"])
+    rc = predict_main(
+        [
+            f"ckpt_path={ckpt}",
+            f"input={inp}",
+            f"output={out}",
+            "save_logits=true",
+            "batch_size=2",
+            "device=cpu",
+        ]
+    )
     assert rc == 1  # one image failed, the others were written
     err = capsys.readouterr().err
     assert "broken.jpg" in err and "corrupt or unreadable image" in err
@@ -74,8 +86,20 @@ def test_predict_single_image_pt_logits_and_errors(compose_train, tmp_path, caps
     ckpt, cfg = _checkpoint(compose_train, tmp_path)
     inp = _images(tmp_path / "in", sizes=((40, 56),))
     out = tmp_path / "out"
-    assert predict_main([f"ckpt_path={ckpt}", f"input={inp / 'img0.jpg'}", f"output={out}", "save_logits=true",
-                         "logits_format=pt", "overlays=false", "input_size=[32,32]"]) == 0
+    assert (
+        predict_main(
+            [
+                f"ckpt_path={ckpt}",
+                f"input={inp / 'img0.jpg'}",
+                f"output={out}",
+                "save_logits=true",
+                "logits_format=pt",
+                "overlays=false",
+                "input_size=[32,32]",
+            ]
+        )
+        == 0
+    )
     saved = torch.load(out / "logits" / "img0.pt", weights_only=False)
     assert saved["logits"].shape == (cfg.data.num_classes, 40, 56) and saved["classes"][5] == "upper_clothes"
     assert not (out / "overlays").exists()
@@ -94,7 +118,9 @@ def test_predict_instance_protocol(compose_train, tmp_path):
     assert predict_main([f"ckpt_path={ckpt}", f"input={inp}", f"output={out}", "progress=false"]) == 0
     meta = json.loads((out / "instances" / "img0.json").read_text())
     assert [p["id"] for p in meta["instances"]] == [1, 2]
-    assert meta["instances"][0]["score"] == pytest.approx(0.9) and len(meta["instances"][1]["keypoints"]) == 16
+    assert (
+        meta["instances"][0]["score"] == pytest.approx(0.9) and len(meta["instances"][1]["keypoints"]) == 16
+    )
     with Image.open(out / "labels" / "img0.png") as lab:
         full = np.asarray(lab)
     left = np.asarray(Image.open(out / "instances" / "img0" / "person_1.png"))

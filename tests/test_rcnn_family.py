@@ -10,9 +10,17 @@ from torchvision.ops import box_iou
 from humanparse.models.rcnn import BatchOnlyTransform, HumanRCNN, KeypointBranch, MaskBranch, RoIBranch
 from humanparse.models.rcnn.roi_heads import rematch, sample_at_most
 
-TINY = dict(backbone="resnet", resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]}, trainable_layers=5,
-            norm="bn", fpn_channels=16, representation_size=32, rpn_pre_nms_top_n_test=100,
-            rpn_post_nms_top_n_test=50, box_batch_size_per_image=64)
+TINY = dict(
+    backbone="resnet",
+    resnet_kwargs={"block": "basic", "layers": [1, 1, 1, 1]},
+    trainable_layers=5,
+    norm="bn",
+    fpn_channels=16,
+    representation_size=32,
+    rpn_pre_nms_top_n_test=100,
+    rpn_post_nms_top_n_test=50,
+    box_batch_size_per_image=64,
+)
 
 
 def count_with_frozen_affine(m: torch.nn.Module) -> int:
@@ -26,8 +34,11 @@ def targets(h: int = 64, w: int = 64, kp: bool = False) -> list[dict]:
     masks[0, 6:58, 8:30] = 1
     masks[1, 10:62, 34:60] = 1
     t = {"boxes": boxes, "labels": torch.ones(2, dtype=torch.int64), "masks": masks}
-    empty = {"boxes": torch.zeros(0, 4), "labels": torch.zeros(0, dtype=torch.int64),
-             "masks": torch.zeros(0, h, w, dtype=torch.uint8)}
+    empty = {
+        "boxes": torch.zeros(0, 4),
+        "labels": torch.zeros(0, dtype=torch.int64),
+        "masks": torch.zeros(0, h, w, dtype=torch.uint8),
+    }
     if kp:
         t["keypoints"] = torch.cat([torch.rand(2, 17, 2) * 20 + 10, torch.ones(2, 17, 1)], -1)
         empty["keypoints"] = torch.zeros(0, 17, 3)
@@ -95,7 +106,13 @@ def test_branch_loop_training_and_eval():
     net = HumanRCNN({"rec": rec}, **TINY)
     imgs = torch.randn(2, 3, 64, 64)
     losses = net(imgs, targets())
-    assert set(losses) == {"loss_objectness", "loss_rpn_box_reg", "loss_classifier", "loss_box_reg", "loss_rec"}
+    assert set(losses) == {
+        "loss_objectness",
+        "loss_rpn_box_reg",
+        "loss_classifier",
+        "loss_box_reg",
+        "loss_rec",
+    }
     assert rec.calls == ["select", "loss"]
     proposals, matched, labels = rec.seen
     assert len(proposals) == 2 and all(len(p) <= 64 for p in proposals)
@@ -119,8 +136,13 @@ def test_zero_loss_without_rois_is_finite_and_connected():
     rec = Recorder(16)
     net = HumanRCNN({"rec": rec}, **TINY)
     feats = {"0": torch.randn(2, 16, 16, 16, requires_grad=True)}
-    out = rec.loss(feats, [torch.zeros(0, 4), torch.zeros(0, 4)], [(64, 64), (64, 64)], [{}, {}],
-                   [torch.zeros(0, dtype=torch.int64)] * 2)
+    out = rec.loss(
+        feats,
+        [torch.zeros(0, 4), torch.zeros(0, 4)],
+        [(64, 64), (64, 64)],
+        [{}, {}],
+        [torch.zeros(0, dtype=torch.int64)] * 2,
+    )
     assert out["loss_rec"].item() == 0.0
     out["loss_rec"].backward()
     assert rec.fc.weight.grad is not None and torch.isfinite(rec.fc.weight.grad).all()
@@ -129,8 +151,14 @@ def test_zero_loss_without_rois_is_finite_and_connected():
 
 def test_mask_and_keypoint_branches_and_composition():
     torch.manual_seed(0)
-    net = HumanRCNN({"mask": MaskBranch(16, layers=(8, 8)), "keypoint": KeypointBranch(16, 17, layers=(8, 8)),
-                     "rec": Recorder(16)}, **TINY)
+    net = HumanRCNN(
+        {
+            "mask": MaskBranch(16, layers=(8, 8)),
+            "keypoint": KeypointBranch(16, 17, layers=(8, 8)),
+            "rec": Recorder(16),
+        },
+        **TINY,
+    )
     losses = net(torch.randn(2, 3, 64, 64), targets(kp=True))
     assert {"loss_mask", "loss_keypoint", "loss_rec"} <= set(losses)
     assert all(torch.isfinite(v) for v in losses.values())
@@ -138,7 +166,9 @@ def test_mask_and_keypoint_branches_and_composition():
     with torch.no_grad():
         d = net(torch.randn(1, 3, 64, 64))["detections"][0]
     n = len(d["boxes"])
-    assert d["masks"].shape == (n, 1, 28, 28) and d["keypoints"].shape == (n, 17, 3) and d["rec"].shape == (n, 1)
+    assert (
+        d["masks"].shape == (n, 1, 28, 28) and d["keypoints"].shape == (n, 17, 3) and d["rec"].shape == (n, 1)
+    )
 
 
 def test_rematch_and_sample_helpers():

@@ -48,17 +48,33 @@ def rel_err(ours: torch.Tensor, theirs: np.ndarray) -> float:
 
 def test_key_list_is_the_released_model(ref):
     keys = released_keys("corrpm", "lip")
-    params = sum(int(np.prod(s)) for k, s, d in keys if not k.endswith(("running_mean", "running_var", "num_batches_tracked")))
+    params = sum(
+        int(np.prod(s))
+        for k, s, d in keys
+        if not k.endswith(("running_mean", "running_var", "num_batches_tracked"))
+    )
     assert params == 71_714_652  # the released CorrPM_Model(20, 16)
     state = {k: torch.empty(s) for k, s, _ in keys}
-    dead = {k: n for k, n in FORMAT.dead_parameters(state).items() if not k.endswith(("running_mean", "running_var"))}
+    dead = {
+        k: n
+        for k, n in FORMAT.dead_parameters(state).items()
+        if not k.endswith(("running_mean", "running_var"))
+    }
     assert sum(dead.values()) == 148_578 == params - count_parameters(CorrPM(20, 16))
     assert sorted({k.rsplit(".", 2)[0] if "conv4" not in k else k.rsplit(".", 1)[0] for k in dead}) == [
-        "edge_layer.conv4", "layer6.conv1", "layer6.conv2"]
+        "edge_layer.conv4",
+        "layer6.conv1",
+        "layer6.conv2",
+    ]
     # InPlace-ABN weights: every released normalisation layer but the pose head's two plain BatchNorms
     norm = {k.rsplit(".", 1)[0] for k, _, _ in keys if k.endswith("running_mean")}
     abn = {m for m in norm if is_abn_weight(m + ".weight")}
-    assert norm - abn == {"pose_layer.deconv_layers.1", "pose_layer.deconv_layers.4", "layer6.conv1.1", "layer6.conv2.1"}
+    assert norm - abn == {
+        "pose_layer.deconv_layers.1",
+        "pose_layer.deconv_layers.4",
+        "layer6.conv1.1",
+        "layer6.conv2.1",
+    }
     assert ref["input"].shape == (2, 3, 96, 96) and ref["seg2"].shape == (2, 20, 24, 24)
 
 
@@ -87,9 +103,14 @@ def test_converted_corrpm_computes_the_released_forward(released_file, ref):
 def test_strict_loading_names_every_problem(released_file, tmp_path):
     state = read_released(released_file)
     # a net of another size: the file's sizes are named with the fix
-    with pytest.raises(ReleasedWeightsError, match=r"num_joints=16 but the model is built with num_joints=17; set model.num_joints=16"):
+    with pytest.raises(
+        ReleasedWeightsError,
+        match=r"num_joints=16 but the model is built with num_joints=17; set model.num_joints=16",
+    ):
         load_released_weights(CorrPM(20, 17, backbone="resnet18d"), released_file, "corrpm")
-    with pytest.raises(ReleasedWeightsError, match=r"num_classes=20 but .* num_classes=18; num_classes follows data="):
+    with pytest.raises(
+        ReleasedWeightsError, match=r"num_classes=20 but .* num_classes=18; num_classes follows data="
+    ):
         load_released_weights(CorrPM(18, 16, backbone="resnet18d"), released_file, "corrpm")
     full = CorrPM(20, 16).state_dict()
     # missing, unexpected and mis-shaped keys, each listed, in one line naming the file
@@ -101,13 +122,22 @@ def test_strict_loading_names_every_problem(released_file, tmp_path):
         FORMAT.convert(broken, full, "f.pth")
     msg = str(e.value)
     assert msg.startswith("f.pth: ") and "\n" not in msg
-    assert "unexpected released key(s): extra_head.weight" in msg and "missing from the file: classifier.bias" in msg
-    assert "1 shape mismatch(es): layer1.0.conv1.weight (64, 128, 3, 3) -> backbone.body.layer1.0.conv1.weight (64, 128, 1, 1)" in msg
+    assert (
+        "unexpected released key(s): extra_head.weight" in msg
+        and "missing from the file: classifier.bias" in msg
+    )
+    assert (
+        "1 shape mismatch(es): layer1.0.conv1.weight (64, 128, 3, 3) -> backbone.body.layer1.0.conv1.weight (64, 128, 1, 1)"
+        in msg
+    )
     # a smaller trunk: the released blocks it lacks are named with their would-be names
-    with pytest.raises(ReleasedWeightsError, match=r"no counterpart in this net: layer3.6.conv1.weight \(-> backbone.body.layer3.6"):
+    with pytest.raises(
+        ReleasedWeightsError,
+        match=r"no counterpart in this net: layer3.6.conv1.weight \(-> backbone.body.layer3.6",
+    ):
         FORMAT.convert(state, CorrPM(20, 16, backbone="resnet50s").state_dict(), "f.pth")
     # the released wrapper prefix is optional; dead layers are dropped, not required
-    bare = {k[len("module."):]: v for k, v in state.items() if "layer6.conv1" not in k}
+    bare = {k[len("module.") :]: v for k, v in state.items() if "layer6.conv1" not in k}
     assert set(FORMAT.convert(bare, full)) == set(full)
 
 
@@ -115,7 +145,9 @@ def test_released_files_are_read_safely(tmp_path):
     # anything beyond tensors and plain containers (here the training arguments) needs arbitrary unpickling
     bad = tmp_path / "pickled.pth"
     torch.save({"conv1.weight": torch.zeros(1), "args": argparse.Namespace(lr=0.1)}, bad)
-    with pytest.raises(ReleasedWeightsError, match=r"pickled.pth: refused: the file needs more than tensors .*Namespace"):
+    with pytest.raises(
+        ReleasedWeightsError, match=r"pickled.pth: refused: the file needs more than tensors .*Namespace"
+    ):
         read_released(bad)
     nested = tmp_path / "nested.pth"
     torch.save({"state_dict": {"a": torch.ones(2)}, "epoch": 3}, nested)
@@ -126,5 +158,7 @@ def test_released_files_are_read_safely(tmp_path):
         read_released(notsd)
     with pytest.raises(ReleasedWeightsError, match="does not exist"):
         read_released(tmp_path / "missing.pth")
-    with pytest.raises(ReleasedWeightsError, match="model 'nope' has no released-checkpoint format; models with one: corrpm"):
+    with pytest.raises(
+        ReleasedWeightsError, match="model 'nope' has no released-checkpoint format; models with one: corrpm"
+    ):
         get_format("nope")

@@ -31,9 +31,16 @@ from humanparse.convert import convert
 from humanparse.evaluate import build_task_from_checkpoint, evaluate
 
 SIZE = 96
-DATA = ["data.synthetic=true", "data.synthetic_options.num_train=4", "data.synthetic_options.num_val=3",
-        "data.synthetic_options.num_test=2", "data.synthetic_options.image_size=[60,84]",
-        f"data.input_size=[{SIZE},{SIZE}]", "data.eval_batch_size=3", "data.num_workers=0"]
+DATA = [
+    "data.synthetic=true",
+    "data.synthetic_options.num_train=4",
+    "data.synthetic_options.num_val=3",
+    "data.synthetic_options.num_test=2",
+    "data.synthetic_options.image_size=[60,84]",
+    f"data.input_size=[{SIZE},{SIZE}]",
+    "data.eval_batch_size=3",
+    "data.num_workers=0",
+]
 MEAN = np.array([0.485, 0.456, 0.406], np.float32).reshape(3, 1, 1)
 STD = np.array([0.229, 0.224, 0.225], np.float32).reshape(3, 1, 1)
 
@@ -47,28 +54,38 @@ def released_prediction(net, image_path: str) -> tuple[np.ndarray, np.ndarray]:
     bw = bh = max(bw, bh)  # aspect ratio 1 (square input)
     s = SIZE / bw
     m = np.array([[s, 0, SIZE / 2 - s * cx], [0, s, SIZE / 2 - s * cy]], np.float64)
-    inp = cv2.warpAffine(im, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0))
+    inp = cv2.warpAffine(
+        im, m, (SIZE, SIZE), flags=cv2.INTER_LINEAR, borderMode=cv2.BORDER_CONSTANT, borderValue=(0, 0, 0)
+    )
     x = (inp.transpose(2, 0, 1).astype(np.float32) / 255.0 - MEAN) / STD
     with torch.no_grad():
         seg2 = net(torch.from_numpy(x)[None])["seg2"]
     seg2 = F.interpolate(seg2, size=(SIZE, SIZE), mode="bilinear", align_corners=True)
     pred = seg2[0].argmax(0).numpy().astype(np.uint8)
     inv = cv2.invertAffineTransform(m)
-    return x, cv2.warpAffine(pred, inv, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0)
+    return x, cv2.warpAffine(
+        pred, inv, (w, h), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=0
+    )
 
 
 def released_scores(confusion: np.ndarray) -> dict[str, float]:
     """``utils/miou.py::compute_mean_ioU`` (fractions instead of percent)."""
     pos, res, tp = confusion.sum(1), confusion.sum(0), np.diag(confusion)
-    return {"pixel_acc": tp.sum() / pos.sum(), "mean_acc": (tp / np.maximum(1.0, pos)).mean(),
-            "miou": (tp / np.maximum(1.0, pos + res - tp)).mean()}
+    return {
+        "pixel_acc": tp.sum() / pos.sum(),
+        "mean_acc": (tp / np.maximum(1.0, pos)).mean(),
+        "miou": (tp / np.maximum(1.0, pos + res - tp)).mean(),
+    }
 
 
 @pytest.fixture(scope="module")
 def converted(tmp_path_factory, cache_dir):
     work = tmp_path_factory.mktemp("released_lip")
     path = work / "LIP_best.pth"
-    torch.save({"module." + k: v for k, v in seeded_state_dict(released_keys("corrpm", "lip"), seed=15).items()}, path)
+    torch.save(
+        {"module." + k: v for k, v in seeded_state_dict(released_keys("corrpm", "lip"), seed=15).items()},
+        path,
+    )
     out = work / "corrpm_lip_released.ckpt"
     try:
         convert("corrpm", path, out, ["model=corrpm", *DATA, f"paths.cache_dir={cache_dir}"])
@@ -82,7 +99,9 @@ def test_evaluate_runs_the_released_protocol(converted, tmp_path, cache_dir):
     task, saved = build_task_from_checkpoint(converted)
     task.eval()
     assert task.released_weights["name"] == "LIP_best.pth"
-    dm = hydra.utils.instantiate(OmegaConf.create({**saved["data"], "test_split": saved["data"]["val_split"]}))
+    dm = hydra.utils.instantiate(
+        OmegaConf.create({**saved["data"], "test_split": saved["data"]["val_split"]})
+    )
     dm.adapt_to_model(task.data_requirements(), model="corrpm")
     dm.prepare_data()
     dm.setup("test")

@@ -76,21 +76,33 @@ def _read_ids(path: Path) -> list[str]:
 
 def test_lip_layout_exact(lip_root: tuple[Path, dict]) -> None:
     root, info = lip_root
-    ids = {s: _read_ids(p) for s, p in (("train", root / "TrainVal_images/train_id.txt"),
-                                         ("val", root / "TrainVal_images/val_id.txt"),
-                                         ("test", root / "Testing_images/test_id.txt"))}
+    ids = {
+        s: _read_ids(p)
+        for s, p in (
+            ("train", root / "TrainVal_images/train_id.txt"),
+            ("val", root / "TrainVal_images/val_id.txt"),
+            ("test", root / "Testing_images/test_id.txt"),
+        )
+    }
     assert {s: len(v) for s, v in ids.items()} == {"train": 40, "val": 12, "test": 6}
     assert ids == info["ids"]
     all_ids = ids["train"] + ids["val"] + ids["test"]
     assert len(set(all_ids)) == len(all_ids)
     assert all(re.fullmatch(r"\d{6}_\d{6}", i) for i in all_ids)
-    expected = {"TrainVal_images/train_id.txt", "TrainVal_images/val_id.txt", "Testing_images/test_id.txt",
-                "TrainVal_pose_annotations/lip_train_set.csv", "TrainVal_pose_annotations/lip_val_set.csv",
-                "synthetic.json"}
+    expected = {
+        "TrainVal_images/train_id.txt",
+        "TrainVal_images/val_id.txt",
+        "Testing_images/test_id.txt",
+        "TrainVal_pose_annotations/lip_train_set.csv",
+        "TrainVal_pose_annotations/lip_val_set.csv",
+        "synthetic.json",
+    }
     for split in ("train", "val"):
         expected |= {f"TrainVal_images/TrainVal_images/{split}_images/{i}.jpg" for i in ids[split]}
-        expected |= {f"TrainVal_parsing_annotations/TrainVal_parsing_annotations/{split}_segmentations/{i}.png"
-                     for i in ids[split]}
+        expected |= {
+            f"TrainVal_parsing_annotations/TrainVal_parsing_annotations/{split}_segmentations/{i}.png"
+            for i in ids[split]
+        }
     expected |= {f"Testing_images/testing_images/{i}.jpg" for i in ids["test"]}
     found = {p.relative_to(root).as_posix() for p in root.rglob("*") if p.is_file()}
     assert found == expected
@@ -104,8 +116,10 @@ def test_lip_labels_and_images(lip_root: tuple[Path, dict]) -> None:
     modes, sizes = set(), set()
     for split in ("train", "val"):
         for i in info["ids"][split]:
-            lab = Image.open(root / f"TrainVal_parsing_annotations/TrainVal_parsing_annotations/"
-                                    f"{split}_segmentations/{i}.png")
+            lab = Image.open(
+                root / f"TrainVal_parsing_annotations/TrainVal_parsing_annotations/"
+                f"{split}_segmentations/{i}.png"
+            )
             img = Image.open(root / f"TrainVal_images/TrainVal_images/{split}_images/{i}.jpg")
             modes.add(lab.mode)
             assert lab.mode in ("L", "P") and img.mode == "RGB" and img.format == "JPEG"
@@ -136,7 +150,7 @@ def test_lip_pose_csv(lip_root: tuple[Path, dict]) -> None:
         for r in rows:
             w, h = Image.open(root / f"TrainVal_images/TrainVal_images/{split}_images/{r[0]}").size
             for j in range(16):
-                x, y, v = r[1 + 3 * j: 4 + 3 * j]
+                x, y, v = r[1 + 3 * j : 4 + 3 * j]
                 if x == "nan":
                     assert y == "nan" and v == "nan"
                     n_nan += 1
@@ -163,8 +177,10 @@ def test_lip_writer_deterministic_and_refuses_existing(lip_root: tuple[Path, dic
 # --- geometry: joints on the body, person's left/right ---------------------------------------------
 _SLEEVES = {"Upper-clothes", "Coat", "Dress", "Jumpsuits"}
 _ON_JOINT = {
-    "L_Wrist": {"Left-arm", "Glove"} | _SLEEVES, "R_Wrist": {"Right-arm", "Glove"} | _SLEEVES,
-    "L_Elbow": {"Left-arm"} | _SLEEVES, "R_Elbow": {"Right-arm"} | _SLEEVES,
+    "L_Wrist": {"Left-arm", "Glove"} | _SLEEVES,
+    "R_Wrist": {"Right-arm", "Glove"} | _SLEEVES,
+    "L_Elbow": {"Left-arm"} | _SLEEVES,
+    "R_Elbow": {"Right-arm"} | _SLEEVES,
     "L_Knee": {"Left-leg", "Pants", "Jumpsuits", "Skirt", "Dress", "Coat"},
     "R_Knee": {"Right-leg", "Pants", "Jumpsuits", "Skirt", "Dress", "Coat"},
     "L_Ankle": {"Left-leg", "Left-shoe", "Socks", "Pants", "Jumpsuits", "Dress", "Coat"},
@@ -180,15 +196,18 @@ def test_present_joints_inside_image_and_visible_ones_on_their_limb(samples: lis
         h, w = lab.shape
         present = ~np.isnan(joints[:, 0])
         assert (np.isnan(joints[:, 0]) == np.isnan(joints[:, 1])).all()
-        assert ((joints[present] >= 0).all() and (joints[present, 0] <= w - 1).all()
-                and (joints[present, 1] <= h - 1).all())
+        assert (
+            (joints[present] >= 0).all()
+            and (joints[present, 0] <= w - 1).all()
+            and (joints[present, 1] <= h - 1).all()
+        )
         assert not (vis & ~present).any()
         for name, allowed in _ON_JOINT.items():
             j = JOINT[name]
             if not vis[j]:
                 continue
             x, y = int(round(joints[j, 0])), int(round(joints[j, 1]))
-            win = lab[max(y - 2, 0): y + 3, max(x - 2, 0): x + 3]
+            win = lab[max(y - 2, 0) : y + 3, max(x - 2, 0) : x + 3]
             assert np.isin(win, [LIP_ID[c] for c in allowed]).any(), (name, np.unique(win))
             checked += 1
     assert checked > 300
@@ -223,8 +242,13 @@ def test_class_colours_differ_and_background_is_cluttered(samples: list[dict]) -
         counts += np.bincount(lab, minlength=LIP.num_classes)
         bg_std.append(img[lab == 0].std(0).mean())
     means = sums / np.maximum(counts, 1)[:, None]
-    for a, b in (("Pants", "Upper-clothes"), ("Face", "Hair"), ("Dress", "Coat"), ("Skirt", "Pants"),
-                 ("Upper-clothes", "Coat")):
+    for a, b in (
+        ("Pants", "Upper-clothes"),
+        ("Face", "Hair"),
+        ("Dress", "Coat"),
+        ("Skirt", "Pants"),
+        ("Upper-clothes", "Coat"),
+    ):
         assert np.linalg.norm(means[LIP_ID[a]] - means[LIP_ID[b]]) > 40, (a, b)
     assert float(np.mean(bg_std)) > 30
 
@@ -284,22 +308,39 @@ def test_pascal_uses_body_part_under_garments() -> None:
     assert lut[Tag.L_HAND] == n["Lower-arms"] and lut[Tag.R_FOOT] == n["Lower-legs"]
     assert lut[Tag.HAIR] == lut[Tag.HAT] == lut[Tag.FACE] == n["Head"]
     tags = np.array([[Tag.PANTS, Tag.PANTS, Tag.UPPER_CLOTHES, Tag.SKIRT]], dtype=np.uint8)
-    parts = np.array([[DENSEPOSE_FINE_PARTS.index("lower_leg_left_front"),
-                       DENSEPOSE_FINE_PARTS.index("upper_leg_right_back"),
-                       DENSEPOSE_FINE_PARTS.index("lower_arm_right_front"), 0]], dtype=np.uint8)
+    parts = np.array(
+        [
+            [
+                DENSEPOSE_FINE_PARTS.index("lower_leg_left_front"),
+                DENSEPOSE_FINE_PARTS.index("upper_leg_right_back"),
+                DENSEPOSE_FINE_PARTS.index("lower_arm_right_front"),
+                0,
+            ]
+        ],
+        dtype=np.uint8,
+    )
     assert labels_for(tags, parts, "pascal_person_part").tolist() == [
-        [n["Lower-legs"], n["Upper-legs"], n["Lower-arms"], n["Upper-legs"]]]
+        [n["Lower-legs"], n["Upper-legs"], n["Lower-arms"], n["Upper-legs"]]
+    ]
 
 
 # --- DensePose body map, multi-person scenes -----------------------------------------------------------
 _SKIN_CHART = {  # skin tag -> prefix of the DensePose charts it must lie on
-    Tag.FACE: "head", Tag.NECK: "head", Tag.TORSO_SKIN: "torso",
-    Tag.L_UPPER_ARM: "upper_arm_left", Tag.R_UPPER_ARM: "upper_arm_right",
-    Tag.L_LOWER_ARM: "lower_arm_left", Tag.R_LOWER_ARM: "lower_arm_right",
-    Tag.L_HAND: "left_hand", Tag.R_HAND: "right_hand",
-    Tag.L_UPPER_LEG: "upper_leg_left", Tag.R_UPPER_LEG: "upper_leg_right",
-    Tag.L_LOWER_LEG: "lower_leg_left", Tag.R_LOWER_LEG: "lower_leg_right",
-    Tag.L_FOOT: "left_foot", Tag.R_FOOT: "right_foot",
+    Tag.FACE: "head",
+    Tag.NECK: "head",
+    Tag.TORSO_SKIN: "torso",
+    Tag.L_UPPER_ARM: "upper_arm_left",
+    Tag.R_UPPER_ARM: "upper_arm_right",
+    Tag.L_LOWER_ARM: "lower_arm_left",
+    Tag.R_LOWER_ARM: "lower_arm_right",
+    Tag.L_HAND: "left_hand",
+    Tag.R_HAND: "right_hand",
+    Tag.L_UPPER_LEG: "upper_leg_left",
+    Tag.R_UPPER_LEG: "upper_leg_right",
+    Tag.L_LOWER_LEG: "lower_leg_left",
+    Tag.R_LOWER_LEG: "lower_leg_right",
+    Tag.L_FOOT: "left_foot",
+    Tag.R_FOOT: "right_foot",
 }
 
 

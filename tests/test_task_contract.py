@@ -21,8 +21,15 @@ from humanparse.evaluation.evaluators import (
 from humanparse.tasks.postprocess import TestTimeAugmentation
 from humanparse.train import train
 
-CIHP = ["data=cihp", "data.synthetic_options.image_size=[64,80]", "data.limit_val=4", "data.eval_batch_size=2",
-        "trainer.max_epochs=1", "callbacks.model_checkpoint.save_top_k=0", "test=false"]
+CIHP = [
+    "data=cihp",
+    "data.synthetic_options.image_size=[64,80]",
+    "data.limit_val=4",
+    "data.eval_batch_size=2",
+    "trainer.max_epochs=1",
+    "callbacks.model_checkpoint.save_top_k=0",
+    "test=false",
+]
 
 
 def _evaluate(tmp_path, cache_dir, ckpt, capsys) -> tuple[dict, str]:
@@ -32,8 +39,16 @@ def _evaluate(tmp_path, cache_dir, ckpt, capsys) -> tuple[dict, str]:
 
 
 def test_corrpm_on_cihp_person_crops_reports_app_and_pcp(compose_train, tmp_path, cache_dir, capsys):
-    cfg = compose_train("model=corrpm", "experiment=corrpm_cihp", *CIHP, "model.pretrained=null", "trainer.check_val_every_n_epoch=1",
-                        "data.batch_size=4", "data.input_size=[64,64]", run_dir=tmp_path / "train")
+    cfg = compose_train(
+        "model=corrpm",
+        "experiment=corrpm_cihp",
+        *CIHP,
+        "model.pretrained=null",
+        "trainer.check_val_every_n_epoch=1",
+        "data.batch_size=4",
+        "data.input_size=[64,64]",
+        run_dir=tmp_path / "train",
+    )
     assert cfg.data.person_crops.test_persons == "gt"  # synthetic sets have no detections file: GT persons
     metrics = train(cfg)
     assert "val/miou" in metrics and "val/app50" in metrics and "val/pcp50" in metrics
@@ -77,15 +92,36 @@ def test_evaluators_reproduce_the_metrics_on_perfect_predictions():
     """Feeding the ground truth back as predictions gives the perfect score through every adapter."""
     sem = np.array([[0, 1, 1, 0], [0, 2, 2, 0], [0, 3, 3, 0], [0, 0, 0, 0]])
     pid = np.array([[0, 1, 1, 0], [0, 1, 2, 0], [0, 2, 2, 0], [0, 0, 0, 0]])
-    gt = {"semantic": torch.from_numpy(sem), "person_ids": pid, "image_id": "a", "order": 0, "height": 4, "width": 4}
-    persons = [{"parts": np.where(pid == k, sem, 0), "mask": pid == k, "score": 1.0 - 0.1 * k,
-                "box": [float(np.nonzero(pid == k)[1].min()), float(np.nonzero(pid == k)[0].min()),
-                        float(np.nonzero(pid == k)[1].max() + 1), float(np.nonzero(pid == k)[0].max() + 1)]}
-               for k in (1, 2)]
+    gt = {
+        "semantic": torch.from_numpy(sem),
+        "person_ids": pid,
+        "image_id": "a",
+        "order": 0,
+        "height": 4,
+        "width": 4,
+    }
+    persons = [
+        {
+            "parts": np.where(pid == k, sem, 0),
+            "mask": pid == k,
+            "score": 1.0 - 0.1 * k,
+            "box": [
+                float(np.nonzero(pid == k)[1].min()),
+                float(np.nonzero(pid == k)[0].min()),
+                float(np.nonzero(pid == k)[1].max() + 1),
+                float(np.nonzero(pid == k)[0].max() + 1),
+            ],
+        }
+        for k in (1, 2)
+    ]
     pred = {"semantic": torch.from_numpy(sem), "instances": persons}
     names = [str(i) for i in range(4)]
-    for ev, key in ((SemanticEvaluator(), "miou"), (InstanceParsingEvaluator(), "app50"),
-                    (PartInstanceEvaluator(), "apr50"), (BoxEvaluator(), "bbox_map50")):
+    for ev, key in (
+        (SemanticEvaluator(), "miou"),
+        (InstanceParsingEvaluator(), "app50"),
+        (PartInstanceEvaluator(), "apr50"),
+        (BoxEvaluator(), "bbox_map50"),
+    ):
         ev.bind(4, names)
         ev.process([pred], [gt])
         assert ev.compute()[key] == pytest.approx(1.0), (ev.name, ev.compute())
@@ -109,7 +145,9 @@ def test_tta_flip_swaps_the_left_right_channels_back():
     tta = TestTimeAugmentation(scales=[1.0], flip=True, outputs=["seg"])
     out = tta(net, x, 3, perm)["seg"]
     assert torch.allclose(out, net(x)["seg"])  # mirrored input, flipped back, channels swapped
-    swapped_wrong = TestTimeAugmentation(scales=[1.0], flip=True, outputs=["seg"])(net, x, 3, np.arange(256))["seg"]
+    swapped_wrong = TestTimeAugmentation(scales=[1.0], flip=True, outputs=["seg"])(net, x, 3, np.arange(256))[
+        "seg"
+    ]
     assert not torch.allclose(swapped_wrong, net(x)["seg"])
     multi = TestTimeAugmentation(scales=[0.5, 1.0, 2.0], flip=False, outputs=["seg"])(net, x, 3, perm)["seg"]
     assert multi.shape == (1, 3, 4, 6)

@@ -17,11 +17,23 @@ from humanparse.utils.run import ResumeError
 def test_fit_and_test_write_the_run_directory(compose_train, tmp_path):
     cfg = compose_train("trainer.max_epochs=2", "tags=[unit]")
     metrics = train(cfg)
-    for k in ("val/miou", "val/pixel_acc", "val/mean_acc", "val/iou/background", "val/iou/right_shoe", "test/miou"):
+    for k in (
+        "val/miou",
+        "val/pixel_acc",
+        "val/mean_acc",
+        "val/iou/background",
+        "val/iou/right_shoe",
+        "test/miou",
+    ):
         assert k in metrics, k
     assert 0.0 <= metrics["val/pixel_acc"] <= 1.0
     rec = json.loads((tmp_path / "metrics.json").read_text())
-    assert rec["status"] == "finished" and rec["epochs"] == 2 and rec["dataset"] == "lip" and rec["synthetic"] is True
+    assert (
+        rec["status"] == "finished"
+        and rec["epochs"] == 2
+        and rec["dataset"] == "lip"
+        and rec["synthetic"] is True
+    )
     assert rec["metrics"]["test/miou"] == pytest.approx(metrics["test/miou"])
     assert rec["best"]["metric"] == "val/miou" and rec["best"]["path"].endswith(".ckpt")
     assert (tmp_path / "checkpoints" / "last.ckpt").is_file()
@@ -34,7 +46,9 @@ def test_fit_and_test_write_the_run_directory(compose_train, tmp_path):
 
 
 def test_evaluate_reproduces_the_test_numbers(compose_train, tmp_path, cache_dir):
-    cfg = compose_train("trainer.max_epochs=1", "callbacks.model_checkpoint.save_top_k=0", run_dir=tmp_path / "train")
+    cfg = compose_train(
+        "trainer.max_epochs=1", "callbacks.model_checkpoint.save_top_k=0", run_dir=tmp_path / "train"
+    )
     metrics = train(cfg)
     ckpt = tmp_path / "train" / "checkpoints" / "last.ckpt"
     ecfg = compose_cfg("eval", [f"ckpt_path={ckpt}", "split=val"], tmp_path / "eval", cache_dir)
@@ -66,7 +80,15 @@ def test_debug_configs_run(compose_train, debug):
 
 def test_atr_runs_report_the_five_atr_numbers(compose_train, tmp_path):
     metrics = train(compose_train("data=atr", "test=false"))
-    for k in ("val/pixel_acc", "val/fg_acc", "val/precision", "val/recall", "val/f1", "val/miou", "val/f1/bag"):
+    for k in (
+        "val/pixel_acc",
+        "val/fg_acc",
+        "val/precision",
+        "val/recall",
+        "val/f1",
+        "val/miou",
+        "val/f1/bag",
+    ):
         assert k in metrics, k
     p, r = metrics["val/precision"], metrics["val/recall"]
     assert metrics["val/f1"] == pytest.approx(0.0 if p + r == 0 else 2 * p * r / (p + r))
@@ -74,7 +96,9 @@ def test_atr_runs_report_the_five_atr_numbers(compose_train, tmp_path):
     with pytest.raises(Exception, match="atr_convention must be one of"):
         import hydra
 
-        hydra.utils.instantiate(compose_train("data=atr", "+data.evaluators.0.atr_options.atr_convention=bogus").data)
+        hydra.utils.instantiate(
+            compose_train("data=atr", "+data.evaluators.0.atr_options.atr_convention=bogus").data
+        )
     # a misspelled model knob is refused, naming the key and the closest valid one
     from humanparse.utils.instantiate import ConfigKeyError, instantiate_task
 

@@ -83,10 +83,14 @@ def test_absent_joints_stay_absent():
 
 def test_train_transform_is_deterministic_per_rng_and_pads_labels_with_ignore():
     s = _sample()
-    t = AffineTransform((64, 64), scale=(0.75, 1.25), rotation=60, rotation_prob=1.0).bind(FlipTables.from_info(LIP))
+    t = AffineTransform((64, 64), scale=(0.75, 1.25), rotation=60, rotation_prob=1.0).bind(
+        FlipTables.from_info(LIP)
+    )
     a = t(s, np.random.default_rng(7))
     b = t(s, np.random.default_rng(7))
-    assert np.array_equal(a["semantic"], b["semantic"]) and np.allclose(a["meta"]["affine"], b["meta"]["affine"])
+    assert np.array_equal(a["semantic"], b["semantic"]) and np.allclose(
+        a["meta"]["affine"], b["meta"]["affine"]
+    )
     # the letterboxed 30x40 image leaves padding at the sides: ignore, never background
     assert (a["semantic"] == 255).sum() > 64 * 4
 
@@ -98,8 +102,12 @@ def test_map_back_inverts_the_warp(mode, flip, rotation, scale):
     yy, xx = np.mgrid[:h, :w]
     label = ((xx // 10) % 4 + 4 * ((yy // 10) % 2)).astype(np.uint8)  # 8 blocky classes
     m = box_affine((h, w), (128, 128), scale=scale, rotation=rotation, flip=flip)
-    warped = warp_sample({"image": np.zeros((h, w, 3), np.uint8), "semantic": label}, m, (128, 128), flip, None)
-    onehot = torch.nn.functional.one_hot(torch.from_numpy(warped["semantic"].astype(np.int64)).clamp(max=7), 8)
+    warped = warp_sample(
+        {"image": np.zeros((h, w, 3), np.uint8), "semantic": label}, m, (128, 128), flip, None
+    )
+    onehot = torch.nn.functional.one_hot(
+        torch.from_numpy(warped["semantic"].astype(np.int64)).clamp(max=7), 8
+    )
     logits = onehot.permute(2, 0, 1).float()
     back = map_back(logits, m, (h, w), mode=mode).numpy()
     inside = np.ones((h, w), bool)

@@ -24,7 +24,6 @@ def trained_run(cache_dir) -> Path:
     return tiny_trained_run(cache_dir)
 
 
-
 # -- 6. decoder failures -------------------------------------------------------------------------------------
 def _png(path: Path, size=(40, 56), color=(120, 80, 60)) -> Path:
     Image.new("RGB", size, color).save(path)
@@ -32,9 +31,9 @@ def _png(path: Path, size=(40, 56), color=(120, 80, 60)) -> Path:
 
 
 def test_every_decoder_failure_is_a_named_data_error(tmp_path, monkeypatch):
-    small = _png(tmp_path / "small.png", (40, 50))      # 2000 px
-    warn = _png(tmp_path / "warn.png", (60, 50))        # 3000 px: above the limit, below twice the limit
-    bomb = _png(tmp_path / "bomb.png", (100, 100))      # 10000 px: above twice the limit
+    small = _png(tmp_path / "small.png", (40, 50))  # 2000 px
+    warn = _png(tmp_path / "warn.png", (60, 50))  # 3000 px: above the limit, below twice the limit
+    bomb = _png(tmp_path / "bomb.png", (100, 100))  # 10000 px: above twice the limit
     truncated = tmp_path / "truncated.png"
     noise = np.random.default_rng(0).integers(0, 256, (40, 40, 3), dtype=np.uint8)  # incompressible
     Image.fromarray(noise).save(tmp_path / "full.png")
@@ -45,7 +44,12 @@ def test_every_decoder_failure_is_a_named_data_error(tmp_path, monkeypatch):
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")  # the reader must refuse the bomb warning even when warnings are off
         assert read_image(small).shape == (50, 40, 3)
-        for path, what in ((warn, "too large"), (bomb, "too large"), (truncated, "corrupt"), (junk, "corrupt")):
+        for path, what in (
+            (warn, "too large"),
+            (bomb, "too large"),
+            (truncated, "corrupt"),
+            (junk, "corrupt"),
+        ):
             with pytest.raises(DataError, match=what) as err:
                 read_image(path)
             assert err.value.path == str(path)
@@ -63,14 +67,27 @@ def test_predict_skips_an_oversized_image_and_writes_the_rest(trained_run, tmp_p
     _png(folder / "huge.png", (120, 120))
     _png(folder / "z.png")
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 4000)
-    code = predict.main([f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}", f"input={folder}",
-                         f"output={tmp_path / 'out'}", "progress=false", "overlays=false"])
+    code = predict.main(
+        [
+            f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+            f"input={folder}",
+            f"output={tmp_path / 'out'}",
+            "progress=false",
+            "overlays=false",
+        ]
+    )
     assert code == 1
     summary = json.loads((tmp_path / "out" / "predictions.json").read_text())
     assert summary["written"] == 2 and summary["failed"] == 1
     bad = [o for o in summary["outputs"] if "error" in o]
-    assert bad[0]["name"] == "huge" and str(folder / "huge.png") in bad[0]["error"] and "too large" in bad[0]["error"]
-    assert (tmp_path / "out" / "labels" / "a.png").is_file() and (tmp_path / "out" / "labels" / "z.png").is_file()
+    assert (
+        bad[0]["name"] == "huge"
+        and str(folder / "huge.png") in bad[0]["error"]
+        and "too large" in bad[0]["error"]
+    )
+    assert (tmp_path / "out" / "labels" / "a.png").is_file() and (
+        tmp_path / "out" / "labels" / "z.png"
+    ).is_file()
     assert str(folder / "huge.png") in capsys.readouterr().err
 
 
@@ -91,9 +108,14 @@ def test_16_bit_images_are_scaled_to_8_bit(tmp_path):
 
 
 # -- 7. unknown keys ------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("arg, near", [("app_convnetion=mhp_official", "app_convention"),
-                                       ("absent_clas=zero", "absent_class"),
-                                       ("similarity=gpsm", None)])
+@pytest.mark.parametrize(
+    "arg, near",
+    [
+        ("app_convnetion=mhp_official", "app_convention"),
+        ("absent_clas=zero", "absent_class"),
+        ("similarity=gpsm", None),
+    ],
+)
 def test_evaluate_predictions_refuses_misspelt_options(tmp_path, capsys, arg, near):
     from humanparse.evaluate_predictions import main
 
@@ -139,11 +161,18 @@ def _damaged(kind: str, src: Path, dst: Path) -> Path:
     return dst
 
 
-@pytest.mark.parametrize("kind, problem", [("missing", "no such checkpoint file"), ("empty", "empty file"),
-                                           ("truncated", "corrupt or truncated"), ("corrupt", "corrupt"),
-                                           ("foreign", "not a Lightning checkpoint"),
-                                           ("not_humanparse", "not a humanparse checkpoint"),
-                                           ("architecture", "do not fit the model's architecture")])
+@pytest.mark.parametrize(
+    "kind, problem",
+    [
+        ("missing", "no such checkpoint file"),
+        ("empty", "empty file"),
+        ("truncated", "corrupt or truncated"),
+        ("corrupt", "corrupt"),
+        ("foreign", "not a Lightning checkpoint"),
+        ("not_humanparse", "not a humanparse checkpoint"),
+        ("architecture", "do not fit the model's architecture"),
+    ],
+)
 def test_damaged_checkpoints_are_named(trained_run, tmp_path, cache_dir, kind, problem):
     from humanparse.evaluate import evaluate
 
@@ -195,7 +224,9 @@ def test_entry_points_end_user_errors_in_one_line(trained_run, tmp_path, cache_d
     assert str(bad) in _one_line(proc) and "truncated" in proc.stderr
     # train: a misspelt override (Hydra's own composition error)
     tiny = [*TINY_TRAIN, *TINY_MODELS["deeplabv3plus"]]
-    proc = run_cli("humanparse.train", *tiny, "trainer.max_epoch=3", cwd=tmp_path, cache_dir=cache_dir, check=False)
+    proc = run_cli(
+        "humanparse.train", *tiny, "trainer.max_epoch=3", cwd=tmp_path, cache_dir=cache_dir, check=False
+    )
     assert proc.returncode == 2 and "trainer.max_epoch" in _one_line(proc)
 
 

@@ -27,7 +27,6 @@ def trained_run(cache_dir) -> Path:
     return tiny_trained_run(cache_dir)
 
 
-
 def _finite(ckpt: Path) -> bool:
     state = torch.load(ckpt, map_location="cpu", weights_only=True)["state_dict"]
     return all(bool(torch.isfinite(v).all()) for v in state.values() if v.is_floating_point())
@@ -35,13 +34,18 @@ def _finite(ckpt: Path) -> bool:
 
 # -- 3. non-finite loss / weights ----------------------------------------------------------------------
 @pytest.mark.parametrize("save_on_exception", [False, True])
-def test_nan_stops_the_run_keeps_the_good_checkpoint_and_compare_lists_it_failed(compose_train, tmp_path,
-                                                                                 save_on_exception, capsys):
+def test_nan_stops_the_run_keeps_the_good_checkpoint_and_compare_lists_it_failed(
+    compose_train, tmp_path, save_on_exception, capsys
+):
     # 24 images / batch 4: 6 steps per epoch; the weights turn NaN in the 3rd step of the 2nd epoch
-    cfg = compose_train("trainer.max_epochs=3", "test=false", "+callbacks.poison._target_=helpers.trust.PoisonAtStep",
-                        "+callbacks.poison.step=8",
-                        f"++callbacks.last_checkpoint.save_on_exception={save_on_exception}",
-                        f"++callbacks.model_checkpoint.save_on_exception={save_on_exception}")
+    cfg = compose_train(
+        "trainer.max_epochs=3",
+        "test=false",
+        "+callbacks.poison._target_=helpers.trust.PoisonAtStep",
+        "+callbacks.poison.step=8",
+        f"++callbacks.last_checkpoint.save_on_exception={save_on_exception}",
+        f"++callbacks.model_checkpoint.save_on_exception={save_on_exception}",
+    )
     with pytest.raises(NonFiniteError, match="non-finite loss") as err:
         train(cfg)
     assert err.value.step == 9  # optimiser steps done, the last one on the NaN batch
@@ -84,15 +88,25 @@ def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch):
     differ between two runs (a unique tag follows the time stamp) and are stable within one run."""
     from datetime import datetime
 
-    hydra_yaml = REPO / "src" / "humanparse" / "conf" / "hydra" / "default.yaml"
-    OmegaConf.register_new_resolver("now", lambda pattern: "2026-01-01_00-00-00", replace=True, use_cache=True)
+    hydra_yaml = REPO / "conf" / "hydra" / "default.yaml"
+    OmegaConf.register_new_resolver(
+        "now", lambda pattern: "2026-01-01_00-00-00", replace=True, use_cache=True
+    )
     try:
         names = []
         for _ in range(2):  # two processes: two fresh configs
-            cfg = OmegaConf.create({"hydra": OmegaConf.load(hydra_yaml), "paths": {"log_dir": "/logs"},
-                                    "task_name": "train", "resume": None})
+            cfg = OmegaConf.create(
+                {
+                    "hydra": OmegaConf.load(hydra_yaml),
+                    "paths": {"log_dir": "/logs"},
+                    "task_name": "train",
+                    "resume": None,
+                }
+            )
             run_dir, sweep_dir = cfg.hydra.run.dir, cfg.hydra.sweep.dir
-            assert run_dir.startswith("/logs/train/runs/2026-01-01_00-00-00_") and run_dir == cfg.hydra.run.dir
+            assert (
+                run_dir.startswith("/logs/train/runs/2026-01-01_00-00-00_") and run_dir == cfg.hydra.run.dir
+            )
             assert sweep_dir.startswith("/logs/train/multiruns/2026-01-01_00-00-00_")
             names.append((run_dir, sweep_dir))
         assert names[0][0] != names[1][0] and names[0][1] != names[1][1]
@@ -102,8 +116,9 @@ def test_runs_started_in_the_same_second_get_their_own_folders(monkeypatch):
         monkeypatch.setenv("SLURM_JOB_ID", "4242")
         assert runs.run_id() == runs.run_id() == "j4242"
     finally:
-        OmegaConf.register_new_resolver("now", lambda pattern: datetime.now().strftime(pattern), replace=True,
-                                        use_cache=True)
+        OmegaConf.register_new_resolver(
+            "now", lambda pattern: datetime.now().strftime(pattern), replace=True, use_cache=True
+        )
 
 
 def test_the_run_config_is_claimed_exclusively(tmp_path):
@@ -123,11 +138,20 @@ def test_a_new_run_never_writes_into_another_runs_folder(trained_run, tmp_path, 
     after = {p: p.read_bytes() for p in run.rglob("*") if p.is_file()}
     assert after == before
     # on the command line, before Hydra writes its .hydra/ files: one line, exit status 2
-    proc = run_cli("humanparse.train", *TINY_TRAIN, *TINY_MODELS["deeplabv3plus"], f"hydra.run.dir={run}",
-                   cwd=tmp_path, cache_dir=cache_dir, check=False)
+    proc = run_cli(
+        "humanparse.train",
+        *TINY_TRAIN,
+        *TINY_MODELS["deeplabv3plus"],
+        f"hydra.run.dir={run}",
+        cwd=tmp_path,
+        cache_dir=cache_dir,
+        check=False,
+    )
     assert proc.returncode == 2, proc.stderr[-3000:]
     lines = [ln for ln in proc.stderr.splitlines() if ln.strip()]
-    assert len(lines) == 1 and lines[0].startswith("error: ") and "already holds a run" in lines[0], proc.stderr
+    assert len(lines) == 1 and lines[0].startswith("error: ") and "already holds a run" in lines[0], (
+        proc.stderr
+    )
     assert not (run / ".hydra").exists()
     assert {p: p.read_bytes() for p in run.rglob("*") if p.is_file()} == before
 
@@ -145,8 +169,14 @@ def test_resume_of_a_finished_run_changes_nothing(trained_run, tmp_path, cache_d
 def test_resume_refuses_overrides_it_cannot_apply(trained_run, tmp_path, cache_dir):
     run = copy_run(trained_run, tmp_path / "run")
     with pytest.raises(runs.ResumeError, match=r"model\.optimizer\.lr=0\.5 cannot apply"):
-        train(compose_cfg("train", [f"resume={run}", "++model.optimizer.lr=0.5", "trainer.max_epochs=2"],
-                          tmp_path / "x", cache_dir))
+        train(
+            compose_cfg(
+                "train",
+                [f"resume={run}", "++model.optimizer.lr=0.5", "trainer.max_epochs=2"],
+                tmp_path / "x",
+                cache_dir,
+            )
+        )
 
 
 def test_resume_of_a_finished_run_continues_when_more_epochs_are_asked_for(trained_run, tmp_path, cache_dir):

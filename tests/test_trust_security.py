@@ -34,7 +34,6 @@ def trained_run(cache_dir) -> Path:
     return tiny_trained_run(cache_dir)
 
 
-
 def _attempt(entry: str, attack: str, run: Path, tmp_path: Path, cache_dir: Path, capsys) -> Path:
     """Hand the hostile file to ``entry``; returns the marker that must not exist afterwards."""
     from humanparse import predict
@@ -59,7 +58,9 @@ def _attempt(entry: str, attack: str, run: Path, tmp_path: Path, cache_dir: Path
     if entry == "predict":
         img = tmp_path / "person.png"
         Image.new("RGB", (40, 56), (120, 80, 60)).save(img)
-        code = predict.main([f"ckpt_path={hostile}", f"input={img}", f"output={tmp_path / 'out'}", "progress=false"])
+        code = predict.main(
+            [f"ckpt_path={hostile}", f"input={img}", f"output={tmp_path / 'out'}", "progress=false"]
+        )
         assert code == 2
         assert str(hostile) in capsys.readouterr().err
         assert not (tmp_path / "out").exists()
@@ -70,7 +71,14 @@ def _attempt(entry: str, attack: str, run: Path, tmp_path: Path, cache_dir: Path
         from conftest import tiny_overrides
 
         with pytest.raises((CheckpointError, ConfigTargetError), match=str(hostile)):
-            train(compose_cfg("train", tiny_overrides([f"ckpt_path={hostile}", "test=false"]), tmp_path / "new", cache_dir))
+            train(
+                compose_cfg(
+                    "train",
+                    tiny_overrides([f"ckpt_path={hostile}", "test=false"]),
+                    tmp_path / "new",
+                    cache_dir,
+                )
+            )
         assert not (tmp_path / "new" / "checkpoints").exists()
     return marker
 
@@ -109,36 +117,48 @@ def test_own_checkpoints_load_with_weights_only(trained_run):
     buf = BytesIO()
     torch.save({"hp": OmegaConf.create({"a": [1, 2.5, "x", True, None, {"b": 1}]})}, buf)
     buf.seek(0)
-    assert OmegaConf.to_container(torch.load(buf, weights_only=True)["hp"]) == {"a": [1, 2.5, "x", True, None, {"b": 1}]}
+    assert OmegaConf.to_container(torch.load(buf, weights_only=True)["hp"]) == {
+        "a": [1, 2.5, "x", True, None, {"b": 1}]
+    }
 
 
-@pytest.mark.parametrize("target, ok", [
-    ("humanparse.tasks.Task", True),
-    ("humanparse.evaluation.evaluators.SemanticEvaluator", True),
-    ("torch.optim.SGD", True),
-    ("torch.nn.Conv2d", True),
-    ("pytorch_lightning.Trainer", True),
-    ("pytorch_lightning.callbacks.ModelCheckpoint", True),
-    ("timm.create_model", True),
-    ("pathlib.Path.write_text", False),
-    ("builtins.exec", False),
-    ("os.system", False),
-    ("torch.save", False),
-    ("torch.hub.load", False),
-    ("torch.load", False),
-    ("humanparse.utils.run.atomic_write_text", False),
-    ("humanparse.data.io.write_label_png", False),
-    ("torch.optim.does_not_exist", False),
-])
+@pytest.mark.parametrize(
+    "target, ok",
+    [
+        ("humanparse.tasks.Task", True),
+        ("humanparse.evaluation.evaluators.SemanticEvaluator", True),
+        ("torch.optim.SGD", True),
+        ("torch.nn.Conv2d", True),
+        ("pytorch_lightning.Trainer", True),
+        ("pytorch_lightning.callbacks.ModelCheckpoint", True),
+        ("timm.create_model", True),
+        ("pathlib.Path.write_text", False),
+        ("builtins.exec", False),
+        ("os.system", False),
+        ("torch.save", False),
+        ("torch.hub.load", False),
+        ("torch.load", False),
+        ("humanparse.utils.run.atomic_write_text", False),
+        ("humanparse.data.io.write_label_png", False),
+        ("torch.optim.does_not_exist", False),
+    ],
+)
 def test_target_allowlist(target, ok):
-    cfg = {"model": {"_target_": "humanparse.tasks.Task",
-                     "opt": {"_target_": "torch.optim.SGD", "_partial_": True},
-                     "extra": [{"x": 1}, {"deep": {"_target_": target, "_partial_": True}}]}}
+    cfg = {
+        "model": {
+            "_target_": "humanparse.tasks.Task",
+            "opt": {"_target_": "torch.optim.SGD", "_partial_": True},
+            "extra": [{"x": 1}, {"deep": {"_target_": target, "_partial_": True}}],
+        }
+    }
     if ok:
         check_config_targets(cfg, "conf.yaml")
     else:
-        with pytest.raises(ConfigTargetError, match=rf"conf\.yaml: refusing to build model\.extra\[1\]\.deep\._target_="
-                                                    rf"'{target}'"):
+        with pytest.raises(
+            ConfigTargetError,
+            match=rf"conf\.yaml: refusing to build model\.extra\[1\]\.deep\._target_="
+            rf"'{target}'",
+        ):
             check_config_targets(cfg, "conf.yaml")
 
 
@@ -156,8 +176,20 @@ def test_lightning_loads_with_weights_only(trained_run, tmp_path, cache_dir):
     from conftest import tiny_overrides
     from humanparse.train import train
 
-    train(compose_cfg("train", tiny_overrides([f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
-                                               "trainer.max_epochs=2", "test=false"]), tmp_path / "cont", cache_dir))
+    train(
+        compose_cfg(
+            "train",
+            tiny_overrides(
+                [
+                    f"ckpt_path={trained_run / 'checkpoints' / 'last.ckpt'}",
+                    "trainer.max_epochs=2",
+                    "test=false",
+                ]
+            ),
+            tmp_path / "cont",
+            cache_dir,
+        )
+    )
     rec = json.loads((tmp_path / "cont" / "metrics.json").read_text())
     assert rec["status"] == "finished" and rec["epochs"] == 2
     assert os.path.getsize(tmp_path / "cont" / "checkpoints" / "last.ckpt") > 0
@@ -167,7 +199,9 @@ def test_classes_of_the_users_config_folder_are_trusted(tmp_path, monkeypatch):
     """A model from outside the package (its yaml in HUMANPARSE_CONFIG_DIR) evaluates from its checkpoint;
     nothing else is trusted by it."""
     (tmp_path / "model").mkdir()
-    (tmp_path / "model" / "mine.yaml").write_text("_target_: humanparse.tasks.Task\nnet:\n  _target_: mypkg.MyNet\n")
+    (tmp_path / "model" / "mine.yaml").write_text(
+        "_target_: humanparse.tasks.Task\nnet:\n  _target_: mypkg.MyNet\n"
+    )
     cfg = {"model": {"net": {"_target_": "mypkg.MyNet"}}}
     monkeypatch.delenv("HUMANPARSE_TRUSTED_TARGETS", raising=False)
     monkeypatch.delenv("HUMANPARSE_CONFIG_DIR", raising=False)

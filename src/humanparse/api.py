@@ -41,13 +41,17 @@ def as_rgb(image) -> tuple[np.ndarray, str]:
         if arr.ndim == 2:
             arr = np.repeat(arr[..., None], 3, axis=2)
         if arr.ndim != 3 or arr.shape[2] not in (3, 4):
-            raise ValueError(f"image array must be (H, W), (H, W, 3) or (H, W, 4) RGB(A), got shape {image.shape}")
+            raise ValueError(
+                f"image array must be (H, W), (H, W, 3) or (H, W, 4) RGB(A), got shape {image.shape}"
+            )
         if arr.dtype != np.uint8:
             if np.issubdtype(arr.dtype, np.floating) and arr.size and float(arr.max()) <= 1.0:
                 arr = arr * 255.0
             arr = np.clip(arr, 0, 255).astype(np.uint8)
         return np.ascontiguousarray(arr[..., :3]), "<array>"
-    raise TypeError(f"cannot parse a {type(image).__name__}: give a file path, a numpy RGB array or a PIL image")
+    raise TypeError(
+        f"cannot parse a {type(image).__name__}: give a file path, a numpy RGB array or a PIL image"
+    )
 
 
 class Parser:
@@ -73,8 +77,14 @@ class Parser:
         return cls(task, saved, device, input_size)
 
     @classmethod
-    def from_preset(cls, name: str, weights: str | Path | None = None, overrides: list[str] | tuple = (),
-                    device: str = "auto", input_size=None) -> Parser:
+    def from_preset(
+        cls,
+        name: str,
+        weights: str | Path | None = None,
+        overrides: list[str] | tuple = (),
+        device: str = "auto",
+        input_size=None,
+    ) -> Parser:
         """An experiment preset (``conf/experiment/<name>.yaml``, e.g. ``corrpm_lip``) with ``weights``:
         a state dict of the task (keys ``net.…``) or of the bare network, or a humanparse checkpoint; read
         with ``weights_only=True``. Without weights the network keeps its initialisation (tests, shapes)."""
@@ -97,8 +107,16 @@ class Parser:
         """Parse one image (path, numpy RGB array or PIL image); returns ``semantic``, ``logits``, ``instances``."""
         rgb, desc = as_rgb(image)
         h, w = rgb.shape[:2]
-        sample = {"image": rgb, "meta": {"id": Path(desc).stem, "dataset": self.info.name, "image_path": desc,
-                                         "orig_size": (h, w), "split": "predict"}}
+        sample = {
+            "image": rgb,
+            "meta": {
+                "id": Path(desc).stem,
+                "dataset": self.info.name,
+                "image_path": desc,
+                "orig_size": (h, w),
+                "split": "predict",
+            },
+        }
         batch = collate_dense([to_tensors(self.transform(sample, None))])
         batch["image"] = batch["image"].to(self.device)
         pred = normalise_prediction(self.task.predict_step(batch, 0)[0])
@@ -147,7 +165,9 @@ def load_weights(task, weights: str | Path) -> None:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - pickle errors of all kinds: one clear line
-        raise ValueError(f"weights={weights}: not a PyTorch weights file readable with weights_only=True ({e})") from e
+        raise ValueError(
+            f"weights={weights}: not a PyTorch weights file readable with weights_only=True ({e})"
+        ) from e
     if isinstance(state, dict) and isinstance(state.get("state_dict"), dict):
         state = state["state_dict"]
     if not isinstance(state, dict) or not state:
@@ -158,5 +178,7 @@ def load_weights(task, weights: str | Path) -> None:
     missing, unexpected = task.load_state_dict(state, strict=False)
     missing = [k for k in missing if k.startswith("net.")]
     if missing or unexpected:
-        raise ValueError(f"weights={weights}: does not fit the preset's network ({len(missing)} missing keys, e.g. "
-                         f"{missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})")
+        raise ValueError(
+            f"weights={weights}: does not fit the preset's network ({len(missing)} missing keys, e.g. "
+            f"{missing[:3]}; {len(unexpected)} unexpected, e.g. {unexpected[:3]})"
+        )

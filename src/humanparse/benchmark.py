@@ -59,19 +59,48 @@ from humanparse.utils.errors import one_line_errors
 log = logging.getLogger("humanparse.benchmark")
 
 SCHEMA = "humanparse.benchmark/1"
-FLOPS_CONVENTION = ("torch.utils.flop_counter.FlopCounterMode: one multiply-add = 2 FLOPs; convolutions, matrix "
-                    "products and attention only (normalisation, activations, pooling, resampling not counted)")
+FLOPS_CONVENTION = (
+    "torch.utils.flop_counter.FlopCounterMode: one multiply-add = 2 FLOPs; convolutions, matrix "
+    "products and attention only (normalisation, activations, pooling, resampling not counted)"
+)
 RESULT_KEYS = (
-    "device", "size_name", "input_size", "flops_inference_per_image", "flops_train_per_image",
-    "train_step_s", "train_step_s_std", "train_step_s_min", "train_images_per_s", "train_peak_mem_mb",
-    "train_peak_mem_delta_mb", "inference_s_per_batch", "inference_s_per_batch_min", "inference_images_per_s", "inference_peak_mem_mb", "inference_peak_mem_delta_mb",
-    "memory_kind", "error",
+    "device",
+    "size_name",
+    "input_size",
+    "flops_inference_per_image",
+    "flops_train_per_image",
+    "train_step_s",
+    "train_step_s_std",
+    "train_step_s_min",
+    "train_images_per_s",
+    "train_peak_mem_mb",
+    "train_peak_mem_delta_mb",
+    "inference_s_per_batch",
+    "inference_s_per_batch_min",
+    "inference_images_per_s",
+    "inference_peak_mem_mb",
+    "inference_peak_mem_delta_mb",
+    "memory_kind",
+    "error",
 )
 
 
 # --- FLOPs ----------------------------------------------------------------------------------------------
-def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _padding, _dilation, transposed,
-                        _output_padding, _groups, output_mask, out_shape=None, **kwargs) -> int:
+def _conv_backward_flop(
+    grad_out_shape,
+    x_shape,
+    w_shape,
+    _bias,
+    _stride,
+    _padding,
+    _dilation,
+    transposed,
+    _output_padding,
+    _groups,
+    output_mask,
+    out_shape=None,
+    **kwargs,
+) -> int:
     """``aten.convolution_backward`` FLOPs with grouped convolutions counted right.
 
     torch's formula counts the weight gradient of a grouped (e.g. depthwise) convolution as if it were
@@ -90,7 +119,9 @@ def _conv_backward_flop(grad_out_shape, x_shape, w_shape, _bias, _stride, _paddi
 
 
 def flop_counter() -> FlopCounterMode:
-    return FlopCounterMode(display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop})
+    return FlopCounterMode(
+        display=False, custom_mapping={torch.ops.aten.convolution_backward: _conv_backward_flop}
+    )
 
 
 # --- memory --------------------------------------------------------------------------------------------
@@ -340,10 +371,19 @@ def measure_training(task, batch: dict, device: torch.device, bcfg: DictConfig, 
     timer = _StepTimer(device, max(1, warmup), bool(bcfg.flops))
     steps = max(1, warmup) + iters
     trainer = pl.Trainer(
-        accelerator="gpu" if device.type == "cuda" else "cpu", devices=[device.index or 0] if device.type == "cuda" else 1,
-        precision=precision, max_steps=steps, max_epochs=1, limit_val_batches=0, num_sanity_val_steps=0,
-        logger=False, enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False,
-        callbacks=[timer], use_distributed_sampler=False,
+        accelerator="gpu" if device.type == "cuda" else "cpu",
+        devices=[device.index or 0] if device.type == "cuda" else 1,
+        precision=precision,
+        max_steps=steps,
+        max_epochs=1,
+        limit_val_batches=0,
+        num_sanity_val_steps=0,
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[timer],
+        use_distributed_sampler=False,
     )
     with warnings.catch_warnings():  # no validation here on purpose
         warnings.filterwarnings("ignore", message=".*validation_step.*")
@@ -353,9 +393,12 @@ def measure_training(task, batch: dict, device: torch.device, bcfg: DictConfig, 
     mean, std, fastest = _timing_stats(timer.times)
     return {
         "flops_train_per_image": timer.flops / bs if timer.flops is not None else None,
-        "train_step_s": mean, "train_step_s_std": std, "train_step_s_min": fastest,
+        "train_step_s": mean,
+        "train_step_s_std": std,
+        "train_step_s_min": fastest,
         "train_images_per_s": bs / mean if mean else None,
-        "train_peak_mem_mb": timer.memory.peak_mb, "train_peak_mem_delta_mb": timer.memory.delta_mb,
+        "train_peak_mem_mb": timer.memory.peak_mb,
+        "train_peak_mem_delta_mb": timer.memory.delta_mb,
     }
 
 
@@ -381,9 +424,13 @@ def measure_inference(task, batch: dict, device: torch.device, bcfg: DictConfig)
                 _sync(device)
                 times.append(time.perf_counter() - t0)
     mean, _, fastest = _timing_stats(times)
-    out.update(inference_s_per_batch=mean, inference_s_per_batch_min=fastest,
-               inference_images_per_s=bs / mean if mean else None,
-               inference_peak_mem_mb=mem.peak_mb, inference_peak_mem_delta_mb=mem.delta_mb)
+    out.update(
+        inference_s_per_batch=mean,
+        inference_s_per_batch_min=fastest,
+        inference_images_per_s=bs / mean if mean else None,
+        inference_peak_mem_mb=mem.peak_mb,
+        inference_peak_mem_delta_mb=mem.delta_mb,
+    )
     return out
 
 
@@ -398,7 +445,9 @@ def sizes_to_measure(cfg: DictConfig) -> dict[str, list[int]]:
     for name, s in (b.sizes or {}).items():
         sizes[str(name)] = [int(v) for v in s]
     if not sizes:
-        raise ValueError("benchmark: no input size to measure (benchmark.sizes is empty and add_input_size=false)")
+        raise ValueError(
+            "benchmark: no input size to measure (benchmark.sizes is empty and add_input_size=false)"
+        )
     return sizes
 
 
@@ -427,8 +476,12 @@ def benchmark(cfg: DictConfig) -> dict:
     pl.seed_everything(cfg.get("seed", 0), workers=True)
     sizes = sizes_to_measure(cfg)
     devices = devices_to_measure(cfg)
-    model_info: dict = {"name": cfg.model.get("name"), "variant": cfg.model.get("variant"),
-                        "backbone": cfg.model.get("backbone"), "target": cfg.model.get("_target_")}
+    model_info: dict = {
+        "name": cfg.model.get("name"),
+        "variant": cfg.model.get("variant"),
+        "backbone": cfg.model.get("backbone"),
+        "target": cfg.model.get("_target_"),
+    }
     results = []
     for name, size in sizes.items():
         c = size_config(cfg, size, int(b.train_batch_size), int(b.infer_batch_size))
@@ -438,22 +491,39 @@ def benchmark(cfg: DictConfig) -> dict:
         train_batch, val_batch, names = first_batches(c, needed)
         for device in devices:
             res = {k: None for k in RESULT_KEYS}
-            res.update(device=str(device), size_name=name, input_size=list(size),
-                       memory_kind="cuda_max_allocated" if device.type == "cuda" else "cpu_peak_rss")
+            res.update(
+                device=str(device),
+                size_name=name,
+                input_size=list(size),
+                memory_kind="cuda_max_allocated" if device.type == "cuda" else "cpu_peak_rss",
+            )
             try:
                 if b.train:
                     task = hydra.utils.instantiate(c.model)
                     task.eval_names = names
                     model_info["params"] = sum(p.numel() for p in task.parameters())
-                    model_info["trainable_params"] = sum(p.numel() for p in task.parameters() if p.requires_grad)
-                    res.update(measure_training(task, train_batch, device, b, resolve_precision(
-                        c.trainer.get("precision", 32), "gpu" if device.type == "cuda" else "cpu")))
+                    model_info["trainable_params"] = sum(
+                        p.numel() for p in task.parameters() if p.requires_grad
+                    )
+                    res.update(
+                        measure_training(
+                            task,
+                            train_batch,
+                            device,
+                            b,
+                            resolve_precision(
+                                c.trainer.get("precision", 32), "gpu" if device.type == "cuda" else "cpu"
+                            ),
+                        )
+                    )
                     del task
                 if b.inference:
                     task = hydra.utils.instantiate(c.model)
                     task.eval_names = names
                     model_info.setdefault("params", sum(p.numel() for p in task.parameters()))
-                    model_info.setdefault("trainable_params", sum(p.numel() for p in task.parameters() if p.requires_grad))
+                    model_info.setdefault(
+                        "trainable_params", sum(p.numel() for p in task.parameters() if p.requires_grad)
+                    )
                     res.update(measure_inference(task, val_batch, device, b))
                     del task
             except (RuntimeError, ValueError, KeyError, TypeError) as e:  # e.g. out of memory at one size
@@ -470,9 +540,14 @@ def benchmark(cfg: DictConfig) -> dict:
         "dataset": cfg.data.get("name"),
         "num_classes": cfg.data.get("num_classes"),
         "flops_convention": FLOPS_CONVENTION,
-        "settings": {"warmup": int(b.warmup), "iters": int(b.iters), "train_batch_size": int(b.train_batch_size),
-                     "infer_batch_size": int(b.infer_batch_size), "precision": _precision_label(cfg.trainer.get("precision", 32), devices),
-                     "synthetic": bool(b.synthetic)},
+        "settings": {
+            "warmup": int(b.warmup),
+            "iters": int(b.iters),
+            "train_batch_size": int(b.train_batch_size),
+            "infer_batch_size": int(b.infer_batch_size),
+            "precision": _precision_label(cfg.trainer.get("precision", 32), devices),
+            "synthetic": bool(b.synthetic),
+        },
         "results": results,
     }
     return report
@@ -489,8 +564,10 @@ def markdown_table(reports: list[dict]) -> str:
     m = reports[0]["machine"]
     lines = [
         f"Measured {reports[0]['created']} on {m['cpu']} ({m['cpu_count']} cores, {m['torch_threads']} torch threads"
-        + (f", load average {m['load_average']}" if m.get("load_average") else "") + ")"
-        + (f", GPU {m['gpu']}" if m.get("gpu") else "") + f"; torch {m['torch']}. FLOPs: {FLOPS_CONVENTION}. "
+        + (f", load average {m['load_average']}" if m.get("load_average") else "")
+        + ")"
+        + (f", GPU {m['gpu']}" if m.get("gpu") else "")
+        + f"; torch {m['torch']}. FLOPs: {FLOPS_CONVENTION}. "
         f"Batch {reports[0]['settings']['train_batch_size']} for training, {reports[0]['settings']['infer_batch_size']} for "
         f"inference; {reports[0]['settings']['iters']} timed iterations after {reports[0]['settings']['warmup']} warm-up.",
         "",
@@ -505,10 +582,16 @@ def markdown_table(reports: list[dict]) -> str:
             size = f"{r['input_size'][0]}×{r['input_size'][1]} ({r['size_name']})"
             params = _f(mi.get("params") / 1e6 if mi.get("params") else None, ".2f")
             if r.get("error"):
-                lines.append(f"| {mi['name']} | {mi.get('backbone') or '–'} | {r['device']} | {size} | {params} | "
-                             f"error: {r['error'][:60]} | | | | | | |")
+                lines.append(
+                    f"| {mi['name']} | {mi.get('backbone') or '–'} | {r['device']} | {size} | {params} | "
+                    f"error: {r['error'][:60]} | | | | | | |"
+                )
                 continue
-            gfl_inf = r["flops_inference_per_image"] / 1e9 if r.get("flops_inference_per_image") is not None else None
+            gfl_inf = (
+                r["flops_inference_per_image"] / 1e9
+                if r.get("flops_inference_per_image") is not None
+                else None
+            )
             gfl_tr = r["flops_train_per_image"] / 1e9 if r.get("flops_train_per_image") is not None else None
             fastest = r.get("inference_s_per_batch_min")
             best_ips = rep["settings"]["infer_batch_size"] / fastest if fastest else None

@@ -33,8 +33,10 @@ from humanparse.models.released import (
 
 log = logging.getLogger("humanparse.convert")
 
-USAGE = ("python -m humanparse.convert model=<name> [data=<name>] released=<file> output=<file.ckpt> "
-         "[experiment=<preset>] [key=value ...]")
+USAGE = (
+    "python -m humanparse.convert model=<name> [data=<name>] released=<file> output=<file.ckpt> "
+    "[experiment=<preset>] [key=value ...]"
+)
 
 
 class ConvertError(ValueError):
@@ -60,8 +62,14 @@ def _split_args(argv: list[str]) -> tuple[dict[str, str], list[str]]:
     return own, overrides
 
 
-def compose_config(model: str, overrides: list[str], file_sizes: dict, settable: tuple[str, ...], preset: str | None,
-                   output_dir: Path | None = None):
+def compose_config(
+    model: str,
+    overrides: list[str],
+    file_sizes: dict,
+    settable: tuple[str, ...],
+    preset: str | None,
+    output_dir: Path | None = None,
+):
     """The run config of the converted model (Hydra compose of ``conf/convert.yaml``; no Hydra run folder:
     ``paths.output_dir`` is the output's folder)."""
     from hydra import compose, initialize_config_module
@@ -90,7 +98,9 @@ def convert(model: str, released: str | Path, output: str | Path, overrides: lis
 
     fmt = get_format(model)
     state = fmt.strip_wrapper(read_released(released))
-    cfg = compose_config(model, list(overrides), fmt.file_config(state), fmt.settable, fmt.preset, Path(output).parent)
+    cfg = compose_config(
+        model, list(overrides), fmt.file_config(state), fmt.settable, fmt.preset, Path(output).parent
+    )
     if cfg.model.get("name") != model:
         raise ConvertError(f"model={model}: the composed model config is {cfg.model.get('name')!r}")
     check_model_keys(cfg)
@@ -113,7 +123,12 @@ def convert(model: str, released: str | Path, output: str | Path, overrides: lis
     task.run_config = resolved
     output = Path(output)
     output.parent.mkdir(parents=True, exist_ok=True)
-    ckpt = {"state_dict": task.state_dict(), "pytorch-lightning_version": pl.__version__, "epoch": 0, "global_step": 0}
+    ckpt = {
+        "state_dict": task.state_dict(),
+        "pytorch-lightning_version": pl.__version__,
+        "epoch": 0,
+        "global_step": 0,
+    }
     task.on_save_checkpoint(ckpt)  # the task's own record (run config, hyper-parameters)
     ckpt.setdefault("humanparse", {})["config"] = resolved
     ckpt["humanparse"]["released"] = record
@@ -153,8 +168,10 @@ def main(argv: list[str] | None = None) -> int:
     except (ConvertError, ReleasedWeightsError) as e:
         print(f"humanparse.convert: {e}", file=sys.stderr)
         return 2
-    print(f"wrote {own['output']} ({record['model']} from {record['name']}, sha256 {record['sha256'][:12]}, "
-          f"{record['dropped_dead']} dead released values dropped)")
+    print(
+        f"wrote {own['output']} ({record['model']} from {record['name']}, sha256 {record['sha256'][:12]}, "
+        f"{record['dropped_dead']} dead released values dropped)"
+    )
     return 0
 
 

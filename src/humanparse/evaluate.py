@@ -68,11 +68,15 @@ def build_task_from_checkpoint(ckpt_path: str | Path):
 def build_task_from_released(cfg: DictConfig):
     """The configured model (``model=...``) with an authors' released checkpoint (``model.weights=...``)."""
     if cfg.get("model") is None:
-        raise ValueError("give ckpt_path=<file.ckpt>, or model=<name> model.weights=<released checkpoint> "
-                         "(e.g. experiment=corrpm_released model.weights=LIP_best.pth)")
+        raise ValueError(
+            "give ckpt_path=<file.ckpt>, or model=<name> model.weights=<released checkpoint> "
+            "(e.g. experiment=corrpm_released model.weights=LIP_best.pth)"
+        )
     if not cfg.model.get("weights"):
-        raise ValueError("model=... without ckpt_path needs model.weights=<released checkpoint>; "
-                         "otherwise it would evaluate untrained weights")
+        raise ValueError(
+            "model=... without ckpt_path needs model.weights=<released checkpoint>; "
+            "otherwise it would evaluate untrained weights"
+        )
     if cfg.get("data") is None:
         raise ValueError("model=... without ckpt_path needs data=<dataset>")
     saved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
@@ -98,9 +102,13 @@ def evaluate(cfg: DictConfig) -> dict:
         raise ValueError(f"split={cfg.split}: the data config has no {split_key}")
     data_cfg["test_split"] = data_cfg[split_key]
     trained_on = (saved.get("data") or {}).get("name")
-    if data_cfg.get("name") != trained_on and data_cfg.get("num_classes") != (saved.get("data") or {}).get("num_classes"):
-        raise ValueError(f"checkpoint was trained on {trained_on!r} ({saved['data'].get('num_classes')} classes) "
-                         f"but data={data_cfg.get('name')!r} has {data_cfg.get('num_classes')} classes")
+    if data_cfg.get("name") != trained_on and data_cfg.get("num_classes") != (saved.get("data") or {}).get(
+        "num_classes"
+    ):
+        raise ValueError(
+            f"checkpoint was trained on {trained_on!r} ({saved['data'].get('num_classes')} classes) "
+            f"but data={data_cfg.get('name')!r} has {data_cfg.get('num_classes')} classes"
+        )
     datamodule = safety.safe_instantiate(OmegaConf.create(data_cfg), f"{cfg.ckpt_path} (data config)")
     datamodule.adapt_to_model(task.data_requirements(), model=str(saved["model"].get("name", "model")))
 
@@ -133,8 +141,15 @@ def evaluate(cfg: DictConfig) -> dict:
     }
     if trainer.is_global_zero:
         runs.write_metrics_json(run_dir, record)
-        print("\n" + runs.format_metrics_table(metrics, cfg.split, f"{cfg.split} metrics (%) — {record['model']} on "
-                                               f"{record['dataset']} ({record['split']} split); written to {run_dir / runs.METRICS_JSON}"))
+        print(
+            "\n"
+            + runs.format_metrics_table(
+                metrics,
+                cfg.split,
+                f"{cfg.split} metrics (%) — {record['model']} on "
+                f"{record['dataset']} ({record['split']} split); written to {run_dir / runs.METRICS_JSON}",
+            )
+        )
         runs.print_skipped(record["skipped_metrics"])
     inst.finish_wandb(loggers)
     return metrics

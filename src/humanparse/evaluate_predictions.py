@@ -98,7 +98,9 @@ def _class_names(cfg: DictConfig, default_dataset: str | None = None) -> tuple[i
     return n, [str(i) for i in range(n)]
 
 
-def semantic_confmat(gt_dir: Path, pred_dir: Path, ids: list[str], num_classes: int, workers: int = 4) -> torch.Tensor:
+def semantic_confmat(
+    gt_dir: Path, pred_dir: Path, ids: list[str], num_classes: int, workers: int = 4
+) -> torch.Tensor:
     """Dataset-level confusion matrix of ``<id>.png`` predictions against ``<id>.png`` ground truth."""
     c = num_classes
 
@@ -109,8 +111,11 @@ def semantic_confmat(gt_dir: Path, pred_dir: Path, ids: list[str], num_classes: 
             raise DataError(ppath, f"prediction file is missing (id {sid} is in the list)")
         pred = read_index_png(ppath)
         if pred.shape != gt.shape:
-            raise DataError(ppath, f"prediction is {pred.shape[1]}x{pred.shape[0]} but ground truth {gpath} is "
-                            f"{gt.shape[1]}x{gt.shape[0]}; predictions must be at the original size (no resizing of label maps)")
+            raise DataError(
+                ppath,
+                f"prediction is {pred.shape[1]}x{pred.shape[0]} but ground truth {gpath} is "
+                f"{gt.shape[1]}x{gt.shape[0]}; predictions must be at the original size (no resizing of label maps)",
+            )
         try:
             return confusion_counts(gt, pred, c).reshape(-1)
         except ValueError as e:
@@ -172,8 +177,13 @@ def evaluate_atr(cfg: DictConfig) -> dict:
     s["iou"] = sem["iou"]
     metrics = flatten_atr(s, names)
     metrics.update({f"iou/{n}": float(v) for n, v in zip(names, sem["iou"].tolist())})
-    return {"metrics": metrics, "num_images": len(ids), "atr_convention": conv, "atr_zero_division": zd,
-            "confusion_matrix": cm.tolist()}
+    return {
+        "metrics": metrics,
+        "num_images": len(ids),
+        "atr_convention": conv,
+        "atr_zero_division": zd,
+        "confusion_matrix": cm.tolist(),
+    }
 
 
 def _gt_ids(cfg: DictConfig, gt) -> list[str]:
@@ -222,18 +232,36 @@ def evaluate_app(cfg: DictConfig) -> dict:
     records = _parallel(one, ids, _workers(cfg))
     _warn_all(notes, "app")
     score_thresh = cfg.get("score_thresh", "default")
-    metrics = score_app(records, num_classes, conv, score_thresh, THRESHOLDS, bool(cfg.get("prcnn_skip_empty", False)),
-                        names, nan_score)
+    metrics = score_app(
+        records,
+        num_classes,
+        conv,
+        score_thresh,
+        THRESHOLDS,
+        bool(cfg.get("prcnn_skip_empty", False)),
+        names,
+        nan_score,
+    )
     metrics, counts = _split_counts(metrics)
-    return {"metrics": metrics, "counts": counts, "num_images": len(ids), "app_convention": conv,
-            "pred_format": fmt, "gt_format": gt_format}
+    return {
+        "metrics": metrics,
+        "counts": counts,
+        "num_images": len(ids),
+        "app_convention": conv,
+        "pred_format": fmt,
+        "gt_format": gt_format,
+    }
 
 
 def evaluate_apr(cfg: DictConfig) -> dict:
     """PGN AP^r (PGN §4, released ``test_inst_part_ap.py``) from CIHP_PGN part-instance files."""
     num_classes, names = _class_names(cfg, "cihp")
-    gt = CIHPGroundTruth(cfg.gt_dir, num_classes, instance_dir=cfg.get("instance_dir"),
-                         instance_txt_dir=cfg.get("instance_txt_dir"))
+    gt = CIHPGroundTruth(
+        cfg.gt_dir,
+        num_classes,
+        instance_dir=cfg.get("instance_dir"),
+        instance_txt_dir=cfg.get("instance_txt_dir"),
+    )
     ids = _gt_ids(cfg, gt)
     source = cfg.get("apr_gt", "category_human")
     nan_score = cfg.get("nan_score", "raise")
@@ -254,10 +282,20 @@ def evaluate_apr(cfg: DictConfig) -> dict:
     reduction = cfg.get("class_reduction", "nanmean")
     metrics = score_apr([r for r, _ in out], num_classes, matching, reduction, THRESHOLDS, nan_score, names)
     metrics, counts = _split_counts(metrics)
-    table = {names[c]: [metrics[f"apr/{names[c]}/{threshold_key(t)}"] for t in THRESHOLDS]
-             for c in range(1, num_classes)}
-    return {"metrics": metrics, "counts": counts, "num_images": len(ids), "matching": matching,
-            "class_reduction": reduction, "apr_gt": source, "thresholds": list(THRESHOLDS), "table": table}
+    table = {
+        names[c]: [metrics[f"apr/{names[c]}/{threshold_key(t)}"] for t in THRESHOLDS]
+        for c in range(1, num_classes)
+    }
+    return {
+        "metrics": metrics,
+        "counts": counts,
+        "num_images": len(ids),
+        "matching": matching,
+        "class_reduction": reduction,
+        "apr_gt": source,
+        "thresholds": list(THRESHOLDS),
+        "table": table,
+    }
 
 
 def evaluate_edge(cfg: DictConfig) -> dict:
@@ -266,8 +304,11 @@ def evaluate_edge(cfg: DictConfig) -> dict:
     source = cfg.get("edge_gt", "human_ids")
     # edges need no class table: the class count only bounds Category_ids, which is not read here
     gt = CIHPGroundTruth(gt_dir, num_classes=255, edge_dir=cfg.get("edge_dir"))
-    ids = read_id_list(cfg.list) if cfg.get("list") else \
-        gt.default_ids(gt.edge_dir if source == "edges" else gt.human_dir)
+    ids = (
+        read_id_list(cfg.list)
+        if cfg.get("list")
+        else gt.default_ids(gt.edge_dir if source == "edges" else gt.human_dir)
+    )
     edge_pred = cfg.get("edge_pred", "prob")
     thr = float(cfg.get("edge_threshold", 0.5))
 
@@ -278,9 +319,14 @@ def evaluate_edge(cfg: DictConfig) -> dict:
 
     counts = np.sum(_parallel(one, ids, _workers(cfg)), axis=0) if ids else np.zeros(3, np.int64)
     s = edge_scores(*(torch.tensor(int(x)) for x in counts))
-    return {"metrics": {k: float(v) for k, v in s.items()}, "num_images": len(ids),
-            "counts": {"tp": int(counts[0]), "pred_pos": int(counts[1]), "gt_pos": int(counts[2])},
-            "edge_gt": source, "edge_pred": edge_pred, "edge_threshold": thr}
+    return {
+        "metrics": {k: float(v) for k, v in s.items()},
+        "num_images": len(ids),
+        "counts": {"tp": int(counts[0]), "pred_pos": int(counts[1]), "gt_pos": int(counts[2])},
+        "edge_gt": source,
+        "edge_pred": edge_pred,
+        "edge_threshold": thr,
+    }
 
 
 EVALUATORS: dict[str, Callable[[DictConfig], dict]] = {
@@ -318,26 +364,68 @@ def run(cfg: DictConfig) -> dict:
     out = Path(cfg.get("output") or Path(cfg.pred_dir).resolve().parent / f"{metric}_metrics.json")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(json.dumps(sanitize(result), indent=2, default=str))
-    flat = {f"eval/{k}": v for k, v in result["metrics"].items()
-            if isinstance(v, (int, float)) and not k.startswith("apr/")}
-    print(format_metrics_table(flat, "eval", f"{metric} metrics (%) over {result.get('num_images', '?')} images — {out}"))
+    flat = {
+        f"eval/{k}": v
+        for k, v in result["metrics"].items()
+        if isinstance(v, (int, float)) and not k.startswith("apr/")
+    }
+    print(
+        format_metrics_table(
+            flat, "eval", f"{metric} metrics (%) over {result.get('num_images', '?')} images — {out}"
+        )
+    )
     if metric == "apr":
         print(_apr_table(result))
     return result
 
 
 # every option some metric reads (module docstring); anything else is a misspelling and is refused
-OPTIONS = frozenset({
-    "metric", "gt_dir", "pred_dir", "list", "dataset", "num_classes", "output", "workers",
-    "absent_class", "atr_convention", "atr_zero_division",
-    "gt_format", "pred_format", "scores_file", "app_convention", "score_thresh", "semseg_score_thresh",
-    "prcnn_skip_empty", "nan_score",
-    "apr_gt", "instance_dir", "instance_txt_dir", "matching", "class_reduction",
-    "edge_pred", "edge_gt", "edge_dir", "edge_threshold",
-    # metric=densepose (humanparse.metrics.densepose_results)
-    "results", "gt", "eval_data", "modes", "kappa", "category_id", "rcp", "rcp_results", "rcp_curve",
-    "rcp_per_part", "rcp_setting", "min_threshold", "bbox",
-})
+OPTIONS = frozenset(
+    {
+        "metric",
+        "gt_dir",
+        "pred_dir",
+        "list",
+        "dataset",
+        "num_classes",
+        "output",
+        "workers",
+        "absent_class",
+        "atr_convention",
+        "atr_zero_division",
+        "gt_format",
+        "pred_format",
+        "scores_file",
+        "app_convention",
+        "score_thresh",
+        "semseg_score_thresh",
+        "prcnn_skip_empty",
+        "nan_score",
+        "apr_gt",
+        "instance_dir",
+        "instance_txt_dir",
+        "matching",
+        "class_reduction",
+        "edge_pred",
+        "edge_gt",
+        "edge_dir",
+        "edge_threshold",
+        # metric=densepose (humanparse.metrics.densepose_results)
+        "results",
+        "gt",
+        "eval_data",
+        "modes",
+        "kappa",
+        "category_id",
+        "rcp",
+        "rcp_results",
+        "rcp_curve",
+        "rcp_per_part",
+        "rcp_setting",
+        "min_threshold",
+        "bbox",
+    }
+)
 
 
 def main(argv: list[str] | None = None) -> int:

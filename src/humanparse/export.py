@@ -37,8 +37,15 @@ from humanparse.utils.cli import parse_key_values
 
 log = logging.getLogger("humanparse.export")
 
-DEFAULTS = {"ckpt_path": None, "format": "onnx", "output": None, "input_size": None, "opset": 17, "check": True,
-            "atol": 1e-3}
+DEFAULTS = {
+    "ckpt_path": None,
+    "format": "onnx",
+    "output": None,
+    "input_size": None,
+    "opset": 17,
+    "check": True,
+    "atol": 1e-3,
+}
 FORMATS = {"onnx": ".onnx", "torchscript": ".pt"}
 
 
@@ -57,8 +64,9 @@ class DenseLogits(nn.Module):
         out = self.net(image)
         if isinstance(out, dict):
             out = out[self.output]
-        return nn.functional.interpolate(out.float(), size=image.shape[-2:], mode="bilinear",
-                                         align_corners=self.align_corners)
+        return nn.functional.interpolate(
+            out.float(), size=image.shape[-2:], mode="bilinear", align_corners=self.align_corners
+        )
 
 
 def shape_generic_attention(module: nn.Module) -> int:
@@ -88,12 +96,15 @@ def refuse_non_dense(config: dict) -> None:
     elif post and "Dense" not in str(post.get("_target_", "")):
         why = f"its postprocess {post.get('_target_')} returns per-person results"
     if why:
-        raise ExportError(f"model {name!r} cannot be exported: {why}; its output is a list of per-person "
-                          "detections whose number and shapes depend on the image (data-dependent control flow), "
-                          "and export covers dense models with a per-pixel logit map")
+        raise ExportError(
+            f"model {name!r} cannot be exported: {why}; its output is a list of per-person "
+            "detections whose number and shapes depend on the image (data-dependent control flow), "
+            "and export covers dense models with a per-pixel logit map"
+        )
     if (config.get("data") or {}).get("person_crops"):
-        log.warning("model %r was evaluated on person crops from a detector: the exported graph parses one crop",
-                    name)
+        log.warning(
+            "model %r was evaluated on person crops from a detector: the exported graph parses one crop", name
+        )
 
 
 def dense_head(task, config: dict) -> tuple[str, bool]:
@@ -104,8 +115,10 @@ def dense_head(task, config: dict) -> tuple[str, bool]:
     pp = getattr(task, "postprocess", None)
     output = getattr(pp, "output", None) or post.get("output") or model_cfg.get("eval_output")
     if not output:
-        raise ExportError(f"model {name!r} cannot be exported: no dense evaluation output is configured "
-                          "(model.postprocess.output)")
+        raise ExportError(
+            f"model {name!r} cannot be exported: no dense evaluation output is configured "
+            "(model.postprocess.output)"
+        )
     align = getattr(pp, "align_corners", None)
     if align is None:
         align = post.get("align_corners", model_cfg.get("upsample_align_corners", False))
@@ -143,22 +156,42 @@ def export(cfg) -> dict:
         try:
             if fmt == "onnx":
                 # the TorchScript-based exporter needs no extra package (the dynamo one needs onnxscript)
-                torch.onnx.export(exported, (example,), str(out), dynamo=False, input_names=["image"],
-                                  output_names=["logits"], opset_version=int(cfg.opset),
-                                  dynamic_axes={"image": {0: "batch", 2: "height", 3: "width"},
-                                                "logits": {0: "batch", 2: "height", 3: "width"}})
+                torch.onnx.export(
+                    exported,
+                    (example,),
+                    str(out),
+                    dynamo=False,
+                    input_names=["image"],
+                    output_names=["logits"],
+                    opset_version=int(cfg.opset),
+                    dynamic_axes={
+                        "image": {0: "batch", 2: "height", 3: "width"},
+                        "logits": {0: "batch", 2: "height", 3: "width"},
+                    },
+                )
             else:
                 torch.jit.save(torch.jit.trace(exported, (example,), check_trace=False), str(out))
         except Exception as e:  # noqa: BLE001 - exporter errors are many; one line naming the model and the cause
-            raise ExportError(f"model {(saved.get('model') or {}).get('name')!r} could not be exported to {fmt}: "
-                              f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+            raise ExportError(
+                f"model {(saved.get('model') or {}).get('name')!r} could not be exported to {fmt}: "
+                f"{type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}"
+            ) from e
     norm = data.get("normalize") or {}
     info = {
-        "file": str(out), "format": fmt, "checkpoint": str(Path(cfg.ckpt_path).resolve()),
-        "model": (saved.get("model") or {}).get("name"), "dataset": data.get("name"),
-        "input": {"name": "image", "shape": ["N", 3, "H", "W"], "trained_size": size,
-                  "mean": norm.get("mean", [0.485, 0.456, 0.406]), "std": norm.get("std", [0.229, 0.224, 0.225]),
-                  "channel_order": "BGR" if norm.get("bgr") else "RGB", "scale": "x / 255 then (x - mean) / std"},
+        "file": str(out),
+        "format": fmt,
+        "checkpoint": str(Path(cfg.ckpt_path).resolve()),
+        "model": (saved.get("model") or {}).get("name"),
+        "dataset": data.get("name"),
+        "input": {
+            "name": "image",
+            "shape": ["N", 3, "H", "W"],
+            "trained_size": size,
+            "mean": norm.get("mean", [0.485, 0.456, 0.406]),
+            "std": norm.get("std", [0.229, 0.224, 0.225]),
+            "channel_order": "BGR" if norm.get("bgr") else "RGB",
+            "scale": "x / 255 then (x - mean) / std",
+        },
         "output": {"name": "logits", "shape": ["N", "C", "H", "W"], "classes": _class_names(task, data)},
     }
     if cfg.check:
@@ -182,7 +215,9 @@ def run_exported(path: str | Path, fmt: str, image: torch.Tensor) -> np.ndarray:
         try:
             import onnxruntime as ort
         except ImportError as e:
-            raise ExportError("check=true needs onnxruntime (pip install \"humanparse[export]\"), or check=false") from e
+            raise ExportError(
+                'check=true needs onnxruntime (pip install "humanparse[export]"), or check=false'
+            ) from e
         sess = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
         return sess.run(["logits"], {"image": image.numpy()})[0]
     with torch.no_grad():
@@ -193,21 +228,32 @@ def check_export(path: Path, fmt: str, module: nn.Module, example: torch.Tensor,
     """Max absolute logit difference and label agreement between PyTorch and the exported file, at the example
     size and at a second size (the height and width are dynamic)."""
     h, w = example.shape[-2:]
-    other = torch.randn(2, 3, h + 32, w - 16 if w > 48 else w + 16, generator=torch.Generator().manual_seed(1))
+    other = torch.randn(
+        2, 3, h + 32, w - 16 if w > 48 else w + 16, generator=torch.Generator().manual_seed(1)
+    )
     diffs, agree = [], []
     for image in (example, other):
         with torch.no_grad():
             ref = module(image).numpy()
         got = run_exported(path, fmt, image)
         if got.shape != ref.shape:
-            raise ExportError(f"{path}: exported output has shape {got.shape} for input {tuple(image.shape)}, "
-                              f"PyTorch {ref.shape}")
+            raise ExportError(
+                f"{path}: exported output has shape {got.shape} for input {tuple(image.shape)}, "
+                f"PyTorch {ref.shape}"
+            )
         diffs.append(float(np.abs(got - ref).max()))
         agree.append(float((got.argmax(1) == ref.argmax(1)).mean()))
-    result = {"max_abs_diff": max(diffs), "label_agreement": min(agree), "atol": atol,
-              "sizes": [list(example.shape), list(other.shape)], "ok": max(diffs) <= atol}
+    result = {
+        "max_abs_diff": max(diffs),
+        "label_agreement": min(agree),
+        "atol": atol,
+        "sizes": [list(example.shape), list(other.shape)],
+        "ok": max(diffs) <= atol,
+    }
     if not result["ok"]:
-        raise ExportError(f"{path}: exported logits differ from PyTorch's by {max(diffs):.2e} > atol={atol:g}")
+        raise ExportError(
+            f"{path}: exported logits differ from PyTorch's by {max(diffs):.2e} > atol={atol:g}"
+        )
     return result
 
 
@@ -220,16 +266,24 @@ def main(argv: list[str] | None = None) -> int:
     try:
         cfg = parse_key_values(argv, DEFAULTS, ExportError)
         if not cfg.ckpt_path:
-            raise ExportError("ckpt_path=... is required (python -m humanparse.export ckpt_path=<file.ckpt> format=onnx)")
+            raise ExportError(
+                "ckpt_path=... is required (python -m humanparse.export ckpt_path=<file.ckpt> format=onnx)"
+            )
         info = export(cfg)
     except ExportError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     check = info.get("check")
-    print(f"wrote {info['file']} ({info['format']}, {info['model']} on {info['dataset']}, "
-          f"{len(info['output']['classes'])} classes) and {info['file']}.json"
-          + (f"; check against PyTorch: max |Δlogit| {check['max_abs_diff']:.1e} (atol {check['atol']:g}), "
-             f"labels agree on {100 * check['label_agreement']:.2f} % of pixels" if check else ""))
+    print(
+        f"wrote {info['file']} ({info['format']}, {info['model']} on {info['dataset']}, "
+        f"{len(info['output']['classes'])} classes) and {info['file']}.json"
+        + (
+            f"; check against PyTorch: max |Δlogit| {check['max_abs_diff']:.1e} (atol {check['atol']:g}), "
+            f"labels agree on {100 * check['label_agreement']:.2f} % of pixels"
+            if check
+            else ""
+        )
+    )
     return 0
 
 

@@ -102,8 +102,10 @@ def list_images(input_path: str | Path, recursive: bool = False) -> tuple[Path, 
     pattern = "**/*" if recursive else "*"
     files = sorted(f for f in p.glob(pattern) if f.is_file() and f.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise PredictError(f"input={input_path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"
-                           + ("" if recursive else " (recursive=true also reads sub-folders)"))
+        raise PredictError(
+            f"input={input_path}: no images ({', '.join(IMAGE_SUFFIXES)}) in this folder"
+            + ("" if recursive else " (recursive=true also reads sub-folders)")
+        )
     return p, files
 
 
@@ -132,8 +134,16 @@ class ImageFiles(Dataset):
         except DataError as e:
             return {"error": str(e), "path": str(path), "name": self.names[i]}
         h, w = img.shape[:2]
-        sample = {"image": img, "meta": {"id": self.names[i], "dataset": self.dataset, "image_path": str(path),
-                                         "orig_size": (h, w), "split": "predict"}}
+        sample = {
+            "image": img,
+            "meta": {
+                "id": self.names[i],
+                "dataset": self.dataset,
+                "image_path": str(path),
+                "orig_size": (h, w),
+                "split": "predict",
+            },
+        }
         sample = to_tensors(self.transform(sample, None))
         sample["original"] = img
         sample["name"] = self.names[i]
@@ -160,12 +170,18 @@ def build_transform(saved: dict, input_size=None):
         if hasattr(dm, "build_transform"):
             return dm.build_transform(train=False)
     except Exception as e:  # noqa: BLE001 - a datamodule from another setup: fall back to the plain pipeline
-        log.debug("datamodule from the checkpoint config not usable (%s); using AffineTransform + Normalize", e)
+        log.debug(
+            "datamodule from the checkpoint config not usable (%s); using AffineTransform + Normalize", e
+        )
     from humanparse.data.transforms import AffineTransform, Compose, Normalize
 
     size = data_cfg.get("input_size") or [384, 384]
-    return Compose([AffineTransform(size, mode=(data_cfg.get("augment") or {}).get("mode", "box"), train=False),
-                    Normalize(**(data_cfg.get("normalize") or {}))])
+    return Compose(
+        [
+            AffineTransform(size, mode=(data_cfg.get("augment") or {}).get("mode", "box"), train=False),
+            Normalize(**(data_cfg.get("normalize") or {})),
+        ]
+    )
 
 
 def resolve_device(spec: str) -> torch.device:
@@ -188,15 +204,22 @@ def normalise_prediction(pred) -> dict:
     if isinstance(pred, torch.Tensor) or isinstance(pred, np.ndarray):
         return {"semantic": _to_numpy(pred), "logits": None, "instances": None}
     if not isinstance(pred, dict):
-        raise TypeError(f"predict_step returned a {type(pred).__name__} per image; expected a label tensor or a dict "
-                        "with semantic / logits / instances (see humanparse.predict)")
-    out = {"semantic": _to_numpy(pred["semantic"]) if pred.get("semantic") is not None else None,
-           "logits": _to_numpy(pred["logits"]) if pred.get("logits") is not None else None,
-           "instances": None}
+        raise TypeError(
+            f"predict_step returned a {type(pred).__name__} per image; expected a label tensor or a dict "
+            "with semantic / logits / instances (see humanparse.predict)"
+        )
+    out = {
+        "semantic": _to_numpy(pred["semantic"]) if pred.get("semantic") is not None else None,
+        "logits": _to_numpy(pred["logits"]) if pred.get("logits") is not None else None,
+        "instances": None,
+    }
     if pred.get("instances") is not None:
         insts = []
         for inst in pred["instances"]:
-            d = {k: (_to_numpy(v) if isinstance(v, (torch.Tensor, np.ndarray)) else v) for k, v in dict(inst).items()}
+            d = {
+                k: (_to_numpy(v) if isinstance(v, (torch.Tensor, np.ndarray)) else v)
+                for k, v in dict(inst).items()
+            }
             if d.get("mask") is None and d.get("parts") is not None:
                 d["mask"] = d["parts"] > 0
             insts.append(d)
@@ -212,8 +235,10 @@ def fallback_logits(task, batch: dict) -> list[np.ndarray] | None:
     from humanparse.tasks.postprocess import map_back
 
     logits = task.input_logits(batch["image"])
-    return [map_back(logits[i], m["affine"], tuple(m["orig_size"]), "logits", return_logits=True).cpu().numpy()
-            for i, m in enumerate(batch["meta"])]
+    return [
+        map_back(logits[i], m["affine"], tuple(m["orig_size"]), "logits", return_logits=True).cpu().numpy()
+        for i, m in enumerate(batch["meta"])
+    ]
 
 
 def _json_value(v):
@@ -227,10 +252,23 @@ def _json_value(v):
 class Writer:
     """Writes the files of one image; returns what it wrote (relative to the output folder)."""
 
-    def __init__(self, out: Path, palette: np.ndarray, class_names: list[str], alpha: float, overlays: bool,
-                 save_logits: bool, logits_format: str):
+    def __init__(
+        self,
+        out: Path,
+        palette: np.ndarray,
+        class_names: list[str],
+        alpha: float,
+        overlays: bool,
+        save_logits: bool,
+        logits_format: str,
+    ):
         self.out, self.palette, self.classes = out, palette, class_names
-        self.alpha, self.overlays, self.save_logits, self.logits_format = alpha, overlays, save_logits, logits_format
+        self.alpha, self.overlays, self.save_logits, self.logits_format = (
+            alpha,
+            overlays,
+            save_logits,
+            logits_format,
+        )
 
     def _path(self, sub: str, name: str, suffix: str) -> Path:
         p = self.out / sub / f"{name}{suffix}"
@@ -243,21 +281,27 @@ class Writer:
         if sem is not None:
             sem = np.asarray(sem).astype(np.int64)
             if sem.shape != image.shape[:2]:
-                raise ValueError(f"{image_path}: the model returned a {sem.shape[1]}x{sem.shape[0]} label map for a "
-                                 f"{image.shape[1]}x{image.shape[0]} image (predictions must be at the original size)")
+                raise ValueError(
+                    f"{image_path}: the model returned a {sem.shape[1]}x{sem.shape[0]} label map for a "
+                    f"{image.shape[1]}x{image.shape[0]} image (predictions must be at the original size)"
+                )
             p = self._path("labels", name, ".png")
             write_label_png(p, sem, self.palette)
             files["label"] = str(p.relative_to(self.out))
             if self.overlays:
                 p = self._path("overlays", name, ".jpg")
-                over = viz.add_legend(viz.overlay(image, sem, self.palette, self.alpha), sem, self.classes, self.palette)
+                over = viz.add_legend(
+                    viz.overlay(image, sem, self.palette, self.alpha), sem, self.classes, self.palette
+                )
                 Image.fromarray(over).save(p, quality=92)
                 files["overlay"] = str(p.relative_to(self.out))
         if self.save_logits and pred["logits"] is not None:
             logits = np.asarray(pred["logits"], dtype=np.float32)
             if self.logits_format == "pt":
                 p = self._path("logits", name, ".pt")
-                torch.save({"logits": torch.from_numpy(logits), "classes": self.classes, "image": image_path}, p)
+                torch.save(
+                    {"logits": torch.from_numpy(logits), "classes": self.classes, "image": image_path}, p
+                )
             else:
                 p = self._path("logits", name, ".npy")
                 np.save(p, logits)
@@ -266,8 +310,9 @@ class Writer:
             files.update(self._write_instances(name, image, pred["instances"]))
             if self.overlays:
                 p = self._path("overlays", f"{name}_side_by_side", ".jpg")
-                Image.fromarray(viz.side_by_side(image, sem, pred["instances"], self.classes, self.palette,
-                                                 self.alpha)).save(p, quality=92)
+                Image.fromarray(
+                    viz.side_by_side(image, sem, pred["instances"], self.classes, self.palette, self.alpha)
+                ).save(p, quality=92)
                 files["side_by_side"] = str(p.relative_to(self.out))
         return files
 
@@ -299,7 +344,9 @@ class Writer:
             if inst.get("mask") is not None:
                 masks.append(np.asarray(inst["mask"], dtype=bool))
                 boxes.append(inst.get("box"))
-                captions.append(f"{k}" + (f":{float(inst['score']):.2f}" if inst.get("score") is not None else ""))
+                captions.append(
+                    f"{k}" + (f":{float(inst['score']):.2f}" if inst.get("score") is not None else "")
+                )
             records.append(rec)
         jpath = self.out / "instances" / f"{name}.json"
         jpath.write_text(json.dumps({"image": name, "instances": records}, indent=2))
@@ -323,8 +370,10 @@ def parse_args(argv: list[str]):
     cfg = parse_key_values(argv, DEFAULTS, PredictError)
     for key in ("ckpt_path", "input", "output"):
         if not cfg.get(key):
-            raise PredictError(f"{key}=... is required (python -m humanparse.predict ckpt_path=<file.ckpt> "
-                               "input=<image|folder> output=<dir>)")
+            raise PredictError(
+                f"{key}=... is required (python -m humanparse.predict ckpt_path=<file.ckpt> "
+                "input=<image|folder> output=<dir>)"
+            )
     if cfg.logits_format not in ("npy", "pt"):
         raise PredictError(f"logits_format={cfg.logits_format!r}: choose npy or pt")
     return cfg
@@ -343,13 +392,24 @@ def predict(cfg) -> dict:
     info = getattr(task, "info", None) or get_info((saved.get("data") or {}).get("name", ""))
     device = resolve_device(str(cfg.device))
     task = task.to(device).eval()
-    transform = build_transform(saved, OmegaConf.to_container(cfg.input_size) if cfg.input_size is not None else None)
+    transform = build_transform(
+        saved, OmegaConf.to_container(cfg.input_size) if cfg.input_size is not None else None
+    )
     dataset = ImageFiles(files, names, transform, info.name)
-    loader = DataLoader(dataset, batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers), collate_fn=collate)
+    loader = DataLoader(
+        dataset, batch_size=int(cfg.batch_size), num_workers=int(cfg.num_workers), collate_fn=collate
+    )
     out = Path(cfg.output).expanduser()
     out.mkdir(parents=True, exist_ok=True)
-    writer = Writer(out, info.palette(), list(info.class_keys), float(cfg.alpha), bool(cfg.overlays),
-                    bool(cfg.save_logits), str(cfg.logits_format))
+    writer = Writer(
+        out,
+        info.palette(),
+        list(info.class_keys),
+        float(cfg.alpha),
+        bool(cfg.overlays),
+        bool(cfg.save_logits),
+        str(cfg.logits_format),
+    )
     entries: dict[str, dict] = {}
     from tqdm.auto import tqdm
 
@@ -366,14 +426,19 @@ def predict(cfg) -> dict:
                 if cfg.save_logits and any(p["logits"] is None for p in preds):
                     extra = fallback_logits(task, batch)
                     if extra is None:
-                        log.warning("save_logits: %s returns no logits and has no input_logits; none written",
-                                    type(task).__name__)
+                        log.warning(
+                            "save_logits: %s returns no logits and has no input_logits; none written",
+                            type(task).__name__,
+                        )
                     else:
                         for p, lg in zip(preds, extra):
                             p["logits"] = p["logits"] if p["logits"] is not None else lg
                 for name, meta, image, pred in zip(batch["name"], batch["meta"], batch["original"], preds):
                     try:
-                        entries[name] = {"input": meta["image_path"], **writer.write(name, image, meta["image_path"], pred)}
+                        entries[name] = {
+                            "input": meta["image_path"],
+                            **writer.write(name, image, meta["image_path"], pred),
+                        }
                     except (ValueError, OSError) as e:
                         entries[name] = {"input": meta["image_path"], "error": str(e)}
                         bar.write(f"error: {e} (skipped)", file=sys.stderr)
@@ -408,9 +473,11 @@ def main(argv: list[str] | None = None) -> int:
     except PredictError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    print(f"{summary['written']} of {summary['images']} images written to {cfg.output} "
-          f"({summary['seconds']:.1f} s on {summary['device']})" + (f"; {summary['failed']} failed, see predictions.json"
-                                                                   if summary["failed"] else ""))
+    print(
+        f"{summary['written']} of {summary['images']} images written to {cfg.output} "
+        f"({summary['seconds']:.1f} s on {summary['device']})"
+        + (f"; {summary['failed']} failed, see predictions.json" if summary["failed"] else "")
+    )
     return 1 if summary["failed"] else 0
 
 

@@ -41,9 +41,17 @@ def _adapt_strategy_for_multirun(cfg: DictConfig) -> None:
     """DDP re-launches the script with ``sys.argv``, which re-runs a whole sweep; spawn instead (unless
     SLURM already runs one process per device)."""
     strategy = str(cfg.trainer.get("strategy", "auto"))
-    if in_multirun() and strategy.startswith("ddp") and "spawn" not in strategy and not _processes_launched_by_slurm():
-        log.warning("multirun: trainer.strategy=%s re-launches the script per process, which a Hydra sweep "
-                    "cannot do; using ddp_spawn for this job", strategy)
+    if (
+        in_multirun()
+        and strategy.startswith("ddp")
+        and "spawn" not in strategy
+        and not _processes_launched_by_slurm()
+    ):
+        log.warning(
+            "multirun: trainer.strategy=%s re-launches the script per process, which a Hydra sweep "
+            "cannot do; using ddp_spawn for this job",
+            strategy,
+        )
         with open_dict(cfg):
             cfg.trainer.strategy = "ddp_spawn"
 
@@ -78,12 +86,16 @@ def train(cfg: DictConfig) -> dict:
         safety.check_weights_fit(task, ckpt_state["state_dict"], fit_ckpt)
         del ckpt_state
     datamodule.adapt_to_model(task.data_requirements(), model=str(cfg.model.get("name", "model")))
-    resolved = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True)
+    resolved = OmegaConf.to_container(
+        OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=True
+    )
     task.run_config = resolved
     callbacks = inst.instantiate_callbacks(cfg.get("callbacks"))
     uses_wandb = any("Wandb" in str(v.get("_target_", "")) for v in (cfg.get("logger") or {}).values())
     wandb_id = runs.wandb_run_id(run_dir, resuming=resume_ckpt is not None) if uses_wandb else None
-    loggers = inst.instantiate_loggers(cfg.get("logger"), run_dir, wandb_id, wandb_resume=resume_ckpt is not None)
+    loggers = inst.instantiate_loggers(
+        cfg.get("logger"), run_dir, wandb_id, wandb_resume=resume_ckpt is not None
+    )
     trainer = inst.instantiate_trainer(cfg.trainer, callbacks=callbacks, logger=loggers)
     for lg in loggers:
         lg.log_hyperparams(resolved)
@@ -102,7 +114,11 @@ def train(cfg: DictConfig) -> dict:
         "backbone": cfg.model.get("backbone"),
         "dataset": cfg.data.get("name"),
         "synthetic": bool(cfg.data.get("synthetic", False)),
-        "splits": {"train": cfg.data.get("train_split"), "val": cfg.data.get("val_split"), "test": cfg.data.get("test_split")},
+        "splits": {
+            "train": cfg.data.get("train_split"),
+            "val": cfg.data.get("val_split"),
+            "test": cfg.data.get("test_split"),
+        },
         "task_name": cfg.get("task_name"),
         "tags": list(cfg.get("tags") or []),
         "seed": cfg.get("seed"),
@@ -123,19 +139,33 @@ def train(cfg: DictConfig) -> dict:
         ckpt_cb = trainer.checkpoint_callback
         best = getattr(ckpt_cb, "best_model_path", "") if ckpt_cb else ""
         if cfg.get("test", True):
-            trainer.test(task, datamodule=datamodule, ckpt_path=(best or None) if cfg.get("train", True) else fit_ckpt,
-                         weights_only=True, verbose=False)
+            trainer.test(
+                task,
+                datamodule=datamodule,
+                ckpt_path=(best or None) if cfg.get("train", True) else fit_ckpt,
+                weights_only=True,
+                verbose=False,
+            )
             metrics.update(runs.collect_metrics(trainer.callback_metrics, prefixes=("test/",)))
         record.update(
             status="finished",
             epochs=trainer.current_epoch,
             global_step=trainer.global_step,
-            best={"metric": getattr(ckpt_cb, "monitor", None), "value": runs._clean(getattr(ckpt_cb, "best_model_score", None)),
-                  "path": best or None} if ckpt_cb else None,
+            best={
+                "metric": getattr(ckpt_cb, "monitor", None),
+                "value": runs._clean(getattr(ckpt_cb, "best_model_score", None)),
+                "path": best or None,
+            }
+            if ckpt_cb
+            else None,
         )
     except BaseException as e:
-        record.update(status="failed", error=f"{type(e).__name__}: {e}", **getattr(e, "record", {}),
-                      global_step=trainer.global_step)
+        record.update(
+            status="failed",
+            error=f"{type(e).__name__}: {e}",
+            **getattr(e, "record", {}),
+            global_step=trainer.global_step,
+        )
         raise
     finally:
         record["wall_time_s"] = round(time.time() - start, 2)
@@ -147,8 +177,15 @@ def train(cfg: DictConfig) -> dict:
 
     if trainer.is_global_zero:
         prefix = "test" if any(k.startswith("test/") for k in metrics) else "val"
-        print("\n" + runs.format_metrics_table(metrics, prefix, f"{prefix} metrics (%) — {record['model']} on {record['dataset']}"
-                                               f"{' (synthetic)' if record['synthetic'] else ''}; run dir {run_dir}"))
+        print(
+            "\n"
+            + runs.format_metrics_table(
+                metrics,
+                prefix,
+                f"{prefix} metrics (%) — {record['model']} on {record['dataset']}"
+                f"{' (synthetic)' if record['synthetic'] else ''}; run dir {run_dir}",
+            )
+        )
         runs.print_skipped(record["skipped_metrics"])
     return metrics
 

@@ -17,13 +17,17 @@ from humanparse.synthetic import labels_for, render_scene
 class SyntheticCrowd(Reader):
     info = get_info("cihp")
 
-    def __init__(self, root=None, split: str = "train", size: int = 4, height: int = 72, width: int = 96, **_):
+    def __init__(
+        self, root=None, split: str = "train", size: int = 4, height: int = 72, width: int = 96, **_
+    ):
         super().__init__()
         self.root, self.split = root, split
         self.ids = [f"{i + 1:07d}" for i in range(size)]
         offset = {"train": 0, "val": 1000, "test": 2000}.get(split, 0)
-        self._scenes = [render_scene(np.random.default_rng(offset + i), height, width, num_persons=2 + i % 2)
-                        for i in range(size)]
+        self._scenes = [
+            render_scene(np.random.default_rng(offset + i), height, width, num_persons=2 + i % 2)
+            for i in range(size)
+        ]
 
     def load(self, index: int) -> dict:
         sc = self._scenes[index]
@@ -43,6 +47,11 @@ class SyntheticCrowd(Reader):
             "semantic": semantic,
             "person_ids": sc.person_ids.copy(),
             "persons": persons,
-            "meta": {"id": self.ids[index], "dataset": "cihp", "split": self.split, "index": index,
-                     "orig_size": sc.image.shape[:2]},
+            "meta": {
+                "id": self.ids[index],
+                "dataset": "cihp",
+                "split": self.split,
+                "index": index,
+                "orig_size": sc.image.shape[:2],
+            },
         }

@@ -39,8 +39,14 @@ def feed(metrics: dict, indices: list[int]) -> None:
         pred = [{"parts": parts, "scores": s.pred_scores}]
         tgt = [{"semantic": s.semantic, "person_ids": s.person_ids, "image_id": s.image_id, "order": i}]
         ids = [k for k in np.unique(s.person_ids) if k > 0]
-        tgt_maps = [{"persons": [np.where(s.person_ids == k, s.semantic, 0) for k in ids], "image_id": s.image_id,
-                     "order": i, "semantic": s.semantic}]
+        tgt_maps = [
+            {
+                "persons": [np.where(s.person_ids == k, s.semantic, 0) for k in ids],
+                "image_id": s.image_id,
+                "order": i,
+                "semantic": s.semantic,
+            }
+        ]
         metrics["app"].update(pred, tgt)
         metrics["app_mhp"].update(pred, tgt_maps)
         metrics["apr"].update(pred, tgt)

@@ -21,8 +21,15 @@ class ToyInstanceTask(Task):
             for k, m in enumerate((left, ~left)):
                 parts = torch.where(m, labels, torch.zeros_like(labels))
                 ys, xs = torch.nonzero(m, as_tuple=True)
-                people.append({"parts": parts, "score": 0.9 - 0.1 * k,
-                               "box": [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())],
-                               "keypoints": torch.tensor([[float(xs.float().mean()), float(ys.float().mean()), 1.0]] * 16)})
+                people.append(
+                    {
+                        "parts": parts,
+                        "score": 0.9 - 0.1 * k,
+                        "box": [float(xs.min()), float(ys.min()), float(xs.max()), float(ys.max())],
+                        "keypoints": torch.tensor(
+                            [[float(xs.float().mean()), float(ys.float().mean()), 1.0]] * 16
+                        ),
+                    }
+                )
             out.append({"semantic": labels, "instances": people})
         return out

@@ -32,7 +32,7 @@ def search(parsing: np.ndarray, edge: np.ndarray, edge_thresh: float = 0.2) -> n
         for r in range(row):
             if e[r, c] == 1:
                 if row - 1 - r < padding:
-                    e[r + 1:, c] = 1
+                    e[r + 1 :, c] = 1
                 continue
             if parsing[r, c] != 0:
                 if c - 1 >= 0 and mv[:, c - 1].sum() == 0 and mv[:, c].sum() == 0:
@@ -49,7 +49,7 @@ def search(parsing: np.ndarray, edge: np.ndarray, edge_thresh: float = 0.2) -> n
         for c in range(col):
             if e[r, c] == 1:
                 if col - 1 - c < padding:
-                    e[r, c + 1:] = 1
+                    e[r, c + 1 :] = 1
                 continue
             if parsing[r, c] != 0:
                 if r - 1 >= 0 and mh[r - 1, :].sum() == 0 and mh[r, :].sum() == 0:
@@ -80,7 +80,13 @@ def bfs(mh: np.ndarray, mv: np.ndarray) -> tuple[np.ndarray, int]:
         i, j = divmod(node, col)
         out = []
         for x, y, m in ((i - 1, j, mv), (i + 1, j, mv), (i, j - 1, mh), (i, j + 1, mh)):
-            if 0 <= x < row and 0 <= y < col and m[x, y] == m[i, j] and not marked[x * col + y] and m[x, y] != 0:
+            if (
+                0 <= x < row
+                and 0 <= y < col
+                and m[x, y] == m[i, j]
+                and not marked[x * col + y]
+                and m[x, y] != 0
+            ):
                 out.append(x * col + y)
         return out
 
@@ -184,8 +190,9 @@ def human_map(parsing: np.ndarray, edge_u8: np.ndarray) -> tuple[np.ndarray, lis
     return out, areas
 
 
-def part_map(parsing: np.ndarray, human_u8: np.ndarray, edge_u8: np.ndarray, score: np.ndarray,
-             class_num: int = 19) -> tuple[np.ndarray, list[tuple[int, float]]]:
+def part_map(
+    parsing: np.ndarray, human_u8: np.ndarray, edge_u8: np.ndarray, score: np.ndarray, class_num: int = 19
+) -> tuple[np.ndarray, list[tuple[int, float]]]:
     p = parsing.astype(np.float64)
     kx = np.array([[1, 0, -1], [2, 0, -2], [1, 0, -1]], np.float64)
     gx = ndi.correlate(p, kx, mode="nearest")

@@ -70,7 +70,11 @@ def app_loop(images, c, convention="prcnn", thresholds=T9):
                 pcp_vals.append(n / len(labels) if labels else 0.0)
             else:
                 tp.append(0)
-        aps.append(ap_from_flags(np.array(tp, float), npos, eps=convention != "mhp_official") if npos else float("nan"))
+        aps.append(
+            ap_from_flags(np.array(tp, float), npos, eps=convention != "mhp_official")
+            if npos
+            else float("nan")
+        )
         pcps.append(sum(pcp_vals) / npos if npos else float("nan"))
     return aps, pcps
 

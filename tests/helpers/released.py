@@ -88,8 +88,9 @@ def reference(model: str, name: str) -> dict[str, np.ndarray]:
         return {k: z[k] for k in z.files}
 
 
-def to_released(ours: dict[str, torch.Tensor], fmt, dead: dict[str, list[int]] | None = None,
-                wrapper: str = "module.") -> dict[str, torch.Tensor]:
+def to_released(
+    ours: dict[str, torch.Tensor], fmt, dead: dict[str, list[int]] | None = None, wrapper: str = "module."
+) -> dict[str, torch.Tensor]:
     """Our state dict written under the released names of ``fmt`` (the inverse of its key map), InPlace-ABN
     weights as the released file stores them (``w − eps``, every other one negated: ``|w'| + eps = w``),
     plus ``dead`` tensors of the given shapes: a released-format file for any size of the model."""
@@ -97,9 +98,11 @@ def to_released(ours: dict[str, torch.Tensor], fmt, dead: dict[str, list[int]] |
     for key, value in ours.items():
         if key.endswith("num_batches_tracked") and not key.startswith("pose_encoder."):
             continue
-        best = max(((o, n) for o, n in fmt.renames if key.startswith(n)), key=lambda p: len(p[1]), default=None)
+        best = max(
+            ((o, n) for o, n in fmt.renames if key.startswith(n)), key=lambda p: len(p[1]), default=None
+        )
         assert best is not None, key
-        name = best[0] + key[len(best[1]):]
+        name = best[0] + key[len(best[1]) :]
         if fmt.abn_weight(name):
             value = (value - fmt.abn_eps) * torch.where(torch.arange(value.numel()) % 2 == 0, 1.0, -1.0)
         out[wrapper + name] = value.clone()

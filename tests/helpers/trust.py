@@ -57,8 +57,11 @@ def poisoned_checkpoint(src: Path, dst: Path, marker: Path) -> Path:
 
 def injection(marker: Path) -> dict:
     """A config node that writes ``marker`` when Hydra instantiates it (Hydra does not block this one)."""
-    return {"_target_": "pathlib.Path.write_text", "self": {"_target_": "pathlib.Path", "_args_": [str(marker)]},
-            "data": "pwned"}
+    return {
+        "_target_": "pathlib.Path.write_text",
+        "self": {"_target_": "pathlib.Path", "_args_": [str(marker)]},
+        "data": "pwned",
+    }
 
 
 def injected_checkpoint(src: Path, dst: Path, marker: Path) -> Path:

@@ -7,5 +7,13 @@ from humanparse.callbacks.paper_summary import PaperSummary
 from humanparse.callbacks.seeding import EpochSeed
 from humanparse.callbacks.val_images import ValidationImages
 
-__all__ = ["EpochSeed", "FiniteGuard", "LastCheckpointLink", "ModelSummary", "NonFiniteError", "PaperSummary",
-           "ProgressBar", "ValidationImages"]
+__all__ = [
+    "EpochSeed",
+    "FiniteGuard",
+    "LastCheckpointLink",
+    "ModelSummary",
+    "NonFiniteError",
+    "PaperSummary",
+    "ProgressBar",
+    "ValidationImages",
+]

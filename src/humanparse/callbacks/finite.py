@@ -62,7 +62,9 @@ class FiniteGuard(pl.Callback):
         bad = [names[i] for i in torch.nonzero(~torch.isfinite(peaks)).flatten().tolist()]
         return f"non-finite weights in {len(bad)} parameter tensors (e.g. {bad[0]})"
 
-    def on_train_batch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int) -> None:
+    def on_train_batch_end(
+        self, trainer: pl.Trainer, pl_module: pl.LightningModule, outputs, batch, batch_idx: int
+    ) -> None:
         problem = None
         if self.check_loss:
             loss = _loss_of(outputs)
@@ -80,4 +82,7 @@ class FiniteGuard(pl.Callback):
         raise NonFiniteError(
             f"training stopped at step {step} (epoch {epoch}, batch {batch_idx}): {problem}; the checkpoints on "
             "disk keep the last good state (lower the learning rate, or check the data and the loss)",
-            step=step, epoch=epoch, what=problem)
+            step=step,
+            epoch=epoch,
+            what=problem,
+        )

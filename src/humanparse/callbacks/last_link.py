@@ -21,11 +21,24 @@ class LastCheckpointLink(ModelCheckpoint):
 
     LINK_NAME = "last.ckpt"
 
-    def __init__(self, dirpath: str, filename: str = "epoch_{epoch:03d}", save_on_train_epoch_end: bool = False,
-                 save_on_exception: bool = False):
-        super().__init__(dirpath=dirpath, filename=filename, monitor=None, save_top_k=1, save_last=False,
-                         auto_insert_metric_name=False, enable_version_counter=False,
-                         save_on_train_epoch_end=save_on_train_epoch_end, save_on_exception=save_on_exception)
+    def __init__(
+        self,
+        dirpath: str,
+        filename: str = "epoch_{epoch:03d}",
+        save_on_train_epoch_end: bool = False,
+        save_on_exception: bool = False,
+    ):
+        super().__init__(
+            dirpath=dirpath,
+            filename=filename,
+            monitor=None,
+            save_top_k=1,
+            save_last=False,
+            auto_insert_metric_name=False,
+            enable_version_counter=False,
+            save_on_train_epoch_end=save_on_train_epoch_end,
+            save_on_exception=save_on_exception,
+        )
         self.own_path = ""  # the checkpoint this callback wrote and last.ckpt points to
 
     def on_train_epoch_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
@@ -33,21 +46,29 @@ class LastCheckpointLink(ModelCheckpoint):
             self._link_newest(trainer)
 
     def on_validation_end(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(trainer):
+        if not self._should_skip_saving_checkpoint(trainer) and not self._should_save_on_train_epoch_end(
+            trainer
+        ):
             self._link_newest(trainer)
 
     def _kept_by_others(self, trainer: pl.Trainer, path: str) -> bool:
         for cb in trainer.checkpoint_callbacks:
-            if cb is not self and (path == getattr(cb, "best_model_path", "") or path in getattr(cb, "best_k_models", {})
-                                   or path == getattr(cb, "last_model_path", "")):
+            if cb is not self and (
+                path == getattr(cb, "best_model_path", "")
+                or path in getattr(cb, "best_k_models", {})
+                or path == getattr(cb, "last_model_path", "")
+            ):
                 return True
         return False
 
     def _link_newest(self, trainer: pl.Trainer) -> None:
         target = ""
         for cb in trainer.checkpoint_callbacks:
-            if cb is not self and getattr(cb, "_last_global_step_saved", -1) == trainer.global_step \
-                    and getattr(cb, "_last_checkpoint_saved", ""):
+            if (
+                cb is not self
+                and getattr(cb, "_last_global_step_saved", -1) == trainer.global_step
+                and getattr(cb, "_last_checkpoint_saved", "")
+            ):
                 target = cb._last_checkpoint_saved
         previous = self.own_path
         if target:

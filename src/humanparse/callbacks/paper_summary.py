@@ -11,8 +11,9 @@ from pytorch_lightning.loggers import WandbLogger
 log = logging.getLogger(__name__)
 
 
-def paper_deltas(metrics: dict, stage: str, model: str | None, variant: str | None, dataset: str | None,
-                 paper_ref=None) -> dict[str, float]:
+def paper_deltas(
+    metrics: dict, stage: str, model: str | None, variant: str | None, dataset: str | None, paper_ref=None
+) -> dict[str, float]:
     """``{"paper/<m>": paper %, "delta/<m>": ours % − paper %}`` for every metric of the run's own paper row
     (the lookup of ``humanparse.compare``: ``paper_ref`` of the config, else ``paper_refs.yaml`` for the
     model[:variant] and dataset) that the run has under ``<stage>/``. Empty when no row is listed."""
@@ -53,8 +54,14 @@ class PaperSummary(Callback):
         model_cfg, data_cfg = cfg.get("model") or {}, cfg.get("data") or {}
         net = getattr(pl_module, "net", None)
         variant = getattr(net, "variant", None) or model_cfg.get("variant")
-        values = paper_deltas({k: v for k, v in trainer.callback_metrics.items()}, stage, model_cfg.get("name"),
-                              variant, data_cfg.get("name"), cfg.get("paper_ref"))
+        values = paper_deltas(
+            {k: v for k, v in trainer.callback_metrics.items()},
+            stage,
+            model_cfg.get("name"),
+            variant,
+            data_cfg.get("name"),
+            cfg.get("paper_ref"),
+        )
         for lg in wandb_loggers:
             lg.experiment.summary.update(values)
 

@@ -17,4 +17,6 @@ class EpochSeed(pl.Callback):
         self.seed = int(seed)
 
     def on_train_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
-        pl.seed_everything(self.seed + trainer.current_epoch + 1000 * trainer.global_rank, workers=True, verbose=False)
+        pl.seed_everything(
+            self.seed + trainer.current_epoch + 1000 * trainer.global_rank, workers=True, verbose=False
+        )

@@ -45,7 +45,10 @@ def ground_truth_maps(batch: dict) -> list[np.ndarray | None]:
     if batch.get("gt_semantic") is not None:
         return [_numpy(g).astype(np.int64) for g in batch["gt_semantic"]]
     if batch.get("gt") is not None:
-        return [(_numpy(g["semantic"]).astype(np.int64) if g.get("semantic") is not None else None) for g in batch["gt"]]
+        return [
+            (_numpy(g["semantic"]).astype(np.int64) if g.get("semantic") is not None else None)
+            for g in batch["gt"]
+        ]
     return [None] * n
 
 
@@ -89,22 +92,43 @@ class ValidationImages(Callback):
     in original pixels); the GT from ``batch["gt_semantic"]`` or ``batch["gt"][i]["semantic"]``.
     """
 
-    def __init__(self, num_images: int = 4, every_n_epochs: int = 1, folder: str = "val_images", alpha: float = 0.6,
-                 max_side: int = 256, dataloader_idx: int = 0):
-        self.num_images, self.every_n_epochs, self.folder = int(num_images), max(1, int(every_n_epochs)), folder
+    def __init__(
+        self,
+        num_images: int = 4,
+        every_n_epochs: int = 1,
+        folder: str = "val_images",
+        alpha: float = 0.6,
+        max_side: int = 256,
+        dataloader_idx: int = 0,
+    ):
+        self.num_images, self.every_n_epochs, self.folder = (
+            int(num_images),
+            max(1, int(every_n_epochs)),
+            folder,
+        )
         self.alpha, self.max_side, self.dataloader_idx = float(alpha), int(max_side), int(dataloader_idx)
         self.rows: list[np.ndarray] = []
         self.last_path: Path | None = None
 
     def _active(self, trainer: pl.Trainer) -> bool:
-        return (self.num_images > 0 and not trainer.sanity_checking and trainer.is_global_zero
-                and (trainer.current_epoch + 1) % self.every_n_epochs == 0)
+        return (
+            self.num_images > 0
+            and not trainer.sanity_checking
+            and trainer.is_global_zero
+            and (trainer.current_epoch + 1) % self.every_n_epochs == 0
+        )
 
     def on_validation_epoch_start(self, trainer: pl.Trainer, pl_module: pl.LightningModule) -> None:
         self.rows = []
 
-    def on_validation_batch_end(self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx: int = 0) -> None:
-        if dataloader_idx != self.dataloader_idx or len(self.rows) >= self.num_images or not self._active(trainer):
+    def on_validation_batch_end(
+        self, trainer, pl_module, outputs, batch, batch_idx, dataloader_idx: int = 0
+    ) -> None:
+        if (
+            dataloader_idx != self.dataloader_idx
+            or len(self.rows) >= self.num_images
+            or not self._active(trainer)
+        ):
             return
         info = getattr(pl_module, "info", None) or getattr(trainer.datamodule, "info", None)
         if info is None:
@@ -114,8 +138,12 @@ class ValidationImages(Callback):
             with torch.no_grad():
                 preds = pl_module.predict_step(batch, 0)
         except Exception as e:  # noqa: BLE001 - pictures must never stop a training run; said once, then off
-            log.warning("val_images: %s.predict_step failed (%s: %s); no validation images this run",
-                        type(pl_module).__name__, type(e).__name__, e)
+            log.warning(
+                "val_images: %s.predict_step failed (%s: %s); no validation images this run",
+                type(pl_module).__name__,
+                type(e).__name__,
+                e,
+            )
             self.num_images = 0
             return
         palette, names = info.palette(), list(info.class_keys)
@@ -130,8 +158,12 @@ class ValidationImages(Callback):
             panels = [viz.titled(_fit(img, self.max_side), str(meta.get("id", i))[:40])]
             if gt is not None:
                 g = np.where(gt == viz.IGNORE_INDEX, 0, gt)
-                panels.append(viz.titled(_fit(viz.overlay(img, g, palette, self.alpha), self.max_side), "ground truth"))
-            panels.append(viz.titled(_fit(viz.overlay(img, pmap, palette, self.alpha), self.max_side), "prediction"))
+                panels.append(
+                    viz.titled(_fit(viz.overlay(img, g, palette, self.alpha), self.max_side), "ground truth")
+                )
+            panels.append(
+                viz.titled(_fit(viz.overlay(img, pmap, palette, self.alpha), self.max_side), "prediction")
+            )
             row = viz.hstack(panels)
             self.rows.append(viz.add_legend(row, both, names, palette))
 
@@ -147,6 +179,10 @@ class ValidationImages(Callback):
 
         for lg in trainer.loggers:
             if isinstance(lg, WandbLogger):
-                lg.log_image(key="val/images", images=[grid], step=trainer.global_step,
-                             caption=[f"epoch {trainer.current_epoch}: image | ground truth | prediction"])
+                lg.log_image(
+                    key="val/images",
+                    images=[grid],
+                    step=trainer.global_step,
+                    caption=[f"epoch {trainer.current_epoch}: image | ground truth | prediction"],
+                )
         self.rows = []

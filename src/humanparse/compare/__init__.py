@@ -20,7 +20,21 @@ from humanparse.compare.table import Comparison, build_comparison, fingerprint
 from humanparse.compare.wandb_source import OfflineApi, OfflineRun, collect_wandb, record_from_wandb_run
 
 __all__ = [
-    "Comparison", "OfflineApi", "OfflineRun", "PaperEntry", "PaperResults", "PaperRow", "RowRef", "RunRecord",
-    "build_comparison", "collect_local", "collect_wandb", "fingerprint", "load_paper_results",
-    "paper_to_run_metric", "read_local_run", "record_from_wandb_run", "run_to_paper_metric",
+    "Comparison",
+    "OfflineApi",
+    "OfflineRun",
+    "PaperEntry",
+    "PaperResults",
+    "PaperRow",
+    "RowRef",
+    "RunRecord",
+    "build_comparison",
+    "collect_local",
+    "collect_wandb",
+    "fingerprint",
+    "load_paper_results",
+    "paper_to_run_metric",
+    "read_local_run",
+    "record_from_wandb_run",
+    "run_to_paper_metric",
 ]

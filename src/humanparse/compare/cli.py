@@ -89,7 +89,9 @@ def parse_args(argv: list[str]) -> DictConfig:
 def collect(cfg: DictConfig, api=None) -> list[RunRecord]:
     """The records of the chosen source, filtered by ``group`` / ``job_type``."""
     if cfg.source == "local":
-        roots = _as_list(OmegaConf.to_container(cfg.roots) if cfg.roots is not None else None) or _as_list(cfg.root)
+        roots = _as_list(OmegaConf.to_container(cfg.roots) if cfg.roots is not None else None) or _as_list(
+            cfg.root
+        )
         roots = roots or [os.environ.get("HUMANPARSE_LOGS", "logs")]
         records = collect_local(roots)
     else:
@@ -97,8 +99,10 @@ def collect(cfg: DictConfig, api=None) -> list[RunRecord]:
             if cfg.offline_dir:
                 api = OfflineApi(cfg.offline_dir)
             elif not cfg.project:
-                raise ValueError("source=wandb needs project=<name> (and entity=<team> unless it is your default), "
-                                 "or offline_dir=<folder with wandb/offline-run-*>")
+                raise ValueError(
+                    "source=wandb needs project=<name> (and entity=<team> unless it is your default), "
+                    "or offline_dir=<folder with wandb/offline-run-*>"
+                )
             else:
                 api = default_api()
         filters = OmegaConf.to_container(cfg.filters) if cfg.filters is not None else None
@@ -114,11 +118,22 @@ def compare(cfg: DictConfig, api=None) -> Comparison:
     papers = load_paper_results(cfg.paper_results)
     records = collect(cfg, api)
     reference = OmegaConf.to_container(cfg.reference) if OmegaConf.is_config(cfg.reference) else cfg.reference
-    metrics = _as_list(OmegaConf.to_container(cfg.metrics) if OmegaConf.is_config(cfg.metrics) else cfg.metrics)
+    metrics = _as_list(
+        OmegaConf.to_container(cfg.metrics) if OmegaConf.is_config(cfg.metrics) else cfg.metrics
+    )
     return build_comparison(
-        records, papers, prefix=cfg.prefix, aggregate=cfg.aggregate, metrics=metrics, reference=reference,
-        datasets=_as_list(OmegaConf.to_container(cfg.datasets) if OmegaConf.is_config(cfg.datasets) else cfg.datasets),
-        models=_as_list(OmegaConf.to_container(cfg.models) if OmegaConf.is_config(cfg.models) else cfg.models),
+        records,
+        papers,
+        prefix=cfg.prefix,
+        aggregate=cfg.aggregate,
+        metrics=metrics,
+        reference=reference,
+        datasets=_as_list(
+            OmegaConf.to_container(cfg.datasets) if OmegaConf.is_config(cfg.datasets) else cfg.datasets
+        ),
+        models=_as_list(
+            OmegaConf.to_container(cfg.models) if OmegaConf.is_config(cfg.models) else cfg.models
+        ),
         include_synthetic=bool(cfg.include_synthetic),
     )
 
@@ -130,7 +145,9 @@ def output_dir(cfg: DictConfig) -> Path | None:
         return Path(cfg.output)
     stamp = time.strftime("%Y-%m-%d_%H-%M-%S")
     if cfg.source == "local":
-        roots = _as_list(OmegaConf.to_container(cfg.roots) if cfg.roots is not None else None) or _as_list(cfg.root)
+        roots = _as_list(OmegaConf.to_container(cfg.roots) if cfg.roots is not None else None) or _as_list(
+            cfg.root
+        )
         base = Path((roots or [os.environ.get("HUMANPARSE_LOGS", "logs")])[0])
         if (base / "metrics.json").is_file():  # a single run folder: write next to it
             base = base.parent

@@ -31,16 +31,16 @@ NON_PERCENT = ("fps",)
 
 def paper_to_run_metric(name: str) -> str:
     """``per_class_iou.hat`` → ``iou/hat``; every other name is shared (``miou``, ``app50``, ``dp_ap``)."""
-    return PER_CLASS_RUN + name[len(PER_CLASS_PAPER):] if name.startswith(PER_CLASS_PAPER) else name
+    return PER_CLASS_RUN + name[len(PER_CLASS_PAPER) :] if name.startswith(PER_CLASS_PAPER) else name
 
 
 def run_to_paper_metric(name: str) -> str:
     """``iou/hat`` (or ``val/iou/hat``, ``test/iou/hat``) → ``per_class_iou.hat``; ``val/miou`` → ``miou``."""
     for stage in ("val/", "test/", "train/"):
         if name.startswith(stage):
-            name = name[len(stage):]
+            name = name[len(stage) :]
             break
-    return PER_CLASS_PAPER + name[len(PER_CLASS_RUN):] if name.startswith(PER_CLASS_RUN) else name
+    return PER_CLASS_PAPER + name[len(PER_CLASS_RUN) :] if name.startswith(PER_CLASS_RUN) else name
 
 
 def run_value_percent(metric: str, value: float | None) -> float | None:
@@ -105,10 +105,16 @@ class RowRef:
                 raise ValueError(f"paper row {spec!r}: expected 'paper:table:method[:backbone]'")
             return cls(parts[0], parts[1], parts[2], parts[3] if len(parts) > 3 else None)
         try:
-            return cls(str(spec["paper"]), str(spec["table"]), str(spec["method"]),
-                       str(spec["backbone"]) if spec.get("backbone") else None)
+            return cls(
+                str(spec["paper"]),
+                str(spec["table"]),
+                str(spec["method"]),
+                str(spec["backbone"]) if spec.get("backbone") else None,
+            )
         except KeyError as e:
-            raise ValueError(f"paper row {dict(spec)!r} lacks {e.args[0]!r} (needs paper, table, method)") from None
+            raise ValueError(
+                f"paper row {dict(spec)!r} lacks {e.args[0]!r} (needs paper, table, method)"
+            ) from None
 
     def label(self) -> str:
         b = f", {self.backbone}" if self.backbone else ""
@@ -152,7 +158,9 @@ class PaperRow:
 class PaperResults:
     """All printed numbers with lookups by row, dataset and metric."""
 
-    def __init__(self, entries: list[PaperEntry], counts: dict[str, int], refs: dict | None = None, source: str = ""):
+    def __init__(
+        self, entries: list[PaperEntry], counts: dict[str, int], refs: dict | None = None, source: str = ""
+    ):
         self.entries = entries
         self.counts = counts
         self.refs = refs or {"models": {}, "per_class": {}}
@@ -174,10 +182,14 @@ class PaperResults:
         parsed = [RowRef.parse(r) for r in refs]
         out = PaperRow(parsed)
         for ref in parsed:
-            found = self.select(paper=ref.paper, table=ref.table, method=ref.method, backbone=ref.backbone, dataset=dataset)
+            found = self.select(
+                paper=ref.paper, table=ref.table, method=ref.method, backbone=ref.backbone, dataset=dataset
+            )
             if not found:
                 where = f" on {dataset}" if dataset else ""
-                raise KeyError(f"no printed numbers for {ref.label()}{where} in {self.source or RESULTS_FILE}")
+                raise KeyError(
+                    f"no printed numbers for {ref.label()}{where} in {self.source or RESULTS_FILE}"
+                )
             for e in found:
                 out.entries.setdefault(e.run_metric, e)
         return out
@@ -186,12 +198,17 @@ class PaperResults:
         """Run metric names the papers print for ``dataset`` (summary metrics, without per-class IoU)."""
         names: list[str] = []
         for e in self.entries:
-            if e.dataset == dataset and not e.metric.startswith(PER_CLASS_PAPER) and e.run_metric not in names:
+            if (
+                e.dataset == dataset
+                and not e.metric.startswith(PER_CLASS_PAPER)
+                and e.run_metric not in names
+            ):
                 names.append(e.run_metric)
         return names
 
-    def reference_for(self, model: str | None, variant: str | None, dataset: str | None,
-                      run_refs=None) -> PaperRow | None:
+    def reference_for(
+        self, model: str | None, variant: str | None, dataset: str | None, run_refs=None
+    ) -> PaperRow | None:
         """The paper row a run is compared with (lookup order in ``paper_refs.yaml``); ``None`` if none."""
         if not dataset:
             return None

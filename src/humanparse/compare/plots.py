@@ -56,12 +56,14 @@ def series_labels(rows: list[Row]) -> list[str]:
 def per_class_figure(rows: list[Row], classes: list[str], paper: PaperRow | None, title: str = ""):
     """Per-class IoU of every row, the paper's per-class row as a grey dashed line; one figure at a screen's
     width whatever the number of rows (markers per row joined by thin lines, bars for up to two rows)."""
-    names = [c[len("iou/"):] if c.startswith("iou/") else c for c in classes]
+    names = [c[len("iou/") :] if c.startswith("iou/") else c for c in classes]
     labels = series_labels(rows)
     series = []
     for r, label in zip(rows, labels):
-        vals = [(r.values.get(c).mean if r.values.get(c) and r.values.get(c).mean is not None else float("nan"))
-                for c in classes]
+        vals = [
+            (r.values.get(c).mean if r.values.get(c) and r.values.get(c).mean is not None else float("nan"))
+            for c in classes
+        ]
         series.append((label, vals))
     fig, ax = plt.subplots(figsize=(min(14.0, max(8.0, 0.45 * len(classes) + 2)), 5.0))
     xs = list(range(len(classes)))
@@ -75,7 +77,16 @@ def per_class_figure(rows: list[Row], classes: list[str], paper: PaperRow | None
             ax.plot(xs, vals, marker=markers[i % len(markers)], ms=5, lw=0.8, label=label)
     if paper is not None:
         vals = [paper.get(c).percent if paper.get(c) else float("nan") for c in classes]
-        ax.plot(xs, vals, color="0.35", ls="--", marker="_", ms=14, lw=1.2, label=_short("paper: " + paper.label(), 90))
+        ax.plot(
+            xs,
+            vals,
+            color="0.35",
+            ls="--",
+            marker="_",
+            ms=14,
+            lw=1.2,
+            label=_short("paper: " + paper.label(), 90),
+        )
     ax.set_xticks(xs)
     ax.set_xticklabels(names, rotation=45, ha="right", fontsize=8)
     ax.set_xlim(-0.6, len(classes) - 0.4)
@@ -97,8 +108,9 @@ def _save(fig, path: str | Path) -> Path:
     return path
 
 
-def per_class_bars(rows: list[Row], classes: list[str], paper: PaperRow | None, path: str | Path,
-                   title: str = "") -> Path:
+def per_class_bars(
+    rows: list[Row], classes: list[str], paper: PaperRow | None, path: str | Path, title: str = ""
+) -> Path:
     """:func:`per_class_figure` written to ``path`` (PNG)."""
     return _save(per_class_figure(rows, classes, paper, title), path)
 
@@ -120,13 +132,25 @@ def sweep_curves_figure(comparison: Comparison, metric: str, block: str, title: 
         if hist.empty:
             continue
         row = row_of.get(id(rec))
-        base = names.get(id(row), rec.variant or rec.model or "") if row is not None else (rec.variant or rec.model or "")
+        base = (
+            names.get(id(row), rec.variant or rec.model or "")
+            if row is not None
+            else (rec.variant or rec.model or "")
+        )
         base = base.rsplit(" (n=", 1)[0]
-        label = _short(f"{base}, seed={rec.seed}" if rec.seed is not None and row is not None and row.n > 1 else base, 80)
+        label = _short(
+            f"{base}, seed={rec.seed}" if rec.seed is not None and row is not None and row.n > 1 else base, 80
+        )
         if metric in hist:
             h = hist.dropna(subset=[metric])
             if len(h):
-                line = ax.plot(h["epoch"], [run_value_percent(metric, v) for v in h[metric]], marker="o", ms=3, label=label)
+                line = ax.plot(
+                    h["epoch"],
+                    [run_value_percent(metric, v) for v in h[metric]],
+                    marker="o",
+                    ms=3,
+                    label=label,
+                )
                 drawn += 1
                 max_epoch = max(max_epoch, int(h["epoch"].max()))
                 colour = line[0].get_color()
@@ -165,7 +189,9 @@ def sweep_curves_figure(comparison: Comparison, metric: str, block: str, title: 
     return fig
 
 
-def sweep_curves(comparison: Comparison, metric: str, path: str | Path, block: str, title: str = "") -> Path | None:
+def sweep_curves(
+    comparison: Comparison, metric: str, path: str | Path, block: str, title: str = ""
+) -> Path | None:
     """:func:`sweep_curves_figure` written to ``path`` (PNG); ``None`` when no run of the block has history."""
     fig = sweep_curves_figure(comparison, metric, block, title)
     return None if fig is None else _save(fig, path)
@@ -182,14 +208,26 @@ def summary_figure(comparison: Comparison, dataset: str):
     fig, ax = plt.subplots(figsize=(min(14.0, max(6.0, 1.3 * len(metrics) * max(1, k / 3))), 4.0))
     for i, (r, label) in enumerate(zip(rows, series_labels(rows))):
         xs = [j + (i - (k - 1) / 2) * width for j in range(len(metrics))]
-        vals = [r.values[m].mean if m in r.values and r.values[m].mean is not None else float("nan") for m in metrics]
-        errs = [r.values[m].std or 0.0 if m in r.values and r.values[m].std is not None else 0.0 for m in metrics]
+        vals = [
+            r.values[m].mean if m in r.values and r.values[m].mean is not None else float("nan")
+            for m in metrics
+        ]
+        errs = [
+            r.values[m].std or 0.0 if m in r.values and r.values[m].std is not None else 0.0 for m in metrics
+        ]
         ax.bar(xs, vals, width=width, yerr=errs, capsize=2, label=label)
         if r.paper:
             px = [x for x, m in zip(xs, metrics) if r.paper.get(m)]
             py = [r.paper.get(m).percent for m in metrics if r.paper.get(m)]
-            ax.scatter(px, py, marker="_", s=300, color="black", zorder=3,
-                       label="paper" if i == 0 or not any(rr.paper for rr in rows[:i]) else None)
+            ax.scatter(
+                px,
+                py,
+                marker="_",
+                s=300,
+                color="black",
+                zorder=3,
+                label="paper" if i == 0 or not any(rr.paper for rr in rows[:i]) else None,
+            )
     ax.set_xticks(range(len(metrics)))
     ax.set_xticklabels(metrics)
     ax.set_ylabel("%")
@@ -208,12 +246,24 @@ def write_plots(comparison: Comparison, out_dir: str | Path, curve_metric: str =
         classes = comparison.class_columns.get(ds) or []
         rows = [r for r in comparison.rows_for(ds) if any(c in r.values for c in classes)]
         if classes and rows:
-            written.append(per_class_bars(rows, classes, comparison.per_class_refs.get(ds),
-                                          out_dir / f"per_class_iou_{_slug(ds)}.png", f"{ds}: per-class IoU"))
+            written.append(
+                per_class_bars(
+                    rows,
+                    classes,
+                    comparison.per_class_refs.get(ds),
+                    out_dir / f"per_class_iou_{_slug(ds)}.png",
+                    f"{ds}: per-class IoU",
+                )
+            )
     blocks = OrderedDict.fromkeys(rec.block for row in comparison.rows for rec in row.runs)
     for block in blocks:
-        p = sweep_curves(comparison, curve_metric, out_dir / f"curves_{_slug(block)}.png", block,
-                         f"{curve_metric} — {block}")
+        p = sweep_curves(
+            comparison,
+            curve_metric,
+            out_dir / f"curves_{_slug(block)}.png",
+            block,
+            f"{curve_metric} — {block}",
+        )
         if p is not None:
             written.append(p)
     return written

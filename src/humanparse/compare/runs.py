@@ -101,7 +101,10 @@ def select_metrics(values: dict) -> dict[str, float | None]:
     with (:func:`humanparse.utils.run.collect_metrics`), applied to a wandb summary too."""
     from humanparse.utils.run import collect_metrics
 
-    return {k: clean_number(v) for k, v in collect_metrics({k: v for k, v in values.items() if isinstance(k, str)}, STAGES).items()}
+    return {
+        k: clean_number(v)
+        for k, v in collect_metrics({k: v for k, v in values.items() if isinstance(k, str)}, STAGES).items()
+    }
 
 
 def get_path(cfg: dict, dotted: str, default=None):
@@ -113,20 +116,31 @@ def get_path(cfg: dict, dotted: str, default=None):
     return node
 
 
-def record_from_config(source: str, run_id: str, name: str, status: str, config: dict, metrics: dict,
-                       **extra) -> RunRecord:
+def record_from_config(
+    source: str, run_id: str, name: str, status: str, config: dict, metrics: dict, **extra
+) -> RunRecord:
     """A record whose identity comes from the resolved run config (``model.name``, ``data.name``, ...)."""
     model = get_path(config, "model.name")
     dataset = get_path(config, "data.name")
     rec = RunRecord(
-        source=source, run_id=run_id, name=name, status=status,
-        model=model, variant=get_path(config, "model.variant"), backbone=get_path(config, "model.backbone"),
-        dataset=dataset, synthetic=bool(get_path(config, "data.synthetic", False)),
+        source=source,
+        run_id=run_id,
+        name=name,
+        status=status,
+        model=model,
+        variant=get_path(config, "model.variant"),
+        backbone=get_path(config, "model.backbone"),
+        dataset=dataset,
+        synthetic=bool(get_path(config, "data.synthetic", False)),
         splits={s: get_path(config, f"data.{s}_split") for s in ("train", "val", "test")},
-        seed=get_path(config, "seed"), metrics=select_metrics(metrics), config=config,
+        seed=get_path(config, "seed"),
+        metrics=select_metrics(metrics),
+        config=config,
         group=get_path(config, "logger.wandb.group") or (f"{model}-{dataset}" if model and dataset else None),
         job_type=get_path(config, "job_type"),
-        released=Path(str(get_path(config, "model.weights"))).name if get_path(config, "model.weights") else None,
+        released=Path(str(get_path(config, "model.weights"))).name
+        if get_path(config, "model.weights")
+        else None,
     )
     for k, v in extra.items():
         setattr(rec, k, v)
@@ -197,7 +211,11 @@ def load_local_history(run_dir: Path, keys: list[str] | None = None) -> pd.DataF
     if "epoch" not in df:
         return pd.DataFrame()
     cols = [c for c in (keys or [c for c in df.columns if c.startswith(STAGES)]) if c in df.columns]
-    df = df[["epoch", "_version", *cols]].dropna(subset=cols, how="all") if cols else df[["epoch", "_version"]].iloc[:0]
+    df = (
+        df[["epoch", "_version", *cols]].dropna(subset=cols, how="all")
+        if cols
+        else df[["epoch", "_version"]].iloc[:0]
+    )
     # one row per epoch: the last non-null value of each column, the latest version winning
     out = df.sort_values(["epoch", "_version"], kind="stable").groupby("epoch", as_index=False).last()
     return out.drop(columns="_version").reset_index(drop=True)
@@ -212,8 +230,12 @@ def read_local_run(run_dir: Path, root: Path | None = None) -> RunRecord:
     """One local run folder → record (an unreadable or missing ``metrics.json`` gives status ``incomplete``
     with the reason in ``error``)."""
     run_dir = Path(run_dir)
-    name = str(run_dir.relative_to(root)) if root is not None and run_dir.is_relative_to(root) else str(run_dir)
-    unreadable: list[str] = []  # a damaged file makes the run "unreadable" (listed with the reason), never a crash
+    name = (
+        str(run_dir.relative_to(root)) if root is not None and run_dir.is_relative_to(root) else str(run_dir)
+    )
+    unreadable: list[
+        str
+    ] = []  # a damaged file makes the run "unreadable" (listed with the reason), never a crash
     try:
         config = load_local_config(run_dir)
     except Exception as e:  # noqa: BLE001 - malformed YAML, binary junk, a half-written file of a killed run
@@ -288,7 +310,11 @@ def find_run_dirs(root: Path) -> list[Path]:
     found: list[Path] = []
 
     def visit(d: Path) -> None:
-        if (d / METRICS_JSON).is_file() or (d / RUN_CONFIG).is_file() or (d / ".hydra" / "config.yaml").is_file():
+        if (
+            (d / METRICS_JSON).is_file()
+            or (d / RUN_CONFIG).is_file()
+            or (d / ".hydra" / "config.yaml").is_file()
+        ):
             found.append(d)
         try:
             children = sorted(p for p in d.iterdir() if p.is_dir() and p.name not in _SKIP_DIRS)

@@ -27,20 +27,75 @@ from humanparse.compare.runs import RunRecord
 
 # config keys (dotted prefixes) that do not make a different experiment
 VOLATILE_KEYS = (
-    "paths", "seed", "data.seed", "resume", "ckpt_path", "print_config", "tags", "task_name", "job_type",
-    "logger", "callbacks", "hydra", "train", "test", "paper_ref", "optimized_metric",
-    "data.root", "data.cache_dir", "data.num_workers", "data.pin_memory", "data.eval_batch_size",
-    "trainer.default_root_dir", "trainer.log_every_n_steps", "trainer.enable_progress_bar",
+    "paths",
+    "seed",
+    "data.seed",
+    "resume",
+    "ckpt_path",
+    "print_config",
+    "tags",
+    "task_name",
+    "job_type",
+    "logger",
+    "callbacks",
+    "hydra",
+    "train",
+    "test",
+    "paper_ref",
+    "optimized_metric",
+    "data.root",
+    "data.cache_dir",
+    "data.num_workers",
+    "data.pin_memory",
+    "data.eval_batch_size",
+    "trainer.default_root_dir",
+    "trainer.log_every_n_steps",
+    "trainer.enable_progress_bar",
 )
 # shown in their own columns, so never part of a row label
-_IDENTITY_KEYS = ("model.name", "model.variant", "model.backbone", "data.name", "model.dataset", "data.synthetic",
-                  "model.net.encoder", "data.num_classes", "model.net.num_classes", "model.weights", "released")
+_IDENTITY_KEYS = (
+    "model.name",
+    "model.variant",
+    "model.backbone",
+    "data.name",
+    "model.dataset",
+    "data.synthetic",
+    "model.net.encoder",
+    "data.num_classes",
+    "model.net.num_classes",
+    "model.weights",
+    "released",
+)
 # summary metric columns in this order; others follow alphabetically
 CANONICAL_ORDER = (
-    "pixel_acc", "mean_acc", "fg_acc", "precision", "recall", "f1", "miou", "fwiou",
-    "app50", "app_vol", "pcp50", "apr50", "apr60", "apr70", "apr_vol", "bbox_map",
-    "dp_ap", "dp_ap50", "dp_ap75", "dp_apm", "dp_apl", "dp_ar", "dp_ar50", "dp_ar75", "dp_arm", "dp_arl",
-    "dp_gpsm_ap", "fps",
+    "pixel_acc",
+    "mean_acc",
+    "fg_acc",
+    "precision",
+    "recall",
+    "f1",
+    "miou",
+    "fwiou",
+    "app50",
+    "app_vol",
+    "pcp50",
+    "apr50",
+    "apr60",
+    "apr70",
+    "apr_vol",
+    "bbox_map",
+    "dp_ap",
+    "dp_ap50",
+    "dp_ap75",
+    "dp_apm",
+    "dp_apl",
+    "dp_ar",
+    "dp_ar50",
+    "dp_ar75",
+    "dp_arm",
+    "dp_arl",
+    "dp_gpsm_ap",
+    "fps",
 )
 MINUS = "\u2212"
 
@@ -74,7 +129,7 @@ def fingerprint(cfg: dict) -> str:
 def _short_key(key: str) -> str:
     for p in ("model.net.", "model."):
         if key.startswith(p):
-            return key[len(p):]
+            return key[len(p) :]
     return key
 
 
@@ -191,7 +246,10 @@ class Comparison:
         if refs:
             out.append("Paper rows:\n" + "\n".join(refs))
         if self.skipped:
-            out.append("Not in the table:\n" + "\n".join(f"- {r.name} ({r.source}): {r.status} — {why}" for r, why in self.skipped))
+            out.append(
+                "Not in the table:\n"
+                + "\n".join(f"- {r.name} ({r.source}): {r.status} — {why}" for r, why in self.skipped)
+            )
         if self.problems:
             out.append("Problems:\n" + "\n".join(f"- {p}" for p in self.problems))
         if not self.rows:
@@ -204,11 +262,23 @@ class Comparison:
         lines = []
         for r in self.rows:
             d = {
-                "dataset": r.dataset, "model": r.model, "variant": r.variant, "config": r.label,
-                "backbone": r.backbone, "synthetic": r.synthetic, "block": r.block, "released": r.released,
-                "group": r.runs[0].group, "job_type": r.runs[0].job_type, "sweep": r.runs[0].sweep,
-                "n_runs": r.n, "runs": ";".join(x.name for x in r.runs), "stage": r.stage, "split": r.split,
-                "paper_row": r.paper.label() if r.paper else None, "paper_split": r.paper.split if r.paper else None,
+                "dataset": r.dataset,
+                "model": r.model,
+                "variant": r.variant,
+                "config": r.label,
+                "backbone": r.backbone,
+                "synthetic": r.synthetic,
+                "block": r.block,
+                "released": r.released,
+                "group": r.runs[0].group,
+                "job_type": r.runs[0].job_type,
+                "sweep": r.runs[0].sweep,
+                "n_runs": r.n,
+                "runs": ";".join(x.name for x in r.runs),
+                "stage": r.stage,
+                "split": r.split,
+                "paper_row": r.paper.label() if r.paper else None,
+                "paper_split": r.paper.split if r.paper else None,
             }
             metrics = list(self.columns.get(r.dataset, [])) + list(self.class_columns.get(r.dataset, []))
             for m in metrics:
@@ -226,10 +296,23 @@ class Comparison:
         """Every collected run, one line each (status, error, metrics as fractions)."""
         lines = []
         for rec in self.records:
-            d = {"name": rec.name, "source": rec.source, "run_id": rec.run_id, "status": rec.status,
-                 "model": rec.model, "variant": rec.variant, "backbone": rec.backbone, "dataset": rec.dataset,
-                 "synthetic": rec.synthetic, "seed": rec.seed, "group": rec.group, "job_type": rec.job_type,
-                 "sweep": rec.sweep, "epochs": rec.epochs, "error": rec.error}
+            d = {
+                "name": rec.name,
+                "source": rec.source,
+                "run_id": rec.run_id,
+                "status": rec.status,
+                "model": rec.model,
+                "variant": rec.variant,
+                "backbone": rec.backbone,
+                "dataset": rec.dataset,
+                "synthetic": rec.synthetic,
+                "seed": rec.seed,
+                "group": rec.group,
+                "job_type": rec.job_type,
+                "sweep": rec.sweep,
+                "epochs": rec.epochs,
+                "error": rec.error,
+            }
             d.update(rec.metrics)
             lines.append(d)
         return pd.DataFrame(lines)
@@ -260,7 +343,9 @@ def _class_order(dataset: str, names: list[str]) -> list[str]:
 
 def _differing(flats: dict[tuple, dict[str, str]]) -> list[str]:
     keys = sorted(set().union(*flats.values())) if flats else []
-    return [c for c in keys if c not in _IDENTITY_KEYS and len({f.get(c, "<unset>") for f in flats.values()}) > 1]
+    return [
+        c for c in keys if c not in _IDENTITY_KEYS and len({f.get(c, "<unset>") for f in flats.values()}) > 1
+    ]
 
 
 def _labels(groups: dict[tuple, list[RunRecord]]) -> dict[tuple, str]:
@@ -357,9 +442,20 @@ def build_comparison(
                 paper = papers.reference_for(model, variant, dataset, runs[0].config.get("paper_ref"))
         except KeyError as e:
             problems.append(f"{runs[0].name}: {e.args[0]}")
-        row = Row(dataset, model, variant, backbone, labels.get(key, ""), runs, stage,
-                  runs[0].splits.get(stage), paper)
-        names = OrderedDict.fromkeys(k[len(stage) + 1:] for r in runs for k in r.metrics if k.startswith(stage + "/"))
+        row = Row(
+            dataset,
+            model,
+            variant,
+            backbone,
+            labels.get(key, ""),
+            runs,
+            stage,
+            runs[0].splits.get(stage),
+            paper,
+        )
+        names = OrderedDict.fromkeys(
+            k[len(stage) + 1 :] for r in runs for k in r.metrics if k.startswith(stage + "/")
+        )
         for m in names:
             row.values[m] = Stat.of([run_value_percent(m, r.metrics.get(f"{stage}/{m}")) for r in runs])
         rows.append(row)
@@ -370,14 +466,20 @@ def build_comparison(
     per_class_refs: dict[str, PaperRow] = {}
     for ds in OrderedDict.fromkeys(r.dataset for r in rows):
         ds_rows = [r for r in rows if r.dataset == ds]
-        present = [m for r in ds_rows for m in r.values] + [m for r in ds_rows if r.paper for m in r.paper.entries]
+        present = [m for r in ds_rows for m in r.values] + [
+            m for r in ds_rows if r.paper for m in r.paper.entries
+        ]
         summary = [m for m in present if "/" not in m]
         if metrics:
             columns[ds] = [run_to_paper_metric(m) for m in metrics]
         else:
             columns[ds] = _ordered(summary)
-        class_columns[ds] = _class_order(ds, list(OrderedDict.fromkeys(m for m in present if m.startswith("iou/"))))
-        ref = next((r.paper for r in ds_rows if r.paper and any(m.startswith("iou/") for m in r.paper.entries)), None)
+        class_columns[ds] = _class_order(
+            ds, list(OrderedDict.fromkeys(m for m in present if m.startswith("iou/")))
+        )
+        ref = next(
+            (r.paper for r in ds_rows if r.paper and any(m.startswith("iou/") for m in r.paper.entries)), None
+        )
         try:
             ref = ref or papers.per_class_reference(ds)
         except KeyError as e:
@@ -385,7 +487,14 @@ def build_comparison(
         if ref is not None:
             per_class_refs[ds] = ref
             if class_columns[ds]:
-                class_columns[ds] = _class_order(ds, list(OrderedDict.fromkeys(class_columns[ds] + [m for m in ref.entries if m.startswith("iou/")])))
+                class_columns[ds] = _class_order(
+                    ds,
+                    list(
+                        OrderedDict.fromkeys(
+                            class_columns[ds] + [m for m in ref.entries if m.startswith("iou/")]
+                        )
+                    ),
+                )
     return Comparison(rows, skipped, problems, columns, class_columns, per_class_refs, list(records))
 
 
@@ -400,7 +509,11 @@ def _signed(v: float) -> str:
 
 
 def format_cell(stat: Stat | None, ref, with_paper: bool = True) -> str:
-    ours = "–" if stat is None or stat.mean is None else _fmt(stat.mean) + (f"±{stat.std:.2f}" if stat.std is not None else "")
+    ours = (
+        "–"
+        if stat is None or stat.mean is None
+        else _fmt(stat.mean) + (f"±{stat.std:.2f}" if stat.std is not None else "")
+    )
     if not with_paper or ref is None:
         return ours
     paper = _fmt(ref.percent) + ("?" if ref.uncertain else "")
@@ -418,9 +531,20 @@ def _row_split(r: Row) -> str:
 
 def _markdown_block(dataset: str, rows: list[Row], columns: list[str]) -> str:
     stages = sorted({r.stage for r in rows})
-    head = (f"### {dataset} — final {'/'.join(stages)} metrics (%): ours (paper, Δ = ours − paper); "
-            "mean±std over repeated runs of one config")
-    cols = ["model", "variant · config", "backbone", "block (group · job_type)", "n", "split", *columns, "paper row"]
+    head = (
+        f"### {dataset} — final {'/'.join(stages)} metrics (%): ours (paper, Δ = ours − paper); "
+        "mean±std over repeated runs of one config"
+    )
+    cols = [
+        "model",
+        "variant · config",
+        "backbone",
+        "block (group · job_type)",
+        "n",
+        "split",
+        *columns,
+        "paper row",
+    ]
     lines = [head, "", "| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
     for r in rows:
         cells = [r.model, r.variant_label, r.backbone or "–", r.block, str(r.n), _row_split(r)]
@@ -430,10 +554,16 @@ def _markdown_block(dataset: str, rows: list[Row], columns: list[str]) -> str:
     return "\n".join(lines)
 
 
-def _markdown_per_class(dataset: str, rows: list[Row], classes: list[str], default_ref: PaperRow | None) -> str:
-    names = [c[len("iou/"):] for c in classes]
-    lines = [f"### {dataset} — per-class IoU (%): ours (Δ to the row's own paper row, listed below)", "",
-             "| row | " + " | ".join(names) + " |", "|" + "---|" * (len(names) + 1)]
+def _markdown_per_class(
+    dataset: str, rows: list[Row], classes: list[str], default_ref: PaperRow | None
+) -> str:
+    names = [c[len("iou/") :] for c in classes]
+    lines = [
+        f"### {dataset} — per-class IoU (%): ours (Δ to the row's own paper row, listed below)",
+        "",
+        "| row | " + " | ".join(names) + " |",
+        "|" + "---|" * (len(names) + 1),
+    ]
     for r in rows:
         # deltas only against the row's own paper row (or the one forced with reference=): another model's
         # per-class row is printed below for the eye, never subtracted
@@ -451,12 +581,19 @@ def _markdown_per_class(dataset: str, rows: list[Row], classes: list[str], defau
         lines.append(f"| {r.model} {r.variant_label} (n={r.n}) | " + " | ".join(cells) + " |")
     shown = []
     for r in rows:
-        if r.paper and any(c in r.paper.entries for c in classes) and r.paper.label() not in [p.label() for p in shown]:
+        if (
+            r.paper
+            and any(c in r.paper.entries for c in classes)
+            and r.paper.label() not in [p.label() for p in shown]
+        ):
             shown.append(r.paper)
     if default_ref is not None and default_ref.label() not in [p.label() for p in shown]:
         shown.append(default_ref)
     for p in shown:
-        cells = [(_fmt(p.get(c).percent) + ("?" if p.get(c).uncertain else "")) if p.get(c) else "–" for c in classes]
+        cells = [
+            (_fmt(p.get(c).percent) + ("?" if p.get(c).uncertain else "")) if p.get(c) else "–"
+            for c in classes
+        ]
         lines.append(f"| paper: {p.label()} | " + " | ".join(cells) + " |")
     return "\n".join(lines)
 

@@ -57,7 +57,7 @@ def read_wandb_records(path: str | Path) -> Iterator[bytes]:
             continue
         crc, length, kind = _REC_HEADER.unpack_from(data, pos)
         start = pos + _REC_HEADER.size
-        chunk = data[start:start + length]
+        chunk = data[start : start + length]
         pos = start + length
         if kind == 0 and length == 0:
             continue
@@ -200,8 +200,13 @@ def _history_frame(run, keys: list[str] | None) -> pd.DataFrame:
                 rows.append({"epoch": row.get("epoch"), k: clean_number(row.get(k))})
     else:
         for row in run.scan_history():
-            rows.append({k: (clean_number(v) if k != "epoch" else v) for k, v in row.items()
-                         if k == "epoch" or str(k).startswith(("val/", "test/", "train/"))})
+            rows.append(
+                {
+                    k: (clean_number(v) if k != "epoch" else v)
+                    for k, v in row.items()
+                    if k == "epoch" or str(k).startswith(("val/", "test/", "train/"))
+                }
+            )
     if not rows:
         return pd.DataFrame()
     df = pd.DataFrame(rows).dropna(subset=["epoch"])
@@ -216,8 +221,12 @@ def record_from_wandb_run(run) -> RunRecord:
     state = str(getattr(run, "state", "") or "")
     status = STATE_TO_STATUS.get(state, "incomplete")
     path = getattr(run, "path", None)
-    run_id = "/".join(str(p) for p in path) if isinstance(path, (list, tuple)) else str(getattr(run, "id", ""))
-    rec = record_from_config("wandb", run_id, str(getattr(run, "name", "") or run.id), status, config, summary)
+    run_id = (
+        "/".join(str(p) for p in path) if isinstance(path, (list, tuple)) else str(getattr(run, "id", ""))
+    )
+    rec = record_from_config(
+        "wandb", run_id, str(getattr(run, "name", "") or run.id), status, config, summary
+    )
     rec.group = getattr(run, "group", None) or rec.group
     rec.job_type = getattr(run, "job_type", None) or rec.job_type or "train"
     sweep = getattr(run, "sweep", None)
@@ -235,8 +244,13 @@ def record_from_wandb_run(run) -> RunRecord:
     return rec
 
 
-def collect_wandb(api, project: str | None = None, entity: str | None = None, filters: dict | None = None,
-                  runs: Iterable | None = None) -> list[RunRecord]:
+def collect_wandb(
+    api,
+    project: str | None = None,
+    entity: str | None = None,
+    filters: dict | None = None,
+    runs: Iterable | None = None,
+) -> list[RunRecord]:
     """Records of every run of ``entity/project`` (``api`` is ``wandb.Api()`` or :class:`OfflineApi`)."""
     if runs is None:
         path = f"{entity}/{project}" if entity else (project or "")

@@ -45,7 +45,9 @@ ATR_LAYOUT_HELP = """expected one of the ATR layouts:
 Download humanparsing.zip from {homepage} and unpack it into data.root, or run with data.synthetic=true."""
 
 
-def graphonomy_split(ids: Sequence[str], val_count: int = VAL_COUNT, val_prefix: str = VAL_PREFIX) -> dict[str, list[str]]:
+def graphonomy_split(
+    ids: Sequence[str], val_count: int = VAL_COUNT, val_prefix: str = VAL_PREFIX
+) -> dict[str, list[str]]:
     """The project ATR split by rule (reproduces Graphonomy's lists): val = the first ``val_count`` ids
     with ``val_prefix`` in plain string order; train = all other ids, in string order. Raises if fewer
     such ids exist."""
@@ -54,8 +56,10 @@ def graphonomy_split(ids: Sequence[str], val_count: int = VAL_COUNT, val_prefix:
         raise ValueError("ATR ids must be unique")
     candidates = [i for i in uniq if i.startswith(val_prefix)]
     if len(candidates) < val_count:
-        raise ValueError(f"the ATR split rule needs {val_count} ids starting with {val_prefix!r}, found "
-                         f"{len(candidates)}; is this the full ATR release? (or use split_rule=custom)")
+        raise ValueError(
+            f"the ATR split rule needs {val_count} ids starting with {val_prefix!r}, found "
+            f"{len(candidates)}; is this the full ATR release? (or use split_rule=custom)"
+        )
     val = candidates[:val_count]
     chosen = set(val)
     return {"train": [i for i in uniq if i not in chosen], "val": val}
@@ -141,8 +145,10 @@ class ATRDataset(FolderDataset):
             return p if p.is_absolute() else self.base / p
         if self.layout == "graphonomy":
             return self.base / "list" / f"{self.split}_id.txt"
-        raise DatasetNotFoundError(f"ATR split_rule=custom needs reader_options.lists.{self.split}=<id list file> "
-                                   f"for the {self.layout} layout")
+        raise DatasetNotFoundError(
+            f"ATR split_rule=custom needs reader_options.lists.{self.split}=<id list file> "
+            f"for the {self.layout} layout"
+        )
 
     def load(self, index: int) -> dict:
         sample = self.load_base(index)

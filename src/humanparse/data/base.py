@@ -80,7 +80,12 @@ def original_gt(sample: dict, keys: Sequence[str], index: int) -> dict:
     A key the sample cannot provide is left out (its evaluators are then skipped)."""
     meta = sample.get("meta", {})
     h, w = (int(v) for v in meta.get("orig_size", sample["image"].shape[:2]))
-    gt: dict = {"image_id": meta.get("image_id", meta.get("id", index)), "order": int(index), "height": h, "width": w}
+    gt: dict = {
+        "image_id": meta.get("image_id", meta.get("id", index)),
+        "order": int(index),
+        "height": h,
+        "width": w,
+    }
     persons = sample.get("persons")
     for key in keys:
         if key == "semantic" and sample.get("semantic") is not None:
@@ -89,7 +94,11 @@ def original_gt(sample: dict, keys: Sequence[str], index: int) -> dict:
             gt["person_ids"] = np.asarray(sample["person_ids"]).astype(np.int64)
         elif key == "person_parts" and persons is not None and all("parts" in p for p in persons):
             gt["person_parts"] = [np.asarray(p["parts"]).copy() for p in persons]
-        elif key == "instance_map" and sample.get("instance_ids") is not None and sample.get("instances") is not None:
+        elif (
+            key == "instance_map"
+            and sample.get("instance_ids") is not None
+            and sample.get("instances") is not None
+        ):
             table = np.asarray(sample["instances"], dtype=np.int64).reshape(-1, 3)
             ids = np.asarray(sample["instance_ids"]).astype(np.int64)
             classes = np.zeros(int(max(ids.max(initial=0), table[:, 0].max(initial=0))), np.int64)
@@ -195,7 +204,11 @@ def collate_dense(batch: list[dict]) -> dict:
     keys = batch[0].keys()
     for k in keys:
         vals = [b[k] for b in batch]
-        if k not in _NO_STACK and all(isinstance(v, torch.Tensor) for v in vals) and len({tuple(v.shape) for v in vals}) == 1:
+        if (
+            k not in _NO_STACK
+            and all(isinstance(v, torch.Tensor) for v in vals)
+            and len({tuple(v.shape) for v in vals}) == 1
+        ):
             out[k] = torch.stack(vals)
         else:
             out[k] = vals
@@ -220,7 +233,9 @@ def person_targets(persons: list[dict], drop_empty: bool = True) -> dict:
     else:
         out["boxes"] = torch.zeros((0, 4), dtype=torch.float32)
     out["labels"] = torch.ones(len(keep), dtype=torch.int64)
-    out["person_ids"] = torch.as_tensor([int(p.get("id", i + 1)) for i, p in enumerate(keep)], dtype=torch.int64)
+    out["person_ids"] = torch.as_tensor(
+        [int(p.get("id", i + 1)) for i, p in enumerate(keep)], dtype=torch.int64
+    )
     for key, name, dtype in (("mask", "masks", torch.uint8), ("parts", "parts", torch.uint8)):
         if keep and all(key in p for p in keep):
             out[name] = torch.stack([torch.as_tensor(p[key]).to(dtype) for p in keep])

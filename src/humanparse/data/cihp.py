@@ -82,8 +82,15 @@ class InstanceMixin:
     category_dir: Path | None = None
     instance_txt_dir: Path | None = None
 
-    def setup_instances(self, human_dir: Path | None, instance_dir: Path | None, category_dir: Path | None = None,
-                        persons: bool = True, instance_check: bool = True, instance_txt_dir: Path | None = None) -> None:
+    def setup_instances(
+        self,
+        human_dir: Path | None,
+        instance_dir: Path | None,
+        category_dir: Path | None = None,
+        persons: bool = True,
+        instance_check: bool = True,
+        instance_txt_dir: Path | None = None,
+    ) -> None:
         self.human_dir = human_dir
         self.instance_dir = instance_dir
         self.category_dir = category_dir
@@ -153,8 +160,11 @@ class InstanceMixin:
         shipped = self.read_aux_label(spath, image, ipath)
         bad = instance_partition_mismatch(shipped, sem, pid, self.info.num_classes)
         if bad:
-            self.report(spath, f"Instance_ids does not induce the (Category_ids, Human_ids) partition ({bad} pixels "
-                        "in ambiguous instances); using the Category/Human pairs")
+            self.report(
+                spath,
+                f"Instance_ids does not induce the (Category_ids, Human_ids) partition ({bad} pixels "
+                "in ambiguous instances); using the Category/Human pairs",
+            )
             return
         tpath = self.instance_txt_path(index)
         if tpath is None or not tpath.is_file():
@@ -172,8 +182,11 @@ class InstanceMixin:
                 lut[iid] = d
         wrong = int((lut[shipped] != inst).sum())
         if unknown or wrong:
-            self.report(tpath, f"instance txt disagrees with the pixels ({wrong} pixels; ids without such a "
-                        f"(class, person) pair: {unknown[:10]}); using the Category/Human pairs")
+            self.report(
+                tpath,
+                f"instance txt disagrees with the pixels ({wrong} pixels; ids without such a "
+                f"(class, person) pair: {unknown[:10]}); using the Category/Human pairs",
+            )
 
 
 class CIHPDataset(InstanceMixin, FolderDataset):
@@ -257,7 +270,9 @@ class CIHPDataset(InstanceMixin, FolderDataset):
         if instance_txt_dir:
             txt_dir = Path(instance_txt_dir)
             txt_dir = txt_dir if txt_dir.is_absolute() else base / txt_dir
-        self.setup_instances(human, inst, persons=persons, instance_check=instance_check, instance_txt_dir=txt_dir)
+        self.setup_instances(
+            human, inst, persons=persons, instance_check=instance_check, instance_txt_dir=txt_dir
+        )
         if split != "test":
             self.load_pseudo_pose(self.root, pose, pose_file, pose_min_score)
         if check_files:
@@ -284,7 +299,10 @@ class CIHPDataset(InstanceMixin, FolderDataset):
             if edge.max(initial=0) > 1:
                 raise DataError(epath, f"edge map values {np.unique(edge)[:10].tolist()}: expected 0/1")
             if edge.shape != sample["semantic"].shape:
-                raise DataError(epath, f"size mismatch: edge map is {edge.shape[::-1]} (WxH), label "
-                                f"{sample['semantic'].shape[::-1]}")
+                raise DataError(
+                    epath,
+                    f"size mismatch: edge map is {edge.shape[::-1]} (WxH), label "
+                    f"{sample['semantic'].shape[::-1]}",
+                )
             sample["instance_edge"] = edge
         return sample

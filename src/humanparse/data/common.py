@@ -61,8 +61,10 @@ class FolderDataset(Reader):
 
     # -- errors -----------------------------------------------------------------------------------
     def not_found(self, what: str) -> DatasetNotFoundError:
-        return DatasetNotFoundError(f"{self.info.name} ({self.layout} layout, {self.split}): {what}; "
-                                    + self.layout_help.replace("{homepage}", self.info.homepage))
+        return DatasetNotFoundError(
+            f"{self.info.name} ({self.layout} layout, {self.split}): {what}; "
+            + self.layout_help.replace("{homepage}", self.info.homepage)
+        )
 
     # -- files ------------------------------------------------------------------------------------
     @property
@@ -87,12 +89,17 @@ class FolderDataset(Reader):
                     if path is not None and not path.is_file():
                         missing.append(path)
             if missing:
-                more = f" ({len(missing) - 1} more {key} files listed in the {self.split} split are missing too)" \
-                    if len(missing) > 1 else ""
+                more = (
+                    f" ({len(missing) - 1} more {key} files listed in the {self.split} split are missing too)"
+                    if len(missing) > 1
+                    else ""
+                )
                 raise DataError(missing[0], f"{'label' if key != 'image' else key} file is missing{more}")
 
     # -- pseudo pose ----------------------------------------------------------------------------
-    def load_pseudo_pose(self, root: Path, pose: bool | str, pose_file: str | Path | None, min_score: float) -> None:
+    def load_pseudo_pose(
+        self, root: Path, pose: bool | str, pose_file: str | Path | None, min_score: float
+    ) -> None:
         """``pose``: ``auto`` (read ``<root>/pseudo_pose/<split>.json`` when it exists), ``true``
         (required) or ``false``. Sets ``self.keypoints`` (``None`` when not read)."""
         if pose in (False, "false", "off", None):
@@ -101,14 +108,23 @@ class FolderDataset(Reader):
         if not path.is_file():
             if pose == "auto":
                 return
-            raise DataError(path, "pseudo-pose file is missing (format: README 'Datasets'); "
-                            "set reader_options.pose=auto to train without keypoints")
+            raise DataError(
+                path,
+                "pseudo-pose file is missing (format: README 'Datasets'); "
+                "set reader_options.pose=auto to train without keypoints",
+            )
         self.keypoints = read_pseudo_pose(path, min_score)
         self.pose_path = path
         self.missing_pose = sum(1 for i in self.ids if i not in self.keypoints)
         if self.missing_pose:
-            log.warning("%s %s: %d of %d images have no entry in %s; their keypoints are treated as absent",
-                        self.info.name, self.split, self.missing_pose, len(self.ids), path)
+            log.warning(
+                "%s %s: %d of %d images have no entry in %s; their keypoints are treated as absent",
+                self.info.name,
+                self.split,
+                self.missing_pose,
+                len(self.ids),
+                path,
+            )
 
     @property
     def pose_source(self) -> str | None:
@@ -146,7 +162,9 @@ class FolderDataset(Reader):
         }
         return sample
 
-    def read_aux_label(self, path: Path, image: np.ndarray, image_path, num_classes: int | None = None) -> np.ndarray:
+    def read_aux_label(
+        self, path: Path, image: np.ndarray, image_path, num_classes: int | None = None
+    ) -> np.ndarray:
         """An extra single-channel map (person ids, instance ids) checked against the image size."""
         arr = read_label(path, num_classes=num_classes)
         check_same_size(image, arr, path, image_path)

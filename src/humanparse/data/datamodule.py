@@ -54,7 +54,9 @@ def build_evaluators(spec) -> list:
 
             item = hydra.utils.instantiate(item)
         if not isinstance(item, Evaluator):
-            raise TypeError(f"data.evaluators entries must be humanparse evaluators, got {type(item).__name__}")
+            raise TypeError(
+                f"data.evaluators entries must be humanparse evaluators, got {type(item).__name__}"
+            )
         out.append(item)
     return out
 
@@ -77,6 +79,7 @@ def keypoint_source(dataset) -> tuple[str | None, int | None]:
         return None, None
     kp = dataset.load(0).get("keypoints")
     return ("keypoints", int(len(kp))) if kp is not None else (None, None)
+
 
 log = logging.getLogger(__name__)
 
@@ -116,7 +119,9 @@ def ensure_synthetic(cache_dir: str | Path, name: str, options: dict) -> Path:
             return root
         if root.exists():
             # an interrupted generation never renames its temporary folder, so this is foreign content
-            raise FileExistsError(f"{root} exists but holds no synthetic.json manifest; remove it to regenerate")
+            raise FileExistsError(
+                f"{root} exists but holds no synthetic.json manifest; remove it to regenerate"
+            )
         log.info("generating synthetic %s dataset into %s", name, root)
         registry.generator(name)(root, **options)
     return root
@@ -186,7 +191,9 @@ class ParsingDataModule(pl.LightningDataModule):
         self.name = name
         self.info = get_info(name)
         if num_classes is not None and num_classes != self.info.num_classes:
-            raise ValueError(f"data.num_classes={num_classes} but dataset {name!r} has {self.info.num_classes} classes")
+            raise ValueError(
+                f"data.num_classes={num_classes} but dataset {name!r} has {self.info.num_classes} classes"
+            )
         self.root = root
         self.layout = layout
         self.synthetic = synthetic
@@ -233,30 +240,40 @@ class ParsingDataModule(pl.LightningDataModule):
         if req.get("multi_dataset"):
             raise DataRequirementError(
                 f"model={model} has per-dataset heads and trains on several datasets at once; data={self.name} is a "
-                "single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's single-dataset preset")
+                "single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's single-dataset preset"
+            )
         if req.get("semantic") and not self.info.extra.get("semantic", True):
             raise DataRequirementError(
                 f"model={model} trains on image-level part-label maps, which data={self.name} does not have (it "
                 "annotates sparse dense-pose points and box-frame coarse masks per person); use a region-based "
-                "model (model=densepose_rcnn) on it, or a parsing dataset (data=cihp, data=lip, ...) for this model")
+                "model (model=densepose_rcnn) on it, or a parsing dataset (data=cihp, data=lip, ...) for this model"
+            )
         if "instance_edge" in (req.get("targets") or []) and not self.info.multi_person:
             raise DataRequirementError(
                 f"model={model} trains on person-instance edges (the Sobel edges of the person-id map), which "
                 f"data={self.name} does not have (one person per image, no person ids); use a multi-person dataset "
-                "(data=cihp, data=pascal_person_part, data=mhp_v2)")
+                "(data=cihp, data=pascal_person_part, data=mhp_v2)"
+            )
         if req.get("densepose") and not self.info.extra.get("densepose", False):
             raise DataRequirementError(
                 f"model={model} trains on DensePose points (dp_x, dp_y, dp_I, dp_U, dp_V per person), which data="
                 f"{self.name} does not have; use data=densepose_coco for it, or an instance parsing model "
-                "(model=parsing_rcnn) on this dataset")
+                "(model=parsing_rcnn) on this dataset"
+            )
         collate = req.get("collate")
         if collate and collate != self.collate:
             if collate not in COLLATES:
-                raise DataRequirementError(f"model={model} asks for data.collate={collate!r}; known: {sorted(COLLATES)}")
+                raise DataRequirementError(
+                    f"model={model} asks for data.collate={collate!r}; known: {sorted(COLLATES)}"
+                )
             log.info("data=%s: collate %s -> %s (model=%s)", self.name, self.collate, collate, model)
             self.collate = collate
         if req.get("persons") and not self.info.multi_person and self.name != "densepose_coco":
-            log.info("data=%s: single-person dataset; model=%s trains on its one person per image", self.name, model)
+            log.info(
+                "data=%s: single-person dataset; model=%s trains on its one person per image",
+                self.name,
+                model,
+            )
         self.require_targets(req.get("targets") or [])
         self.requirements = {"model": model, **req}
 
@@ -273,10 +290,13 @@ class ParsingDataModule(pl.LightningDataModule):
             raise DataRequirementError(
                 f"model={model} trains on keypoints ({joints} joints), but the {self.name} training split has none "
                 f"(LIP: lip_train_set.csv; ATR/CIHP: the pseudo-pose file <root>/pseudo_pose/train.json, COCO-17)"
-                + (f"; {hint}" if hint else ""))
+                + (f"; {hint}" if hint else "")
+            )
         if have is not None and int(have) != int(joints):
-            raise DataRequirementError(f"model={model} predicts {joints} joints but the {self.name} keypoints ({source}) "
-                                       f"have {have}: set model.num_joints={have}")
+            raise DataRequirementError(
+                f"model={model} predicts {joints} joints but the {self.name} keypoints ({source}) "
+                f"have {have}: set model.num_joints={have}"
+            )
 
     def gt_keys(self) -> list[str]:
         """Original-size ground truth the evaluation samples keep (what the evaluators read)."""
@@ -291,7 +311,9 @@ class ParsingDataModule(pl.LightningDataModule):
         added = []
         for name in names:
             if name not in TARGET_MAKERS:
-                raise KeyError(f"model requires unknown derived target {name!r}; known: {sorted(TARGET_MAKERS)}")
+                raise KeyError(
+                    f"model requires unknown derived target {name!r}; known: {sorted(TARGET_MAKERS)}"
+                )
             if any(isinstance(t, TARGET_MAKERS[name]) for t in self.targets):
                 continue
             self.targets.append(build_target(name, self.name, self.target_options.get(name), self.cache_dir))
@@ -382,8 +404,11 @@ class ParsingDataModule(pl.LightningDataModule):
 
             limit = self.limit_train if train else self.limit_val
             why = f" after limit_{'train' if train else 'val'}={limit}" if limit is not None else ""
-            raise DataError(self.data_root(), f"the {stage_split} split ({self.splits[stage_split]!r}) of {self.name} "
-                                              f"has no samples{why}; an empty split is an error")
+            raise DataError(
+                self.data_root(),
+                f"the {stage_split} split ({self.splits[stage_split]!r}) of {self.name} "
+                f"has no samples{why}; an empty split is an error",
+            )
         return ds
 
     def setup(self, stage: str | None = None) -> None:
@@ -392,7 +417,9 @@ class ParsingDataModule(pl.LightningDataModule):
         if stage in (None, "fit"):
             self.datasets["train"] = self.build_dataset("train", train=True)
             if len(self.datasets["train"]) == 0:
-                raise DataRequirementError(f"data={self.name}: the training split {self.splits['train']!r} is empty")
+                raise DataRequirementError(
+                    f"data={self.name}: the training split {self.splits['train']!r} is empty"
+                )
             self.check_requirements()
         if stage in (None, "fit", "validate"):
             self.datasets["val"] = self.build_dataset("val", train=False)

@@ -100,8 +100,10 @@ def split_files(root: str | Path, split: str, layout: str = "d2") -> list[tuple[
     for part in split.split("+"):
         name = SPLIT_ALIASES.get(part.strip(), part.strip())
         if name not in LAYOUTS[layout]:
-            raise ValueError(f"DensePose-COCO split {part!r} does not exist in layout {layout!r}; "
-                             f"choose from {sorted(LAYOUTS[layout])} (or 'val' = minival), joined with '+'")
+            raise ValueError(
+                f"DensePose-COCO split {part!r} does not exist in layout {layout!r}; "
+                f"choose from {sorted(LAYOUTS[layout])} (or 'val' = minival), joined with '+'"
+            )
         ann, dirs = LAYOUTS[layout][name]
         img_dir = next((base / d for d in dirs if (base / d).is_dir()), base / dirs[0])
         out.append((name, base / "annotations" / ann, img_dir))
@@ -157,7 +159,9 @@ def paint_coarse(dp_masks: Sequence, path: Path | str = "", ann_id: int | str = 
             if isinstance(r.get("counts"), list):
                 r = mask_utils.frPyObjects(r, *r["size"])
             if [int(v) for v in r["size"]] != [256, 256]:
-                raise DataError(path, f"annotation {ann_id}: dp_masks[{i - 1}] has size {r['size']}, expected [256, 256]")
+                raise DataError(
+                    path, f"annotation {ann_id}: dp_masks[{i - 1}] has size {r['size']}, expected [256, 256]"
+                )
             if isinstance(r["counts"], str):
                 r["counts"] = r["counts"].encode("ascii")
         except (TypeError, ValueError, KeyError, AttributeError) as e:
@@ -193,15 +197,24 @@ def dense_points(ann: dict, path: Path | str = "") -> dict:
             raise DataError(path, f"annotation {aid}: non-finite dense point values")
         parts = arrs["dp_I"]
         if parts.size and (np.any(parts != np.round(parts)) or parts.min() < 1 or parts.max() > NUM_FINE):
-            raise DataError(path, f"annotation {aid}: dp_I values must be integers 1..{NUM_FINE}, "
-                            f"got {np.unique(parts)[:10].tolist()}")
+            raise DataError(
+                path,
+                f"annotation {aid}: dp_I values must be integers 1..{NUM_FINE}, "
+                f"got {np.unique(parts)[:10].tolist()}",
+            )
         for k in ("dp_U", "dp_V"):
             if arrs[k].size and (arrs[k].min() < 0 or arrs[k].max() > 1):
                 raise DataError(path, f"annotation {aid}: {k} outside [0, 1]")
         for k in ("dp_x", "dp_y"):
             if arrs[k].size and (arrs[k].min() < 0 or arrs[k].max() > 256):
                 raise DataError(path, f"annotation {aid}: {k} outside the 256x256 box frame [0, 256]")
-        dp = {"x": arrs["dp_x"], "y": arrs["dp_y"], "I": parts.astype(np.int64), "U": arrs["dp_U"], "V": arrs["dp_V"]}
+        dp = {
+            "x": arrs["dp_x"],
+            "y": arrs["dp_y"],
+            "I": parts.astype(np.int64),
+            "U": arrs["dp_U"],
+            "V": arrs["dp_V"],
+        }
     else:
         z = np.zeros(0, dtype=np.float64)
         dp = {"x": z, "y": z.copy(), "I": np.zeros(0, np.int64), "U": z.copy(), "V": z.copy()}
@@ -227,12 +240,17 @@ def segmentation_mask(ann: dict, height: int, width: int, path: Path | str = "")
     except (TypeError, ValueError, KeyError, IndexError) as e:
         raise DataError(path, f"annotation {ann.get('id', '?')}: malformed segmentation ({e})") from e
     if m.shape != (height, width):
-        raise DataError(path, f"annotation {ann.get('id', '?')}: segmentation is {m.shape[1]}x{m.shape[0]} but the "
-                        f"image is {width}x{height}")
+        raise DataError(
+            path,
+            f"annotation {ann.get('id', '?')}: segmentation is {m.shape[1]}x{m.shape[0]} but the "
+            f"image is {width}x{height}",
+        )
     return m.astype(bool)
 
 
-def person_from_annotation(ann: dict, height: int, width: int, path: Path | str = "", decode_mask: bool = True) -> dict:
+def person_from_annotation(
+    ann: dict, height: int, width: int, path: Path | str = "", decode_mask: bool = True
+) -> dict:
     """One person dict (module docstring) from a DensePose-COCO annotation. With ``decode_mask=False``
     the mask is left undecoded (``mask`` None, ``segmentation`` kept) for the evaluator, which needs it
     only for GPSm of persons without ``dp_masks``."""
@@ -273,23 +291,38 @@ def read_coco(json_path: str | Path) -> COCO:
     return _quiet_coco(Path(json_path))
 
 
-def load_gt_images(json_path: str | Path, category_id: int | None = 1, decode_masks: bool = True) -> list[dict]:
+def load_gt_images(
+    json_path: str | Path, category_id: int | None = 1, decode_masks: bool = True
+) -> list[dict]:
     """Every image of a DensePose-COCO json, sorted by id, as ``{image_id, file_name, height, width,
     persons}`` (the persons of ``category_id``, in file order; all categories with ``None``). The
     standalone evaluator and the metric tests read the ground truth through this function."""
     return images_from_coco(read_coco(json_path), json_path, category_id, decode_masks)
 
 
-def images_from_coco(coco: COCO, path: str | Path, category_id: int | None = 1, decode_masks: bool = True) -> list[dict]:
+def images_from_coco(
+    coco: COCO, path: str | Path, category_id: int | None = 1, decode_masks: bool = True
+) -> list[dict]:
     """:func:`load_gt_images` for an already loaded index."""
     path = Path(path)
     out = []
     for iid in sorted(coco.imgs):
         im = coco.imgs[iid]
         h, w = int(im["height"]), int(im["width"])
-        anns = [a for a in coco.imgToAnns.get(iid, []) if category_id is None or a.get("category_id", 1) == category_id]
-        out.append({"image_id": iid, "file_name": im["file_name"], "height": h, "width": w,
-                    "persons": [person_from_annotation(a, h, w, path, decode_masks) for a in anns]})
+        anns = [
+            a
+            for a in coco.imgToAnns.get(iid, [])
+            if category_id is None or a.get("category_id", 1) == category_id
+        ]
+        out.append(
+            {
+                "image_id": iid,
+                "file_name": im["file_name"],
+                "height": h,
+                "width": w,
+                "persons": [person_from_annotation(a, h, w, path, decode_masks) for a in anns],
+            }
+        )
     return out
 
 
@@ -302,10 +335,14 @@ def person_to_tensors(p: dict) -> dict:
     out["keypoints"] = torch.as_tensor(np.asarray(p["keypoints"], np.float32))
     dp = p["dp"]
     out["dp"] = {
-        "x": torch.as_tensor(np.asarray(dp["x"], np.float32)), "y": torch.as_tensor(np.asarray(dp["y"], np.float32)),
-        "I": torch.as_tensor(np.asarray(dp["I"], np.int64)), "U": torch.as_tensor(np.asarray(dp["U"], np.float32)),
+        "x": torch.as_tensor(np.asarray(dp["x"], np.float32)),
+        "y": torch.as_tensor(np.asarray(dp["y"], np.float32)),
+        "I": torch.as_tensor(np.asarray(dp["I"], np.int64)),
+        "U": torch.as_tensor(np.asarray(dp["U"], np.float32)),
         "V": torch.as_tensor(np.asarray(dp["V"], np.float32)),
-        "coarse": None if dp["coarse"] is None else torch.from_numpy(np.ascontiguousarray(dp["coarse"]).astype(np.int64)),
+        "coarse": None
+        if dp["coarse"] is None
+        else torch.from_numpy(np.ascontiguousarray(dp["coarse"]).astype(np.int64)),
     }
     return out
 
@@ -348,7 +385,9 @@ class DensePoseCOCODataset(Reader):
         seen: set[int] = set()
         for name, ann_file, img_dir in self.sources:
             if not ann_file.is_file():
-                raise DatasetNotFoundError(f"DensePose-COCO {name} annotations {ann_file} not found; " + self._help())
+                raise DatasetNotFoundError(
+                    f"DensePose-COCO {name} annotations {ann_file} not found; " + self._help()
+                )
             coco = _quiet_coco(ann_file)
             for iid in sorted(coco.imgs):
                 if iid in seen:
@@ -358,9 +397,17 @@ class DensePoseCOCODataset(Reader):
                 anns = coco.imgToAnns.get(iid, [])
                 if filter_empty and not any("dp_x" in a for a in anns):
                     continue
-                self.images.append({"image_id": iid, "file_name": im["file_name"], "height": int(im["height"]),
-                                    "width": int(im["width"]), "path": img_dir / im["file_name"], "anns": anns,
-                                    "ann_file": ann_file})
+                self.images.append(
+                    {
+                        "image_id": iid,
+                        "file_name": im["file_name"],
+                        "height": int(im["height"]),
+                        "width": int(im["width"]),
+                        "path": img_dir / im["file_name"],
+                        "anns": anns,
+                        "ann_file": ann_file,
+                    }
+                )
         self.ids = [str(im["image_id"]) for im in self.images]
         if check_files:
             self.check_files()
@@ -389,13 +436,18 @@ class DensePoseCOCODataset(Reader):
                 f"configured. Flipping I and x alone corrupts U/V: set "
                 f"data.reader_options.uv_symmetry=<path to {UV_SYMMETRY}> (download: "
                 "https://dl.fbaipublicfiles.com/densepose/data/UV_symmetry_transforms.mat; not redistributable, "
-                "so humanparse never downloads it) or data.augment.flip_prob=0")
+                "so humanparse never downloads it) or data.augment.flip_prob=0"
+            )
         return DensePoseTransform(transform, self.uv_symmetry)
 
     def check_files(self) -> None:
         missing = [im["path"] for im in self.images if not im["path"].is_file()]
         if missing:
-            more = f" ({len(missing) - 1} more images of split {self.split!r} are missing too)" if len(missing) > 1 else ""
+            more = (
+                f" ({len(missing) - 1} more images of split {self.split!r} are missing too)"
+                if len(missing) > 1
+                else ""
+            )
             raise DataError(missing[0], f"image file is missing{more}")
 
     def image_path(self, i: int) -> Path:
@@ -406,14 +458,21 @@ class DensePoseCOCODataset(Reader):
         image = read_image(rec["path"])
         h, w = image.shape[:2]
         if (h, w) != (rec["height"], rec["width"]):
-            raise DataError(rec["path"], f"image is {w}x{h} but {rec['ann_file']} says {rec['width']}x{rec['height']}")
+            raise DataError(
+                rec["path"], f"image is {w}x{h} but {rec['ann_file']} says {rec['width']}x{rec['height']}"
+            )
         persons = [person_from_annotation(a, h, w, rec["ann_file"]) for a in rec["anns"]]
         sample = {
             "image": image,
             "persons": persons,
             "meta": {
-                "id": str(rec["image_id"]), "image_id": rec["image_id"], "file_name": rec["file_name"],
-                "dataset": "densepose_coco", "split": self.split, "image_path": str(rec["path"]), "orig_size": (h, w),
+                "id": str(rec["image_id"]),
+                "image_id": rec["image_id"],
+                "file_name": rec["file_name"],
+                "dataset": "densepose_coco",
+                "split": self.split,
+                "image_path": str(rec["path"]),
+                "orig_size": (h, w),
             },
         }
         return sample
@@ -422,4 +481,3 @@ class DensePoseCOCODataset(Reader):
         out = super().to_tensors(sample)
         out["persons"] = [person_to_tensors(p) for p in out["persons"]]
         return out
-

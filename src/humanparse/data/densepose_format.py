@@ -58,8 +58,20 @@ LICENCE_NOTE = (
 
 # GPS normalisation: per-part group of each fine chart dp_I (0..24) and the group's κ in metres
 # (D2 `Mean_Distances` indexed by `CoarseParts`)
-KAPPA_GROUP = np.array([0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8], dtype=np.int64)
-KAPPA_GROUP_NAMES = ("", "torso", "hands", "feet", "upper_legs", "lower_legs", "upper_arms", "lower_arms", "head")
+KAPPA_GROUP = np.array(
+    [0, 1, 1, 2, 2, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 6, 6, 6, 6, 7, 7, 7, 7, 8, 8], dtype=np.int64
+)
+KAPPA_GROUP_NAMES = (
+    "",
+    "torso",
+    "hands",
+    "feet",
+    "upper_legs",
+    "lower_legs",
+    "upper_arms",
+    "lower_arms",
+    "head",
+)
 KAPPA_PER_GROUP = np.array([0.0, 0.351, 0.107, 0.126, 0.237, 0.173, 0.142, 0.128, 0.150], dtype=np.float64)
 KAPPA_FIXED = 0.255  # the 2018 paper: GPS = 0.5 at about 30 cm
 
@@ -73,8 +85,10 @@ def missing_files_message(folder: str | os.PathLike | None, names: list[str], wh
     lines = [f"{what}: missing {', '.join(names)} {where}."]
     for n in names:
         lines.append(f"  {n}: {EVAL_DATA_URLS.get(n, '?')}")
-    lines.append(LICENCE_NOTE + ". Tests and the synthetic datasets use the project's synthetic surface "
-                 "(eval_data=synthetic, or the folder a synthetic DensePose-COCO set writes).")
+    lines.append(
+        LICENCE_NOTE + ". Tests and the synthetic datasets use the project's synthetic surface "
+        "(eval_data=synthetic, or the folder a synthetic DensePose-COCO set writes)."
+    )
     return "\n".join(lines)
 
 
@@ -110,12 +124,17 @@ def _nearest_first(points: np.ndarray, queries: np.ndarray) -> np.ndarray:
     if n == 0:
         raise ValueError("no vertices to search")
     if n * len(queries) <= 4_000_000:
-        d = np.sqrt(((points[None, :, 0] - queries[:, None, 0]) ** 2) + ((points[None, :, 1] - queries[:, None, 1]) ** 2))
+        d = np.sqrt(
+            ((points[None, :, 0] - queries[:, None, 0]) ** 2)
+            + ((points[None, :, 1] - queries[:, None, 1]) ** 2)
+        )
         return np.argmin(d, axis=1)
     k = min(8, n)
     _, cand = cKDTree(points).query(queries, k=k)
     cand = cand.reshape(len(queries), k)
-    d = np.sqrt(((points[cand, 0] - queries[:, None, 0]) ** 2) + ((points[cand, 1] - queries[:, None, 1]) ** 2))
+    d = np.sqrt(
+        ((points[cand, 0] - queries[:, None, 0]) ** 2) + ((points[cand, 1] - queries[:, None, 1]) ** 2)
+    )
     best = d.min(axis=1, keepdims=True)
     out = np.where(d == best, cand, n).min(axis=1)
     ambiguous = np.flatnonzero(d[:, -1] == best[:, 0]) if k < n else np.zeros(0, np.int64)
@@ -157,14 +176,18 @@ class BodySurface:
             flat = g.reshape(-1)
             num = int(round((1 + np.sqrt(1 + 8 * len(flat))) / 2))
             if num * (num - 1) // 2 != len(flat):
-                raise ValueError(f"{self.source}: geodesic vector of length {len(flat)} is not G(G-1)/2 for any G")
+                raise ValueError(
+                    f"{self.source}: geodesic vector of length {len(flat)} is not G(G-1)/2 for any G"
+                )
             self.geodesic = flat
             self._full = False
             self.num_geodesic = num
         m = len(self.uv)
         if not (len(self.part_id) == len(self.geo_index) == m):
-            raise ValueError(f"{self.source}: UV table ({m}), part ids ({len(self.part_id)}) and geodesic index "
-                             f"({len(self.geo_index)}) differ in length")
+            raise ValueError(
+                f"{self.source}: UV table ({m}), part ids ({len(self.part_id)}) and geodesic index "
+                f"({len(self.geo_index)}) differ in length"
+            )
         if self.geo_index.max(initial=0) > self.num_geodesic or self.geo_index.min(initial=0) < 0:
             raise ValueError(f"{self.source}: geodesic index outside 0..{self.num_geodesic}")
         if self.part_id.min(initial=1) < 1 or self.part_id.max(initial=1) > NUM_PARTS:
@@ -238,8 +261,13 @@ class BodySurface:
     def save_npz(self, path: str | os.PathLike) -> Path:
         """The project's one-file form: ``uv``, ``part_id``, ``geo_index`` (1-based), ``geodesic`` (G, G)."""
         path = Path(path)
-        np.savez_compressed(path, uv=self.uv, part_id=self.part_id, geo_index=self.geo_index,
-                            geodesic=self.full_matrix().astype(np.float32))
+        np.savez_compressed(
+            path,
+            uv=self.uv,
+            part_id=self.part_id,
+            geo_index=self.geo_index,
+            geodesic=self.full_matrix().astype(np.float32),
+        )
         return path
 
     @classmethod
@@ -260,13 +288,27 @@ class BodySurface:
         (L, 1) float32}``, protocol 2)."""
         folder = Path(folder)
         folder.mkdir(parents=True, exist_ok=True)
-        paths = {SMPL_SUBDIV: folder / SMPL_SUBDIV, SMPL_TRANSFORM: folder / SMPL_TRANSFORM, PDIST_PKL: folder / PDIST_PKL}
-        scipy.io.savemat(paths[SMPL_SUBDIV], {
-            "U_subdiv": self.uv[:, 0][None, :], "V_subdiv": self.uv[:, 1][None, :],
-            "Part_ID_subdiv": self.part_id.astype(np.int32)[None, :],
-        }, format="5", do_compression=True)
-        scipy.io.savemat(paths[SMPL_TRANSFORM], {"index": self.geo_index.astype(np.int32)[:, None]}, format="5",
-                         do_compression=True)
+        paths = {
+            SMPL_SUBDIV: folder / SMPL_SUBDIV,
+            SMPL_TRANSFORM: folder / SMPL_TRANSFORM,
+            PDIST_PKL: folder / PDIST_PKL,
+        }
+        scipy.io.savemat(
+            paths[SMPL_SUBDIV],
+            {
+                "U_subdiv": self.uv[:, 0][None, :],
+                "V_subdiv": self.uv[:, 1][None, :],
+                "Part_ID_subdiv": self.part_id.astype(np.int32)[None, :],
+            },
+            format="5",
+            do_compression=True,
+        )
+        scipy.io.savemat(
+            paths[SMPL_TRANSFORM],
+            {"index": self.geo_index.astype(np.int32)[:, None]},
+            format="5",
+            do_compression=True,
+        )
         with open(paths[PDIST_PKL], "wb") as f:
             pickle.dump({"Pdist_matrix": self.condensed().reshape(-1, 1)}, f, protocol=2)
         return paths
@@ -280,7 +322,9 @@ class BodySurface:
         if not (folder / PDIST_PKL).is_file() and not (folder / PDIST_MAT).is_file():
             missing.append(PDIST_PKL)
         if missing:
-            raise EvalDataMissingError(missing_files_message(folder, missing, "DensePose geodesic evaluation data"))
+            raise EvalDataMissingError(
+                missing_files_message(folder, missing, "DensePose geodesic evaluation data")
+            )
         sub = _loadmat(folder / SMPL_SUBDIV, ("U_subdiv", "V_subdiv", "Part_ID_subdiv"))
         tr = _loadmat(folder / SMPL_TRANSFORM, ("index",))
         u = np.asarray(sub["U_subdiv"], np.float64).reshape(-1)
@@ -292,8 +336,10 @@ class BodySurface:
                 raise DataError(folder / SMPL_SUBDIV, "Part_ID_subdiv holds non-integer values")
         index = np.asarray(tr["index"]).reshape(-1)
         if len(index) != len(u):
-            raise DataError(folder / SMPL_TRANSFORM, f"index has {len(index)} entries but {SMPL_SUBDIV} has "
-                            f"{len(u)} UV-vertices")
+            raise DataError(
+                folder / SMPL_TRANSFORM,
+                f"index has {len(index)} entries but {SMPL_SUBDIV} has {len(u)} UV-vertices",
+            )
         if (folder / PDIST_PKL).is_file():
             pdist_path = folder / PDIST_PKL
             try:
@@ -307,8 +353,11 @@ class BodySurface:
             try:
                 import h5py
             except ImportError as e:  # pragma: no cover - depends on the environment
-                raise DataError(pdist_path, f"reading the MATLAB v7.3 file needs h5py; use {PDIST_PKL} "
-                                f"({EVAL_DATA_URLS[PDIST_PKL]}) instead") from e
+                raise DataError(
+                    pdist_path,
+                    f"reading the MATLAB v7.3 file needs h5py; use {PDIST_PKL} "
+                    f"({EVAL_DATA_URLS[PDIST_PKL]}) instead",
+                ) from e
             with h5py.File(pdist_path, "r") as f:
                 pdist = np.asarray(f["Pdist_matrix"]).reshape(-1)
         try:
@@ -321,10 +370,14 @@ def _loadmat(path: Path, keys: tuple[str, ...]) -> dict:
     try:
         data = scipy.io.loadmat(str(path))
     except (ValueError, OSError, NotImplementedError, TypeError) as e:
-        raise DataError(path, f"unreadable MATLAB file ({e}); expected MATLAB v5/v7 (scipy.io.loadmat)") from e
+        raise DataError(
+            path, f"unreadable MATLAB file ({e}); expected MATLAB v5/v7 (scipy.io.loadmat)"
+        ) from e
     missing = [k for k in keys if k not in data]
     if missing:
-        raise DataError(path, f"missing variable(s) {missing}; found {sorted(k for k in data if not k.startswith('__'))}")
+        raise DataError(
+            path, f"missing variable(s) {missing}; found {sorted(k for k in data if not k.startswith('__'))}"
+        )
     return data
 
 
@@ -340,11 +393,15 @@ class UVSymmetry:
     def __post_init__(self) -> None:
         for name, arr in (("U_transforms", self.u_transforms), ("V_transforms", self.v_transforms)):
             if np.asarray(arr).shape != (NUM_PARTS, 256, 256):
-                raise ValueError(f"{self.source}: {name} must hold 24 arrays of 256x256, got {np.asarray(arr).shape}")
+                raise ValueError(
+                    f"{self.source}: {name} must hold 24 arrays of 256x256, got {np.asarray(arr).shape}"
+                )
         self.u_transforms = np.asarray(self.u_transforms, dtype=np.float32)
         self.v_transforms = np.asarray(self.v_transforms, dtype=np.float32)
 
-    def flip_points(self, parts: np.ndarray, u: np.ndarray, v: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    def flip_points(
+        self, parts: np.ndarray, u: np.ndarray, v: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Mirrored (I, U, V) of dense points (detectron2 DensePose flip): new part from the fine flip table,
         U' = U_transforms[I−1][⌊V·255⌋, ⌊U·255⌋] and V' likewise (looked up with the old part)."""
         parts = np.asarray(parts).astype(np.int64)
@@ -374,15 +431,21 @@ class UVSymmetry:
     def from_mat(cls, path: str | os.PathLike) -> UVSymmetry:
         path = Path(path)
         if not path.is_file():
-            raise EvalDataMissingError(missing_files_message(path.parent, [UV_SYMMETRY],
-                                                             f"DensePose UV symmetry tables ({path} does not exist)"))
+            raise EvalDataMissingError(
+                missing_files_message(
+                    path.parent, [UV_SYMMETRY], f"DensePose UV symmetry tables ({path} does not exist)"
+                )
+            )
         data = _loadmat(path, ("U_transforms", "V_transforms"))
         arrays = []
         for key in ("U_transforms", "V_transforms"):
             cell = data[key]
             try:
-                items = [np.asarray(cell[0, i], dtype=np.float32) for i in range(cell.shape[1])] if cell.dtype == object \
+                items = (
+                    [np.asarray(cell[0, i], dtype=np.float32) for i in range(cell.shape[1])]
+                    if cell.dtype == object
                     else [np.asarray(cell[i], np.float32) for i in range(cell.shape[0])]
+                )
                 stacked = np.stack(items)
             except (IndexError, ValueError, TypeError) as e:
                 raise DataError(path, f"{key} is not a cell of 2-D arrays ({e})") from e

@@ -33,10 +33,27 @@ from humanparse.data.densepose_format import (
 )
 
 __all__ = [
-    "EVAL_DATA_URLS", "KAPPA_FIXED", "KAPPA_GROUP", "KAPPA_GROUP_NAMES", "KAPPA_PER_GROUP", "LICENCE_NOTE",
-    "NUM_PARTS", "PDIST_MAT", "PDIST_PKL", "SMPL_SUBDIV", "SMPL_TRANSFORM", "SURFACE_NPZ", "UV_SYMMETRY",
-    "BodySurface", "EvalDataMissingError", "UVSymmetry", "condensed_index", "kappa_for", "load_body_surface",
-    "load_uv_symmetry", "missing_files_message",
+    "EVAL_DATA_URLS",
+    "KAPPA_FIXED",
+    "KAPPA_GROUP",
+    "KAPPA_GROUP_NAMES",
+    "KAPPA_PER_GROUP",
+    "LICENCE_NOTE",
+    "NUM_PARTS",
+    "PDIST_MAT",
+    "PDIST_PKL",
+    "SMPL_SUBDIV",
+    "SMPL_TRANSFORM",
+    "SURFACE_NPZ",
+    "UV_SYMMETRY",
+    "BodySurface",
+    "EvalDataMissingError",
+    "UVSymmetry",
+    "condensed_index",
+    "kappa_for",
+    "load_body_surface",
+    "load_uv_symmetry",
+    "missing_files_message",
 ]
 
 
@@ -45,8 +62,13 @@ def load_body_surface(source: str | os.PathLike | None) -> BodySurface:
     ``.npz`` file, or a folder holding the reference files (or, failing that, ``body_surface.npz``).
     A missing source raises :class:`EvalDataMissingError` naming the files and where they come from."""
     if source is None or str(source) == "":
-        raise EvalDataMissingError(missing_files_message(None, [SMPL_SUBDIV, SMPL_TRANSFORM, PDIST_PKL],
-                                                         "DensePose geodesic evaluation data (densepose.eval_data_dir)"))
+        raise EvalDataMissingError(
+            missing_files_message(
+                None,
+                [SMPL_SUBDIV, SMPL_TRANSFORM, PDIST_PKL],
+                "DensePose geodesic evaluation data (densepose.eval_data_dir)",
+            )
+        )
     if str(source) == "synthetic":
         from humanparse.synthetic.body_surface import synthetic_surface
 
@@ -55,8 +77,13 @@ def load_body_surface(source: str | os.PathLike | None) -> BodySurface:
     if path.suffix == ".npz":
         return BodySurface.from_npz(path)
     if not path.is_dir():
-        raise EvalDataMissingError(missing_files_message(path, [SMPL_SUBDIV, SMPL_TRANSFORM, PDIST_PKL],
-                                                         f"DensePose geodesic evaluation data: folder {path} does not exist"))
+        raise EvalDataMissingError(
+            missing_files_message(
+                path,
+                [SMPL_SUBDIV, SMPL_TRANSFORM, PDIST_PKL],
+                f"DensePose geodesic evaluation data: folder {path} does not exist",
+            )
+        )
     has_ref = (path / SMPL_SUBDIV).is_file() or (path / SMPL_TRANSFORM).is_file()
     if not has_ref and (path / SURFACE_NPZ).is_file():
         return BodySurface.from_npz(path / SURFACE_NPZ)

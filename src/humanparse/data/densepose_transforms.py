@@ -60,10 +60,15 @@ def flip_person(p: dict, width: int, symmetry: UVSymmetry) -> dict:
     kp[present, 0] = width - 1 - kp[present, 0]  # keypoints are pixel indices (pixel-centre mirror)
     q["keypoints"] = kp[_COCO_PERM]
     dp = p["dp"]
-    parts, u, v = symmetry.flip_points(dp["I"], dp["U"], dp["V"]) if len(dp["I"]) else (dp["I"], dp["U"], dp["V"])
+    parts, u, v = (
+        symmetry.flip_points(dp["I"], dp["U"], dp["V"]) if len(dp["I"]) else (dp["I"], dp["U"], dp["V"])
+    )
     q["dp"] = {
-        "x": 256.0 - np.asarray(dp["x"], np.float64), "y": np.asarray(dp["y"], np.float64).copy(),
-        "I": np.asarray(parts, np.int64), "U": np.asarray(u, np.float64), "V": np.asarray(v, np.float64),
+        "x": 256.0 - np.asarray(dp["x"], np.float64),
+        "y": np.asarray(dp["y"], np.float64).copy(),
+        "I": np.asarray(parts, np.int64),
+        "U": np.asarray(u, np.float64),
+        "V": np.asarray(v, np.float64),
         "coarse": None if dp["coarse"] is None else _COARSE_LUT[np.ascontiguousarray(dp["coarse"][:, ::-1])],
     }
     return q
@@ -108,16 +113,30 @@ def warp_person(p: dict, m: np.ndarray, input_size: tuple[int, int]) -> dict | N
     half = np.array([[1.0, 0.0, 0.5], [0.0, 1.0, 0.5], [0.0, 0.0, 1.0]])
     frame = new_inv @ half @ m @ np.linalg.inv(half) @ old
     dp = p["dp"]
-    pts = transform_points(np.stack([np.asarray(dp["x"], np.float64), np.asarray(dp["y"], np.float64)], 1), frame)
+    pts = transform_points(
+        np.stack([np.asarray(dp["x"], np.float64), np.asarray(dp["y"], np.float64)], 1), frame
+    )
     keep = (pts[:, 0] >= 0) & (pts[:, 0] <= 256) & (pts[:, 1] >= 0) & (pts[:, 1] <= 256)
     coarse = dp["coarse"]
     if coarse is not None:
         # the grid cell j covers [j, j+1): pixel-centre grid coordinates are box-frame coordinates − ½
         grid = np.linalg.inv(half) @ frame @ half  # forward map (src -> dst), as cv2.warpAffine expects
-        coarse = cv2.warpAffine(np.ascontiguousarray(coarse, dtype=np.uint8), grid[:2], (256, 256), flags=cv2.INTER_NEAREST,
-                                borderMode=cv2.BORDER_CONSTANT, borderValue=0)
-    q["dp"] = {"x": pts[keep, 0], "y": pts[keep, 1], "I": np.asarray(dp["I"])[keep], "U": np.asarray(dp["U"])[keep],
-               "V": np.asarray(dp["V"])[keep], "coarse": coarse}
+        coarse = cv2.warpAffine(
+            np.ascontiguousarray(coarse, dtype=np.uint8),
+            grid[:2],
+            (256, 256),
+            flags=cv2.INTER_NEAREST,
+            borderMode=cv2.BORDER_CONSTANT,
+            borderValue=0,
+        )
+    q["dp"] = {
+        "x": pts[keep, 0],
+        "y": pts[keep, 1],
+        "I": np.asarray(dp["I"])[keep],
+        "U": np.asarray(dp["U"])[keep],
+        "V": np.asarray(dp["V"])[keep],
+        "coarse": coarse,
+    }
     return q
 
 
@@ -146,9 +165,13 @@ class DensePoseTransform:
         m = np.asarray(m, dtype=np.float64)
         if meta.get("flipped"):
             if self.symmetry is None:
-                raise RuntimeError("DensePose flip without UV symmetry tables (the dataset should have refused this "
-                                   "configuration when it was built)")
+                raise RuntimeError(
+                    "DensePose flip without UV symmetry tables (the dataset should have refused this "
+                    "configuration when it was built)"
+                )
             persons = [flip_person(p, width, self.symmetry) for p in persons]
             m = m @ mirror_matrix(width)  # M = M' · mirror and the mirror is an involution
-        out["persons"] = [q for p in persons if (q := warp_person(p, m, tuple(meta["input_size"]))) is not None]
+        out["persons"] = [
+            q for p in persons if (q := warp_person(p, m, tuple(meta["input_size"]))) is not None
+        ]
         return out

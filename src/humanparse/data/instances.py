@@ -65,7 +65,9 @@ def paint_persons(maps: Sequence[np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
     return semantic, pid
 
 
-def part_instances(semantic: np.ndarray, person_ids: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def part_instances(
+    semantic: np.ndarray, person_ids: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """GT part instances (project rule): one instance per present (class c ≥ 1, person h ≥ 1) pair.
 
     Returns (instance-id map (uint16, 0 = none, ids 1..K in (person, class) order) and a (K, 3) int64
@@ -83,12 +85,15 @@ def part_instances(semantic: np.ndarray, person_ids: np.ndarray, num_classes: in
     lut = np.zeros(len(present), dtype=np.int64)
     lut[keys] = np.arange(1, len(keys) + 1)
     inst = lut[key].astype(np.uint16)
-    table = np.stack([np.arange(1, len(keys) + 1), keys % num_classes, keys // num_classes], 1).astype(np.int64)
+    table = np.stack([np.arange(1, len(keys) + 1), keys % num_classes, keys // num_classes], 1).astype(
+        np.int64
+    )
     return inst, table.reshape(-1, 3)
 
 
-def instance_partition_mismatch(instance_ids: np.ndarray, semantic: np.ndarray, person_ids: np.ndarray,
-                                num_classes: int) -> int:
+def instance_partition_mismatch(
+    instance_ids: np.ndarray, semantic: np.ndarray, person_ids: np.ndarray, num_classes: int
+) -> int:
     """Number of pixels where the shipped ``Instance_ids`` map does not induce the same partition as the
     (class, person) rule; 0 means they agree (a mismatch is logged and the Category/Human pair wins)."""
     derived, _ = part_instances(semantic, person_ids, num_classes)

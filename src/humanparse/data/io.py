@@ -25,8 +25,10 @@ class DataError(ValueError):
 def _decoder_problem(e: BaseException) -> str:
     """Why Pillow could not decode a file, in words (decompression bombs named as such)."""
     if isinstance(e, (Image.DecompressionBombError, Image.DecompressionBombWarning)):
-        return (f"image too large to decode safely ({e}); Pillow's decompression-bomb limit "
-                "(PIL.Image.MAX_IMAGE_PIXELS) refuses it")
+        return (
+            f"image too large to decode safely ({e}); Pillow's decompression-bomb limit "
+            "(PIL.Image.MAX_IMAGE_PIXELS) refuses it"
+        )
     return f"corrupt or unreadable image ({type(e).__name__}: {e})"
 
 
@@ -52,7 +54,9 @@ def _to_uint8_rgb(im: Image.Image, path: Path) -> np.ndarray:
         gray = ((arr * 255 + 32767) // 65535).astype(np.uint8)  # 16-bit → 8-bit, rounded
         return np.repeat(gray[..., None], 3, axis=2)
     if mode == "F":
-        raise DataError(path, "floating-point image (mode F): no 8-bit RGB reading is defined; save it as 8/16-bit")
+        raise DataError(
+            path, "floating-point image (mode F): no 8-bit RGB reading is defined; save it as 8/16-bit"
+        )
     return np.asarray(im.convert("RGB"))
 
 

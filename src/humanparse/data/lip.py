@@ -56,8 +56,11 @@ def parse_pose_csv(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str, 
             if not row or all(not c.strip() for c in row):
                 continue
             if len(row) != expected:
-                raise DataError(path, f"line {lineno}: malformed pose row with {len(row)} fields, expected {expected} "
-                                f"(image name + {num_joints} x (x, y, v))")
+                raise DataError(
+                    path,
+                    f"line {lineno}: malformed pose row with {len(row)} fields, expected {expected} "
+                    f"(image name + {num_joints} x (x, y, v))",
+                )
             name = row[0].strip()
             key = name.rsplit(".", 1)[0] if "." in name else name
             kp = np.zeros((num_joints, 3), dtype=np.float32)
@@ -66,7 +69,9 @@ def parse_pose_csv(path: str | Path, num_joints: int = NUM_JOINTS) -> dict[str, 
                 try:
                     x, y = float(xs), float(ys)
                 except ValueError:
-                    raise DataError(path, f"line {lineno}: joint {j} has non-numeric coordinates ({xs!r}, {ys!r})") from None
+                    raise DataError(
+                        path, f"line {lineno}: joint {j} has non-numeric coordinates ({xs!r}, {ys!r})"
+                    ) from None
                 if math.isnan(x) or math.isnan(y):
                     continue
                 kp[j] = (x, y, 1.0)
@@ -149,8 +154,12 @@ class LIPDataset(Reader):
                 self.keypoints = parse_pose_csv(pf)
             missing = sum(1 for i in self.ids if i not in self.keypoints)
             if missing:
-                log.warning("LIP %s: %d of %d images have no pose row; their 16 joints are treated as absent",
-                            split, missing, len(self.ids))
+                log.warning(
+                    "LIP %s: %d of %d images have no pose row; their 16 joints are treated as absent",
+                    split,
+                    missing,
+                    len(self.ids),
+                )
             self.missing_pose = missing
         if check_files:
             self.check_files()
@@ -162,13 +171,22 @@ class LIPDataset(Reader):
         r, s = self.root, self.split
         if self.layout == "official":
             if s == "test":
-                img = _first_dir(r / "Testing_images" / "testing_images", r / "Testing_images" / "Testing_images" / "testing_images")
+                img = _first_dir(
+                    r / "Testing_images" / "testing_images",
+                    r / "Testing_images" / "Testing_images" / "testing_images",
+                )
                 ids = r / "Testing_images" / "test_id.txt"
                 lab, pose = None, None
             else:
-                img = _first_dir(r / "TrainVal_images" / "TrainVal_images" / f"{s}_images", r / "TrainVal_images" / f"{s}_images")
+                img = _first_dir(
+                    r / "TrainVal_images" / "TrainVal_images" / f"{s}_images",
+                    r / "TrainVal_images" / f"{s}_images",
+                )
                 lab = _first_dir(
-                    r / "TrainVal_parsing_annotations" / "TrainVal_parsing_annotations" / f"{s}_segmentations",
+                    r
+                    / "TrainVal_parsing_annotations"
+                    / "TrainVal_parsing_annotations"
+                    / f"{s}_segmentations",
                     r / "TrainVal_parsing_annotations" / f"{s}_segmentations",
                 )
                 ids = r / "TrainVal_images" / f"{s}_id.txt"
@@ -202,7 +220,11 @@ class LIPDataset(Reader):
             missing = [self.label_path(i) for i in range(len(self.ids)) if not self.label_path(i).is_file()]
             kind = "label"
         if missing:
-            more = f" ({len(missing) - 1} more {kind} files listed in the {self.split} id list are missing too)" if len(missing) > 1 else ""
+            more = (
+                f" ({len(missing) - 1} more {kind} files listed in the {self.split} id list are missing too)"
+                if len(missing) > 1
+                else ""
+            )
             raise DataError(missing[0], f"{kind} file is missing{more}")
 
     def load(self, index: int) -> dict:

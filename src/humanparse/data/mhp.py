@@ -67,8 +67,13 @@ def index_parsing_annos(folder: Path) -> tuple[dict[str, list[str]], list[tuple[
         nns = {int(f[-9:-7]) for f in files}
         mms = [int(f[-6:-4]) for f in files]
         if len(nns) != 1 or sorted(mms) != list(range(1, len(files) + 1)) or nns != {len(files)}:
-            problems.append((str(folder / files[0]), f"image {key!r}: person files {files} do not number 1..NN "
-                             f"with NN = {len(files)}; persons are taken in sorted file order"))
+            problems.append(
+                (
+                    str(folder / files[0]),
+                    f"image {key!r}: person files {files} do not number 1..NN "
+                    f"with NN = {len(files)}; persons are taken in sorted file order",
+                )
+            )
     return groups, problems
 
 
@@ -122,8 +127,11 @@ class MHPv2Dataset(FolderDataset):
         if self.image_dir is None:
             raise self.not_found(f"{base / folder / 'images'} not found")
         # the release names the folder parsing_annos/; the official evaluator's get_data reads annotations/
-        self.anno_dir = None if folder == "test" else first_dir(base / folder / "parsing_annos",
-                                                                base / folder / "annotations")
+        self.anno_dir = (
+            None
+            if folder == "test"
+            else first_dir(base / folder / "parsing_annos", base / folder / "annotations")
+        )
         self.with_persons = bool(persons)
         self.drop_empty = empty_persons == "drop"
         self.issues: list[tuple[str, str]] = []
@@ -158,9 +166,13 @@ class MHPv2Dataset(FolderDataset):
         if self.has_labels:
             missing = [i for i in self.ids if not self.annos.get(i)]
             if missing:
-                more = f" ({len(missing) - 1} more listed images have none either)" if len(missing) > 1 else ""
-                raise DataError(self.anno_dir / f"{missing[0]}_NN_MM.png",
-                                f"no parsing_annos file for image {missing[0]!r}{more}")
+                more = (
+                    f" ({len(missing) - 1} more listed images have none either)" if len(missing) > 1 else ""
+                )
+                raise DataError(
+                    self.anno_dir / f"{missing[0]}_NN_MM.png",
+                    f"no parsing_annos file for image {missing[0]!r}{more}",
+                )
 
     def load(self, index: int) -> dict:
         sample = self.load_base(index)
@@ -168,8 +180,10 @@ class MHPv2Dataset(FolderDataset):
             return sample
         paths = self.person_paths(index)
         if not paths:
-            raise DataError(self.anno_dir / f"{self.ids[index]}_NN_MM.png",
-                            f"no parsing_annos file for image {self.ids[index]!r}")
+            raise DataError(
+                self.anno_dir / f"{self.ids[index]}_NN_MM.png",
+                f"no parsing_annos file for image {self.ids[index]!r}",
+            )
         image, ipath = sample["image"], sample["meta"]["image_path"]
         maps = []
         for p in paths:

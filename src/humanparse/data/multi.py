@@ -82,8 +82,16 @@ class HomogeneousBatchSampler(Sampler):
     pairs. Lightning calls ``set_epoch`` through ``batch_sampler.sampler``, which is this object.
     """
 
-    def __init__(self, sizes: Sequence[int], batch_size: int, shuffle: bool = True, seed: int = 0,
-                 drop_last: bool = False, num_replicas: int | None = None, rank: int | None = None):
+    def __init__(
+        self,
+        sizes: Sequence[int],
+        batch_size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        drop_last: bool = False,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+    ):
         ws, rk = dist_info()
         self.sizes = [int(s) for s in sizes]
         self.offsets = [sum(self.sizes[:i]) for i in range(len(self.sizes))]
@@ -123,7 +131,7 @@ class HomogeneousBatchSampler(Sampler):
             need = nb * gb
             order = (order * math.ceil(need / n))[:need]
             for b in range(nb):
-                batches.append((d, [self.offsets[d] + i for i in order[b * gb:(b + 1) * gb]]))
+                batches.append((d, [self.offsets[d] + i for i in order[b * gb : (b + 1) * gb]]))
         if self.shuffle:
             perm = torch.randperm(len(batches), generator=g).tolist()
             batches = [batches[i] for i in perm]
@@ -186,21 +194,40 @@ class MultiDataModule(pl.LightningDataModule):
         num_classes: optional check of the members' class counts, in order.
     """
 
-    def __init__(self, datasets: Mapping[str, ParsingDataModule], batch_size: int = 10,
-                 eval_batch_size: int | None = None, num_workers: int = 2, pin_memory: bool = False,
-                 drop_last: bool = False, collate: str = "dense", seed: int = 0, name: str = "multi",
-                 synthetic: bool = False, synthetic_options: Mapping | None = None,
-                 input_size: Sequence[int] | None = None, augment: Mapping | None = None,
-                 normalize: Mapping | None = None, num_classes: Sequence[int] | None = None,
-                 num_joints: int | None = None):
+    def __init__(
+        self,
+        datasets: Mapping[str, ParsingDataModule],
+        batch_size: int = 10,
+        eval_batch_size: int | None = None,
+        num_workers: int = 2,
+        pin_memory: bool = False,
+        drop_last: bool = False,
+        collate: str = "dense",
+        seed: int = 0,
+        name: str = "multi",
+        synthetic: bool = False,
+        synthetic_options: Mapping | None = None,
+        input_size: Sequence[int] | None = None,
+        augment: Mapping | None = None,
+        normalize: Mapping | None = None,
+        num_classes: Sequence[int] | None = None,
+        num_joints: int | None = None,
+    ):
         super().__init__()
-        self.shared = {"synthetic": bool(synthetic), "synthetic_options": plain(synthetic_options),
-                       "input_size": plain(input_size), "augment": plain(augment), "normalize": plain(normalize)}
+        self.shared = {
+            "synthetic": bool(synthetic),
+            "synthetic_options": plain(synthetic_options),
+            "input_size": plain(input_size),
+            "augment": plain(augment),
+            "normalize": plain(normalize),
+        }
         if not datasets:
             raise ValueError("MultiDataModule needs at least one dataset")
         for key, dm in datasets.items():
             if not isinstance(dm, ParsingDataModule):
-                raise TypeError(f"datasets.{key} must be a ParsingDataModule (a conf/data/<name>.yaml), got {type(dm)}")
+                raise TypeError(
+                    f"datasets.{key} must be a ParsingDataModule (a conf/data/<name>.yaml), got {type(dm)}"
+                )
         self.members: dict[str, ParsingDataModule] = dict(datasets)
         self.name = name
         self.batch_size = int(batch_size)
@@ -214,8 +241,10 @@ class MultiDataModule(pl.LightningDataModule):
         self.seed = int(seed)
         self.datasets: dict = {}
         if num_classes is not None and list(num_classes) != self.num_classes:
-            raise ValueError(f"data.num_classes={list(num_classes)} but the datasets {self.names} have "
-                             f"{self.num_classes} classes")
+            raise ValueError(
+                f"data.num_classes={list(num_classes)} but the datasets {self.names} have "
+                f"{self.num_classes} classes"
+            )
 
     # -- what the model needs to know -------------------------------------------------------------
     @property
@@ -248,7 +277,8 @@ class MultiDataModule(pl.LightningDataModule):
             raise DataRequirementError(
                 f"data={self.name} trains on {', '.join(self.names)} at once, with their different label spaces "
                 f"({self.num_classes} classes); model={model} has a single head. Use a model with per-dataset heads "
-                f"(model=grapy with experiment=grapy_ml), or train on one dataset (data={self.names[0]})")
+                f"(model=grapy with experiment=grapy_ml), or train on one dataset (data={self.names[0]})"
+            )
         for member in self.members.values():
             member.adapt_to_model({k: v for k, v in req.items() if k != "multi_dataset"}, model)
         if req.get("collate"):
@@ -265,11 +295,14 @@ class MultiDataModule(pl.LightningDataModule):
         for dm in self.members.values():
             dm.setup(stage)
         if stage in (None, "fit"):
-            self.datasets["train"] = TaggedConcatDataset([dm.datasets["train"] for dm in self.members.values()], self.names)
+            self.datasets["train"] = TaggedConcatDataset(
+                [dm.datasets["train"] for dm in self.members.values()], self.names
+            )
         for key in ("val", "test"):
             if all(key in dm.datasets for dm in self.members.values()):
-                self.datasets[key] = [_Tagged(dm.datasets[key], i, n)
-                                      for i, (n, dm) in enumerate(self.members.items())]
+                self.datasets[key] = [
+                    _Tagged(dm.datasets[key], i, n) for i, (n, dm) in enumerate(self.members.items())
+                ]
 
     def _per_device(self, global_batch: int) -> int:
         world, _ = dist_info()
@@ -279,17 +312,36 @@ class MultiDataModule(pl.LightningDataModule):
 
     def train_dataloader(self) -> DataLoader:
         ds = self.datasets["train"]
-        sampler = HomogeneousBatchSampler(ds.sizes, self._per_device(self.batch_size), shuffle=True,
-                                          seed=self.seed, drop_last=self.drop_last)
-        return DataLoader(ds, batch_sampler=sampler, num_workers=self.num_workers, collate_fn=self.collate_fn,
-                          pin_memory=self.pin_memory, persistent_workers=self.num_workers > 0)
+        sampler = HomogeneousBatchSampler(
+            ds.sizes,
+            self._per_device(self.batch_size),
+            shuffle=True,
+            seed=self.seed,
+            drop_last=self.drop_last,
+        )
+        return DataLoader(
+            ds,
+            batch_sampler=sampler,
+            num_workers=self.num_workers,
+            collate_fn=self.collate_fn,
+            pin_memory=self.pin_memory,
+            persistent_workers=self.num_workers > 0,
+        )
 
     def _eval_loaders(self, key: str) -> list[DataLoader]:
         bs = self._per_device(self.eval_batch_size)
-        return [DataLoader(ds, batch_size=bs, sampler=InferenceSampler(len(ds)), num_workers=self.num_workers,
-                           collate_fn=self.collate_fn, pin_memory=self.pin_memory,
-                           persistent_workers=self.num_workers > 0)
-                for ds in self.datasets[key]]
+        return [
+            DataLoader(
+                ds,
+                batch_size=bs,
+                sampler=InferenceSampler(len(ds)),
+                num_workers=self.num_workers,
+                collate_fn=self.collate_fn,
+                pin_memory=self.pin_memory,
+                persistent_workers=self.num_workers > 0,
+            )
+            for ds in self.datasets[key]
+        ]
 
     def val_dataloader(self) -> list[DataLoader]:
         return self._eval_loaders("val")
@@ -298,5 +350,9 @@ class MultiDataModule(pl.LightningDataModule):
         return self._eval_loaders("test")
 
     def describe(self) -> dict:
-        return {"dataset": self.name, "members": {n: dm.describe() for n, dm in self.members.items()},
-                "global_batch_size": self.batch_size, **self.shared}
+        return {
+            "dataset": self.name,
+            "members": {n: dm.describe() for n, dm in self.members.items()},
+            "global_batch_size": self.batch_size,
+            **self.shared,
+        }

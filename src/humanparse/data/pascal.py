@@ -90,7 +90,9 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
         if self.split not in ("train", "val"):
             raise ValueError(f"PASCAL-Person-Part split must be train or val (= test), got {split!r}")
         if layout != "graphonomy":
-            raise ValueError(f"unknown PASCAL-Person-Part layout {layout!r}; expected one of {self.info.layouts}")
+            raise ValueError(
+                f"unknown PASCAL-Person-Part layout {layout!r}; expected one of {self.info.layouts}"
+            )
         if not self.root.is_dir():
             raise self.not_found(f"root {self.root} does not exist")
         base = dataset_dir(self.root, "pascal")
@@ -109,8 +111,11 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
             list_file = base / lists[val_list]
             self.val_list = val_list
             if val_list == "grapy":
-                log.warning("PASCAL-Person-Part: evaluating on Grapy-ML's val list (%s), not the default HHP list "
-                            "(1,817 ids); say so when reporting", list_file)
+                log.warning(
+                    "PASCAL-Person-Part: evaluating on Grapy-ML's val list (%s), not the default HHP list "
+                    "(1,817 ids); say so when reporting",
+                    list_file,
+                )
         if not list_file.is_file():
             raise self.not_found(f"id list {list_file} not found")
         self.ids = read_id_list(list_file)
@@ -122,7 +127,8 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
             human_dir=hdir if use else None,
             instance_dir=first_dir(base / "Instance_ids") if use else None,
             category_dir=first_dir(base / "Category_ids") if use else None,
-            persons=persons, instance_check=instance_check,
+            persons=persons,
+            instance_check=instance_check,
         )
         if check_files:
             self.check_files()
@@ -139,6 +145,9 @@ class PascalPersonPartDataset(InstanceMixin, FolderDataset):
                 cat = read_label(cpath, num_classes=self.info.num_classes)
                 if cat.shape != sample["semantic"].shape or not np.array_equal(cat, sample["semantic"]):
                     sample["meta"]["instance_valid"] = False
-                    self.report(cpath, "converted Category_ids does not reproduce SegmentationPart; "
-                                "the image is excluded from instance metrics")
+                    self.report(
+                        cpath,
+                        "converted Category_ids does not reproduce SegmentationPart; "
+                        "the image is excluded from instance metrics",
+                    )
         return sample

@@ -50,7 +50,9 @@ def sample_persons(sample: dict) -> list[dict]:
         return list(sample["persons"])
     if sample.get("person_ids") is not None and sample.get("semantic") is not None:
         return persons_from_ids(sample["semantic"], sample["person_ids"])
-    raise KeyError(f"{sample.get('meta', {}).get('id')}: person crops need 'persons' or 'person_ids' in the sample")
+    raise KeyError(
+        f"{sample.get('meta', {}).get('id')}: person crops need 'persons' or 'person_ids' in the sample"
+    )
 
 
 def crop_box(mask: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, int] | None:
@@ -67,8 +69,9 @@ def crop_box(mask: np.ndarray, margin: float = 0.0) -> tuple[int, int, int, int]
     return x0, y0, x1, y1
 
 
-def cut_person(sample: dict, mask: np.ndarray, keypoints: np.ndarray | None, margin: float = 0.0,
-               mask_image: bool = True) -> dict | None:
+def cut_person(
+    sample: dict, mask: np.ndarray, keypoints: np.ndarray | None, margin: float = 0.0, mask_image: bool = True
+) -> dict | None:
     """One person's crop as a raw single-person sample (``None`` for an empty mask).
 
     ``meta['crop_box']`` holds (x0, y0, x1, y1) in the image; the label (when the sample has one) is the
@@ -91,7 +94,9 @@ def cut_person(sample: dict, mask: np.ndarray, keypoints: np.ndarray | None, mar
         kp[~present] = 0.0
         out["keypoints"] = kp
     meta = dict(sample.get("meta", {}))
-    meta.update(image_id=meta.get("id"), crop_box=box, orig_size=(y1 - y0, x1 - x0), image_size=tuple(mask.shape))
+    meta.update(
+        image_id=meta.get("id"), crop_box=box, orig_size=(y1 - y0, x1 - x0), image_size=tuple(mask.shape)
+    )
     out["meta"] = meta
     return out
 
@@ -105,19 +110,26 @@ def read_detections(path: str | Path, category_id: int | None = 1) -> dict[str, 
     try:
         entries = json.loads(path.read_text())
     except FileNotFoundError:
-        raise DataError(path, "person detections file is missing (run a person detector, e.g. Mask R-CNN, on the split "
-                              "and save COCO-style results; or evaluate on ground-truth persons, an upper bound, with "
-                              "data.person_crops.test_persons=gt)") from None
+        raise DataError(
+            path,
+            "person detections file is missing (run a person detector, e.g. Mask R-CNN, on the split "
+            "and save COCO-style results; or evaluate on ground-truth persons, an upper bound, with "
+            "data.person_crops.test_persons=gt)",
+        ) from None
     except json.JSONDecodeError as e:
         raise DataError(path, f"malformed JSON ({e})") from e
     if not isinstance(entries, list):
-        raise DataError(path, "expected a list of COCO-style results [{image_id, segmentation, score, category_id}]")
+        raise DataError(
+            path, "expected a list of COCO-style results [{image_id, segmentation, score, category_id}]"
+        )
     out: dict[str, list[dict]] = {}
     for i, e in enumerate(entries):
         try:
             if category_id is not None and int(e.get("category_id", category_id)) != category_id:
                 continue
-            out.setdefault(str(e["image_id"]), []).append({"segmentation": e["segmentation"], "score": float(e["score"])})
+            out.setdefault(str(e["image_id"]), []).append(
+                {"segmentation": e["segmentation"], "score": float(e["score"])}
+            )
         except (KeyError, TypeError, ValueError) as err:
             raise DataError(path, f"entry {i}: malformed ({err})") from err
     return out
@@ -191,8 +203,10 @@ class PersonCropDataset(Reader):
         self.detections = None
         if not train and test_persons == "detections":
             if detections is None:
-                raise ValueError("test_persons=detections needs a detections file (data.person_crops.detections.<split>); "
-                                 "test_persons=gt evaluates on ground-truth persons, an upper bound")
+                raise ValueError(
+                    "test_persons=detections needs a detections file (data.person_crops.detections.<split>); "
+                    "test_persons=gt evaluates on ground-truth persons, an upper bound"
+                )
             self.detections = read_detections(detections)
         self.detections_file = str(detections) if detections is not None else None
         if train:
@@ -202,9 +216,15 @@ class PersonCropDataset(Reader):
             self.index, joints = [], None
             self.ids = list(base.ids)
         self.num_joints = num_joints or joints or (self.info.num_joints or None)
-        self.pose_source = (f"per-person keypoints of {type(base).__name__}" if joints else None) if train else None
+        self.pose_source = (
+            (f"per-person keypoints of {type(base).__name__}" if joints else None) if train else None
+        )
         if self.num_joints and not self.info.num_joints:
-            pairs = joint_flip_pairs if joint_flip_pairs is not None else (COCO_JOINT_FLIP_PAIRS if self.num_joints == 17 else ())
+            pairs = (
+                joint_flip_pairs
+                if joint_flip_pairs is not None
+                else (COCO_JOINT_FLIP_PAIRS if self.num_joints == 17 else ())
+            )
             perm = np.arange(self.num_joints)
             for a, b in pairs:
                 perm[a], perm[b] = b, a
@@ -225,16 +245,28 @@ class PersonCropDataset(Reader):
     def _person_index(self, cache: str | Path | None) -> tuple[list[tuple[int, int]], int | None]:
         if cache is None:
             return self._scan()
-        key = json.dumps({"reader": type(self.base).__name__, "root": str(getattr(self.base, "root", "")),
-                          "split": getattr(self.base, "split", ""), "ids": hashlib.sha1("\n".join(self.base.ids).encode()).hexdigest(),
-                          "min_pixels": self.min_pixels}, sort_keys=True)
+        key = json.dumps(
+            {
+                "reader": type(self.base).__name__,
+                "root": str(getattr(self.base, "root", "")),
+                "split": getattr(self.base, "split", ""),
+                "ids": hashlib.sha1("\n".join(self.base.ids).encode()).hexdigest(),
+                "min_pixels": self.min_pixels,
+            },
+            sort_keys=True,
+        )
         path = Path(cache) / f"persons-{hashlib.sha1(key.encode()).hexdigest()[:12]}.json"
         with file_lock(path.with_suffix(".lock")):
             if path.is_file():
                 data = json.loads(path.read_text())
                 return [tuple(x) for x in data["index"]], data["joints"]
-            log.info("indexing the persons of %s %s (%d images) into %s", type(self.base).__name__,
-                     getattr(self.base, "split", ""), len(self.base), path)
+            log.info(
+                "indexing the persons of %s %s (%d images) into %s",
+                type(self.base).__name__,
+                getattr(self.base, "split", ""),
+                len(self.base),
+                path,
+            )
             index, joints = self._scan()
             path.write_text(json.dumps({"key": json.loads(key), "index": index, "joints": joints}))
         return index, joints
@@ -254,7 +286,10 @@ class PersonCropDataset(Reader):
         sample = self.base.load(i)
         person = next((p for p in sample_persons(sample) if int(p["id"]) == pid), None)
         if person is None:
-            raise DataError(getattr(self.base, "root", "?"), f"image {self.base.ids[i]}: person {pid} vanished since indexing")
+            raise DataError(
+                getattr(self.base, "root", "?"),
+                f"image {self.base.ids[i]}: person {pid} vanished since indexing",
+            )
         crop = cut_person(sample, person["mask"], person.get("keypoints"), self.margin, self.mask_image)
         crop["meta"].update(id=self.ids[index], person_id=pid)
         return crop
@@ -269,15 +304,20 @@ class PersonCropDataset(Reader):
             dets = self.detections.get(sid)
             if dets is None and sid.isdigit():
                 dets = self.detections.get(str(int(sid)))
-            persons = [{"id": k + 1, "mask": decode_mask(d["segmentation"], size), "score": d["score"]}
-                       for k, d in enumerate(dets or []) if d["score"] >= self.score_threshold]
+            persons = [
+                {"id": k + 1, "mask": decode_mask(d["segmentation"], size), "score": d["score"]}
+                for k, d in enumerate(dets or [])
+                if d["score"] >= self.score_threshold
+            ]
         persons = [p for p in persons if int(np.count_nonzero(p["mask"])) >= self.min_pixels]
         return sorted(persons, key=lambda p: p["score"])  # stable: ties keep id / file order
 
     def adapt_transform(self, transform: Callable | None) -> Callable | None:
         """Training crops take the transform as they are; evaluation items are cut into per-person crops,
         each transformed on its own (:class:`CropEach`)."""
-        return transform if self.train else CropEach(transform, self.margin, self.mask_image, self.test_persons)
+        return (
+            transform if self.train else CropEach(transform, self.margin, self.mask_image, self.test_persons)
+        )
 
 
 class CropEach:
@@ -286,7 +326,12 @@ class CropEach:
     evaluation transform: no RNG), its affine composed with the crop offset (original image pixels → input)."""
 
     def __init__(self, transform: Callable | None, margin: float, mask_image: bool, test_persons: str):
-        self.transform, self.margin, self.mask_image, self.test_persons = transform, margin, mask_image, test_persons
+        self.transform, self.margin, self.mask_image, self.test_persons = (
+            transform,
+            margin,
+            mask_image,
+            test_persons,
+        )
 
     def __call__(self, sample: dict, rng=None) -> dict:
         crops = []
@@ -296,13 +341,15 @@ class CropEach:
             if self.transform is not None:
                 crop = self.transform(crop, None)
             x0, y0 = crop["meta"]["crop_box"][:2]
-            crops.append({
-                "image": torch.from_numpy(np.ascontiguousarray(crop["image"])),
-                "affine": crop["meta"]["affine"] @ translate(-x0, -y0),
-                "mask": torch.from_numpy(p["mask"]),
-                "score": p["score"],
-                "id": p["id"],
-            })
+            crops.append(
+                {
+                    "image": torch.from_numpy(np.ascontiguousarray(crop["image"])),
+                    "affine": crop["meta"]["affine"] @ translate(-x0, -y0),
+                    "mask": torch.from_numpy(p["mask"]),
+                    "score": p["score"],
+                    "id": p["id"],
+                }
+            )
         out = {"person_crops": crops, "meta": dict(sample["meta"], test_persons=self.test_persons)}
         if "gt" in sample:
             out["gt"] = sample["gt"]
@@ -328,13 +375,21 @@ class PersonCropDataModule(ParsingDataModule):
         opts = dict(self.person_crops)
         detections = (opts.pop("detections", None) or {}).get(self.splits[stage_split])
         base = self.build_reader(stage_split, train)
-        reader = PersonCropDataset(base, train=train, detections=detections,
-                                   index_cache=Path(self.cache_dir) / "person_index", **opts)
+        reader = PersonCropDataset(
+            base,
+            train=train,
+            detections=detections,
+            index_cache=Path(self.cache_dir) / "person_index",
+            **opts,
+        )
         return self.pipeline(reader, train, targets=self.targets if train else ())
 
     def describe(self) -> dict:
         out = super().describe()
-        out["person_crops"] = {"train": "ground-truth persons",
-                               "test": "ground-truth persons (upper bound)" if self.person_crops.get("test_persons", "gt") == "gt"
-                               else f"detections {self.person_crops.get('detections')}"}
+        out["person_crops"] = {
+            "train": "ground-truth persons",
+            "test": "ground-truth persons (upper bound)"
+            if self.person_crops.get("test_persons", "gt") == "gt"
+            else f"detections {self.person_crops.get('detections')}",
+        }
         return out

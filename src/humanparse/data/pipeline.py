@@ -57,7 +57,9 @@ class SamplePipeline(Dataset):
         self.keep_gt = gt_key_list(keep_original)
         if transform is not None and hasattr(transform, "bind"):
             transform.bind(reader.flip_tables)
-        self.transform = reader.adapt_transform(transform) if hasattr(reader, "adapt_transform") else transform
+        self.transform = (
+            reader.adapt_transform(transform) if hasattr(reader, "adapt_transform") else transform
+        )
 
     # -- the reader through the pipeline ---------------------------------------------------------------
     def __len__(self) -> int:
@@ -105,5 +107,7 @@ class SamplePipeline(Dataset):
         return getattr(self.reader, "to_tensors", to_tensors)(sample)
 
     def __repr__(self) -> str:
-        return (f"SamplePipeline({type(self.reader).__name__}, {len(self)} samples, transform={self.transform!r}, "
-                f"targets={[type(t).__name__ for t in self.targets]}, seed={self.seed}, keep_gt={list(self.keep_gt)})")
+        return (
+            f"SamplePipeline({type(self.reader).__name__}, {len(self)} samples, transform={self.transform!r}, "
+            f"targets={[type(t).__name__ for t in self.targets]}, seed={self.seed}, keep_gt={list(self.keep_gt)})"
+        )

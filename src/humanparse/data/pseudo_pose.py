@@ -62,8 +62,11 @@ def read_pseudo_pose(path: str | os.PathLike, min_score: float = 0.0) -> PoseTab
     except (json.JSONDecodeError, UnicodeDecodeError) as e:
         raise DataError(path, f"not valid JSON ({e})") from e
     if not isinstance(entries, list):
-        raise DataError(path, "expected a JSON list of {image_id, person_id, keypoints, source} entries "
-                        "(see README 'Datasets')")
+        raise DataError(
+            path,
+            "expected a JSON list of {image_id, person_id, keypoints, source} entries "
+            "(see README 'Datasets')",
+        )
     out: PoseTable = {}
     for i, e in enumerate(entries):
         if not isinstance(e, dict) or not {"image_id", "person_id", "keypoints"} <= set(e):
@@ -77,8 +80,11 @@ def read_pseudo_pose(path: str | os.PathLike, min_score: float = 0.0) -> PoseTab
         if pid < 1:
             raise DataError(path, f"entry {i} ({image_id}): person_id must be >= 1, got {pid}")
         if kp.shape != (3 * NUM_COCO,):
-            raise DataError(path, f"entry {i} ({image_id}): keypoints must hold {3 * NUM_COCO} numbers "
-                            f"(17 COCO joints x (x, y, score)), got shape {kp.shape}")
+            raise DataError(
+                path,
+                f"entry {i} ({image_id}): keypoints must hold {3 * NUM_COCO} numbers "
+                f"(17 COCO joints x (x, y, score)), got shape {kp.shape}",
+            )
         kp = kp.reshape(NUM_COCO, 3)
         score = kp[:, 2]
         if not np.isfinite(score).all():

@@ -29,8 +29,15 @@ class EpochShuffleSampler(Sampler):
     epoch to the dataset so that per-sample augmentation is reproducible, also after a resume.
     """
 
-    def __init__(self, size: int, shuffle: bool = True, seed: int = 0, num_replicas: int | None = None,
-                 rank: int | None = None, drop_last: bool = False):
+    def __init__(
+        self,
+        size: int,
+        shuffle: bool = True,
+        seed: int = 0,
+        num_replicas: int | None = None,
+        rank: int | None = None,
+        drop_last: bool = False,
+    ):
         ws, rk = dist_info()
         self.size = size
         self.shuffle = shuffle
@@ -62,7 +69,7 @@ class EpochShuffleSampler(Sampler):
             order = (order * math.ceil(total / len(order)))[:total]
         else:
             order = order[:total]
-        for i in order[self.rank:total:self.num_replicas]:
+        for i in order[self.rank : total : self.num_replicas]:
             yield (i, self.epoch)
 
 

@@ -57,7 +57,9 @@ def instance_edges(person_ids: np.ndarray) -> np.ndarray:
     return ((sx != 0) | (sy != 0)).astype(np.uint8)
 
 
-def pose_heatmaps(keypoints: np.ndarray, input_size: tuple[int, int], stride: int = 4, sigma: float = 7.0) -> np.ndarray:
+def pose_heatmaps(
+    keypoints: np.ndarray, input_size: tuple[int, int], stride: int = 4, sigma: float = 7.0
+) -> np.ndarray:
     """CorrPM Gaussian joint heatmaps (CorrPM ``generate_pose``): float32 (J, H/stride, W/stride).
 
     ``keypoints`` is (J, 3) in input pixels (x, y, present). The centre is
@@ -162,14 +164,20 @@ class InstanceEdges:
             raise ValueError(f"InstanceEdges cache must be 'none' or 'disk', got {cache!r}")
         if cache == "disk" and not cache_dir:
             raise ValueError("InstanceEdges(cache='disk') needs cache_dir")
-        self.cache = DerivedCache(cache_dir, "instance_edge", {"rule": "sobel3-replicate"}) if cache == "disk" else None
+        self.cache = (
+            DerivedCache(cache_dir, "instance_edge", {"rule": "sobel3-replicate"})
+            if cache == "disk"
+            else None
+        )
 
     def __call__(self, sample: dict) -> dict:
         if sample.get("instance_edge") is not None:
             return sample
         if sample.get("person_ids") is None:
-            raise KeyError(f"{sample.get('meta', {}).get('id')}: instance edges need a person-id map "
-                           "(datasets without persons, LIP and ATR, have no instance edges)")
+            raise KeyError(
+                f"{sample.get('meta', {}).get('id')}: instance edges need a person-id map "
+                "(datasets without persons, LIP and ATR, have no instance edges)"
+            )
         sources = sample.get("meta", {}).get("sources", {}).get("person_ids")
         if self.cache is None or not sources:
             sample["instance_edge"] = instance_edges(sample["person_ids"])
@@ -200,12 +208,18 @@ class PoseHeatmaps:
         h, w = sample["semantic"].shape[-2:] if "semantic" in sample else sample["meta"]["input_size"]
         kp = sample.get("keypoints")
         if kp is None:
-            raise KeyError(f"{sample.get('meta', {}).get('id')}: pose heatmaps need keypoints (LIP pose, or a "
-                           "pseudo-pose file for ATR/CIHP, see README 'Datasets')")
+            raise KeyError(
+                f"{sample.get('meta', {}).get('id')}: pose heatmaps need keypoints (LIP pose, or a "
+                "pseudo-pose file for ATR/CIHP, see README 'Datasets')"
+            )
         kp = np.asarray(kp)
         if kp.ndim == 3:
             maps = [pose_heatmaps(k, (h, w), self.stride, self.sigma) for k in kp]
-            heat = np.max(maps, axis=0) if maps else np.zeros((kp.shape[1], h // self.stride, w // self.stride), np.float32)
+            heat = (
+                np.max(maps, axis=0)
+                if maps
+                else np.zeros((kp.shape[1], h // self.stride, w // self.stride), np.float32)
+            )
         else:
             heat = pose_heatmaps(kp, (h, w), self.stride, self.sigma)
         sample["heatmaps"] = heat

@@ -147,7 +147,12 @@ def warp_label(label: np.ndarray, m: np.ndarray, size: tuple[int, int], border: 
     if label.dtype not in (np.uint8, np.uint16, np.float32):
         label = label.astype(np.uint16 if label.max(initial=0) > 255 else np.uint8)
     return cv2.warpAffine(
-        label, m[:2], (ow, oh), flags=cv2.INTER_NEAREST, borderMode=cv2.BORDER_CONSTANT, borderValue=int(border)
+        label,
+        m[:2],
+        (ow, oh),
+        flags=cv2.INTER_NEAREST,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=int(border),
     )
 
 
@@ -163,7 +168,9 @@ def transform_boxes(boxes: np.ndarray, m: np.ndarray) -> np.ndarray:
     if len(boxes) == 0:
         return boxes
     x1, y1, x2, y2 = boxes.T
-    corners = np.stack([np.stack([x1, y1], 1), np.stack([x2, y1], 1), np.stack([x1, y2], 1), np.stack([x2, y2], 1)], 1)
+    corners = np.stack(
+        [np.stack([x1, y1], 1), np.stack([x2, y1], 1), np.stack([x1, y2], 1), np.stack([x2, y2], 1)], 1
+    )
     t = transform_points(corners.reshape(-1, 2), m).reshape(-1, 4, 2)
     out = np.concatenate([t.min(1), t.max(1)], 1)
     # a mirror swaps x1/x2 of each box; min/max already handles it
@@ -171,7 +178,10 @@ def transform_boxes(boxes: np.ndarray, m: np.ndarray) -> np.ndarray:
 
 
 # keypoint formats by joint count: 16 = LIP/MPII order, 17 = COCO order (pseudo-pose files)
-KEYPOINT_FLIP_PAIRS: dict[int, tuple[tuple[int, int], ...]] = {16: LIP_JOINT_FLIP_PAIRS, 17: COCO_JOINT_FLIP_PAIRS}
+KEYPOINT_FLIP_PAIRS: dict[int, tuple[tuple[int, int], ...]] = {
+    16: LIP_JOINT_FLIP_PAIRS,
+    17: COCO_JOINT_FLIP_PAIRS,
+}
 
 
 def pairs_permutation(num: int, pairs: Sequence[tuple[int, int]]) -> np.ndarray:
@@ -190,7 +200,11 @@ class FlipTables:
 
     @classmethod
     def from_info(cls, info, joint_pairs: Sequence[tuple[int, int]] | None = None) -> FlipTables:
-        perm = info.joint_flip_permutation(tuple(joint_pairs) if joint_pairs is not None else None) if info.num_joints else None
+        perm = (
+            info.joint_flip_permutation(tuple(joint_pairs) if joint_pairs is not None else None)
+            if info.num_joints
+            else None
+        )
         return cls(info.flip_permutation(), perm)
 
     def keypoint_perm(self, num_joints: int) -> np.ndarray:
@@ -204,7 +218,9 @@ class FlipTables:
         raise ValueError(f"no left/right joint table for {num_joints} keypoints (known: 16 LIP, 17 COCO)")
 
 
-def warp_keypoints(keypoints: np.ndarray, m: np.ndarray, flip: bool, flip_tables: FlipTables | None) -> np.ndarray:
+def warp_keypoints(
+    keypoints: np.ndarray, m: np.ndarray, flip: bool, flip_tables: FlipTables | None
+) -> np.ndarray:
     """Keypoints ``(..., J, 3)`` (x, y, present) through ``m``; on a flip the left/right joints swap.
     Absent joints stay (0, 0, 0)."""
     kp = np.array(keypoints, dtype=np.float32, copy=True)
@@ -256,7 +272,11 @@ def _warp_parts(parts: np.ndarray, w: PersonWarp) -> np.ndarray:
     # 0 outside the image: "not this person" (the person's mask pads with False alike)
     out = warp_label(parts, w.m, w.input_size, 0)
     if w.flip and w.flip_tables is not None:
-        out = w.flip_tables.label_lut[out] if out.dtype == np.uint8 else w.flip_tables.label_lut[out.astype(np.int64)]
+        out = (
+            w.flip_tables.label_lut[out]
+            if out.dtype == np.uint8
+            else w.flip_tables.label_lut[out.astype(np.int64)]
+        )
     return out
 
 
@@ -279,8 +299,10 @@ def warp_person(person: dict, w: PersonWarp) -> dict:
         elif key in PERSON_PASSTHROUGH or np.ndim(value) == 0:
             out[key] = value
         else:
-            raise KeyError(f"per-person entry {key!r} has no warper: register one with "
-                           "humanparse.data.transforms.register_person_warper")
+            raise KeyError(
+                f"per-person entry {key!r} has no warper: register one with "
+                "humanparse.data.transforms.register_person_warper"
+            )
     if "mask" in out:
         out["box"] = tight_box(out["mask"])
         out["empty"] = not bool(out["mask"].any())
@@ -310,7 +332,11 @@ def warp_sample(
         if key in sample and sample[key] is not None:
             lab = warp_label(sample[key], m, input_size, border)
             if flip and key in FLIP_SWAPPED and flip_tables is not None:
-                lab = flip_tables.label_lut[lab] if lab.dtype == np.uint8 else flip_tables.label_lut[lab.astype(np.int64)]
+                lab = (
+                    flip_tables.label_lut[lab]
+                    if lab.dtype == np.uint8
+                    else flip_tables.label_lut[lab.astype(np.int64)]
+                )
             out[key] = lab
     if sample.get("keypoints") is not None:
         # (J, 3) or (P, J, 3): x, y, present
@@ -406,7 +432,9 @@ class AffineTransform:
         if self.mode == "box":
             s = self._draw_scale(rng)
             r = self._draw_rotation(rng)
-            return box_affine(image_size, self.input_size, scale=s, rotation=r, flip=flip, geometry=self.box_geometry), flip
+            return box_affine(
+                image_size, self.input_size, scale=s, rotation=r, flip=flip, geometry=self.box_geometry
+            ), flip
         h, w = image_size
         sx = self._draw_scale(rng)
         sy = self._draw_scale(rng) if self.aspect_jitter else sx
@@ -433,7 +461,9 @@ def inverse_affine(m: np.ndarray) -> np.ndarray:
 class Normalize:
     """uint8 RGB HWC → float32 CHW, ``(x/255 − mean)/std``; ``bgr`` reorders channels first."""
 
-    def __init__(self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, bgr: bool = False):
+    def __init__(
+        self, mean: Sequence[float] = IMAGENET_MEAN, std: Sequence[float] = IMAGENET_STD, bgr: bool = False
+    ):
         self.mean = np.asarray(mean, dtype=np.float32).reshape(3, 1, 1)
         self.std = np.asarray(std, dtype=np.float32).reshape(3, 1, 1)
         self.bgr = bgr

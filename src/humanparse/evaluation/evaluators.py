@@ -70,10 +70,15 @@ class Evaluator(nn.Module):
             elif not k.startswith("_") and k in vars(self):
                 setattr(self, k, v)
             else:
-                names = sorted(set(known) | {n for n in vars(self) if not n.startswith("_")} - {"training", "seen", "metric"})
+                names = sorted(
+                    set(known)
+                    | {n for n in vars(self) if not n.startswith("_")} - {"training", "seen", "metric"}
+                )
                 close = difflib.get_close_matches(k, names, n=1)
-                raise ValueError(f"evaluator {self.name!r} has no option {k!r}"
-                                 + (f"; did you mean {close[0]!r}?" if close else f"; options: {names}"))
+                raise ValueError(
+                    f"evaluator {self.name!r} has no option {k!r}"
+                    + (f"; did you mean {close[0]!r}?" if close else f"; options: {names}")
+                )
 
     def missing(self, pred: dict, gt: dict, produces: set[str] | None) -> str | None:
         """Why this evaluator cannot score (prediction, ground truth), or None when it can."""
@@ -150,7 +155,9 @@ class SemanticEvaluator(Evaluator):
         from humanparse.metrics.semantic import SemanticParsingMetric
 
         super().bind(num_classes, class_names)
-        self.metric = SemanticParsingMetric(self.num_classes, self.class_names, absent_class=self.absent_class)
+        self.metric = SemanticParsingMetric(
+            self.num_classes, self.class_names, absent_class=self.absent_class
+        )
 
     def process(self, preds, gts) -> None:
         for p, g in zip(preds, gts):
@@ -167,12 +174,16 @@ class SemanticEvaluator(Evaluator):
         scores = self.metric.compute()
         flat = self.metric.flat(scores)
         if self.atr:
-            atr = flatten_atr(atr_scores_from_confmat(scores["confmat"], **self.atr_options), self.class_names, "")
+            atr = flatten_atr(
+                atr_scores_from_confmat(scores["confmat"], **self.atr_options), self.class_names, ""
+            )
             flat.update({k.lstrip("/"): v for k, v in atr.items() if k.lstrip("/") not in flat})
         return flat
 
 
-def _instance_arrays(instances: list[dict], field: str, shape: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _instance_arrays(
+    instances: list[dict], field: str, shape: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """(D, H, W) maps of ``field`` and (D,) scores of a prediction's instances."""
     if not instances:
         return np.zeros((0, *shape), np.uint8), np.zeros(0, np.float64)
@@ -193,13 +204,23 @@ class InstanceParsingEvaluator(Evaluator):
     name = "instance_parsing"
     needs = ("instances.parts",)
 
-    def __init__(self, app_convention: str = "prcnn", score_thresh: float | str | None = "default",
-                 gt_source: str = "person_ids", nan_score: str = "first", prcnn_skip_empty: bool = False):
+    def __init__(
+        self,
+        app_convention: str = "prcnn",
+        score_thresh: float | str | None = "default",
+        gt_source: str = "person_ids",
+        nan_score: str = "first",
+        prcnn_skip_empty: bool = False,
+    ):
         super().__init__()
         if gt_source not in ("person_ids", "person_parts"):
             raise ValueError(f"gt_source must be person_ids or person_parts, got {gt_source!r}")
-        self.options = {"app_convention": app_convention, "score_thresh": score_thresh, "nan_score": nan_score,
-                        "prcnn_skip_empty": prcnn_skip_empty}
+        self.options = {
+            "app_convention": app_convention,
+            "score_thresh": score_thresh,
+            "nan_score": nan_score,
+            "prcnn_skip_empty": prcnn_skip_empty,
+        }
         self.gt_source = gt_source
 
     def gt_requirements(self) -> tuple:
@@ -213,7 +234,9 @@ class InstanceParsingEvaluator(Evaluator):
         from humanparse.metrics.instance import InstanceParsingMetric
 
         super().bind(num_classes, class_names)
-        self.metric = InstanceParsingMetric(self.num_classes, self.class_names, compute_semantic=False, **self.options)
+        self.metric = InstanceParsingMetric(
+            self.num_classes, self.class_names, compute_semantic=False, **self.options
+        )
 
     def process(self, preds, gts) -> None:
         targets, outs = [], []
@@ -233,7 +256,11 @@ class InstanceParsingEvaluator(Evaluator):
         self.seen += len(outs)
 
     def compute(self) -> dict[str, float]:
-        out = {k: float(v) for k, v in self.metric.compute().items() if np.isscalar(v) or getattr(v, "ndim", 1) == 0}
+        out = {
+            k: float(v)
+            for k, v in self.metric.compute().items()
+            if np.isscalar(v) or getattr(v, "ndim", 1) == 0
+        }
         return {k: v for k, v in out.items() if k.startswith(("app", "pcp"))}
 
 
@@ -275,8 +302,13 @@ class PartInstanceEvaluator(Evaluator):
                 t["semantic"], t["person_ids"] = _np(g["semantic"]), _np(g["person_ids"])
             if "part_instances" in p:
                 pi = p["part_instances"]
-                outs.append({"instance_map": _np(pi["instance_map"]), "classes": _np(pi["classes"]),
-                             "scores": _np(pi["scores"])})
+                outs.append(
+                    {
+                        "instance_map": _np(pi["instance_map"]),
+                        "classes": _np(pi["classes"]),
+                        "scores": _np(pi["scores"]),
+                    }
+                )
             else:
                 maps, scores = _instance_arrays(p["instances"], "parts", (int(g["height"]), int(g["width"])))
                 outs.append({"parts": maps, "scores": scores})
@@ -319,7 +351,9 @@ class EdgeEvaluator(Evaluator):
         return int(self.metric.gt_pos) > 0 or self.seen > 0
 
     def compute(self) -> dict[str, float]:
-        return {f"edge_{k}" if not k.startswith("edge") else k: float(v) for k, v in self.metric.compute().items()}
+        return {
+            f"edge_{k}" if not k.startswith("edge") else k: float(v) for k, v in self.metric.compute().items()
+        }
 
 
 class BoxEvaluator(Evaluator):
@@ -379,11 +413,22 @@ class DensePoseEvaluator(Evaluator):
     needs = ("instances.densepose",)
     gt_keys = ("dp_persons",)
 
-    def __init__(self, eval_data: str | None = None, kappa: str | float = "per_part",
-                 modes: Sequence[str] = ("gps", "gpsm"), min_threshold: float = 0.5, rcp: bool = False):
+    def __init__(
+        self,
+        eval_data: str | None = None,
+        kappa: str | float = "per_part",
+        modes: Sequence[str] = ("gps", "gpsm"),
+        min_threshold: float = 0.5,
+        rcp: bool = False,
+    ):
         super().__init__()
-        self.options = {"eval_data": eval_data, "kappa": kappa, "modes": tuple(modes), "min_threshold": min_threshold,
-                        "rcp": rcp}
+        self.options = {
+            "eval_data": eval_data,
+            "kappa": kappa,
+            "modes": tuple(modes),
+            "min_threshold": min_threshold,
+            "rcp": rcp,
+        }
 
     def bind(self, num_classes, class_names) -> None:
         from humanparse.metrics.densepose import DensePoseMetric
@@ -396,10 +441,21 @@ class DensePoseEvaluator(Evaluator):
         for p, g in zip(preds, gts):
             insts = p["instances"]
             boxes = np.array([_np(d["densepose"]["box"]).astype(np.float64) for d in insts]).reshape(-1, 4)
-            outs.append({"bbox": boxes, "scores": np.array([float(d["score"]) for d in insts]),
-                         "iuv": [_np(d["densepose"]["iuv"]).astype(np.uint8) for d in insts]})
-            targets.append({"image_id": _image_int(g), "height": int(g["height"]), "width": int(g["width"]),
-                            "persons": g["dp_persons"]})
+            outs.append(
+                {
+                    "bbox": boxes,
+                    "scores": np.array([float(d["score"]) for d in insts]),
+                    "iuv": [_np(d["densepose"]["iuv"]).astype(np.uint8) for d in insts],
+                }
+            )
+            targets.append(
+                {
+                    "image_id": _image_int(g),
+                    "height": int(g["height"]),
+                    "width": int(g["width"]),
+                    "persons": g["dp_persons"],
+                }
+            )
         self.metric.update(outs, targets)
         self.seen += len(outs)
 

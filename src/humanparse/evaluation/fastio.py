@@ -24,7 +24,9 @@ _SIGNATURE = b"\x89PNG\r\n\x1a\n"
 _GREY, _RGB, _RGBA = 0, 2, 6
 
 
-def read_index_png(path: str | os.PathLike, num_classes: int | None = None, channels: str = "single") -> np.ndarray:
+def read_index_png(
+    path: str | os.PathLike, num_classes: int | None = None, channels: str = "single"
+) -> np.ndarray:
     """Same contract as :func:`humanparse.data.io.read_label` (uint8/uint16 (H, W); ``channels='first'``
     takes channel 0 of a 3-channel file; ``num_classes`` checks the value range), faster."""
     path = Path(path)

@@ -42,8 +42,16 @@ def _dir(root: Path, override, default: str) -> Path:
 class CIHPGroundTruth:
     """CIHP-style GT (also the converted PASCAL-Person-Part instance layout)."""
 
-    def __init__(self, gt_dir: str | os.PathLike, num_classes: int, category_dir=None, human_dir=None,
-                 instance_dir=None, instance_txt_dir=None, edge_dir=None):
+    def __init__(
+        self,
+        gt_dir: str | os.PathLike,
+        num_classes: int,
+        category_dir=None,
+        human_dir=None,
+        instance_dir=None,
+        instance_txt_dir=None,
+        edge_dir=None,
+    ):
         self.root = Path(gt_dir)
         if not self.root.is_dir():
             raise DataError(self.root, "ground-truth directory does not exist")
@@ -63,8 +71,11 @@ class CIHPGroundTruth:
         folder = folder or self.category_dir
         ids = sorted(p.stem for p in folder.glob("*.png"))
         if not ids:
-            raise DataError(folder, f"no ground-truth PNG files (and no single *_id.txt list in {self.root}); "
-                            "pass list=<ids file>")
+            raise DataError(
+                folder,
+                f"no ground-truth PNG files (and no single *_id.txt list in {self.root}); "
+                "pass list=<ids file>",
+            )
         return ids
 
     def semantic(self, sid: str) -> np.ndarray:
@@ -74,8 +85,10 @@ class CIHPGroundTruth:
         path = self.human_dir / f"{sid}.png"
         pid = read_index_png(path)
         if shape is not None and pid.shape != shape:
-            raise DataError(path, f"person-id map is {pid.shape[1]}x{pid.shape[0]} but Category_ids is "
-                            f"{shape[1]}x{shape[0]}")
+            raise DataError(
+                path,
+                f"person-id map is {pid.shape[1]}x{pid.shape[0]} but Category_ids is {shape[1]}x{shape[0]}",
+            )
         return pid
 
     def persons(self, sid: str, drop_empty: bool = False) -> tuple[PersonsGT, np.ndarray]:
@@ -104,7 +117,9 @@ class CIHPGroundTruth:
             try:
                 rows.append((int(parts[0]), int(parts[1])))
             except (ValueError, IndexError):
-                raise DataError(txt, f"line {lineno}: expected 'inst_id class_id human_id', got {line!r}") from None
+                raise DataError(
+                    txt, f"line {lineno}: expected 'inst_id class_id human_id', got {line!r}"
+                ) from None
         ids = np.array([r[0] for r in rows], dtype=np.int64)
         cls = np.array([r[1] for r in rows], dtype=np.int64)
         if len(ids) and (ids.min() < 1 or len(np.unique(ids)) != len(ids)):
@@ -150,11 +165,16 @@ class MHPGroundTruth:
 
     def person_maps(self, sid: str) -> list[np.ndarray]:
         names = self.files.get(sid, [])
-        maps = [read_index_png(self.anno_dir / n, num_classes=self.num_classes, channels="first") for n in names]
+        maps = [
+            read_index_png(self.anno_dir / n, num_classes=self.num_classes, channels="first") for n in names
+        ]
         for n, m in zip(names[1:], maps[1:]):
             if m.shape != maps[0].shape:
-                raise DataError(self.anno_dir / n, f"person map is {m.shape[1]}x{m.shape[0]}, {names[0]} is "
-                                f"{maps[0].shape[1]}x{maps[0].shape[0]}")
+                raise DataError(
+                    self.anno_dir / n,
+                    f"person map is {m.shape[1]}x{m.shape[0]}, {names[0]} is "
+                    f"{maps[0].shape[1]}x{maps[0].shape[0]}",
+                )
         return maps
 
     def persons(self, sid: str, drop_empty: bool = False) -> tuple[PersonsGT, np.ndarray]:

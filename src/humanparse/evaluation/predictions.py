@@ -51,16 +51,23 @@ def _float(text: str, path: Path, lineno: int, nan_score: str) -> float:
     except ValueError:
         raise DataError(path, f"line {lineno}: score {text!r} is not a number") from None
     if math.isnan(v) and nan_score == "raise":
-        raise DataError(path, f"line {lineno}: NaN score (pass nan_score=first to rank NaN first as the "
-                        "reference evaluators do)")
+        raise DataError(
+            path,
+            f"line {lineno}: NaN score (pass nan_score=first to rank NaN first as the "
+            "reference evaluators do)",
+        )
     return v
 
 
 class PersonPredictions:
     """``<id>_<k>.png`` + ``scores.txt``."""
 
-    def __init__(self, pred_dir: str | os.PathLike, scores_file: str | os.PathLike | None = None,
-                 nan_score: str = "raise"):
+    def __init__(
+        self,
+        pred_dir: str | os.PathLike,
+        scores_file: str | os.PathLike | None = None,
+        nan_score: str = "raise",
+    ):
         self.root = Path(pred_dir)
         path = Path(scores_file) if scores_file else self.root / "scores.txt"
         if not path.is_file():
@@ -75,7 +82,9 @@ class PersonPredictions:
                 raise DataError(path, f"line {lineno}: expected '<id> <k> <score>', got {line!r}")
             sid, k, s = parts
             if (sid, k) in seen:
-                raise DataError(path, f"line {lineno}: person {k} of image {sid} already listed on line {seen[sid, k]}")
+                raise DataError(
+                    path, f"line {lineno}: person {k} of image {sid} already listed on line {seen[sid, k]}"
+                )
             seen[sid, k] = lineno
             self.entries.setdefault(sid, []).append((k, _float(s, path, lineno, nan_score)))
         self.scores_path = path
@@ -89,8 +98,11 @@ class PersonPredictions:
             path = self.root / f"{sid}_{k}.png"
             m = read_index_png(path)
             if m.shape != shape:
-                raise DataError(path, f"prediction is {m.shape[1]}x{m.shape[0]} but the ground truth is "
-                                f"{shape[1]}x{shape[0]}; person maps must be full-image at the original size")
+                raise DataError(
+                    path,
+                    f"prediction is {m.shape[1]}x{m.shape[0]} but the ground truth is "
+                    f"{shape[1]}x{shape[0]}; person maps must be full-image at the original size",
+                )
             maps.append(PartMap.from_array(m))
             scores.append(s)
         return maps, np.asarray(scores, dtype=np.float64)
@@ -126,8 +138,10 @@ class PredictOutputs:
                 raise DataError(path, f"instance {rec.get('id')} has no part map file or no score")
             m = read_index_png(self.root / rec["file"])
             if m.shape != shape:
-                raise DataError(self.root / rec["file"], f"part map is {m.shape[1]}x{m.shape[0]} but the ground "
-                                f"truth is {shape[1]}x{shape[0]}")
+                raise DataError(
+                    self.root / rec["file"],
+                    f"part map is {m.shape[1]}x{m.shape[0]} but the ground truth is {shape[1]}x{shape[0]}",
+                )
             s = float(rec["score"])
             if math.isnan(s) and self.nan_score == "raise":
                 raise DataError(path, f"instance {rec.get('id')}: NaN score (pass nan_score=first)")
@@ -143,7 +157,9 @@ class MHPSubmission:
         self.root = Path(pred_dir)
         path = self.root / "results.txt"
         if not path.is_file():
-            raise DataError(path, "MHP results file (lines '<id> <tag> <score> <tag> <score> ...') is missing")
+            raise DataError(
+                path, "MHP results file (lines '<id> <tag> <score> <tag> <score> ...') is missing"
+            )
         self.entries: dict[str, list[tuple[int, float]]] = {}
         for lineno, line in enumerate(path.read_text().splitlines(), 1):
             parts = line.split()
@@ -151,7 +167,9 @@ class MHPSubmission:
                 continue
             sid, rest = parts[0], parts[1:]
             if len(rest) % 2:
-                raise DataError(path, f"line {lineno}: expected '<id>' then '<tag> <score>' pairs, got {line!r}")
+                raise DataError(
+                    path, f"line {lineno}: expected '<id>' then '<tag> <score>' pairs, got {line!r}"
+                )
             if sid in self.entries:
                 raise DataError(path, f"line {lineno}: image {sid} listed twice")
             persons = []
@@ -159,7 +177,9 @@ class MHPSubmission:
                 try:
                     tag = int(rest[i])
                 except ValueError:
-                    raise DataError(path, f"line {lineno}: person tag {rest[i]!r} is not an integer") from None
+                    raise DataError(
+                        path, f"line {lineno}: person tag {rest[i]!r} is not an integer"
+                    ) from None
                 persons.append((tag, _float(rest[i + 1], path, lineno, nan_score)))
             self.entries[sid] = persons
         self.results_path = path
@@ -176,7 +196,9 @@ class MHPSubmission:
         tag = read_index_png(tag_path)
         for p, m in ((seg_path, seg), (tag_path, tag)):
             if m.shape != shape:
-                raise DataError(p, f"map is {m.shape[1]}x{m.shape[0]} but the ground truth is {shape[1]}x{shape[0]}")
+                raise DataError(
+                    p, f"map is {m.shape[1]}x{m.shape[0]} but the ground truth is {shape[1]}x{shape[0]}"
+                )
         maps, scores = [], []
         top = np.iinfo(tag.dtype).max
         for t, s in persons:
@@ -188,8 +210,9 @@ class MHPSubmission:
         return maps, np.asarray(scores, dtype=np.float64)
 
 
-def read_part_instances(pred_dir: str | os.PathLike, sid: str, shape: tuple[int, int],
-                        nan_score: str = "raise") -> tuple[PartInstances, list[str]]:
+def read_part_instances(
+    pred_dir: str | os.PathLike, sid: str, shape: tuple[int, int], nan_score: str = "raise"
+) -> tuple[PartInstances, list[str]]:
     """CIHP_PGN part-instance prediction of one image and the warnings it raised.
 
     A missing PNG *and* txt is an empty prediction (the image's GT still counts); one without
@@ -198,14 +221,18 @@ def read_part_instances(pred_dir: str | os.PathLike, sid: str, shape: tuple[int,
     root = Path(pred_dir)
     png, txt = root / f"{sid}.png", root / f"{sid}.txt"
     if not png.is_file() and not txt.is_file():
-        return PartInstances(np.zeros(shape, np.int64), np.zeros(1, np.int64), np.full(1, np.nan)), \
-            [f"{png}: no prediction for image {sid} (counted as empty)"]
+        return PartInstances(np.zeros(shape, np.int64), np.zeros(1, np.int64), np.full(1, np.nan)), [
+            f"{png}: no prediction for image {sid} (counted as empty)"
+        ]
     if not txt.is_file():
         raise DataError(txt, "part-instance table (lines '<class_id> <score>') is missing")
     inst = read_index_png(png)
     if inst.shape != shape:
-        raise DataError(png, f"prediction is {inst.shape[1]}x{inst.shape[0]} but the ground truth is "
-                        f"{shape[1]}x{shape[0]}; maps must be at the original size")
+        raise DataError(
+            png,
+            f"prediction is {inst.shape[1]}x{inst.shape[0]} but the ground truth is "
+            f"{shape[1]}x{shape[0]}; maps must be at the original size",
+        )
     classes, scores = [], []
     for lineno, line in enumerate(txt.read_text().splitlines(), 1):
         parts = line.split()
@@ -223,24 +250,32 @@ def read_part_instances(pred_dir: str | os.PathLike, sid: str, shape: tuple[int,
     present = np.bincount(inst.reshape(-1).astype(np.int64), minlength=k + 1)
     absent = [i for i in range(1, k + 1) if present[i] == 0]
     if absent:
-        warnings.append(f"{txt}: {len(absent)} listed instance id(s) absent from {png.name} "
-                        f"(e.g. {absent[:5]}); dropped")
-    extra = np.flatnonzero(present[k + 1:]) + k + 1
+        warnings.append(
+            f"{txt}: {len(absent)} listed instance id(s) absent from {png.name} (e.g. {absent[:5]}); dropped"
+        )
+    extra = np.flatnonzero(present[k + 1 :]) + k + 1
     if len(extra):
         warnings.append(f"{png}: instance id(s) {extra[:5].tolist()} have no line in {txt.name}; ignored")
     pi = PartInstances.from_table(inst, np.arange(1, k + 1), classes, scores)
     return pi, warnings
 
 
-def read_edge_prediction(pred_dir: str | os.PathLike, sid: str, shape: tuple[int, int], edge_pred: str = "prob",
-                         edge_threshold: float = 0.5) -> np.ndarray:
+def read_edge_prediction(
+    pred_dir: str | os.PathLike,
+    sid: str,
+    shape: tuple[int, int],
+    edge_pred: str = "prob",
+    edge_threshold: float = 0.5,
+) -> np.ndarray:
     """Boolean edge map from ``<id>.png`` (``prob``: value / 255 > threshold; ``binary``: non-zero)."""
     path = Path(pred_dir) / f"{sid}.png"
     if not path.is_file():
         raise DataError(path, f"edge prediction is missing (id {sid} is in the list)")
     m = read_index_png(path)
     if m.shape != shape:
-        raise DataError(path, f"edge map is {m.shape[1]}x{m.shape[0]} but the ground truth is {shape[1]}x{shape[0]}")
+        raise DataError(
+            path, f"edge map is {m.shape[1]}x{m.shape[0]} but the ground truth is {shape[1]}x{shape[0]}"
+        )
     if edge_pred == "prob":
         if m.dtype != np.uint8:
             raise DataError(path, "probability edge maps are 8-bit (255·p)")

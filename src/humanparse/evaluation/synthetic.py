@@ -47,7 +47,7 @@ def _ellipse(h: int, w: int, cy: float, cx: float, ry: float, rx: float) -> np.n
 
 def _rect(h: int, w: int, y0: float, y1: float, x0: float, x1: float) -> np.ndarray:
     m = np.zeros((h, w), dtype=bool)
-    m[max(0, int(y0)):max(0, int(y1)), max(0, int(x0)):max(0, int(x1))] = True
+    m[max(0, int(y0)) : max(0, int(y1)), max(0, int(x0)) : max(0, int(x1))] = True
     return m
 
 
@@ -66,13 +66,18 @@ def shape_person(rng: np.random.Generator, h: int, w: int) -> np.ndarray:
     put(_rect(h, w, legs_top, legs_bot, cx - 0.3 * pw, cx), 16)
     put(_rect(h, w, legs_top, legs_bot, cx, cx + 0.3 * pw), 17)
     if rng.random() < 0.7:
-        put(_rect(h, w, legs_top, top + rng.uniform(0.7, 0.92) * ph, cx - 0.32 * pw, cx + 0.32 * pw),
-            int(rng.choice([9, 12, 6])))
+        put(
+            _rect(h, w, legs_top, top + rng.uniform(0.7, 0.92) * ph, cx - 0.32 * pw, cx + 0.32 * pw),
+            int(rng.choice([9, 12, 6])),
+        )
     put(_rect(h, w, legs_bot, top + ph, cx - 0.3 * pw, cx - 0.02 * pw), 18)
     put(_rect(h, w, legs_bot, top + ph, cx + 0.02 * pw, cx + 0.3 * pw), 19)
     put(_rect(h, w, top + 0.2 * ph, top + 0.5 * ph, cx - 0.5 * pw, cx - 0.32 * pw), 14)
     put(_rect(h, w, top + 0.2 * ph, top + 0.5 * ph, cx + 0.32 * pw, cx + 0.5 * pw), 15)
-    put(_rect(h, w, top + 0.18 * ph, top + 0.58 * ph, cx - 0.33 * pw, cx + 0.33 * pw), int(rng.choice([5, 7, 5, 10])))
+    put(
+        _rect(h, w, top + 0.18 * ph, top + 0.58 * ph, cx - 0.33 * pw, cx + 0.33 * pw),
+        int(rng.choice([5, 7, 5, 10])),
+    )
     if rng.random() < 0.2:
         put(_rect(h, w, top + 0.17 * ph, top + 0.22 * ph, cx - 0.2 * pw, cx + 0.2 * pw), 11)
     head = _ellipse(h, w, top + 0.09 * ph, cx, 0.09 * ph, 0.2 * pw)
@@ -101,13 +106,20 @@ def shapes_scene(rng: np.random.Generator, h: int, w: int, num_persons: int) -> 
         ys, xs = np.nonzero(pid)
         if len(ys):
             i = rng.integers(len(ys))
-            sem[max(0, ys[i] - 2):ys[i] + 2, max(0, xs[i] - 2):xs[i] + 2] = 255
+            sem[max(0, ys[i] - 2) : ys[i] + 2, max(0, xs[i] - 2) : xs[i] + 2] = 255
     return sem, pid
 
 
-def noisy_predictions(rng: np.random.Generator, semantic: np.ndarray, person_ids: np.ndarray, *,
-                      miss: float = 0.1, duplicate: float = 0.3, false_positives: float = 1.0,
-                      low_score: float = 0.05) -> tuple[list[np.ndarray], list[float]]:
+def noisy_predictions(
+    rng: np.random.Generator,
+    semantic: np.ndarray,
+    person_ids: np.ndarray,
+    *,
+    miss: float = 0.1,
+    duplicate: float = 0.3,
+    false_positives: float = 1.0,
+    low_score: float = 0.05,
+) -> tuple[list[np.ndarray], list[float]]:
     """Per-person part maps (full image, overlapping) and scores derived from the GT with noise:
     shifted, patch-relabelled, left/right-swapped; some persons missed, some duplicated with a lower
     score, Poisson(``false_positives``) random blobs, and a fraction of scores below 0.002."""
@@ -147,8 +159,9 @@ def noisy_predictions(rng: np.random.Generator, semantic: np.ndarray, person_ids
             scores.append(float(scores[-1] * rng.uniform(0.3, 0.9)))
     for _ in range(int(rng.poisson(false_positives))):
         m = np.zeros((h, w), dtype=np.uint8)
-        m[_ellipse(h, w, rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, h / 4), rng.uniform(4, w / 5))] = \
-            rng.integers(1, 20)
+        m[
+            _ellipse(h, w, rng.uniform(0, h), rng.uniform(0, w), rng.uniform(5, h / 4), rng.uniform(4, w / 5))
+        ] = rng.integers(1, 20)
         parts.append(m)
         scores.append(float(rng.uniform(0.0, 0.6)))
     for i in range(len(scores)):
@@ -157,8 +170,14 @@ def noisy_predictions(rng: np.random.Generator, semantic: np.ndarray, person_ids
     return parts, scores
 
 
-def make_instance_samples(n: int, seed: int = 0, size: tuple[int, int] = (256, 192), persons: tuple[int, int] = (1, 5),
-                          scene_fn: Callable | None = None, **noise) -> list[InstanceSample]:
+def make_instance_samples(
+    n: int,
+    seed: int = 0,
+    size: tuple[int, int] = (256, 192),
+    persons: tuple[int, int] = (1, 5),
+    scene_fn: Callable | None = None,
+    **noise,
+) -> list[InstanceSample]:
     """``n`` CIHP-like images with noisy predictions. ``scene_fn(rng, h, w, num_persons)`` returns
     (semantic, person_ids); default :func:`shapes_scene`."""
     rng = np.random.default_rng(seed)
@@ -176,7 +195,9 @@ def make_instance_samples(n: int, seed: int = 0, size: tuple[int, int] = (256, 1
 # writers
 
 
-def write_cihp_gt(root: Path, samples: list[InstanceSample], split: str = "val", num_classes: int = 20) -> Path:
+def write_cihp_gt(
+    root: Path, samples: list[InstanceSample], split: str = "val", num_classes: int = 20
+) -> Path:
     """CIHP layout: ``Category_ids``, ``Human_ids``, ``Instance_ids`` (+ ``<id>.txt`` lines
     ``inst_id class_id human_id`` with PGN's inst_id = class + C·(human − 1)), ``<split>_id.txt``."""
     root = Path(root)
@@ -191,7 +212,9 @@ def write_cihp_gt(root: Path, samples: list[InstanceSample], split: str = "val",
         inst = np.where(valid, sem + num_classes * (pid - 1), 0)
         write_label_png(root / "Instance_ids" / f"{s.image_id}.png", inst)
         rows = sorted({(int(i), int(c), int(h)) for i, c, h in zip(inst[valid], sem[valid], pid[valid])})
-        (root / "Instance_ids" / f"{s.image_id}.txt").write_text("".join(f"{i} {c} {h}\n" for i, c, h in rows))
+        (root / "Instance_ids" / f"{s.image_id}.txt").write_text(
+            "".join(f"{i} {c} {h}\n" for i, c, h in rows)
+        )
     (root / f"{split}_id.txt").write_text("".join(f"{s.image_id}\n" for s in samples))
     return root
 
@@ -214,7 +237,9 @@ def write_mhp_gt(root: Path, samples: list[InstanceSample], split: str = "val", 
             rgb[..., 0] = lab
             Image.fromarray(rgb).save(ann / f"{s.image_id}_{len(ids):02d}_{m:02d}.png")
         if images:
-            Image.fromarray(np.zeros(s.shape + (3,), np.uint8)).save(root / split / "images" / f"{s.image_id}.jpg")
+            Image.fromarray(np.zeros(s.shape + (3,), np.uint8)).save(
+                root / split / "images" / f"{s.image_id}.jpg"
+            )
     (root / "list" / f"{split}.txt").write_text("".join(f"{s.image_id}\n" for s in samples))
     return root / split
 
@@ -259,7 +284,9 @@ def write_mhp_submission(pred_dir: Path, samples: list[InstanceSample]) -> Path:
     return pred_dir
 
 
-def write_part_instance_predictions(pred_dir: Path, samples: list[InstanceSample], score_thresh: float = 0.01) -> Path:
+def write_part_instance_predictions(
+    pred_dir: Path, samples: list[InstanceSample], score_thresh: float = 0.01
+) -> Path:
     """CIHP_PGN format (``<id>.png`` ids + ``<id>.txt`` ``class score``) via
     :func:`part_instances_from_predictions`."""
     pred_dir = Path(pred_dir)
@@ -268,7 +295,8 @@ def write_part_instance_predictions(pred_dir: Path, samples: list[InstanceSample
         pi = part_instances_from_predictions(s.pred_parts, s.pred_scores, s.shape, score_thresh)
         write_label_png(pred_dir / f"{s.image_id}.png", pi.id_map)
         (pred_dir / f"{s.image_id}.txt").write_text(
-            "".join(f"{int(c)} {float(sc)!r}\n" for c, sc in zip(pi.classes[1:], pi.scores[1:])))
+            "".join(f"{int(c)} {float(sc)!r}\n" for c, sc in zip(pi.classes[1:], pi.scores[1:]))
+        )
     return pred_dir
 
 

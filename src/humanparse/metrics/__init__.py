@@ -8,5 +8,14 @@ from humanparse.metrics.edge import InstanceEdgeMetric
 from humanparse.metrics.instance import InstanceParsingMetric
 from humanparse.metrics.semantic import SemanticParsingMetric, confusion_matrix, scores_from_confmat
 
-__all__ = ["ATRMetric", "BoxMAP", "DensePoseMetric", "InstanceEdgeMetric", "InstanceParsingMetric",
-           "PartInstanceAPMetric", "SemanticParsingMetric", "confusion_matrix", "scores_from_confmat"]
+__all__ = [
+    "ATRMetric",
+    "BoxMAP",
+    "DensePoseMetric",
+    "InstanceEdgeMetric",
+    "InstanceParsingMetric",
+    "PartInstanceAPMetric",
+    "SemanticParsingMetric",
+    "confusion_matrix",
+    "scores_from_confmat",
+]

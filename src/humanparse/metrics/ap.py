@@ -69,8 +69,10 @@ def descending_order(scores: np.ndarray, nan_score: str = "raise", what: str = "
     nan = np.isnan(s)
     if nan.any():
         if nan_score == "raise":
-            raise ValueError(f"{int(nan.sum())} NaN value(s) in {what}; pass nan_score='first' to rank them "
-                             "first as the reference evaluators do")
+            raise ValueError(
+                f"{int(nan.sum())} NaN value(s) in {what}; pass nan_score='first' to rank them "
+                "first as the reference evaluators do"
+            )
         key = np.where(nan, -np.inf, -s)
         return np.argsort(key, kind="stable")
     return np.argsort(-s, kind="stable")

@@ -88,8 +88,15 @@ def gt_part_instances(semantic, person_ids, num_classes: int) -> PartInstances:
     return PartInstances(lut[key], classes, np.full(len(present) + 1, np.nan))
 
 
-def part_instances_from_predictions(parts, scores, shape: tuple[int, int], score_thresh: float = 0.01,
-                                    part_scores=None, boxes=None, num_classes: int | None = None) -> PartInstances:
+def part_instances_from_predictions(
+    parts,
+    scores,
+    shape: tuple[int, int],
+    score_thresh: float = 0.01,
+    part_scores=None,
+    boxes=None,
+    num_classes: int | None = None,
+) -> PartInstances:
     """Project convention: instance predictions (overlapping per-person part maps + scores) → part instances.
 
     Instances with score < ``score_thresh`` are dropped, the rest pasted in ascending score order
@@ -130,8 +137,9 @@ def part_instances_from_predictions(parts, scores, shape: tuple[int, int], score
         sc = scores[src]
     id_map = lut[key].reshape(shape)
     dtype = np.uint16 if len(present) < 65536 else np.int64
-    return PartInstances(id_map.astype(dtype), np.concatenate([[0], cls]).astype(np.int64),
-                         np.concatenate([[np.nan], sc]))
+    return PartInstances(
+        id_map.astype(dtype), np.concatenate([[0], cls]).astype(np.int64), np.concatenate([[np.nan], sc])
+    )
 
 
 def image_apr_record(gt: PartInstances, pred: PartInstances, num_classes: int, where: str = "") -> dict:
@@ -141,8 +149,10 @@ def image_apr_record(gt: PartInstances, pred: PartInstances, num_classes: int, w
     g_map = as_numpy(gt.id_map).reshape(-1).astype(np.int64)
     p_map = as_numpy(pred.id_map).reshape(-1).astype(np.int64)
     if g_map.size != p_map.size or as_numpy(gt.id_map).shape != as_numpy(pred.id_map).shape:
-        raise ValueError(f"{where}prediction is {as_numpy(pred.id_map).shape}, ground truth "
-                         f"{as_numpy(gt.id_map).shape}; maps must be at the original size")
+        raise ValueError(
+            f"{where}prediction is {as_numpy(pred.id_map).shape}, ground truth "
+            f"{as_numpy(gt.id_map).shape}; maps must be at the original size"
+        )
     c = num_classes
     if g_map.size and g_map.max() >= len(gt.classes):
         raise ValueError(f"{where}GT instance ids above the table")
@@ -179,8 +189,13 @@ def image_apr_record(gt: PartInstances, pred: PartInstances, num_classes: int, w
         ov = np.full(len(p_ids), -np.inf)
     jstar = np.where(ov > -np.inf, best, -1)
     scores = pred.scores[p_ids]
-    return {"classes": p_cls[p_ids].astype(np.int64), "scores": scores.astype(np.float64),
-            "jstar": jstar.astype(np.int64), "ovmax": ov.astype(np.float64), "npos": npos}
+    return {
+        "classes": p_cls[p_ids].astype(np.int64),
+        "scores": scores.astype(np.float64),
+        "jstar": jstar.astype(np.int64),
+        "ovmax": ov.astype(np.float64),
+        "npos": npos,
+    }
 
 
 def _one_to_one_flags(rec_classes, rec_scores, rec_jstar, rec_ov, t: float, nan_score: str) -> np.ndarray:
@@ -197,9 +212,15 @@ def _one_to_one_flags(rec_classes, rec_scores, rec_jstar, rec_ov, t: float, nan_
     return tp
 
 
-def score_apr(records: Sequence[dict], num_classes: int, matching: str = "pgn", class_reduction: str = "nanmean",
-              thresholds: Sequence[float] = THRESHOLDS, nan_score: str = "raise",
-              class_names: Sequence[str] | None = None) -> dict[str, float]:
+def score_apr(
+    records: Sequence[dict],
+    num_classes: int,
+    matching: str = "pgn",
+    class_reduction: str = "nanmean",
+    thresholds: Sequence[float] = THRESHOLDS,
+    nan_score: str = "raise",
+    class_names: Sequence[str] | None = None,
+) -> dict[str, float]:
     """AP^r from per-image records in list order: ``apr<t>`` (mAP_t), ``apr_vol``, and the table
     ``apr/<class>/<t>``."""
     if matching not in MATCHINGS:
@@ -211,8 +232,10 @@ def score_apr(records: Sequence[dict], num_classes: int, matching: str = "pgn", 
     npos = np.zeros(c, dtype=np.int64)
     for r in records:
         npos += r["npos"]
+
     def cat(key, dt):
-        return (np.concatenate([r[key] for r in records]).astype(dt) if records else np.zeros(0, dt))
+        return np.concatenate([r[key] for r in records]).astype(dt) if records else np.zeros(0, dt)
+
     classes = cat("classes", np.int64)
     scores = cat("scores", np.float64)
     ovmax = cat("ovmax", np.float64)
@@ -226,8 +249,9 @@ def score_apr(records: Sequence[dict], num_classes: int, matching: str = "pgn", 
         for r in records:
             n = len(r["scores"])
             for i, t in enumerate(thresholds):
-                flags[i, off:off + n] = _one_to_one_flags(r["classes"], r["scores"], r["jstar"], r["ovmax"], t,
-                                                          nan_score)
+                flags[i, off : off + n] = _one_to_one_flags(
+                    r["classes"], r["scores"], r["jstar"], r["ovmax"], t, nan_score
+                )
             off += n
     table = np.zeros((c - 1, len(thresholds)))
     for cls in range(1, c):
@@ -270,16 +294,26 @@ class PartInstanceAPMetric(GatheredMetric):
     ``nan_score`` (``raise`` | ``first``), ``thresholds``.
     """
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, matching: str = "pgn",
-                 class_reduction: str = "nanmean", nan_score: str = "raise", instance_score_thresh: float = 0.01,
-                 thresholds: Sequence[float] = THRESHOLDS, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        matching: str = "pgn",
+        class_reduction: str = "nanmean",
+        nan_score: str = "raise",
+        instance_score_thresh: float = 0.01,
+        thresholds: Sequence[float] = THRESHOLDS,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if matching not in MATCHINGS:
             raise ValueError(f"matching must be one of {MATCHINGS}, got {matching!r}")
         if class_reduction not in CLASS_REDUCTIONS:
             raise ValueError(f"class_reduction must be one of {CLASS_REDUCTIONS}, got {class_reduction!r}")
         self.num_classes = int(num_classes)
-        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        )
         self.matching = matching
         self.class_reduction = class_reduction
         self.nan_score = nan_score
@@ -296,8 +330,11 @@ class PartInstanceAPMetric(GatheredMetric):
                 g_map = as_numpy(target["instance_map"])
                 k = int(g_map.max(initial=0))
                 cl = as_numpy(target["classes"]).reshape(-1)
-                gt = PartInstances.from_table(g_map, np.arange(1, len(cl) + 1), cl) if len(cl) else \
-                    PartInstances(g_map, np.zeros(k + 1, np.int64), np.full(k + 1, np.nan))
+                gt = (
+                    PartInstances.from_table(g_map, np.arange(1, len(cl) + 1), cl)
+                    if len(cl)
+                    else PartInstances(g_map, np.zeros(k + 1, np.int64), np.full(k + 1, np.nan))
+                )
             else:
                 gt = gt_part_instances(target["semantic"], target["person_ids"], self.num_classes)
             shape = as_numpy(gt.id_map).shape
@@ -306,21 +343,39 @@ class PartInstanceAPMetric(GatheredMetric):
                 sc = as_numpy(pred["scores"]).reshape(-1)
                 p = PartInstances.from_table(pred["instance_map"], np.arange(1, len(cl) + 1), cl, sc)
             else:
-                p = part_instances_from_predictions(pred.get("parts"), pred.get("scores", np.zeros(0)), shape,
-                                                    self.instance_score_thresh, pred.get("part_scores"),
-                                                    pred.get("boxes"), self.num_classes)
+                p = part_instances_from_predictions(
+                    pred.get("parts"),
+                    pred.get("scores", np.zeros(0)),
+                    shape,
+                    self.instance_score_thresh,
+                    pred.get("part_scores"),
+                    pred.get("boxes"),
+                    self.num_classes,
+                )
             if np.isnan(p.scores[1:][p.classes[1:] > 0]).any() and self.nan_score == "raise":
-                raise ValueError(f"image {image_id}: NaN part-instance scores; pass nan_score='first' to rank them "
-                                 "first as PGN does")
+                raise ValueError(
+                    f"image {image_id}: NaN part-instance scores; pass nan_score='first' to rank them "
+                    "first as PGN does"
+                )
             self.add(order, image_id, image_apr_record(gt, p, self.num_classes, f"image {image_id}: "))
 
     def score(self, records) -> dict[str, float]:
-        return score_apr([r[2] for r in records], self.num_classes, self.matching, self.class_reduction,
-                         self.thresholds, self.nan_score, self.class_names)
+        return score_apr(
+            [r[2] for r in records],
+            self.num_classes,
+            self.matching,
+            self.class_reduction,
+            self.thresholds,
+            self.nan_score,
+            self.class_names,
+        )
 
 
-def table_from_flat(metrics: dict[str, float], class_names: Sequence[str],
-                    thresholds: Sequence[float] = THRESHOLDS) -> torch.Tensor:
+def table_from_flat(
+    metrics: dict[str, float], class_names: Sequence[str], thresholds: Sequence[float] = THRESHOLDS
+) -> torch.Tensor:
     """The (C−1) × T per-class table back from the flat ``apr/<class>/<t>`` keys."""
-    return torch.tensor([[metrics[f"apr/{n}/{threshold_key(t)}"] for t in thresholds] for n in class_names[1:]],
-                        dtype=torch.float64)
+    return torch.tensor(
+        [[metrics[f"apr/{n}/{threshold_key(t)}"] for t in thresholds] for n in class_names[1:]],
+        dtype=torch.float64,
+    )

@@ -47,8 +47,9 @@ def _div(num: torch.Tensor, den: torch.Tensor, zero_division: str) -> torch.Tens
     return torch.where(den > 0, out, torch.full_like(out, fill))
 
 
-def atr_scores_from_confmat(confmat: torch.Tensor, atr_convention: str = "hhp_macro",
-                            atr_zero_division: str = "zero") -> dict[str, torch.Tensor]:
+def atr_scores_from_confmat(
+    confmat: torch.Tensor, atr_convention: str = "hhp_macro", atr_zero_division: str = "zero"
+) -> dict[str, torch.Tensor]:
     """The five ATR numbers (float64 fractions) from a C×C confusion matrix.
 
     Returns ``pixel_acc``, ``fg_acc``, ``precision``, ``recall``, ``f1`` and the per-class vectors
@@ -80,8 +81,16 @@ def atr_scores_from_confmat(confmat: torch.Tensor, atr_convention: str = "hhp_ma
         f1 = f1_c.mean()
     else:
         f1 = _div(2 * precision * recall, precision + recall, zd)
-    return {"pixel_acc": pixel_acc, "fg_acc": fg_acc, "precision": precision, "recall": recall, "f1": f1,
-            "class_precision": p, "class_recall": a, "class_f1": f1_c}
+    return {
+        "pixel_acc": pixel_acc,
+        "fg_acc": fg_acc,
+        "precision": precision,
+        "recall": recall,
+        "f1": f1,
+        "class_precision": p,
+        "class_recall": a,
+        "class_f1": f1_c,
+    }
 
 
 class ATRMetric(Metric):
@@ -97,26 +106,37 @@ class ATRMetric(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, num_classes: int = 18, class_names: Sequence[str] | None = None,
-                 atr_convention: str = "hhp_macro", atr_zero_division: str = "zero", ignore_index: int = 255,
-                 **kwargs):
+    def __init__(
+        self,
+        num_classes: int = 18,
+        class_names: Sequence[str] | None = None,
+        atr_convention: str = "hhp_macro",
+        atr_zero_division: str = "zero",
+        ignore_index: int = 255,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if atr_convention not in ATR_CONVENTIONS:
             raise ValueError(f"atr_convention must be one of {ATR_CONVENTIONS}, got {atr_convention!r}")
         if atr_zero_division not in ZERO_DIVISION:
             raise ValueError(f"atr_zero_division must be one of {ZERO_DIVISION}, got {atr_zero_division!r}")
         self.num_classes = int(num_classes)
-        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        )
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
         self.atr_convention = atr_convention
         self.atr_zero_division = atr_zero_division
         self.ignore_index = ignore_index
-        self.add_state("confmat", torch.zeros(num_classes, num_classes, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state(
+            "confmat", torch.zeros(num_classes, num_classes, dtype=torch.int64), dist_reduce_fx="sum"
+        )
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        self.confmat += confusion_matrix(pred.to(self.confmat.device), target.to(self.confmat.device),
-                                         self.num_classes, self.ignore_index)
+        self.confmat += confusion_matrix(
+            pred.to(self.confmat.device), target.to(self.confmat.device), self.num_classes, self.ignore_index
+        )
 
     def compute(self) -> dict[str, torch.Tensor]:
         out = atr_scores_from_confmat(self.confmat, self.atr_convention, self.atr_zero_division)
@@ -129,12 +149,21 @@ class ATRMetric(Metric):
         return flatten_atr(scores, self.class_names, prefix)
 
 
-def flatten_atr(scores: dict[str, torch.Tensor], class_names: Sequence[str], prefix: str = "") -> dict[str, float]:
+def flatten_atr(
+    scores: dict[str, torch.Tensor], class_names: Sequence[str], prefix: str = ""
+) -> dict[str, float]:
     p = f"{prefix}/" if prefix else ""
-    out = {f"{p}{k}": float(scores[k]) for k in ("pixel_acc", "fg_acc", "precision", "recall", "f1", "miou",
-                                                  "mean_acc") if k in scores}
-    for name, f, pc, rc in zip(class_names, scores["class_f1"].tolist(), scores["class_precision"].tolist(),
-                               scores["class_recall"].tolist()):
+    out = {
+        f"{p}{k}": float(scores[k])
+        for k in ("pixel_acc", "fg_acc", "precision", "recall", "f1", "miou", "mean_acc")
+        if k in scores
+    }
+    for name, f, pc, rc in zip(
+        class_names,
+        scores["class_f1"].tolist(),
+        scores["class_precision"].tolist(),
+        scores["class_recall"].tolist(),
+    ):
         out[f"{p}f1/{name}"] = float(f)
         out[f"{p}precision/{name}"] = float(pc)
         out[f"{p}recall/{name}"] = float(rc)

@@ -114,7 +114,9 @@ class GTImage:
                     coarse = _np(coarse)
                     _, _, w, h = self.bbox[g]
                     binary = np.minimum(np.asarray(coarse, np.float64), 1.0)
-                    z = nd_zoom(binary, (float(max(h, 1)) / 256.0, float(max(w, 1)) / 256.0), order=1, prefilter=False)
+                    z = nd_zoom(
+                        binary, (float(max(h, 1)) / 256.0, float(max(w, 1)) / 256.0), order=1, prefilter=False
+                    )
                     _paste(m[g], z > 0.5, self.bbox[g])
                 elif p.get("mask") is not None:
                     m[g] = _np(p["mask"]).astype(bool)
@@ -133,18 +135,21 @@ def _paste(canvas: np.ndarray, mask: np.ndarray, bbox) -> tuple[int, int, int, i
     x0, x1 = max(xi, 0), min(int(x + w), iw, xi + mask.shape[1])
     y0, y1 = max(yi, 0), min(int(y + h), ih, yi + mask.shape[0])
     if x1 > x0 and y1 > y0:
-        canvas[y0:y1, x0:x1] = mask[y0 - yi:y1 - yi, x0 - xi:x1 - xi]
+        canvas[y0:y1, x0:x1] = mask[y0 - yi : y1 - yi, x0 - xi : x1 - xi]
     return y0, y1, x0, x1
 
 
-def prepare_gt_images(images: Sequence[dict], surface: BodySurface, kappa: str | float = "per_part",
-                      category_id: int | None = 1) -> list[GTImage]:
+def prepare_gt_images(
+    images: Sequence[dict], surface: BodySurface, kappa: str | float = "per_part", category_id: int | None = 1
+) -> list[GTImage]:
     """:class:`GTImage` per image dict ``{image_id, height, width, persons}`` (reader person format). The
     GT points of all images are snapped to the surface in one call."""
     out: list[GTImage] = []
     all_parts, all_u, all_v = [], [], []
     for im in images:
-        persons = [p for p in im["persons"] if category_id is None or int(p.get("category_id", 1)) == category_id]
+        persons = [
+            p for p in im["persons"] if category_id is None or int(p.get("category_id", 1)) == category_id
+        ]
         g = len(persons)
         bbox = np.array([np.asarray(p["bbox"], np.float64) for p in persons], dtype=np.float64).reshape(g, 4)
         ignore = np.array([not p["has_dp"] for p in persons], dtype=bool)
@@ -153,24 +158,39 @@ def prepare_gt_images(images: Sequence[dict], surface: BodySurface, kappa: str |
         dps = [p["dp"] for i, p in enumerate(persons) if not ignore[i]]
 
         def cat(key, dtype, dps=dps):
-            return np.concatenate([np.asarray(d[key], dtype).reshape(-1) for d in dps]) if dps else np.zeros(0, dtype)
+            return (
+                np.concatenate([np.asarray(d[key], dtype).reshape(-1) for d in dps])
+                if dps
+                else np.zeros(0, dtype)
+            )
 
         parts = cat("I", np.int64)
         all_parts.append(parts)
         all_u.append(cat("U", np.float64))
         all_v.append(cat("V", np.float64))
-        out.append(GTImage(
-            image_id=int(im["image_id"]), height=int(im["height"]), width=int(im["width"]), bbox=bbox,
-            area=np.array([float(p["area"]) for p in persons], dtype=np.float64),
-            crowd=np.array([bool(p["iscrowd"]) for p in persons], dtype=bool), ignore=ignore, point_start=start,
-            px=cat("x", np.float64), py=cat("y", np.float64), parts=parts, geo=np.zeros(0, np.int64),
-            kappa=kappa_for(parts, kappa), persons=persons,
-        ))
+        out.append(
+            GTImage(
+                image_id=int(im["image_id"]),
+                height=int(im["height"]),
+                width=int(im["width"]),
+                bbox=bbox,
+                area=np.array([float(p["area"]) for p in persons], dtype=np.float64),
+                crowd=np.array([bool(p["iscrowd"]) for p in persons], dtype=bool),
+                ignore=ignore,
+                point_start=start,
+                px=cat("x", np.float64),
+                py=cat("y", np.float64),
+                parts=parts,
+                geo=np.zeros(0, np.int64),
+                kappa=kappa_for(parts, kappa),
+                persons=persons,
+            )
+        )
     if out:
         geo = surface.nearest(np.concatenate(all_parts), np.concatenate(all_u), np.concatenate(all_v))
         sizes = np.cumsum([0] + [len(p) for p in all_parts])
         for i, gt in enumerate(out):
-            gt.geo = geo[sizes[i]:sizes[i + 1]]
+            gt.geo = geo[sizes[i] : sizes[i + 1]]
     return out
 
 
@@ -190,8 +210,10 @@ def _check_iuv(arr, bbox, what: str) -> np.ndarray:
         a = a.astype(np.uint8)
     need_h, need_w = max(int(bbox[3]), 1), max(int(bbox[2]), 1)
     if a.ndim != 3 or a.shape[0] != 3 or a.shape[1] < need_h or a.shape[2] < need_w:
-        raise ValueError(f"{what}: uv has shape {list(a.shape)} but its box {np.round(bbox, 2).tolist()} needs "
-                         f"[3, {need_h}, {need_w}] (I, U, V at the integer box size)")
+        raise ValueError(
+            f"{what}: uv has shape {list(a.shape)} but its box {np.round(bbox, 2).tolist()} needs "
+            f"[3, {need_h}, {need_w}] (I, U, V at the integer box size)"
+        )
     return np.ascontiguousarray(a)
 
 
@@ -211,8 +233,14 @@ def _box_iou(dt: np.ndarray, gt: np.ndarray, crowd: np.ndarray) -> np.ndarray:
     return out
 
 
-def _point_errors(gt: GTImage, dbox: np.ndarray, iuvs: list[np.ndarray], surface: BodySurface,
-                  lut: np.ndarray, gidx: np.ndarray) -> np.ndarray:
+def _point_errors(
+    gt: GTImage,
+    dbox: np.ndarray,
+    iuvs: list[np.ndarray],
+    surface: BodySurface,
+    lut: np.ndarray,
+    gidx: np.ndarray,
+) -> np.ndarray:
     """(D, P) geodesic errors of the GT points (of GT ``gidx[p]``) against each detection
     (D2 ``computeOgps``)."""
     d, p = len(dbox), len(gt.px)
@@ -254,7 +282,7 @@ def _mask_iou(gt: GTImage, dbox: np.ndarray, iuvs: list[np.ndarray]) -> np.ndarr
         y0, y1 = max(yi, 0), min(int(y + h), gt.height, yi + m.shape[0])
         if x1 <= x0 or y1 <= y0:
             continue
-        crop = m[y0 - yi:y1 - yi, x0 - xi:x1 - xi]
+        crop = m[y0 - yi : y1 - yi, x0 - xi : x1 - xi]
         area = int(crop.sum())
         if area == 0:
             continue
@@ -264,8 +292,13 @@ def _mask_iou(gt: GTImage, dbox: np.ndarray, iuvs: list[np.ndarray]) -> np.ndarr
     return out
 
 
-def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray], iuvs: Sequence[list],
-                            surface: BodySurface, lut: np.ndarray) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def _batched_errors_and_gps(
+    gts: Sequence[GTImage],
+    dboxes: Sequence[np.ndarray],
+    iuvs: Sequence[list],
+    surface: BodySurface,
+    lut: np.ndarray,
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Per image, the (D, P) point errors and the (D, G) GPS of every (detection, GT) pair, computed for all
     images at once: one gather over every (detection, point) pair of the batch, then one mean per point
     count (rows of equal length are summed together, so each GPS is the same pairwise sum as ``np.mean``
@@ -283,7 +316,9 @@ def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray]
     pt_start = np.concatenate([[0], np.cumsum(npnt)])
     pair_start = np.concatenate([[0], np.cumsum(counts)])
     # points (with their GT box) and detections of the whole batch
-    gb = np.concatenate([g.bbox[np.repeat(np.arange(g.num_gt), np.diff(g.point_start))] for g in gts]).reshape(-1, 4)
+    gb = np.concatenate(
+        [g.bbox[np.repeat(np.arange(g.num_gt), np.diff(g.point_start))] for g in gts]
+    ).reshape(-1, 4)
     px = np.concatenate([g.px for g in gts])
     py = np.concatenate([g.py for g in gts])
     geo = np.concatenate([g.geo for g in gts])
@@ -293,7 +328,9 @@ def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray]
     dbox = np.concatenate([b.reshape(-1, 4) for b in dboxes])
     arrays = [a for lst in iuvs for a in lst]
     strides = np.array([a.shape[2] for a in arrays], np.int64)
-    offsets = np.concatenate([[0], np.cumsum([a.shape[1] * a.shape[2] for a in arrays])[:-1]]).astype(np.int64)
+    offsets = np.concatenate([[0], np.cumsum([a.shape[1] * a.shape[2] for a in arrays])[:-1]]).astype(
+        np.int64
+    )
     flat = np.concatenate([a.reshape(3, -1) for a in arrays], axis=1)
     # every (detection, point) pair of each image, detection-major
     img = np.repeat(np.arange(n), counts)
@@ -303,13 +340,15 @@ def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray]
     p = pt_start[img] + (k - d_loc * npnt[img])
     col = (xg[p] - dbox[d, 0]).astype(np.int64)
     row = (yg[p] - dbox[d, 1]).astype(np.int64)
-    inside = (col >= 0) & (col < dbox[d, 2].astype(np.int64)) & (row >= 0) & (row < dbox[d, 3].astype(np.int64))
+    inside = (
+        (col >= 0) & (col < dbox[d, 2].astype(np.int64)) & (row >= 0) & (row < dbox[d, 3].astype(np.int64))
+    )
     idx = np.where(inside, offsets[d] + row * strides[d] + col, 0)
     vals = flat[:, idx]
     parts = np.where(inside, vals[0], 0).astype(np.int64)
     parts[parts > 24] = 0
     err = surface.distance(geo[p], lut[parts, vals[1], vals[2]])
-    term = np.exp(-(err ** 2) / (2 * (kappa[p] ** 2)))
+    term = np.exp(-(err**2) / (2 * (kappa[p] ** 2)))
     # GPS: one segment per (image, detection, non-ignored GT with points)
     seg_begin, seg_len, seg_cell, cells = [], [], [], [0]
     for i, g in enumerate(gts):
@@ -330,15 +369,23 @@ def _batched_errors_and_gps(gts: Sequence[GTImage], dboxes: Sequence[np.ndarray]
             rows = term[seg_begin[sel][:, None] + np.arange(length)[None, :]]
             flat_gps[seg_cell[sel]] = rows.sum(axis=1) / length
     for i in range(n):
-        errs[i] = err[pair_start[i]:pair_start[i + 1]].reshape(nd[i], npnt[i])
-        gps[i] = flat_gps[cells[i]:cells[i + 1]].reshape(nd[i], ngt[i])
+        errs[i] = err[pair_start[i] : pair_start[i + 1]].reshape(nd[i], npnt[i])
+        gps[i] = flat_gps[cells[i] : cells[i + 1]].reshape(nd[i], ngt[i])
     return errs, gps
 
 
-def image_records(gts: Sequence[GTImage], dets: Sequence[dict], surface: BodySurface, *,
-                  modes: Sequence[str] = ("gps", "gpsm"), keep_errors: bool = False,
-                  gt_iuvs: Sequence[Sequence | None] | None = None, max_dets: int = MAX_DETS, what: str = "",
-                  chunk_pairs: int = 2_000_000) -> list[dict]:
+def image_records(
+    gts: Sequence[GTImage],
+    dets: Sequence[dict],
+    surface: BodySurface,
+    *,
+    modes: Sequence[str] = ("gps", "gpsm"),
+    keep_errors: bool = False,
+    gt_iuvs: Sequence[Sequence | None] | None = None,
+    max_dets: int = MAX_DETS,
+    what: str = "",
+    chunk_pairs: int = 2_000_000,
+) -> list[dict]:
     """Everything the matcher and RCP need from each image (small arrays; gathered across processes).
 
     ``dets[i]``: ``bbox`` (D, 4) xywh (or ``boxes`` xyxy), ``scores`` (D,), ``iuv``: D arrays (3, h, w) uint8
@@ -354,7 +401,9 @@ def image_records(gts: Sequence[GTImage], dets: Sequence[dict], surface: BodySur
         scores = _np(det.get("scores", np.zeros(0))).astype(np.float64).reshape(-1)
         iuv_list = list(det.get("iuv", []))
         if not (len(bbox) == len(scores) == len(iuv_list)):
-            raise ValueError(f"{where}: {len(bbox)} boxes, {len(scores)} scores and {len(iuv_list)} uv arrays")
+            raise ValueError(
+                f"{where}: {len(bbox)} boxes, {len(scores)} scores and {len(iuv_list)} uv arrays"
+            )
         order = np.argsort(-scores, kind="mergesort")[:max_dets]
         iuvs = [_check_iuv(iuv_list[j], bbox[j], f"{where} detection {j}") for j in order]
         prepared.append((bbox, scores, iuv_list, bbox[order], scores[order], iuvs))
@@ -363,11 +412,18 @@ def image_records(gts: Sequence[GTImage], dets: Sequence[dict], surface: BodySur
     start = 0
     while start < len(gts):  # chunks bound the memory of the pair arrays
         stop, pairs = start, 0
-        while stop < len(gts) and (stop == start or pairs + len(prepared[stop][3]) * len(gts[stop].px) <= chunk_pairs):
+        while stop < len(gts) and (
+            stop == start or pairs + len(prepared[stop][3]) * len(gts[stop].px) <= chunk_pairs
+        ):
             pairs += len(prepared[stop][3]) * len(gts[stop].px)
             stop += 1
-        e, g = _batched_errors_and_gps(gts[start:stop], [q[3] for q in prepared[start:stop]],
-                                       [q[5] for q in prepared[start:stop]], surface, lut)
+        e, g = _batched_errors_and_gps(
+            gts[start:stop],
+            [q[3] for q in prepared[start:stop]],
+            [q[5] for q in prepared[start:stop]],
+            surface,
+            lut,
+        )
         errs += e
         gps += g
         start = stop
@@ -384,9 +440,15 @@ def image_records(gts: Sequence[GTImage], dets: Sequence[dict], surface: BodySur
             if "iou" in modes:
                 sims["iou"] = miou
         rec = {
-            "image_id": gt.image_id, "gt_area": gt.area, "gt_crowd": gt.crowd, "gt_ignore": gt.ignore,
-            "gt_points": np.diff(gt.point_start).astype(np.int32), "point_parts": gt.parts.astype(np.int8),
-            "dt_score": dscore, "dt_area": dbox[:, 2] * dbox[:, 3], "box_iou": _box_iou(dbox, gt.bbox, gt.crowd),
+            "image_id": gt.image_id,
+            "gt_area": gt.area,
+            "gt_crowd": gt.crowd,
+            "gt_ignore": gt.ignore,
+            "gt_points": np.diff(gt.point_start).astype(np.int32),
+            "point_parts": gt.parts.astype(np.int8),
+            "dt_score": dscore,
+            "dt_area": dbox[:, 2] * dbox[:, 3],
+            "box_iou": _box_iou(dbox, gt.bbox, gt.crowd),
             "sims": sims,
         }
         if keep_errors:
@@ -394,20 +456,39 @@ def image_records(gts: Sequence[GTImage], dets: Sequence[dict], surface: BodySur
             gidx = np.repeat(np.arange(gt.num_gt), np.diff(gt.point_start))
             gt_iuv = gt_iuvs[i] if gt_iuvs is not None else None
             rec["single_errors"], rec["single_missing"] = _single_person_errors(
-                gt, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, f"{what}image {gt.image_id}")
+                gt, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, f"{what}image {gt.image_id}"
+            )
         records.append(rec)
     return records
 
 
-def image_record(gt: GTImage, det: dict, surface: BodySurface, *, modes: Sequence[str] = ("gps", "gpsm"),
-                 keep_errors: bool = False, gt_iuv: Sequence | None = None, max_dets: int = MAX_DETS,
-                 what: str = "") -> dict:
+def image_record(
+    gt: GTImage,
+    det: dict,
+    surface: BodySurface,
+    *,
+    modes: Sequence[str] = ("gps", "gpsm"),
+    keep_errors: bool = False,
+    gt_iuv: Sequence | None = None,
+    max_dets: int = MAX_DETS,
+    what: str = "",
+) -> dict:
     """:func:`image_records` for one image."""
-    return image_records([gt], [det], surface, modes=modes, keep_errors=keep_errors,
-                         gt_iuvs=None if gt_iuv is None else [gt_iuv], max_dets=max_dets, what=what)[0]
+    return image_records(
+        [gt],
+        [det],
+        surface,
+        modes=modes,
+        keep_errors=keep_errors,
+        gt_iuvs=None if gt_iuv is None else [gt_iuv],
+        max_dets=max_dets,
+        what=what,
+    )[0]
 
 
-def _single_person_errors(gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, what) -> tuple[np.ndarray, int]:
+def _single_person_errors(
+    gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, lut, gidx, what
+) -> tuple[np.ndarray, int]:
     """(P,) errors of each GT point against the prediction on its own GT box (∞ where there is none) and
     the number of GTs with points that have no such prediction."""
     out = np.full(len(gt.px), np.inf, dtype=np.float32)
@@ -427,7 +508,7 @@ def _single_person_errors(gt: GTImage, bbox, scores, iuv_list, gt_iuv, surface, 
             missing += 1
             continue
         arr = _check_iuv(arr, gt.bbox[j], f"{what} GT-box prediction {j}")
-        err = _point_errors(gt, gt.bbox[j:j + 1], [arr], surface, lut, gidx)
+        err = _point_errors(gt, gt.bbox[j : j + 1], [arr], surface, lut, gidx)
         out[s:e] = err[0, s:e]
     return out, missing
 
@@ -444,8 +525,12 @@ class MatchResult:
     gt_ignore: list[np.ndarray]
 
 
-def match_images(records: Sequence[dict], mode: str, thresholds: np.ndarray,
-                 area_ranges: Sequence[tuple[float, float]] = AREA_RANGES) -> MatchResult:
+def match_images(
+    records: Sequence[dict],
+    mode: str,
+    thresholds: np.ndarray,
+    area_ranges: Sequence[tuple[float, float]] = AREA_RANGES,
+) -> MatchResult:
     """D2 ``evaluateImg`` for every image, area range and threshold (module docstring, step 2).
 
     Vectorised over images (grouped by GT count), area ranges and thresholds; the sequential part is the
@@ -482,7 +567,9 @@ def match_images(records: Sequence[dict], mode: str, thresholds: np.ndarray,
             garea[k, :g] = r["gt_area"]
             dvalid[k, :d] = True
             darea[k, :d] = r["dt_area"]
-        out_of_range = (garea[:, None, :] < rng[None, :, 0, None]) | (garea[:, None, :] > rng[None, :, 1, None])
+        out_of_range = (garea[:, None, :] < rng[None, :, 0, None]) | (
+            garea[:, None, :] > rng[None, :, 1, None]
+        )
         gtig = (ig0[:, None, :] | out_of_range) & gvalid[:, None, :]  # (m, A, G)
         all_ig = ~np.any(gvalid[:, None, :] & ~gtig, axis=-1)  # (m, A)
         gtm = np.full((m, na, nt, gb), -1, np.int64)
@@ -525,7 +612,9 @@ def match_images(records: Sequence[dict], mode: str, thresholds: np.ndarray,
             mi, ai = np.nonzero(rec_ig)
             dtm[mi, ai, last, r_] = pick[mi, ai]
             gtm[mi, ai, last, pick[mi, ai]] = r_
-        outside = (darea[:, None, :] < rng[None, :, 0, None]) | (darea[:, None, :] > rng[None, :, 1, None])  # (m, A, D)
+        outside = (darea[:, None, :] < rng[None, :, 0, None]) | (
+            darea[:, None, :] > rng[None, :, 1, None]
+        )  # (m, A, D)
         dtig |= (dtm < 0) & outside[:, :, None, :]
         for k, i in enumerate(idx):
             g, d = len(records[i]["gt_area"]), len(records[i]["dt_score"])
@@ -536,8 +625,9 @@ def match_images(records: Sequence[dict], mode: str, thresholds: np.ndarray,
     return res
 
 
-def accumulate(records: Sequence[dict], match: MatchResult, num_thresholds: int,
-               num_areas: int = len(AREA_RANGES)) -> tuple[np.ndarray, np.ndarray]:
+def accumulate(
+    records: Sequence[dict], match: MatchResult, num_thresholds: int, num_areas: int = len(AREA_RANGES)
+) -> tuple[np.ndarray, np.ndarray]:
     """COCO ``accumulate`` (pycocotools' rule): precision (T, R, A) and recall (T, A), −1 where absent.
     ``records`` must be in ascending image-id order (the evaluators' order, which decides score ties)."""
     nt, na, nr = num_thresholds, num_areas, len(REC_THRS)
@@ -592,14 +682,29 @@ def summarize(precision: np.ndarray, recall: np.ndarray, thresholds: np.ndarray)
     for t, name in ((0.2, "ap20"), (0.3, "ap30"), (0.4, "ap40")):
         if lo <= t + 0.001:
             out[name] = pick(precision, t, 0)
-    out.update({"ap50": pick(precision, 0.5, 0), "ap75": pick(precision, 0.75, 0), "apm": pick(precision, None, 1),
-                "apl": pick(precision, None, 2), "ar": pick(recall, None, 0), "ar50": pick(recall, 0.5, 0),
-                "ar75": pick(recall, 0.75, 0), "arm": pick(recall, None, 1), "arl": pick(recall, None, 2)})
+    out.update(
+        {
+            "ap50": pick(precision, 0.5, 0),
+            "ap75": pick(precision, 0.75, 0),
+            "apm": pick(precision, None, 1),
+            "apl": pick(precision, None, 2),
+            "ar": pick(recall, None, 0),
+            "ar50": pick(recall, 0.5, 0),
+            "ar75": pick(recall, 0.75, 0),
+            "arm": pick(recall, None, 1),
+            "arl": pick(recall, None, 2),
+        }
+    )
     return out
 
 
-def rcp_scores(errors: np.ndarray, parts: np.ndarray | None = None, curve: bool = True,
-               per_part: bool = False, prefix: str = "dp_") -> dict[str, float]:
+def rcp_scores(
+    errors: np.ndarray,
+    parts: np.ndarray | None = None,
+    curve: bool = True,
+    per_part: bool = False,
+    prefix: str = "dp_",
+) -> dict[str, float]:
     """AUC10, AUC30 (and the RCP curve at 1..30 cm, and per coarse part AUCs) of per-point errors in metres."""
     e = np.asarray(errors, dtype=np.float64)
     out: dict[str, float] = {}
@@ -607,7 +712,9 @@ def rcp_scores(errors: np.ndarray, parts: np.ndarray | None = None, curve: bool 
     def aucs(x: np.ndarray) -> tuple[float, float]:
         if x.size == 0:
             return float("nan"), float("nan")
-        return float(np.mean(np.maximum(0.0, 1.0 - x / 0.10))), float(np.mean(np.maximum(0.0, 1.0 - x / 0.30)))
+        return float(np.mean(np.maximum(0.0, 1.0 - x / 0.10))), float(
+            np.mean(np.maximum(0.0, 1.0 - x / 0.30))
+        )
 
     out[f"{prefix}auc10"], out[f"{prefix}auc30"] = aucs(e)
     if curve:
@@ -622,9 +729,16 @@ def rcp_scores(errors: np.ndarray, parts: np.ndarray | None = None, curve: bool 
     return out
 
 
-def score_records(records: Sequence[dict], *, modes: Sequence[str] = ("gps", "gpsm"), min_threshold: float = 0.5,
-                  rcp: bool = True, rcp_setting: str = "single_person", rcp_curve: bool = True,
-                  rcp_per_part: bool = False) -> dict[str, float]:
+def score_records(
+    records: Sequence[dict],
+    *,
+    modes: Sequence[str] = ("gps", "gpsm"),
+    min_threshold: float = 0.5,
+    rcp: bool = True,
+    rcp_setting: str = "single_person",
+    rcp_curve: bool = True,
+    rcp_per_part: bool = False,
+) -> dict[str, float]:
     """All DensePose numbers from per-image records (fractions; NaN where undefined)."""
     if rcp_setting not in ("single_person", "multi_person"):
         raise ValueError(f"rcp_setting must be 'single_person' or 'multi_person', got {rcp_setting!r}")
@@ -643,8 +757,11 @@ def score_records(records: Sequence[dict], *, modes: Sequence[str] = ("gps", "gp
             errs = [r["single_errors"] for r in records]
             missing = sum(int(r["single_missing"]) for r in records)
             if missing:
-                log.warning("single-person RCP: %d GT persons with points have no prediction on their GT box; their "
-                            "points count as wrong (give GT-box predictions, or use rcp_setting=multi_person)", missing)
+                log.warning(
+                    "single-person RCP: %d GT persons with points have no prediction on their GT box; their "
+                    "points count as wrong (give GT-box predictions, or use rcp_setting=multi_person)",
+                    missing,
+                )
         else:
             mode = modes[0]
             match = matches[mode]
@@ -656,7 +773,7 @@ def score_records(records: Sequence[dict], *, modes: Sequence[str] = ("gps", "gp
                 for g in range(len(r["gt_area"])):
                     d = match.gtm[i][0, t50, g]
                     if d >= 0 and start[g + 1] > start[g]:
-                        e[start[g]:start[g + 1]] = r["errors"][d, start[g]:start[g + 1]]
+                        e[start[g] : start[g + 1]] = r["errors"][d, start[g] : start[g + 1]]
                 errs.append(e)
         parts = np.concatenate([r["point_parts"] for r in records]) if records else np.zeros(0)
         out.update(rcp_scores(np.concatenate(errs) if errs else np.zeros(0), parts, rcp_curve, rcp_per_part))
@@ -730,15 +847,27 @@ class DensePoseMetric(GatheredMetric):
         if len(preds) != len(targets):
             raise ValueError(f"{len(preds)} predictions for {len(targets)} targets")
         gts = prepare_gt_images(targets, self.surface, self.kappa, self.category_id)
-        records = image_records(gts, preds, self.surface, modes=self.modes, keep_errors=self.rcp,
-                                gt_iuvs=[p.get("gt_iuv") for p in preds])
+        records = image_records(
+            gts,
+            preds,
+            self.surface,
+            modes=self.modes,
+            keep_errors=self.rcp,
+            gt_iuvs=[p.get("gt_iuv") for p in preds],
+        )
         for gt, rec in zip(gts, records):
             self.add(gt.image_id, str(gt.image_id), rec)
 
     def score(self, records) -> dict[str, float]:
-        return score_records([r for _, _, r in records], modes=self.modes, min_threshold=self.min_threshold,
-                             rcp=self.rcp, rcp_setting=self.rcp_setting, rcp_curve=self.rcp_curve,
-                             rcp_per_part=self.rcp_per_part)
+        return score_records(
+            [r for _, _, r in records],
+            modes=self.modes,
+            min_threshold=self.min_threshold,
+            rcp=self.rcp,
+            rcp_setting=self.rcp_setting,
+            rcp_curve=self.rcp_curve,
+            rcp_per_part=self.rcp_per_part,
+        )
 
 
 def targets_from_batch(batch: dict) -> list[dict]:

@@ -64,9 +64,13 @@ def decode_uv(value, where: str) -> np.ndarray:
     try:
         arr = np.asarray(value)
     except (ValueError, TypeError) as e:
-        raise ValueError(f"{where}: 'uv' is neither nested lists of equal length nor a base64 PNG ({e})") from e
+        raise ValueError(
+            f"{where}: 'uv' is neither nested lists of equal length nor a base64 PNG ({e})"
+        ) from e
     if arr.ndim != 3 or arr.shape[0] != 3 or arr.dtype == object:
-        raise ValueError(f"{where}: 'uv' must be a 3 x h x w array (I, U·255, V·255), got shape {list(arr.shape)}")
+        raise ValueError(
+            f"{where}: 'uv' must be a 3 x h x w array (I, U·255, V·255), got shape {list(arr.shape)}"
+        )
     if arr.size and (arr.min() < 0 or arr.max() > 255 or not np.issubdtype(arr.dtype, np.integer)):
         raise ValueError(f"{where}: 'uv' values must be integers 0..255")
     return arr.astype(np.uint8)
@@ -96,8 +100,11 @@ def read_results(path: str | Path, image_ids: set[int], category_id: int = 1) ->
             continue
         iid = int(e["image_id"])
         if iid not in image_ids:
-            raise DataError(path, f"result {i} refers to image {iid}, which is not in the ground truth "
-                            "(results do not correspond to this annotation file)")
+            raise DataError(
+                path,
+                f"result {i} refers to image {iid}, which is not in the ground truth "
+                "(results do not correspond to this annotation file)",
+            )
         try:
             box = np.asarray(e["bbox"], dtype=np.float64).reshape(4)
             score = float(e["score"])
@@ -115,7 +122,11 @@ def read_results(path: str | Path, image_ids: set[int], category_id: int = 1) ->
         g["iuv"].append(uv)
     out = {}
     for iid, g in grouped.items():
-        out[iid] = {"bbox": np.array(g["bbox"]).reshape(-1, 4), "scores": np.array(g["scores"]), "iuv": g["iuv"]}
+        out[iid] = {
+            "bbox": np.array(g["bbox"]).reshape(-1, 4),
+            "scores": np.array(g["scores"]),
+            "iuv": g["iuv"],
+        }
     return out, skipped
 
 
@@ -136,8 +147,10 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
         if not cfg.get(key):
             raise ValueError(f"metric=densepose needs {key}=<file>")
     if cfg.get("eval_data") is None:
-        raise ValueError("metric=densepose needs eval_data=<folder with SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, "
-                         "Pdist_matrix.pkl> (or eval_data=synthetic for data made by the synthetic generator)")
+        raise ValueError(
+            "metric=densepose needs eval_data=<folder with SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, "
+            "Pdist_matrix.pkl> (or eval_data=synthetic for data made by the synthetic generator)"
+        )
     modes = cfg.get("modes", ["gps", "gpsm"])
     modes = list(modes) if isinstance(modes, (list, tuple, ListConfig)) else [str(modes)]
     if any(m not in MODES for m in modes):
@@ -152,8 +165,11 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
     images = images_from_coco(coco, cfg.gt, category_id, decode_masks=False)
     for im in coco.dataset["images"]:
         if im.get("ignore_regions_x"):
-            raise DataError(cfg.gt, f"image {im['id']} has ignore_regions_x/_y (PoseTrack-style ignore regions), "
-                            "which the DensePose metric does not implement")
+            raise DataError(
+                cfg.gt,
+                f"image {im['id']} has ignore_regions_x/_y (PoseTrack-style ignore regions), "
+                "which the DensePose metric does not implement",
+            )
     ids = {im["image_id"] for im in images}
     dets, skipped = read_results(cfg.results, ids, category_id)
     rcp_dets = read_results(cfg.rcp_results, ids, category_id)[0] if cfg.get("rcp_results") else None
@@ -163,17 +179,36 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
     gts = prepare_gt_images(images, surface, kappa, category_id)
     empty = {"bbox": np.zeros((0, 4)), "scores": np.zeros(0), "iuv": []}
     single_person = cfg.get("rcp_setting", "single_person") == "single_person"
-    gt_iuvs = [_gt_box_predictions(gt, rcp_dets.get(gt.image_id)) for gt in gts] \
-        if (rcp and single_person and rcp_dets is not None) else None
-    records = image_records(gts, [dets.get(gt.image_id, empty) for gt in gts], surface, modes=modes, keep_errors=rcp,
-                            gt_iuvs=gt_iuvs, what=f"{cfg.results}: ")
-    metrics = score_records(records, modes=modes, min_threshold=float(cfg.get("min_threshold", 0.5)), rcp=rcp,
-                            rcp_setting=cfg.get("rcp_setting", "single_person"),
-                            rcp_curve=bool(cfg.get("rcp_curve", True)), rcp_per_part=bool(cfg.get("rcp_per_part", False)))
+    gt_iuvs = (
+        [_gt_box_predictions(gt, rcp_dets.get(gt.image_id)) for gt in gts]
+        if (rcp and single_person and rcp_dets is not None)
+        else None
+    )
+    records = image_records(
+        gts,
+        [dets.get(gt.image_id, empty) for gt in gts],
+        surface,
+        modes=modes,
+        keep_errors=rcp,
+        gt_iuvs=gt_iuvs,
+        what=f"{cfg.results}: ",
+    )
+    metrics = score_records(
+        records,
+        modes=modes,
+        min_threshold=float(cfg.get("min_threshold", 0.5)),
+        rcp=rcp,
+        rcp_setting=cfg.get("rcp_setting", "single_person"),
+        rcp_curve=bool(cfg.get("rcp_curve", True)),
+        rcp_per_part=bool(cfg.get("rcp_per_part", False)),
+    )
     t_eval = time.perf_counter()
     if cfg.get("bbox", True):
-        flat = [{"image_id": iid, "category_id": category_id, "bbox": b, "score": s}
-                for iid, d in dets.items() for b, s in zip(d["bbox"].tolist(), d["scores"].tolist())]
+        flat = [
+            {"image_id": iid, "category_id": category_id, "bbox": b, "score": s}
+            for iid, d in dets.items()
+            for b, s in zip(d["bbox"].tolist(), d["scores"].tolist())
+        ]
         metrics.update(coco_box_ap(coco, flat))
     t_end = time.perf_counter()
     n_gt = sum(g.num_gt for g in gts)
@@ -184,14 +219,23 @@ def evaluate_densepose(cfg: DictConfig) -> dict:
         "num_gt": n_gt,
         "num_gt_with_points": int(sum(int((~g.ignore).sum()) for g in gts)),
         "num_points": int(sum(len(g.px) for g in gts)),
-        "rcp_gt_without_gt_box_prediction": int(sum(r.get("single_missing", 0) for r in records)) if single_person else 0,
+        "rcp_gt_without_gt_box_prediction": int(sum(r.get("single_missing", 0) for r in records))
+        if single_person
+        else 0,
         "skipped_other_categories": skipped,
         "eval_data": str(cfg.eval_data),
         "surface": {"uv_vertices": surface.num_uv, "geodesic_vertices": surface.num_geodesic},
-        "settings": {"kappa": kappa, "modes": modes, "min_threshold": float(cfg.get("min_threshold", 0.5)),
-                     "rcp_setting": cfg.get("rcp_setting", "single_person")},
-        "timing_s": {"load": round(t_load - t0, 4), "evaluate": round(t_eval - t_load, 4),
-                     "bbox": round(t_end - t_eval, 4)},
+        "settings": {
+            "kappa": kappa,
+            "modes": modes,
+            "min_threshold": float(cfg.get("min_threshold", 0.5)),
+            "rcp_setting": cfg.get("rcp_setting", "single_person"),
+        },
+        "timing_s": {
+            "load": round(t_load - t0, 4),
+            "evaluate": round(t_eval - t_load, 4),
+            "bbox": round(t_end - t_eval, 4),
+        },
     }
 
 
@@ -203,9 +247,15 @@ def write_results(path: str | Path, detections: list[dict], uv_format: str = "li
     out = []
     for d in detections:
         uv = np.asarray(d["uv"], dtype=np.uint8)
-        out.append({"image_id": int(d["image_id"]), "category_id": int(d.get("category_id", 1)),
-                    "bbox": [float(v) for v in d["bbox"]], "score": float(d["score"]),
-                    "uv": uv.tolist() if uv_format == "list" else encode_uv(uv)})
+        out.append(
+            {
+                "image_id": int(d["image_id"]),
+                "category_id": int(d.get("category_id", 1)),
+                "bbox": [float(v) for v in d["bbox"]],
+                "score": float(d["score"]),
+                "uv": uv.tolist() if uv_format == "list" else encode_uv(uv),
+            }
+        )
     path = Path(path)
     path.write_text(json.dumps(out))
     return path

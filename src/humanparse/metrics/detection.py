@@ -50,8 +50,11 @@ def boxes_from_person_maps(person_ids: np.ndarray) -> dict:
         ys, xs = np.nonzero(pid == k)
         boxes.append([xs.min(), ys.min(), xs.max() - xs.min() + 1, ys.max() - ys.min() + 1])
         areas.append(len(xs))
-    return {"bbox": np.asarray(boxes, np.float64).reshape(-1, 4), "area": np.asarray(areas, np.float64),
-            "iscrowd": np.zeros(len(ids), np.int64)}
+    return {
+        "bbox": np.asarray(boxes, np.float64).reshape(-1, 4),
+        "area": np.asarray(areas, np.float64),
+        "iscrowd": np.zeros(len(ids), np.int64),
+    }
 
 
 def coco_box_ap(gt: COCO, detections: Sequence[dict]) -> dict[str, float]:
@@ -59,12 +62,24 @@ def coco_box_ap(gt: COCO, detections: Sequence[dict]) -> dict[str, float]:
     COCO object ``gt``; the six summary numbers as fractions, −1 → NaN."""
     with contextlib.redirect_stdout(io.StringIO()):
         if detections:
-            dt = gt.loadRes([{"image_id": d["image_id"], "category_id": d.get("category_id", 1),
-                              "bbox": [float(v) for v in d["bbox"]], "score": float(d["score"])} for d in detections])
+            dt = gt.loadRes(
+                [
+                    {
+                        "image_id": d["image_id"],
+                        "category_id": d.get("category_id", 1),
+                        "bbox": [float(v) for v in d["bbox"]],
+                        "score": float(d["score"]),
+                    }
+                    for d in detections
+                ]
+            )
         else:  # pycocotools cannot load an empty result list
             dt = COCO()
-            dt.dataset = {"images": list(gt.dataset["images"]), "categories": list(gt.dataset.get("categories", [])),
-                          "annotations": []}
+            dt.dataset = {
+                "images": list(gt.dataset["images"]),
+                "categories": list(gt.dataset.get("categories", [])),
+                "annotations": [],
+            }
             dt.createIndex()
         ev = COCOeval(gt, dt, iouType="bbox")
         ev.evaluate()
@@ -83,11 +98,23 @@ def coco_from_images(images: Sequence[dict], category_id: int = 1) -> COCO:
         crowd = np.asarray(im.get("iscrowd", np.zeros(len(bbox))), np.int64).reshape(-1)
         area = np.asarray(im.get("area", bbox[:, 2] * bbox[:, 3]), np.float64).reshape(-1)
         for k in range(len(bbox)):
-            anns.append({"id": next_id, "image_id": int(im["image_id"]), "category_id": category_id,
-                         "bbox": bbox[k].tolist(), "area": float(area[k]), "iscrowd": int(crowd[k])})
+            anns.append(
+                {
+                    "id": next_id,
+                    "image_id": int(im["image_id"]),
+                    "category_id": category_id,
+                    "bbox": bbox[k].tolist(),
+                    "area": float(area[k]),
+                    "iscrowd": int(crowd[k]),
+                }
+            )
             next_id += 1
     coco = COCO()
-    coco.dataset = {"images": imgs, "annotations": anns, "categories": [{"id": category_id, "name": "person"}]}
+    coco.dataset = {
+        "images": imgs,
+        "annotations": anns,
+        "categories": [{"id": category_id, "name": "person"}],
+    }
     with contextlib.redirect_stdout(io.StringIO()):
         coco.createIndex()
     return coco
@@ -112,20 +139,34 @@ class BoxMAP(GatheredMetric):
         for p, t in zip(preds, targets):
             if "persons" in t:
                 persons = [q for q in t["persons"] if int(q.get("category_id", 1)) == self.category_id]
-                gt = {"bbox": np.array([_np(q["bbox"]).astype(np.float64) for q in persons]).reshape(-1, 4),
-                      "area": np.array([float(q["area"]) for q in persons]),
-                      "iscrowd": np.array([int(q["iscrowd"]) for q in persons], np.int64)}
+                gt = {
+                    "bbox": np.array([_np(q["bbox"]).astype(np.float64) for q in persons]).reshape(-1, 4),
+                    "area": np.array([float(q["area"]) for q in persons]),
+                    "iscrowd": np.array([int(q["iscrowd"]) for q in persons], np.int64),
+                }
             else:
                 box = _xywh(t)
-                gt = {"bbox": box, "area": _np(t.get("area", box[:, 2] * box[:, 3])).astype(np.float64),
-                      "iscrowd": _np(t.get("iscrowd", np.zeros(len(box)))).astype(np.int64)}
-            rec = {"image_id": int(t["image_id"]), "height": int(t["height"]), "width": int(t["width"]), **gt,
-                   "det_bbox": _xywh(p), "det_score": _np(p["scores"]).astype(np.float64).reshape(-1)}
+                gt = {
+                    "bbox": box,
+                    "area": _np(t.get("area", box[:, 2] * box[:, 3])).astype(np.float64),
+                    "iscrowd": _np(t.get("iscrowd", np.zeros(len(box)))).astype(np.int64),
+                }
+            rec = {
+                "image_id": int(t["image_id"]),
+                "height": int(t["height"]),
+                "width": int(t["width"]),
+                **gt,
+                "det_bbox": _xywh(p),
+                "det_score": _np(p["scores"]).astype(np.float64).reshape(-1),
+            }
             self.add(rec["image_id"], str(rec["image_id"]), rec)
 
     def score(self, records) -> dict[str, float]:
         recs = [r for _, _, r in records]
         gt = coco_from_images(recs, self.category_id)
-        dets = [{"image_id": r["image_id"], "category_id": self.category_id, "bbox": b, "score": s}
-                for r in recs for b, s in zip(r["det_bbox"].tolist(), r["det_score"].tolist())]
+        dets = [
+            {"image_id": r["image_id"], "category_id": self.category_id, "bbox": b, "score": s}
+            for r in recs
+            for b, s in zip(r["det_bbox"].tolist(), r["det_score"].tolist())
+        ]
         return coco_box_ap(gt, dets)

@@ -29,7 +29,9 @@ def edge_scores(tp: torch.Tensor, pred_pos: torch.Tensor, gt_pos: torch.Tensor) 
     return {"edge_precision": p, "edge_recall": r, "edge_f1": f1}
 
 
-def binarize_edges(pred: torch.Tensor, edge_input: str = "logits", edge_threshold: float = 0.5) -> torch.Tensor:
+def binarize_edges(
+    pred: torch.Tensor, edge_input: str = "logits", edge_threshold: float = 0.5
+) -> torch.Tensor:
     """Boolean edge map: sigmoid(logit) > t, prob > t, or non-zero (``binary``)."""
     if edge_input == "logits":
         return torch.sigmoid(pred.float()) > edge_threshold
@@ -64,8 +66,10 @@ class InstanceEdgeMetric(Metric):
         if pred.dim() == target.dim() + 1 and pred.shape[-3] == 1:
             pred = pred.squeeze(-3)
         if pred.shape != target.shape:
-            raise ValueError(f"edge prediction shape {tuple(pred.shape)} differs from the GT's {tuple(target.shape)}; "
-                             "edges are scored at the original resolution")
+            raise ValueError(
+                f"edge prediction shape {tuple(pred.shape)} differs from the GT's {tuple(target.shape)}; "
+                "edges are scored at the original resolution"
+            )
         e = binarize_edges(pred, self.edge_input, self.edge_threshold)
         g = target != 0
         self.tp += (e & g).sum().to(torch.int64)

@@ -108,8 +108,13 @@ class PartMap:
     first use.
     """
 
-    def __init__(self, dense: np.ndarray | None = None, index: np.ndarray | None = None,
-                 value: np.ndarray | None = None, shape: tuple[int, int] | None = None):
+    def __init__(
+        self,
+        dense: np.ndarray | None = None,
+        index: np.ndarray | None = None,
+        value: np.ndarray | None = None,
+        shape: tuple[int, int] | None = None,
+    ):
         if dense is None and (index is None or value is None or shape is None):
             raise ValueError("a part map needs a dense array, or flat indices, values and the image shape")
         self.dense = dense
@@ -118,7 +123,9 @@ class PartMap:
         self._value = None if value is None else np.asarray(value, dtype=np.int64)
 
     @classmethod
-    def from_array(cls, label, offset: tuple[int, int] | None = None, shape: tuple[int, int] | None = None) -> PartMap:
+    def from_array(
+        cls, label, offset: tuple[int, int] | None = None, shape: tuple[int, int] | None = None
+    ) -> PartMap:
         """From a full-image map, or from a box-cropped map placed at ``offset=(x0, y0)`` in an image of
         ``shape``."""
         label = as_label_array(label)
@@ -128,10 +135,12 @@ class PartMap:
             x0, y0 = int(offset[0]), int(offset[1])
             h, w = shape
             if x0 < 0 or y0 < 0 or y0 + label.shape[0] > h or x0 + label.shape[1] > w:
-                raise ValueError(f"a cropped part map of size {label.shape} at (x0, y0) = ({x0}, {y0}) leaves the "
-                                 f"{w}x{h} image")
+                raise ValueError(
+                    f"a cropped part map of size {label.shape} at (x0, y0) = ({x0}, {y0}) leaves the "
+                    f"{w}x{h} image"
+                )
             full = np.zeros((h, w), dtype=label.dtype)
-            full[y0:y0 + label.shape[0], x0:x0 + label.shape[1]] = label
+            full[y0 : y0 + label.shape[0], x0 : x0 + label.shape[1]] = label
             label = full
         if label.dtype == np.uint8:
             return cls(dense=np.ascontiguousarray(label))
@@ -175,8 +184,10 @@ def prediction_maps(parts, shape: tuple[int, int], boxes=None) -> list[PartMap]:
         out = []
         for p in arr:
             if p.shape != tuple(shape):
-                raise ValueError(f"a predicted part map is {tuple(p.shape)}, the ground truth {tuple(shape)}; maps "
-                                 "must be at the GT's original size (or pass boxes for cropped maps)")
+                raise ValueError(
+                    f"a predicted part map is {tuple(p.shape)}, the ground truth {tuple(shape)}; maps "
+                    "must be at the GT's original size (or pass boxes for cropped maps)"
+                )
             out.append(PartMap.from_array(p))
         return out
     boxes = as_numpy(boxes).astype(np.int64).reshape(-1, 4)
@@ -185,7 +196,9 @@ def prediction_maps(parts, shape: tuple[int, int], boxes=None) -> list[PartMap]:
     out = []
     for p, b in zip(parts, boxes):
         if tuple(p.shape) != (b[3] - b[1], b[2] - b[0]):
-            raise ValueError(f"cropped part map of shape {tuple(p.shape)} does not match its box {b.tolist()}")
+            raise ValueError(
+                f"cropped part map of shape {tuple(p.shape)} does not match its box {b.tolist()}"
+            )
         out.append(PartMap.from_array(p, (b[0], b[1]), shape))
     return out
 
@@ -206,9 +219,16 @@ class CodeLayer:
     a dense uint8 code map (one ``cv2.calcHist`` per prediction); otherwise it keeps an int64 code map
     or computes codes on demand from the person-id and part maps through two look-up tables."""
 
-    def __init__(self, members: np.ndarray, num_classes: int, code: np.ndarray | None = None,
-                 person_ids: np.ndarray | None = None, semantic: np.ndarray | None = None,
-                 rank_lut: np.ndarray | None = None, value_lut: np.ndarray | None = None):
+    def __init__(
+        self,
+        members: np.ndarray,
+        num_classes: int,
+        code: np.ndarray | None = None,
+        person_ids: np.ndarray | None = None,
+        semantic: np.ndarray | None = None,
+        rank_lut: np.ndarray | None = None,
+        value_lut: np.ndarray | None = None,
+    ):
         self.members = np.asarray(members, dtype=np.int64)
         self._c = num_classes
         self._code = code
@@ -218,10 +238,14 @@ class CodeLayer:
         if k <= 256:
             if code is not None and code.size < _CV_EXACT:
                 self.dense8 = code.astype(np.uint8).reshape(1, -1)
-            elif (person_ids is not None and person_ids.dtype == np.uint8 and semantic.dtype == np.uint8
-                  and person_ids.size < _CV_EXACT):
+            elif (
+                person_ids is not None
+                and person_ids.dtype == np.uint8
+                and semantic.dtype == np.uint8
+                and person_ids.size < _CV_EXACT
+            ):
                 lut = np.zeros(256, dtype=np.uint8)
-                lut[:len(rank_lut)] = rank_lut  # ranks <= len(members) < 256 here
+                lut[: len(rank_lut)] = rank_lut  # ranks <= len(members) < 256 here
                 r = cv2.LUT(person_ids, lut)
                 v = cv2.LUT(semantic, value_lut.astype(np.uint8))
                 # r·(C+1) + v <= K − 1 <= 255; codes with r = 0 or v = 0 are dropped by the caller
@@ -265,12 +289,15 @@ class PersonsGT:
 def _check_gt_values(arr: np.ndarray, num_classes: int, what: str) -> None:
     bad = (arr >= num_classes) & (arr != IGNORE)
     if bad.any():
-        raise ValueError(f"{what}: GT values {np.unique(arr[bad])[:10].tolist()} are neither classes "
-                         f"0..{num_classes - 1} nor {IGNORE}")
+        raise ValueError(
+            f"{what}: GT values {np.unique(arr[bad])[:10].tolist()} are neither classes "
+            f"0..{num_classes - 1} nor {IGNORE}"
+        )
 
 
-def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_classes: int,
-                          drop_empty: bool = False) -> PersonsGT:
+def persons_from_semantic(
+    semantic: np.ndarray, person_ids: np.ndarray, num_classes: int, drop_empty: bool = False
+) -> PersonsGT:
     """CIHP persons (:func:`humanparse.data.instances.persons_from_ids`): person k's
     map is ``semantic · [person_ids = k]`` for every id k > 0 present, in increasing k. With
     ``drop_empty`` persons without any non-zero pixel are left out (``mhp_official``)."""
@@ -295,11 +322,15 @@ def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_clas
         ids = np.flatnonzero(np.bincount(pid64, minlength=1))
         lut = np.zeros(int(ids[-1]) + 1 if len(ids) else 1, dtype=np.int64)
         lut[ids] = np.arange(len(ids))
-        joint = np.bincount(lut[pid64] * 256 + sem.astype(np.int64), minlength=len(ids) * 256).reshape(-1, 256)
+        joint = np.bincount(lut[pid64] * 256 + sem.astype(np.int64), minlength=len(ids) * 256).reshape(
+            -1, 256
+        )
     values = joint.sum(0)
     if values[c:IGNORE].any():
         bad = np.flatnonzero(values[c:IGNORE]) + c
-        raise ValueError(f"semantic map: GT values {bad[:10].tolist()} are neither classes 0..{c - 1} nor {IGNORE}")
+        raise ValueError(
+            f"semantic map: GT values {bad[:10].tolist()} are neither classes 0..{c - 1} nor {IGNORE}"
+        )
     rows = np.flatnonzero(joint.sum(1))
     rows = rows[ids[rows] > 0]
     joint = joint[rows]
@@ -319,11 +350,19 @@ def persons_from_semantic(semantic: np.ndarray, person_ids: np.ndarray, num_clas
     per_layer = _persons_per_layer(c, len(kept_ids)) if dense_ok else max(len(kept_ids), 1)
     layers = []
     for s0 in range(0, max(len(kept_ids), 1), per_layer):
-        chunk = kept_ids[s0:s0 + per_layer]
+        chunk = kept_ids[s0 : s0 + per_layer]
         lut = np.zeros(int(present.max(initial=0)) + 1, dtype=np.int64)
         lut[chunk] = np.arange(1, len(chunk) + 1)
-        layers.append(CodeLayer(np.arange(s0, s0 + len(chunk)), c, person_ids=pid, semantic=sem, rank_lut=lut,
-                                value_lut=value_lut))
+        layers.append(
+            CodeLayer(
+                np.arange(s0, s0 + len(chunk)),
+                c,
+                person_ids=pid,
+                semantic=sem,
+                rank_lut=lut,
+                value_lut=value_lut,
+            )
+        )
     return PersonsGT(sem.size, c, hist, nz, (hist[:, 1:c] > 0).sum(1), layers)
 
 
@@ -373,8 +412,14 @@ def persons_from_person_maps(maps, num_classes: int, drop_empty: bool = False) -
         occupied[li][idx] = True
     hist[:, 0] = 0
     nz = hist.sum(1)
-    return PersonsGT(n, c, hist, nz, (hist[:, 1:c] > 0).sum(1),
-                     [CodeLayer(np.asarray(members, dtype=np.int64), c, code=code) for code, members in layers])
+    return PersonsGT(
+        n,
+        c,
+        hist,
+        nz,
+        (hist[:, 1:c] > 0).sum(1),
+        [CodeLayer(np.asarray(members, dtype=np.int64), c, code=code) for code, members in layers],
+    )
 
 
 # ------------------------------------------------------------------------------------------------
@@ -410,9 +455,10 @@ def person_part_iou(gt: PersonsGT, preds: Sequence[PartMap]) -> np.ndarray:
         per_pred = k * c
         chunk = max(1, _MAX_BINS // per_pred)
         for s in range(0, len(sparse), chunk):
-            part = sparse[s:s + chunk]
-            keys = np.concatenate([(i * k + layer.codes(preds[d].index)) * c + preds[d].value
-                                   for i, d in enumerate(part)])
+            part = sparse[s : s + chunk]
+            keys = np.concatenate(
+                [(i * k + layer.codes(preds[d].index)) * c + preds[d].value for i, d in enumerate(part)]
+            )
             cnt = np.bincount(keys, minlength=len(part) * per_pred).reshape(len(part), gl + 1, c + 1, c)
             joint[np.asarray(part)[:, None], members[None, :]] = cnt[:, 1:]
     for d in np.flatnonzero(pred_hist[:, 0] < 0):
@@ -452,8 +498,9 @@ def mean_part_iou(iou: np.ndarray) -> np.ndarray:
 # Parsing R-CNN's semantic map from instance predictions
 
 
-def paste_instances(preds: Sequence[PartMap], scores: np.ndarray, num_pixels: int,
-                    score_thresh: float = 0.0) -> np.ndarray:
+def paste_instances(
+    preds: Sequence[PartMap], scores: np.ndarray, num_pixels: int, score_thresh: float = 0.0
+) -> np.ndarray:
     """Flat semantic map: instances in ascending score order (stable), those with score < ``score_thresh``
     skipped, non-zero labels pasted over the map, so higher scores win overlaps."""
     small = all(p.dense is not None for p in preds)
@@ -471,15 +518,19 @@ def paste_instances(preds: Sequence[PartMap], scores: np.ndarray, num_pixels: in
     return out
 
 
-def semantic_from_instances(parts, scores, shape: tuple[int, int], semseg_score_thresh: float = 0.3,
-                            boxes=None) -> np.ndarray:
+def semantic_from_instances(
+    parts, scores, shape: tuple[int, int], semseg_score_thresh: float = 0.3, boxes=None
+) -> np.ndarray:
     """The Parsing R-CNN semantic map of one image as an (H, W) int64 array."""
     preds = prediction_maps(parts, shape, boxes)
-    return paste_instances(preds, as_numpy(scores).reshape(-1), shape[0] * shape[1],
-                           semseg_score_thresh).reshape(shape)
+    return paste_instances(
+        preds, as_numpy(scores).reshape(-1), shape[0] * shape[1], semseg_score_thresh
+    ).reshape(shape)
 
 
-def sparse_confusion(semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
+def sparse_confusion(
+    semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes: int
+) -> tuple[np.ndarray, np.ndarray]:
     """Semantic confusion of one image as (flat bin indices, counts) of its non-zero bins (compact record)."""
     c = num_classes
     _check_gt_values(semantic_gt, c, "semantic GT")
@@ -492,8 +543,15 @@ def sparse_confusion(semantic_gt: np.ndarray, pred_flat: np.ndarray, num_classes
 # per-image record and rank-0 scoring
 
 
-def image_app_record(gt: PersonsGT, preds: Sequence[PartMap], scores, *, semantic_gt: np.ndarray | None = None,
-                     semseg_score_thresh: float = 0.3, thresholds: Sequence[float] = THRESHOLDS) -> dict:
+def image_app_record(
+    gt: PersonsGT,
+    preds: Sequence[PartMap],
+    scores,
+    *,
+    semantic_gt: np.ndarray | None = None,
+    semseg_score_thresh: float = 0.3,
+    thresholds: Sequence[float] = THRESHOLDS,
+) -> dict:
     """Compact per-image record: for each prediction its score, best GT index (−1: none), ovmax and,
     per threshold t, the number of GT part classes c ≥ 1 of that pair with IoU_c > t (PCP's n); the
     GT persons' label counts; the sparse semantic-map confusion. A few numbers per prediction instead of
@@ -518,8 +576,16 @@ def image_app_record(gt: PersonsGT, preds: Sequence[PartMap], scores, *, semanti
         best = iou[np.flatnonzero(ok), j[ok], 1:]  # (matched, C - 1); NaN compares False
         with np.errstate(invalid="ignore"):
             pcp_n[ok] = np.stack([(best > t).sum(1) for t in thresholds], 1) if len(thresholds) else 0
-    rec = {"scores": scores, "jstar": jstar, "ovmax": ovmax, "pcp_n": pcp_n, "thresholds": tuple(thresholds),
-           "num_labels": gt.num_labels.astype(np.int64), "num_gt": gt.count, "num_pred": d_count}
+    rec = {
+        "scores": scores,
+        "jstar": jstar,
+        "ovmax": ovmax,
+        "pcp_n": pcp_n,
+        "thresholds": tuple(thresholds),
+        "num_labels": gt.num_labels.astype(np.int64),
+        "num_gt": gt.count,
+        "num_pred": d_count,
+    }
     if semantic_gt is not None:
         sem = as_numpy(semantic_gt)
         if sem.size != gt.num_pixels and gt.num_pixels:
@@ -529,10 +595,16 @@ def image_app_record(gt: PersonsGT, preds: Sequence[PartMap], scores, *, semanti
     return rec
 
 
-def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "prcnn",
-              score_thresh: float | None | str = "default", thresholds: Sequence[float] = THRESHOLDS,
-              prcnn_skip_empty: bool = False, class_names: Sequence[str] | None = None,
-              nan_score: str = "raise") -> dict[str, float]:
+def score_app(
+    records: Sequence[dict],
+    num_classes: int,
+    app_convention: str = "prcnn",
+    score_thresh: float | None | str = "default",
+    thresholds: Sequence[float] = THRESHOLDS,
+    prcnn_skip_empty: bool = False,
+    class_names: Sequence[str] | None = None,
+    nan_score: str = "raise",
+) -> dict[str, float]:
     """AP^p_t, PCP_t and the Parsing R-CNN semantic scores from per-image records in list order.
 
     Keys: ``app<t>`` / ``pcp<t>`` per threshold (``app50``, ``pcp50``, …), ``app_vol``, and, when the
@@ -545,16 +617,26 @@ def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "
     c = num_classes
     offsets = np.cumsum([0] + [r["num_gt"] for r in records])
     npos = int(offsets[-1])
+
     def cat(key, empty):
-        return (np.concatenate([r[key] for r in records]) if records else empty)
+        return np.concatenate([r[key] for r in records]) if records else empty
+
     scores = cat("scores", np.zeros(0))
     jloc = cat("jstar", np.zeros(0, np.int64))
     ovmax = cat("ovmax", np.zeros(0))
     for r in records:
         if tuple(r["thresholds"]) != tuple(thresholds):
-            raise ValueError(f"records were made for thresholds {r['thresholds']}, scored at {tuple(thresholds)}")
-    pcp_n = np.concatenate([r["pcp_n"] for r in records]) if records else np.zeros((0, len(thresholds)), np.int32)
-    img = np.concatenate([np.full(r["num_pred"], i) for i, r in enumerate(records)]) if records else np.zeros(0, np.int64)
+            raise ValueError(
+                f"records were made for thresholds {r['thresholds']}, scored at {tuple(thresholds)}"
+            )
+    pcp_n = (
+        np.concatenate([r["pcp_n"] for r in records]) if records else np.zeros((0, len(thresholds)), np.int32)
+    )
+    img = (
+        np.concatenate([np.full(r["num_pred"], i) for i, r in enumerate(records)])
+        if records
+        else np.zeros(0, np.int64)
+    )
     num_labels = cat("num_labels", np.zeros(0, np.int64))
     jglob = np.where(jloc >= 0, offsets[img.astype(np.int64)] + jloc, -1) if len(jloc) else jloc
     keep = np.ones(len(scores), dtype=bool) if score_thresh is None else ~(scores < float(score_thresh))
@@ -581,7 +663,7 @@ def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "
             n = s_n[hit, ti]
             m = num_labels[s_j[hit]] if len(hit) else np.zeros(0, np.int64)
             vals = np.zeros(npos)  # unmatched GT persons count 0; np.mean over all npos, as the references
-            vals[:len(hit)] = np.where(m > 0, n / np.maximum(m, 1), 0.0)
+            vals[: len(hit)] = np.where(m > 0, n / np.maximum(m, 1), 0.0)
             pcp = float(np.mean(vals))
         key = threshold_key(t)
         out[f"app{key}"] = ap
@@ -594,7 +676,11 @@ def score_app(records: Sequence[dict], num_classes: int, app_convention: str = "
         out["app_vol"] = float(aps_arr.mean()) if len(aps_arr) else float("nan")
     if records and all("confusion" in r for r in records):
         kept = [r for r in records if not (prcnn_skip_empty and r["num_pred"] == 0)]
-        idx = np.concatenate([r["confusion"][0] for r in kept]).astype(np.int64) if kept else np.zeros(0, np.int64)
+        idx = (
+            np.concatenate([r["confusion"][0] for r in kept]).astype(np.int64)
+            if kept
+            else np.zeros(0, np.int64)
+        )
         cnt = np.concatenate([r["confusion"][1] for r in kept]) if kept else np.zeros(0, np.int64)
         # float64 weights are exact for counts below 2**53
         cm = np.bincount(idx, weights=cnt, minlength=c * c).astype(np.int64)
@@ -645,15 +731,26 @@ class InstanceParsingMetric(GatheredMetric):
     ``prcnn_skip_empty``, ``thresholds``, ``nan_score`` (``raise`` | ``first``).
     """
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, app_convention: str = "prcnn",
-                 score_thresh: float | None | str = "default", semseg_score_thresh: float = 0.3,
-                 prcnn_skip_empty: bool = False, thresholds: Sequence[float] = THRESHOLDS,
-                 compute_semantic: bool = True, nan_score: str = "raise", **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        app_convention: str = "prcnn",
+        score_thresh: float | None | str = "default",
+        semseg_score_thresh: float = 0.3,
+        prcnn_skip_empty: bool = False,
+        thresholds: Sequence[float] = THRESHOLDS,
+        compute_semantic: bool = True,
+        nan_score: str = "raise",
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if app_convention not in APP_CONVENTIONS:
             raise ValueError(f"app_convention must be one of {APP_CONVENTIONS}, got {app_convention!r}")
         self.num_classes = int(num_classes)
-        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        )
         self.app_convention = app_convention
         self.score_thresh = score_thresh
         self.semseg_score_thresh = float(semseg_score_thresh)
@@ -679,26 +776,56 @@ class InstanceParsingMetric(GatheredMetric):
 
                     semantic = paint_persons(maps)[0]
                 if not maps and semantic is None:
-                    raise ValueError(f"image {image_id}: no GT person maps and no semantic map; pass 'semantic' "
-                                     "so that the image size is known")
+                    raise ValueError(
+                        f"image {image_id}: no GT person maps and no semantic map; pass 'semantic' "
+                        "so that the image size is known"
+                    )
                 shape = maps[0].shape if maps else as_numpy(semantic).shape
             else:
-                gt = persons_from_semantic(semantic, as_label_array(target["person_ids"]), self.num_classes,
-                                           drop_empty=drop)
+                gt = persons_from_semantic(
+                    semantic, as_label_array(target["person_ids"]), self.num_classes, drop_empty=drop
+                )
                 shape = semantic.shape
             maps_pred = prediction_maps(pred.get("parts"), tuple(shape), pred.get("boxes"))
-            rec = image_app_record(gt, maps_pred, pred.get("scores", np.zeros(0)),
-                                   semantic_gt=as_numpy(semantic) if (self.compute_semantic and semantic is not None) else None,
-                                   semseg_score_thresh=self.semseg_score_thresh, thresholds=self.thresholds)
+            rec = image_app_record(
+                gt,
+                maps_pred,
+                pred.get("scores", np.zeros(0)),
+                semantic_gt=as_numpy(semantic) if (self.compute_semantic and semantic is not None) else None,
+                semseg_score_thresh=self.semseg_score_thresh,
+                thresholds=self.thresholds,
+            )
             self.add(order, image_id, rec)
 
     def score(self, records) -> dict[str, float]:
-        return score_app([r[2] for r in records], self.num_classes, self.app_convention, self.score_thresh,
-                         self.thresholds, self.prcnn_skip_empty, self.class_names, self.nan_score)
+        return score_app(
+            [r[2] for r in records],
+            self.num_classes,
+            self.app_convention,
+            self.score_thresh,
+            self.thresholds,
+            self.prcnn_skip_empty,
+            self.class_names,
+            self.nan_score,
+        )
 
 
 __all__ = [
-    "APP_CONVENTIONS", "CodeLayer", "DEFAULT_SCORE_THRESH", "EPS", "InstanceParsingMetric", "PersonsGT",
-    "PartMap", "image_app_record", "mean_part_iou", "paste_instances", "person_part_iou", "persons_from_person_maps",
-    "persons_from_semantic", "prediction_maps", "score_app", "semantic_from_instances", "threshold_key",
+    "APP_CONVENTIONS",
+    "CodeLayer",
+    "DEFAULT_SCORE_THRESH",
+    "EPS",
+    "InstanceParsingMetric",
+    "PersonsGT",
+    "PartMap",
+    "image_app_record",
+    "mean_part_iou",
+    "paste_instances",
+    "person_part_iou",
+    "persons_from_person_maps",
+    "persons_from_semantic",
+    "prediction_maps",
+    "score_app",
+    "semantic_from_instances",
+    "threshold_key",
 ]

@@ -15,26 +15,34 @@ from torchmetrics import Metric
 ABSENT_CONVENTIONS = ("nan", "zero")
 
 
-def confusion_matrix(pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255) -> torch.Tensor:
+def confusion_matrix(
+    pred: torch.Tensor, target: torch.Tensor, num_classes: int, ignore_index: int = 255
+) -> torch.Tensor:
     """C×C int64 matrix (rows = GT, columns = prediction) over pixels with 0 ≤ GT < C.
 
     Raises ``ValueError`` on a shape mismatch, on GT values in ``[C, ignore_index)`` or above it, and on
     predictions outside ``[0, C)`` at valid pixels.
     """
     if pred.shape != target.shape:
-        raise ValueError(f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(target.shape)}; "
-                         "predictions must be mapped back to the GT's original size")
+        raise ValueError(
+            f"prediction shape {tuple(pred.shape)} differs from ground-truth shape {tuple(target.shape)}; "
+            "predictions must be mapped back to the GT's original size"
+        )
     pred = pred.reshape(-1).long()
     target = target.reshape(-1).long()
     bad_gt = (target >= num_classes) & (target != ignore_index) | (target < 0)
     if bool(bad_gt.any()):
-        raise ValueError(f"ground-truth values {torch.unique(target[bad_gt])[:10].tolist()} are neither classes "
-                         f"0..{num_classes - 1} nor the ignore value {ignore_index}")
+        raise ValueError(
+            f"ground-truth values {torch.unique(target[bad_gt])[:10].tolist()} are neither classes "
+            f"0..{num_classes - 1} nor the ignore value {ignore_index}"
+        )
     valid = target != ignore_index
     p, t = pred[valid], target[valid]
     bad_pred = (p < 0) | (p >= num_classes)
     if bool(bad_pred.any()):
-        raise ValueError(f"predicted labels {torch.unique(p[bad_pred])[:10].tolist()} outside 0..{num_classes - 1}")
+        raise ValueError(
+            f"predicted labels {torch.unique(p[bad_pred])[:10].tolist()} outside 0..{num_classes - 1}"
+        )
     return torch.bincount(t * num_classes + p, minlength=num_classes**2).reshape(num_classes, num_classes)
 
 
@@ -64,7 +72,11 @@ def scores_from_confmat(confmat: torch.Tensor, absent_class: str = "nan") -> dic
         mean_acc = acc.mean()
         miou = iou.mean()
     present = gt > 0
-    fw = (gt[present] / n * torch.nan_to_num(iou[present])).sum() if n > 0 else torch.tensor(float("nan"), dtype=torch.float64)
+    fw = (
+        (gt[present] / n * torch.nan_to_num(iou[present])).sum()
+        if n > 0
+        else torch.tensor(float("nan"), dtype=torch.float64)
+    )
     return {"pixel_acc": pixel_acc, "mean_acc": mean_acc, "miou": miou, "fwiou": fw, "iou": iou, "acc": acc}
 
 
@@ -88,22 +100,33 @@ class SemanticParsingMetric(Metric):
     full_state_update = False
     higher_is_better = True
 
-    def __init__(self, num_classes: int, class_names: Sequence[str] | None = None, absent_class: str = "nan",
-                 ignore_index: int = 255, **kwargs):
+    def __init__(
+        self,
+        num_classes: int,
+        class_names: Sequence[str] | None = None,
+        absent_class: str = "nan",
+        ignore_index: int = 255,
+        **kwargs,
+    ):
         super().__init__(**kwargs)
         if absent_class not in ABSENT_CONVENTIONS:
             raise ValueError(f"absent_class must be one of {ABSENT_CONVENTIONS}, got {absent_class!r}")
         self.num_classes = int(num_classes)
-        self.class_names = list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(num_classes)]
+        )
         if len(self.class_names) != self.num_classes:
             raise ValueError(f"{len(self.class_names)} class names for {num_classes} classes")
         self.absent_class = absent_class
         self.ignore_index = ignore_index
-        self.add_state("confmat", torch.zeros(num_classes, num_classes, dtype=torch.int64), dist_reduce_fx="sum")
+        self.add_state(
+            "confmat", torch.zeros(num_classes, num_classes, dtype=torch.int64), dist_reduce_fx="sum"
+        )
 
     def update(self, pred: torch.Tensor, target: torch.Tensor) -> None:
-        cm = confusion_matrix(pred.to(self.confmat.device), target.to(self.confmat.device), self.num_classes,
-                              self.ignore_index)
+        cm = confusion_matrix(
+            pred.to(self.confmat.device), target.to(self.confmat.device), self.num_classes, self.ignore_index
+        )
         self.confmat += cm
 
     def compute(self) -> dict[str, torch.Tensor]:

@@ -50,7 +50,9 @@ def reachable(host: str, port: int = 443, timeout: float = 4.0) -> bool:
 
 
 def is_local_file(spec) -> bool:
-    return isinstance(spec, (str, os.PathLike)) and (os.sep in str(spec) or Path(spec).suffix in {".pth", ".pt", ".bin", ".safetensors", ".ckpt"})
+    return isinstance(spec, (str, os.PathLike)) and (
+        os.sep in str(spec) or Path(spec).suffix in {".pth", ".pt", ".bin", ".safetensors", ".ckpt"}
+    )
 
 
 def require_download(what: str, spec: str, hosts=HOSTS) -> None:
@@ -87,8 +89,12 @@ def read_state_dict(path: str | os.PathLike) -> dict[str, torch.Tensor]:
     return sd
 
 
-def load_into(module: nn.Module, path: str | os.PathLike, prefixes=("module.", "encoder.", "backbone.", "model."),
-              key_map: Callable[[dict], dict] | None = None) -> int:
+def load_into(
+    module: nn.Module,
+    path: str | os.PathLike,
+    prefixes=("module.", "encoder.", "backbone.", "model."),
+    key_map: Callable[[dict], dict] | None = None,
+) -> int:
     """Load a local state dict into ``module``; returns the number of tensors loaded.
 
     ``key_map`` may first rename the file's keys (e.g. another codebase's layer names). Keys are then
@@ -101,17 +107,25 @@ def load_into(module: nn.Module, path: str | os.PathLike, prefixes=("module.", "
     own = module.state_dict()
     mapped: dict[str, torch.Tensor] = {}
     for k, v in sd.items():
-        cand = [k] + [k[len(p):] for p in prefixes if k.startswith(p)]
+        cand = [k] + [k[len(p) :] for p in prefixes if k.startswith(p)]
         for c in cand:
             if c in own:
                 if own[c].shape != v.shape:
-                    raise PretrainedWeightsError(f"{path}: tensor {k!r} has shape {tuple(v.shape)}, model expects {tuple(own[c].shape)}")
+                    raise PretrainedWeightsError(
+                        f"{path}: tensor {k!r} has shape {tuple(v.shape)}, model expects {tuple(own[c].shape)}"
+                    )
                 mapped[c] = v
                 break
     if not mapped:
         raise PretrainedWeightsError(f"{path}: no tensor name matches the {type(module).__name__} parameters")
     missing = [k for k in own if k not in mapped]
     module.load_state_dict(mapped, strict=False)
-    log.info("loaded %d/%d tensors from %s (%d missing%s)", len(mapped), len(own), path, len(missing),
-             f", e.g. {missing[:3]}" if missing else "")
+    log.info(
+        "loaded %d/%d tensors from %s (%d missing%s)",
+        len(mapped),
+        len(own),
+        path,
+        len(missing),
+        f", e.g. {missing[:3]}" if missing else "",
+    )
     return len(mapped)

@@ -92,7 +92,7 @@ class ReleasedFormat:
         for old, new in self.renames:
             if key.startswith(old) and (best is None or len(old) > len(best[0])):
                 best = (old, new)
-        return None if best is None else best[1] + key[len(best[0]):]
+        return None if best is None else best[1] + key[len(best[0]) :]
 
     def is_dead(self, key: str) -> bool:
         return key.startswith(self.dead)
@@ -101,15 +101,19 @@ class ReleasedFormat:
         """Drop a training-wrapper prefix present on every key (released ``evaluate.py`` strips ``module.``)."""
         for p in self.wrapper_prefixes:
             if state and all(k.startswith(p) for k in state):
-                return {k[len(p):]: v for k, v in state.items()}
+                return {k[len(p) :]: v for k, v in state.items()}
         return dict(state)
 
     def dead_parameters(self, state: Mapping[str, torch.Tensor]) -> dict[str, int]:
         """Released dead tensors → element counts (running statistics included)."""
         return {k: int(v.numel()) for k, v in state.items() if self.is_dead(k)}
 
-    def convert(self, state: Mapping[str, torch.Tensor], target: Mapping[str, torch.Tensor],
-                path: str | os.PathLike = "<state dict>") -> dict[str, torch.Tensor]:
+    def convert(
+        self,
+        state: Mapping[str, torch.Tensor],
+        target: Mapping[str, torch.Tensor],
+        path: str | os.PathLike = "<state dict>",
+    ) -> dict[str, torch.Tensor]:
         """Released state dict → ours, for a net whose ``state_dict()`` is ``target``.
 
         Raises :class:`ReleasedWeightsError` (one line naming ``path``) on unmapped released keys, keys of
@@ -144,12 +148,15 @@ class ReleasedFormat:
         if unexpected:
             problems.append(f"{len(unexpected)} unexpected released key(s): {_listing(unexpected)}")
         if absent:
-            problems.append(f"{len(absent)} released key(s) with no counterpart in this net: {_listing(absent)}")
+            problems.append(
+                f"{len(absent)} released key(s) with no counterpart in this net: {_listing(absent)}"
+            )
         if missing:
             problems.append(f"{len(missing)} key(s) of ours missing from the file: {_listing(missing)}")
         if problems:
-            raise ReleasedWeightsError(f"{path}: not a {self.source} checkpoint for this {self.model} config; "
-                                       + "; ".join(problems))
+            raise ReleasedWeightsError(
+                f"{path}: not a {self.source} checkpoint for this {self.model} config; " + "; ".join(problems)
+            )
         for k in target:
             if k not in out:
                 out[k] = target[k].clone()
@@ -164,8 +171,10 @@ def _listing(keys: list[str], limit: int = 40) -> str:
 def get_format(model: str) -> ReleasedFormat:
     """The declared released format of a model (error listing the models that have one)."""
     if model not in FORMATS:
-        raise ReleasedWeightsError(f"model {model!r} has no released-checkpoint format; models with one: "
-                                   f"{', '.join(sorted(FORMATS))}")
+        raise ReleasedWeightsError(
+            f"model {model!r} has no released-checkpoint format; models with one: "
+            f"{', '.join(sorted(FORMATS))}"
+        )
     module, attr = FORMATS[model].split(":")
     return getattr(importlib.import_module(module), attr)
 
@@ -191,18 +200,27 @@ def read_released(path: str | os.PathLike) -> dict[str, torch.Tensor]:
         raise ReleasedWeightsError(
             f"{p}: refused: the file needs more than tensors to load (torch.load(weights_only=True): {reason}); "
             "released checkpoints are plain state dicts, so re-save it as one, e.g. "
-            "torch.save({k: v for k, v in sd.items()}, 'plain.pth'), in an environment you trust") from None
+            "torch.save({k: v for k, v in sd.items()}, 'plain.pth'), in an environment you trust"
+        ) from None
     except Exception as e:  # noqa: BLE001 - any read failure is reported with the file name
-        raise ReleasedWeightsError(f"{p}: cannot read the released weights ({type(e).__name__}: {e})") from None
+        raise ReleasedWeightsError(
+            f"{p}: cannot read the released weights ({type(e).__name__}: {e})"
+        ) from None
     for key in ("state_dict", "model"):
-        if isinstance(obj, dict) and isinstance(obj.get(key), dict) and not isinstance(obj.get(key), torch.Tensor):
+        if (
+            isinstance(obj, dict)
+            and isinstance(obj.get(key), dict)
+            and not isinstance(obj.get(key), torch.Tensor)
+        ):
             obj = obj[key]
             break
     if not isinstance(obj, dict) or not obj:
         raise ReleasedWeightsError(f"{p}: expected a state dict (name -> tensor), got {type(obj).__name__}")
     bad = [str(k) for k, v in obj.items() if not isinstance(k, str) or not isinstance(v, torch.Tensor)]
     if bad:
-        raise ReleasedWeightsError(f"{p}: expected a state dict (name -> tensor); non-tensor entries: {_listing(bad, 10)}")
+        raise ReleasedWeightsError(
+            f"{p}: expected a state dict (name -> tensor); non-tensor entries: {_listing(bad, 10)}"
+        )
     return obj
 
 
@@ -232,11 +250,17 @@ def check_sizes(fmt: ReleasedFormat, state: Mapping[str, torch.Tensor], net: nn.
     for key, value in fmt.file_config(state).items():
         built = getattr(net, key, None)
         if built and int(built) != int(value):  # 0: the branch is not built (the key check names it)
-            hint = (f"set model.{key}={value}" if key in fmt.settable else
-                    "num_classes follows data=...: choose the dataset the file was trained on" if key == "num_classes"
-                    else f"build the model with {key}={value}")
-            raise ReleasedWeightsError(f"{path}: the released file has {key}={value} but the model is built with "
-                                       f"{key}={built}; {hint}")
+            hint = (
+                f"set model.{key}={value}"
+                if key in fmt.settable
+                else "num_classes follows data=...: choose the dataset the file was trained on"
+                if key == "num_classes"
+                else f"build the model with {key}={value}"
+            )
+            raise ReleasedWeightsError(
+                f"{path}: the released file has {key}={value} but the model is built with "
+                f"{key}={built}; {hint}"
+            )
 
 
 def net_of(task_or_net: nn.Module) -> nn.Module:
@@ -259,8 +283,14 @@ def load_released_weights(task_or_net: nn.Module, path: str | os.PathLike, model
     net.load_state_dict(converted, strict=True)
     dead = fmt.dead_parameters(state)
     record = released_record(path, fmt, dead)
-    log.info("loaded released %s weights %s (%d tensors; %d dead released values dropped: %s)", model_name, path,
-             len(state) - len(dead), record["dropped_dead"], ", ".join(sorted({k.rsplit(".", 2)[0] for k in dead})))
+    log.info(
+        "loaded released %s weights %s (%d tensors; %d dead released values dropped: %s)",
+        model_name,
+        path,
+        len(state) - len(dead),
+        record["dropped_dead"],
+        ", ".join(sorted({k.rsplit(".", 2)[0] for k in dead})),
+    )
     net.released_weights = record
     if task_or_net is not net:
         task_or_net.released_weights = record
@@ -269,4 +299,6 @@ def load_released_weights(task_or_net: nn.Module, path: str | os.PathLike, model
 
 def released_of(task_or_net: nn.Module) -> dict | None:
     """The record of the released file a task (or its net) was loaded from, if any."""
-    return getattr(task_or_net, "released_weights", None) or getattr(net_of(task_or_net), "released_weights", None)
+    return getattr(task_or_net, "released_weights", None) or getattr(
+        net_of(task_or_net), "released_weights", None
+    )

@@ -20,9 +20,17 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-side", type=int, default=160)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    info = registry.generator(args.dataset)(args.root, num_train=args.train, num_val=args.val, num_test=args.test,
-                                            image_size=(args.min_side, args.max_side), seed=args.seed)
-    print(f"wrote {info['root']}: {info['counts']} in {info['seconds']:.1f}s, {dir_size(info['root']) / 1e6:.1f} MB")
+    info = registry.generator(args.dataset)(
+        args.root,
+        num_train=args.train,
+        num_val=args.val,
+        num_test=args.test,
+        image_size=(args.min_side, args.max_side),
+        seed=args.seed,
+    )
+    print(
+        f"wrote {info['root']}: {info['counts']} in {info['seconds']:.1f}s, {dir_size(info['root']) / 1e6:.1f} MB"
+    )
 
 
 if __name__ == "__main__":

@@ -174,10 +174,20 @@ def render_background(rng: np.random.Generator, height: int, width: int) -> np.n
         cx, cy = float(rng.uniform(-0.1, 1.1)) * width, float(rng.uniform(-0.1, 1.1)) * height
         sx, sy = float(rng.uniform(0.05, 0.45)) * scale, float(rng.uniform(0.05, 0.45)) * scale
         if kind == 0:
-            cv2.rectangle(img, (int(cx - sx / 2), int(cy - sy / 2)), (int(cx + sx / 2), int(cy + sy / 2)), colour, -1)
+            cv2.rectangle(
+                img, (int(cx - sx / 2), int(cy - sy / 2)), (int(cx + sx / 2), int(cy + sy / 2)), colour, -1
+            )
         elif kind == 1:
-            cv2.ellipse(img, (int(cx), int(cy)), (int(sx / 2), int(sy / 2)), float(rng.uniform(0, 180)), 0, 360,
-                        colour, -1)
+            cv2.ellipse(
+                img,
+                (int(cx), int(cy)),
+                (int(sx / 2), int(sy / 2)),
+                float(rng.uniform(0, 180)),
+                0,
+                360,
+                colour,
+                -1,
+            )
         elif kind == 2:
             pts = np.stack([rng.uniform(-0.1, 1.1, 3) * width, rng.uniform(-0.1, 1.1, 3) * height], 1)
             cv2.fillPoly(img, [pts.astype(np.int32)], colour)

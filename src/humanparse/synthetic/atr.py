@@ -86,9 +86,15 @@ def generate_atr(
     ids = atr_ids(seed, int(num_train), int(num_val))
     counts = {"train": len(ids["train"]), "val": len(ids["val"])}
     manifest = {
-        "generator": "humanparse.synthetic.atr", "version": GENERATOR_VERSION, "dataset": "atr",
-        "layout": "release", "seed": seed, "counts": counts, "image_size": [lo, hi],
-        "reader_options": {"val_count": counts["val"]}, "palette_every": palette_every,
+        "generator": "humanparse.synthetic.atr",
+        "version": GENERATOR_VERSION,
+        "dataset": "atr",
+        "layout": "release",
+        "seed": seed,
+        "counts": counts,
+        "image_size": [lo, hi],
+        "reader_options": {"val_count": counts["val"]},
+        "palette_every": palette_every,
         "missing_pose_frac": missing_pose_frac,
     }
     palette_ids: list[str] = []
@@ -107,13 +113,23 @@ def generate_atr(
                 palette = i % palette_every == palette_every - 1
                 if palette:
                     palette_ids.append(image_id)
-                write_index_png(base / "SegmentationClassAug" / f"{image_id}.png",
-                                labels_for(scene.tags, scene.parts, "atr"), palette)
+                write_index_png(
+                    base / "SegmentationClassAug" / f"{image_id}.png",
+                    labels_for(scene.tags, scene.parts, "atr"),
+                    palette,
+                )
                 if rng.random() < missing_pose_frac or (split == "train" and i == 1):
                     missing.append(image_id)
                 else:
                     entries += pseudo_pose_entries(rng, image_id, scene, {1: 1})
             write_pseudo_pose(pseudo_pose_path(tmp, split), entries)
         write_manifest(tmp, manifest)
-    return {"root": str(Path(root)), "counts": counts, "ids": ids, "missing_pose": sorted(missing),
-            "palette_labels": sorted(palette_ids), "manifest": manifest, "seconds": time.perf_counter() - t0}
+    return {
+        "root": str(Path(root)),
+        "counts": counts,
+        "ids": ids,
+        "missing_pose": sorted(missing),
+        "palette_labels": sorted(palette_ids),
+        "manifest": manifest,
+        "seconds": time.perf_counter() - t0,
+    }

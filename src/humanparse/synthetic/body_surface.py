@@ -103,8 +103,12 @@ class _Builder:
         """Chart grid: ``uu``/``vv`` (nu, nv) UV, ``pos`` (nu, nv, 3). Returns the (nu, nv) vertex indices."""
         nu, nv = uu.shape
         idx = np.arange(nu * nv).reshape(nu, nv)
-        e = [np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1), np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1),
-             np.stack([idx[:-1, :-1].ravel(), idx[1:, 1:].ravel()], 1), np.stack([idx[1:, :-1].ravel(), idx[:-1, 1:].ravel()], 1)]
+        e = [
+            np.stack([idx[:-1, :].ravel(), idx[1:, :].ravel()], 1),
+            np.stack([idx[:, :-1].ravel(), idx[:, 1:].ravel()], 1),
+            np.stack([idx[:-1, :-1].ravel(), idx[1:, 1:].ravel()], 1),
+            np.stack([idx[1:, :-1].ravel(), idx[:-1, 1:].ravel()], 1),
+        ]
         self.grid_edges.append(np.concatenate(e) + self.offset)
         self.pos.append(pos.reshape(-1, 3))
         self.uv.append(np.stack([uu.ravel(), vv.ravel()], 1))
@@ -200,8 +204,10 @@ def _build() -> BodySurface:
             b.rings[f"{seg}_{side}_start"] = np.concatenate([c[0, :] for c in charts])
             b.rings[f"{seg}_{side}_end"] = np.concatenate([c[-1, :] for c in charts])
         pu, pv = np.meshgrid(_grid(PLATE_GRID[0]), _grid(PLATE_GRID[1]), indexing="ij")
-        for part, p0, p1, half_w, e_l in (("hand", wr, tip, BODY["hand"]["half_width"], arm_left),
-                                          ("foot", an, toe, BODY["foot"]["half_width"], leg_left)):
+        for part, p0, p1, half_w, e_l in (
+            ("hand", wr, tip, BODY["hand"]["half_width"], arm_left),
+            ("foot", an, toe, BODY["foot"]["half_width"], leg_left),
+        ):
             pos = _plate(pu, pv, p0, p1, half_w, e_l)
             if side == "left":
                 pos = mir(pos)[:, ::-1]

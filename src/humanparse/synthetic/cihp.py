@@ -55,12 +55,14 @@ def global_ids(seed: int, counts: dict[str, int], digits: int = 7) -> dict[str, 
     nums = rng.choice(np.arange(1, 4 * total + 2), size=total, replace=False)
     out, start = {}, 0
     for split, n in counts.items():
-        out[split] = sorted(f"{int(v):0{digits}d}" for v in nums[start:start + n])
+        out[split] = sorted(f"{int(v):0{digits}d}" for v in nums[start : start + n])
         start += n
     return out
 
 
-def cihp_maps(rng: np.random.Generator, scene, gap_prob: float, ignore_prob: float) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
+def cihp_maps(
+    rng: np.random.Generator, scene, gap_prob: float, ignore_prob: float
+) -> tuple[np.ndarray, np.ndarray, dict[int, int]]:
     """(Category_ids, Human_ids, scene person id -> written Human_ids value) of one scene."""
     category = labels_for(scene.tags, scene.parts, "cihp")
     present = [p.person_id for p in scene.persons if (category[scene.person_ids == p.person_id] > 0).any()]
@@ -77,8 +79,8 @@ def cihp_maps(rng: np.random.Generator, scene, gap_prob: float, ignore_prob: flo
         h, w = category.shape
         bh, bw = max(2, h // 6), max(2, w // 6)
         y, x = int(rng.integers(0, h - bh + 1)), int(rng.integers(0, w - bw + 1))
-        category[y:y + bh, x:x + bw] = 255
-        humans[y:y + bh, x:x + bw] = 0
+        category[y : y + bh, x : x + bw] = 255
+        humans[y : y + bh, x : x + bw] = 0
     return category, humans, mapping
 
 
@@ -112,15 +114,25 @@ def generate_cihp(
     person_values: dict[str, list[int]] = {}
     missing: list[str] = []
     manifest = {
-        "generator": "humanparse.synthetic.cihp", "version": GENERATOR_VERSION, "dataset": "cihp",
-        "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
-        "gap_prob": gap_prob, "ignore_prob": ignore_prob, "palette_every": palette_every,
+        "generator": "humanparse.synthetic.cihp",
+        "version": GENERATOR_VERSION,
+        "dataset": "cihp",
+        "layout": "official",
+        "seed": seed,
+        "counts": counts,
+        "image_size": [lo, hi],
+        "persons": [pmin, pmax],
+        "gap_prob": gap_prob,
+        "ignore_prob": ignore_prob,
+        "palette_every": palette_every,
         "missing_pose_frac": missing_pose_frac,
     }
     with atomic_dataset_dir(root) as tmp:
         for split in ("train", "val", "test"):
             sdir = tmp / CIHP_SPLIT_DIRS[split]
-            for sub in ("Images",) if split == "test" else ("Images", "Category_ids", "Human_ids", "Instance_ids"):
+            for sub in (
+                ("Images",) if split == "test" else ("Images", "Category_ids", "Human_ids", "Instance_ids")
+            ):
                 (sdir / sub).mkdir(parents=True)
             entries: list[dict] = []
             for i, image_id in enumerate(ids[split]):
@@ -146,5 +158,12 @@ def generate_cihp(
             if split != "test":
                 write_pseudo_pose(pseudo_pose_path(tmp, split), entries)
         write_manifest(tmp, manifest)
-    return {"root": str(Path(root)), "counts": counts, "ids": ids, "persons": person_values,
-            "missing_pose": sorted(missing), "manifest": manifest, "seconds": time.perf_counter() - t0}
+    return {
+        "root": str(Path(root)),
+        "counts": counts,
+        "ids": ids,
+        "persons": person_values,
+        "missing_pose": sorted(missing),
+        "manifest": manifest,
+        "seconds": time.perf_counter() - t0,
+    }

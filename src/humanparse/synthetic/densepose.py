@@ -55,17 +55,48 @@ GENERATOR_VERSION = "1"
 SPLITS = ("train", "valminusminival", "minival")
 SPLIT_CODES = {"train": 0, "valminusminival": 1, "minival": 2}
 IMAGE_DIRS = {"train": "train2014", "valminusminival": "val2014", "minival": "val2014"}
-ANN_FILES = {"train": "densepose_train2014.json", "valminusminival": "densepose_valminusminival2014.json",
-             "minival": "densepose_minival2014.json"}
+ANN_FILES = {
+    "train": "densepose_train2014.json",
+    "valminusminival": "densepose_valminusminival2014.json",
+    "minival": "densepose_minival2014.json",
+}
 EVAL_DIR = "densepose_eval_data"
 HEAD_CHARTS = (23, 24)
-COCO_SKELETON = [[16, 14], [14, 12], [17, 15], [15, 13], [12, 13], [6, 12], [7, 13], [6, 7], [6, 8], [7, 9], [8, 10],
-                 [9, 11], [2, 3], [1, 2], [1, 3], [2, 4], [3, 5], [4, 6], [5, 7]]
+COCO_SKELETON = [
+    [16, 14],
+    [14, 12],
+    [17, 15],
+    [15, 13],
+    [12, 13],
+    [6, 12],
+    [7, 13],
+    [6, 7],
+    [6, 8],
+    [7, 9],
+    [8, 10],
+    [9, 11],
+    [2, 3],
+    [1, 2],
+    [1, 3],
+    [2, 4],
+    [3, 5],
+    [4, 6],
+    [5, 7],
+]
 # COCO body keypoints -> LIP joint whose visibility the renderer reports
 _COCO_TO_LIP = {
-    "left_shoulder": S.L_SHOULDER, "right_shoulder": S.R_SHOULDER, "left_elbow": S.L_ELBOW, "right_elbow": S.R_ELBOW,
-    "left_wrist": S.L_WRIST, "right_wrist": S.R_WRIST, "left_hip": S.L_HIP, "right_hip": S.R_HIP,
-    "left_knee": S.L_KNEE, "right_knee": S.R_KNEE, "left_ankle": S.L_ANKLE, "right_ankle": S.R_ANKLE,
+    "left_shoulder": S.L_SHOULDER,
+    "right_shoulder": S.R_SHOULDER,
+    "left_elbow": S.L_ELBOW,
+    "right_elbow": S.R_ELBOW,
+    "left_wrist": S.L_WRIST,
+    "right_wrist": S.R_WRIST,
+    "left_hip": S.L_HIP,
+    "right_hip": S.R_HIP,
+    "left_knee": S.L_KNEE,
+    "right_knee": S.R_KNEE,
+    "left_ankle": S.L_ANKLE,
+    "right_ankle": S.R_ANKLE,
 }
 
 
@@ -108,14 +139,25 @@ def _keypoints(scene: Scene, k: int) -> tuple[list[int], int]:
         if name in _COCO_TO_LIP:
             vis = bool(person.visible[_COCO_TO_LIP[name]])
         else:  # face points: seen when the person faces the camera and the head is visible there
-            vis = person.facing == "front" and scene.person_ids[yi, xi] == k and scene.parts[yi, xi] in HEAD_CHARTS
+            vis = (
+                person.facing == "front"
+                and scene.person_ids[yi, xi] == k
+                and scene.parts[yi, xi] in HEAD_CHARTS
+            )
         out += [xi, yi, 2 if vis else 1]
         n += 1
     return out, n
 
 
-def sample_dense_points(rng: np.random.Generator, parts: np.ndarray, u: np.ndarray, v: np.ndarray,
-                        box: tuple[int, int, int, int], target: int = 100, max_per_part: int = 14) -> dict:
+def sample_dense_points(
+    rng: np.random.Generator,
+    parts: np.ndarray,
+    u: np.ndarray,
+    v: np.ndarray,
+    box: tuple[int, int, int, int],
+    target: int = 100,
+    max_per_part: int = 14,
+) -> dict:
     """DensePose-style point annotation of one person (``parts``/``u``/``v`` are full-image maps of its
     visible body surface, 0 elsewhere; ``box`` = (x0, y0, x1, y1), x1/y1 exclusive)."""
     x0, y0, x1, y1 = box
@@ -194,11 +236,22 @@ def make_densepose_image(
         union = np.isin(scene.person_ids, [1, 2])
         if union.any():
             ys, xs = np.nonzero(union)
-            anns.append({
-                "category_id": 1, "iscrowd": 1, "area": int(union.sum()), "segmentation": _rle(union, compressed=False),
-                "bbox": [float(xs.min()), float(ys.min()), float(xs.max() - xs.min() + 1), float(ys.max() - ys.min() + 1)],
-                "keypoints": [0] * 51, "num_keypoints": 0,
-            })
+            anns.append(
+                {
+                    "category_id": 1,
+                    "iscrowd": 1,
+                    "area": int(union.sum()),
+                    "segmentation": _rle(union, compressed=False),
+                    "bbox": [
+                        float(xs.min()),
+                        float(ys.min()),
+                        float(xs.max() - xs.min() + 1),
+                        float(ys.max() - ys.min() + 1),
+                    ],
+                    "keypoints": [0] * 51,
+                    "num_keypoints": 0,
+                }
+            )
             owners.append(0)
     for person in scene.persons[extra:]:
         if person.box is None:
@@ -211,24 +264,37 @@ def make_densepose_image(
         use_rle = rng.random() < rle_prob or not polys
         kps, nk = _keypoints(scene, k)
         ann = {
-            "category_id": 1, "iscrowd": 0, "area": area,
+            "category_id": 1,
+            "iscrowd": 0,
+            "area": area,
             "bbox": [float(x0), float(y0), float(x1 - x0), float(y1 - y0)],
             "segmentation": _rle(mask) if use_rle else polys,
-            "keypoints": kps, "num_keypoints": nk,
+            "keypoints": kps,
+            "num_keypoints": nk,
         }
         body = np.where(scene.person_ids == k, scene.parts, 0)
-        annotate = rng.random() >= no_dp_prob and area >= min_dp_area and (x1 - x0) >= 8 and (y1 - y0) >= 8 \
+        annotate = (
+            rng.random() >= no_dp_prob
+            and area >= min_dp_area
+            and (x1 - x0) >= 8
+            and (y1 - y0) >= 8
             and (body > 0).any()
+        )
         if annotate:
-            ann.update(sample_dense_points(rng, body, scene.u, scene.v, person.box, points_per_person, max_points_per_part))
+            ann.update(
+                sample_dense_points(
+                    rng, body, scene.u, scene.v, person.box, points_per_person, max_points_per_part
+                )
+            )
             ann["dp_masks"] = coarse_masks(body, person.box)
         anns.append(ann)
         owners.append(k)
     return {"image": scene.image, "scene": scene, "annotations": anns, "owners": owners}
 
 
-def _iuv_in_box(scene: Scene, box, owner: int | None, rng: np.random.Generator, uv_noise: float,
-                part_swap: float) -> np.ndarray:
+def _iuv_in_box(
+    scene: Scene, box, owner: int | None, rng: np.random.Generator, uv_noise: float, part_swap: float
+) -> np.ndarray:
     """(3, max(int h, 1), max(int w, 1)) uint8 I/U·255/V·255 of the scene inside ``box`` (x, y, w, h): array
     cell (r, c) shows image pixel (⌊y + r + ½⌋, ⌊x + c + ½⌋); only person ``owner``'s pixels (any person's
     with ``None``) are foreground. U/V get Gaussian noise, a fraction of the cells the mirrored part."""
@@ -276,23 +342,37 @@ def synthetic_detections(
         copies = 1 + int(rng.random() < duplicate_prob)
         for j in range(copies):
             jit = rng.normal(0.0, box_jitter * (1 + 3 * j), 4) * np.array([w, h, w, h])
-            x0, y0 = float(np.clip(x + jit[0], 0, scene.width - 2)), float(np.clip(y + jit[1], 0, scene.height - 2))
+            x0, y0 = (
+                float(np.clip(x + jit[0], 0, scene.width - 2)),
+                float(np.clip(y + jit[1], 0, scene.height - 2)),
+            )
             x1 = float(np.clip(x + jit[0] + max(w + jit[2], 2.0), x0 + 2, scene.width))
             y1 = float(np.clip(y + jit[1] + max(h + jit[3], 2.0), y0 + 2, scene.height))
             box = [x0, y0, x1 - x0, y1 - y0]  # detectors clip their boxes to the image
-            score = float(np.clip(0.95 - 0.35 * j - 2.0 * np.abs(jit).sum() / (w + h) + rng.normal(0, 0.05), 0.01, 1.0))
-            dets.append({"bbox": box, "score": score, "uv": _iuv_in_box(scene, box, owner, rng, uv_noise, part_swap)})
+            score = float(
+                np.clip(0.95 - 0.35 * j - 2.0 * np.abs(jit).sum() / (w + h) + rng.normal(0, 0.05), 0.01, 1.0)
+            )
+            dets.append(
+                {"bbox": box, "score": score, "uv": _iuv_in_box(scene, box, owner, rng, uv_noise, part_swap)}
+            )
     for _ in range(int(rng.poisson(false_positives))):
         w = float(rng.uniform(0.1, 0.4) * scene.width)
         h = float(rng.uniform(0.2, 0.6) * scene.height)
         box = [float(rng.uniform(0, scene.width - w)), float(rng.uniform(0, scene.height - h)), w, h]
-        dets.append({"bbox": box, "score": float(rng.uniform(0.05, 0.6)),
-                     "uv": _iuv_in_box(scene, box, None, rng, 3 * uv_noise, 0.2)})
+        dets.append(
+            {
+                "bbox": box,
+                "score": float(rng.uniform(0.05, 0.6)),
+                "uv": _iuv_in_box(scene, box, None, rng, 3 * uv_noise, 0.2),
+            }
+        )
     return dets
 
 
 def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+    if not cv2.imwrite(
+        str(path), np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    ):
         raise OSError(f"could not write {path}")
 
 
@@ -334,17 +414,30 @@ def generate_densepose_coco(
         raise FileExistsError(f"{root} exists and is not an empty directory; refusing to overwrite it")
     lo, hi = int(image_size[0]), int(image_size[1])
     if not 48 <= lo <= hi:
-        raise ValueError(f"image_size must be (min_side, max_side) with 48 <= min_side <= max_side, got {image_size}")
+        raise ValueError(
+            f"image_size must be (min_side, max_side) with 48 <= min_side <= max_side, got {image_size}"
+        )
     pmin, pmax = int(persons[0]), int(persons[1])
     if not 1 <= pmin <= pmax:
         raise ValueError(f"persons must be (min, max) with 1 <= min <= max, got {persons}")
     counts = {"train": int(num_train), "valminusminival": int(num_valminusminival), "minival": int(num_val)}
     manifest = {
-        "generator": "humanparse.synthetic.densepose", "version": GENERATOR_VERSION, "dataset": "densepose_coco",
-        "layout": "d2", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
-        "crowd_frac": crowd_frac, "no_dp_prob": no_dp_prob, "rle_prob": rle_prob, "min_dp_area": min_dp_area,
-        "points_per_person": points_per_person, "max_points_per_part": max_points_per_part,
-        "eval_data": EVAL_DIR, "uv_symmetry": f"{EVAL_DIR}/UV_symmetry_transforms.mat",
+        "generator": "humanparse.synthetic.densepose",
+        "version": GENERATOR_VERSION,
+        "dataset": "densepose_coco",
+        "layout": "d2",
+        "seed": seed,
+        "counts": counts,
+        "image_size": [lo, hi],
+        "persons": [pmin, pmax],
+        "crowd_frac": crowd_frac,
+        "no_dp_prob": no_dp_prob,
+        "rle_prob": rle_prob,
+        "min_dp_area": min_dp_area,
+        "points_per_person": points_per_person,
+        "max_points_per_part": max_points_per_part,
+        "eval_data": EVAL_DIR,
+        "uv_symmetry": f"{EVAL_DIR}/UV_symmetry_transforms.mat",
     }
     stats = {"images": 0, "persons": 0, "dp_persons": 0, "crowd": 0, "points": 0, "empty_dp_masks": 0}
     root.parent.mkdir(parents=True, exist_ok=True)
@@ -359,7 +452,9 @@ def generate_densepose_coco(
         for split in SPLITS:
             n = counts[split]
             id_rng = np.random.default_rng([seed, SPLIT_CODES[split], 10**6])
-            image_ids = (SPLIT_CODES[split] * 200_000 + 1 + id_rng.choice(199_999, size=n, replace=False)).tolist()
+            image_ids = (
+                SPLIT_CODES[split] * 200_000 + 1 + id_rng.choice(199_999, size=n, replace=False)
+            ).tolist()
             forced_crowd = int(id_rng.integers(0, n)) if n >= 2 else -1
             images, anns = [], []
             prefix = "COCO_train2014_" if split == "train" else "COCO_val2014_"
@@ -368,9 +463,18 @@ def generate_densepose_coco(
                 h, w = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
                 num = int(rng.integers(pmin, pmax + 1))
                 crowd = bool(rng.random() < crowd_frac) or i == forced_crowd
-                out = make_densepose_image(rng, h, w, num_persons=num, crowd=crowd, no_dp_prob=no_dp_prob,
-                                           rle_prob=rle_prob, min_dp_area=min_dp_area,
-                                           points_per_person=points_per_person, max_points_per_part=max_points_per_part)
+                out = make_densepose_image(
+                    rng,
+                    h,
+                    w,
+                    num_persons=num,
+                    crowd=crowd,
+                    no_dp_prob=no_dp_prob,
+                    rle_prob=rle_prob,
+                    min_dp_area=min_dp_area,
+                    points_per_person=points_per_person,
+                    max_points_per_part=max_points_per_part,
+                )
                 file_name = f"{prefix}{image_id:012d}.jpg"
                 _write_jpeg(tmp / "coco" / IMAGE_DIRS[split] / file_name, out["image"], jpeg_quality)
                 images.append({"id": int(image_id), "file_name": file_name, "height": h, "width": w})
@@ -386,10 +490,21 @@ def generate_densepose_coco(
                         stats["empty_dp_masks"] += sum(1 for m in a["dp_masks"] if not m)
                 stats["images"] += 1
             data = {
-                "info": {"description": f"humanparse synthetic DensePose-COCO ({split})", "version": GENERATOR_VERSION},
-                "images": images, "annotations": anns,
-                "categories": [{"id": 1, "name": "person", "supercategory": "person", "keypoints": list(COCO_JOINTS),
-                                "skeleton": COCO_SKELETON}],
+                "info": {
+                    "description": f"humanparse synthetic DensePose-COCO ({split})",
+                    "version": GENERATOR_VERSION,
+                },
+                "images": images,
+                "annotations": anns,
+                "categories": [
+                    {
+                        "id": 1,
+                        "name": "person",
+                        "supercategory": "person",
+                        "keypoints": list(COCO_JOINTS),
+                        "skeleton": COCO_SKELETON,
+                    }
+                ],
             }
             (tmp / "coco" / "annotations" / ANN_FILES[split]).write_text(json.dumps(data))
         manifest["stats"] = stats
@@ -398,8 +513,13 @@ def generate_densepose_coco(
     except BaseException:
         shutil.rmtree(tmp, ignore_errors=True)
         raise
-    return {"root": str(root), "counts": counts, "stats": stats, "manifest": manifest,
-            "seconds": time.perf_counter() - t0}
+    return {
+        "root": str(root),
+        "counts": counts,
+        "stats": stats,
+        "manifest": manifest,
+        "seconds": time.perf_counter() - t0,
+    }
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -413,8 +533,15 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--max-side", type=int, default=256)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
-    info = generate_densepose_coco(args.root, args.train, args.minival, 0, (args.min_side, args.max_side), args.seed,
-                                   num_valminusminival=args.valminusminival)
+    info = generate_densepose_coco(
+        args.root,
+        args.train,
+        args.minival,
+        0,
+        (args.min_side, args.max_side),
+        args.seed,
+        num_valminusminival=args.valminusminival,
+    )
     print(f"wrote {info['root']}: {info['counts']} {info['stats']} in {info['seconds']:.1f}s")
 
 
@@ -422,8 +549,15 @@ if __name__ == "__main__":
     main()
 
 
-def synthetic_eval_set(num_images: int = 20, image_size: tuple[int, int] = (160, 256), seed: int = 0, *,
-                       persons: tuple[int, int] = (1, 3), crowd_frac: float = 0.15, **detection_options) -> tuple[dict, list[dict]]:
+def synthetic_eval_set(
+    num_images: int = 20,
+    image_size: tuple[int, int] = (160, 256),
+    seed: int = 0,
+    *,
+    persons: tuple[int, int] = (1, 3),
+    crowd_frac: float = 0.15,
+    **detection_options,
+) -> tuple[dict, list[dict]]:
     """An in-memory DensePose-COCO ground truth (the json dict, no image files) and noisy detections for it
     (:func:`synthetic_detections`, each with ``image_id``): the input of metric tests and the benchmark."""
     lo, hi = int(image_size[0]), int(image_size[1])
@@ -432,8 +566,13 @@ def synthetic_eval_set(num_images: int = 20, image_size: tuple[int, int] = (160,
     for i in range(num_images):
         rng = np.random.default_rng([seed, 7, i])
         h, w = int(rng.integers(lo, hi + 1)), int(rng.integers(lo, hi + 1))
-        out = make_densepose_image(rng, h, w, num_persons=int(rng.integers(persons[0], persons[1] + 1)),
-                                   crowd=bool(rng.random() < crowd_frac))
+        out = make_densepose_image(
+            rng,
+            h,
+            w,
+            num_persons=int(rng.integers(persons[0], persons[1] + 1)),
+            crowd=bool(rng.random() < crowd_frac),
+        )
         image_id = 1000 + 7 * i
         images.append({"id": image_id, "file_name": f"{image_id:012d}.jpg", "height": h, "width": w})
         for a in out["annotations"]:
@@ -441,6 +580,11 @@ def synthetic_eval_set(num_images: int = 20, image_size: tuple[int, int] = (160,
             next_ann += 1
         for d in synthetic_detections(rng, out, **detection_options):
             dets.append({"image_id": image_id, "category_id": 1, **d})
-    gt = {"images": images, "annotations": anns,
-          "categories": [{"id": 1, "name": "person", "keypoints": list(COCO_JOINTS), "skeleton": COCO_SKELETON}]}
+    gt = {
+        "images": images,
+        "annotations": anns,
+        "categories": [
+            {"id": 1, "name": "person", "keypoints": list(COCO_JOINTS), "skeleton": COCO_SKELETON}
+        ],
+    }
     return gt, dets

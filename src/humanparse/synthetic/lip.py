@@ -42,7 +42,9 @@ POSE_DIR = "TrainVal_pose_annotations"
 TEST_DIR = "Testing_images/testing_images"
 
 
-def make_lip_sample(rng: np.random.Generator, height: int, width: int, *, unannotated_prob: float = 0.05) -> dict:
+def make_lip_sample(
+    rng: np.random.Generator, height: int, width: int, *, unannotated_prob: float = 0.05
+) -> dict:
     """One in-memory LIP sample.
 
     Returns a dict with ``image`` ((H, W, 3) uint8 RGB), ``label`` ((H, W) uint8, LIP classes 0..19),
@@ -84,11 +86,15 @@ def _write_label(path: Path, label: np.ndarray, palette: bool) -> None:
 
 
 def _write_jpeg(path: Path, image: np.ndarray, quality: int) -> None:
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+    if not cv2.imwrite(
+        str(path), np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    ):
         raise OSError(f"could not write {path}")
 
 
-def _ids_and_flags(seed: int, counts: dict[str, int], missing_pose_frac: float) -> tuple[dict[str, list[str]], set[str]]:
+def _ids_and_flags(
+    seed: int, counts: dict[str, int], missing_pose_frac: float
+) -> tuple[dict[str, list[str]], set[str]]:
     """Deterministic unique ids ``NNNNNN_NNNNNN`` per split, and the train ids without a pose row."""
     ids: dict[str, list[str]] = {}
     seen: set[str] = set()
@@ -146,7 +152,9 @@ def generate_lip(
         raise FileExistsError(f"{root} exists and is not an empty directory; refusing to overwrite it")
     lo, hi = int(image_size[0]), int(image_size[1])
     if not 16 <= lo <= hi:
-        raise ValueError(f"image_size must be (min_side, max_side) with 16 <= min_side <= max_side, got {image_size}")
+        raise ValueError(
+            f"image_size must be (min_side, max_side) with 16 <= min_side <= max_side, got {image_size}"
+        )
     if palette_every < 1:
         raise ValueError("palette_every must be >= 1")
     counts = {"train": int(num_train), "val": int(num_val), "test": int(num_test)}
@@ -158,13 +166,26 @@ def generate_lip(
         shutil.rmtree(tmp)
     palette_ids: list[str] = []
     manifest = {
-        "generator": "humanparse.synthetic.lip", "version": GENERATOR_VERSION, "dataset": "lip",
-        "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi],
-        "missing_pose_frac": missing_pose_frac, "palette_every": palette_every, "jpeg_quality": jpeg_quality,
+        "generator": "humanparse.synthetic.lip",
+        "version": GENERATOR_VERSION,
+        "dataset": "lip",
+        "layout": "official",
+        "seed": seed,
+        "counts": counts,
+        "image_size": [lo, hi],
+        "missing_pose_frac": missing_pose_frac,
+        "palette_every": palette_every,
+        "jpeg_quality": jpeg_quality,
     }
     try:
-        for sub in (f"{IMAGES_DIR}/train_images", f"{IMAGES_DIR}/val_images", f"{LABELS_DIR}/train_segmentations",
-                    f"{LABELS_DIR}/val_segmentations", POSE_DIR, TEST_DIR):
+        for sub in (
+            f"{IMAGES_DIR}/train_images",
+            f"{IMAGES_DIR}/val_images",
+            f"{LABELS_DIR}/train_segmentations",
+            f"{LABELS_DIR}/val_segmentations",
+            POSE_DIR,
+            TEST_DIR,
+        ):
             (tmp / sub).mkdir(parents=True)
         for split in ("train", "val", "test"):
             rows: list[str] = []
@@ -175,11 +196,15 @@ def generate_lip(
                 if split == "test":
                     _write_jpeg(tmp / TEST_DIR / f"{image_id}.jpg", sample["image"], jpeg_quality)
                     continue
-                _write_jpeg(tmp / IMAGES_DIR / f"{split}_images" / f"{image_id}.jpg", sample["image"], jpeg_quality)
+                _write_jpeg(
+                    tmp / IMAGES_DIR / f"{split}_images" / f"{image_id}.jpg", sample["image"], jpeg_quality
+                )
                 palette = i % palette_every == palette_every - 1
                 if palette:
                     palette_ids.append(image_id)
-                _write_label(tmp / LABELS_DIR / f"{split}_segmentations" / f"{image_id}.png", sample["label"], palette)
+                _write_label(
+                    tmp / LABELS_DIR / f"{split}_segmentations" / f"{image_id}.png", sample["label"], palette
+                )
                 if image_id not in missing:
                     rows.append(_pose_row(image_id, sample["joints"], sample["visible"]))
             list_dir = tmp / ("Testing_images" if split == "test" else "TrainVal_images")

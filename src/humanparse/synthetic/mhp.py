@@ -48,7 +48,7 @@ def mhp_ids(seed: int, counts: dict[str, int]) -> dict[str, list[str]]:
     nums = rng.choice(np.arange(1, 3 * total + 2), size=total, replace=False)
     out, start = {}, 0
     for split, n in counts.items():
-        out[split] = [str(int(v)) for v in sorted(nums[start:start + n])]
+        out[split] = [str(int(v)) for v in sorted(nums[start : start + n])]
         start += n
     return out
 
@@ -98,9 +98,16 @@ def generate_mhp_v2(
     num_persons: dict[str, int] = {}
     empty: list[str] = []
     manifest = {
-        "generator": "humanparse.synthetic.mhp", "version": GENERATOR_VERSION, "dataset": "mhp_v2",
-        "layout": "official", "seed": seed, "counts": counts, "image_size": [lo, hi], "persons": [pmin, pmax],
-        "amodal_prob": amodal_prob, "empty_prob": empty_prob,
+        "generator": "humanparse.synthetic.mhp",
+        "version": GENERATOR_VERSION,
+        "dataset": "mhp_v2",
+        "layout": "official",
+        "seed": seed,
+        "counts": counts,
+        "image_size": [lo, hi],
+        "persons": [pmin, pmax],
+        "amodal_prob": amodal_prob,
+        "empty_prob": empty_prob,
     }
     with atomic_dataset_dir(root) as tmp:
         for sub in ("train/images", "train/parsing_annos", "val/images", "val/parsing_annos", "test/images"):
@@ -128,6 +135,12 @@ def generate_mhp_v2(
         write_ids(tmp / "list" / "test_inter_top20.txt", top20)
         write_ids(tmp / "list" / "test_inter_top10.txt", top10)
         write_manifest(tmp, manifest)
-    return {"root": str(Path(root)), "counts": counts, "ids": {**ids, "test_inter_top20": top20,
-            "test_inter_top10": top10}, "num_persons": num_persons, "empty_persons": sorted(empty),
-            "manifest": manifest, "seconds": time.perf_counter() - t0}
+    return {
+        "root": str(Path(root)),
+        "counts": counts,
+        "ids": {**ids, "test_inter_top20": top20, "test_inter_top10": top10},
+        "num_persons": num_persons,
+        "empty_persons": sorted(empty),
+        "manifest": manifest,
+        "seconds": time.perf_counter() - t0,
+    }

@@ -98,8 +98,11 @@ def sample_outfit(rng: np.random.Generator, facing: str = "front") -> Outfit:
         else:
             bottom, skirt_len = Tag.SKIRT, float(rng.uniform(0.10, 0.25))
     front = facing == "front"
-    neckline = float(rng.uniform(0.03, 0.08)) if (front and top in (Tag.UPPER_CLOTHES, Tag.DRESS)
-                                                  and rng.random() < 0.35) else 0.0
+    neckline = (
+        float(rng.uniform(0.03, 0.08))
+        if (front and top in (Tag.UPPER_CLOTHES, Tag.DRESS) and rng.random() < 0.35)
+        else 0.0
+    )
     coat = bool(rng.random() < 0.22)
     r_hair = rng.random()
     hair = "bald" if r_hair < 0.05 else ("long" if r_hair < 0.4 else "short")

@@ -100,9 +100,14 @@ def generate_pascal_person_part(
     counts = {"train": len(ids["train"]), "val": len(ids["val"]), "val_grapy": len(ids["val_grapy"])}
     mismatch: list[str] = []
     manifest = {
-        "generator": "humanparse.synthetic.pascal", "version": GENERATOR_VERSION,
-        "dataset": "pascal_person_part", "layout": "graphonomy", "seed": seed, "counts": counts,
-        "image_size": [lo, hi], "palette_every": palette_every,
+        "generator": "humanparse.synthetic.pascal",
+        "version": GENERATOR_VERSION,
+        "dataset": "pascal_person_part",
+        "layout": "graphonomy",
+        "seed": seed,
+        "counts": counts,
+        "image_size": [lo, hi],
+        "palette_every": palette_every,
     }
     with atomic_dataset_dir(root) as tmp:
         base = tmp / "pascal"
@@ -117,7 +122,11 @@ def generate_pascal_person_part(
                 label = labels_for(scene.tags, scene.parts, "pascal_person_part")
                 humans = np.where(label > 0, scene.person_ids, 0).astype(np.uint8)
                 write_jpeg(base / "JPEGImages" / f"{image_id}.jpg", scene.image, jpeg_quality)
-                write_index_png(base / "SegmentationPart" / f"{image_id}.png", label, i % palette_every == palette_every - 1)
+                write_index_png(
+                    base / "SegmentationPart" / f"{image_id}.png",
+                    label,
+                    i % palette_every == palette_every - 1,
+                )
                 write_index_png(base / "Human_ids" / f"{image_id}.png", humans)
                 inst, txt = instance_files(label, humans, NUM_CLASSES)
                 write_index_png(base / "Instance_ids" / f"{image_id}.png", inst)
@@ -137,5 +146,11 @@ def generate_pascal_person_part(
         write_ids(base / "list" / "val_id_grapy.txt", ids["val_grapy"])
         manifest["category_mismatch"] = mismatch
         write_manifest(tmp, manifest)
-    return {"root": str(Path(root)), "counts": counts, "ids": ids, "category_mismatch": mismatch,
-            "manifest": manifest, "seconds": time.perf_counter() - t0}
+    return {
+        "root": str(Path(root)),
+        "counts": counts,
+        "ids": ids,
+        "category_mismatch": mismatch,
+        "manifest": manifest,
+        "seconds": time.perf_counter() - t0,
+    }

@@ -51,22 +51,22 @@ def _charts(*prefixes: str) -> frozenset[int]:
 
 # Charts on which each LIP joint counts as visible (the body parts meeting at the joint).
 JOINT_CHARTS: tuple[frozenset[int], ...] = (
-    _charts("lower_leg_right", "right_foot"),           # R_Ankle
-    _charts("upper_leg_right", "lower_leg_right"),      # R_Knee
-    _charts("upper_leg_right", "torso"),                # R_Hip
-    _charts("upper_leg_left", "torso"),                 # L_Hip
-    _charts("upper_leg_left", "lower_leg_left"),        # L_Knee
-    _charts("lower_leg_left", "left_foot"),             # L_Ankle
-    _charts("torso", "upper_leg"),                      # B_Pelvis
-    _charts("torso"),                                   # B_Spine
-    _charts("head", "torso"),                           # B_Neck
-    _charts("head"),                                    # B_Head
-    _charts("lower_arm_right", "right_hand"),           # R_Wrist
-    _charts("upper_arm_right", "lower_arm_right"),      # R_Elbow
-    _charts("upper_arm_right", "torso"),                # R_Shoulder
-    _charts("upper_arm_left", "torso"),                 # L_Shoulder
-    _charts("upper_arm_left", "lower_arm_left"),        # L_Elbow
-    _charts("lower_arm_left", "left_hand"),             # L_Wrist
+    _charts("lower_leg_right", "right_foot"),  # R_Ankle
+    _charts("upper_leg_right", "lower_leg_right"),  # R_Knee
+    _charts("upper_leg_right", "torso"),  # R_Hip
+    _charts("upper_leg_left", "torso"),  # L_Hip
+    _charts("upper_leg_left", "lower_leg_left"),  # L_Knee
+    _charts("lower_leg_left", "left_foot"),  # L_Ankle
+    _charts("torso", "upper_leg"),  # B_Pelvis
+    _charts("torso"),  # B_Spine
+    _charts("head", "torso"),  # B_Neck
+    _charts("head"),  # B_Head
+    _charts("lower_arm_right", "right_hand"),  # R_Wrist
+    _charts("upper_arm_right", "lower_arm_right"),  # R_Elbow
+    _charts("upper_arm_right", "torso"),  # R_Shoulder
+    _charts("upper_arm_left", "torso"),  # L_Shoulder
+    _charts("upper_arm_left", "lower_arm_left"),  # L_Elbow
+    _charts("lower_arm_left", "left_hand"),  # L_Wrist
 )
 assert len(JOINT_CHARTS) == len(LIP_JOINTS)
 _JOINT_CHART_LUT = np.zeros((len(LIP_JOINTS), 256), dtype=bool)
@@ -101,7 +101,9 @@ def _perp(d: np.ndarray) -> np.ndarray:
     return np.array([-d[1], d[0]]) / n if n > 1e-9 else np.array([1.0, 0.0])
 
 
-def capsule(p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, cap0: bool = True, cap1: bool = True) -> Shape:
+def capsule(
+    p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, cap0: bool = True, cap1: bool = True
+) -> Shape:
     """Tapered capsule from ``p0`` (radius ``r0``) to ``p1`` (radius ``r1``); caps are round or flat."""
     n = _perp(p1 - p0)
     poly = np.stack([p0 + n * r0, p1 + n * r1, p1 - n * r1, p0 - n * r0])
@@ -113,8 +115,9 @@ def capsule(p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, cap0: bool = T
     return Shape((poly,), tuple(circles))
 
 
-def ellipse(c: np.ndarray, rx: float, ry: float, up: np.ndarray, t0: float = 0.0, t1: float = 360.0,
-            n: int = 28) -> Shape:
+def ellipse(
+    c: np.ndarray, rx: float, ry: float, up: np.ndarray, t0: float = 0.0, t1: float = 360.0, n: int = 28
+) -> Shape:
     """Ellipse with half-axes ``rx`` (across) and ``ry`` (along ``up``); ``t0..t1`` (degrees) cut a chord
     segment, 270 being the top (the ``up`` end)."""
     t = np.deg2rad(np.linspace(t0, t1, n))
@@ -167,7 +170,9 @@ class AxisFrame:
     chart: int
     left: np.ndarray
 
-    def __call__(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(
+        self, xs: np.ndarray, ys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         d = self.p1 - self.p0
         l2 = max(float(d @ d), 1e-9)
         rx, ry = xs - self.p0[0], ys - self.p0[1]
@@ -192,7 +197,9 @@ class PlaneFrame:
     right_chart: int
     left_chart: int
 
-    def __call__(self, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    def __call__(
+        self, xs: np.ndarray, ys: np.ndarray
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
         rx, ry = xs - self.origin[0], ys - self.origin[1]
         u = np.clip(0.5 + 0.5 * (rx * self.ex[0] + ry * self.ex[1]) / float(self.ex @ self.ex), 0.0, 1.0)
         v = np.clip((rx * self.ey[0] + ry * self.ey[1]) / float(self.ey @ self.ey), 0.0, 1.0)
@@ -214,7 +221,9 @@ class Canvas:
         self.v = np.zeros((height, width), dtype=np.float32)
         self.shade = np.ones((height, width), dtype=np.float32)
 
-    def paint(self, shape: Shape, tag: Tag, frame: Frame | None = None, beneath: np.ndarray | None = None) -> None:
+    def paint(
+        self, shape: Shape, tag: Tag, frame: Frame | None = None, beneath: np.ndarray | None = None
+    ) -> None:
         """Overwrite the pixels of ``shape`` with ``tag``.
 
         Body pieces pass only ``frame``: its chart/U/V are written to the body map. Overlays pass
@@ -274,16 +283,22 @@ class _PersonPainter:
                 j[hp] + sigma * left * hip_out,
             ]
         self.torso_frame = PlaneFrame(
-            self.neck_top, left * (float(np.hypot(*(j[S.L_SHOULDER] - j[S.R_SHOULDER]))) / 2 + 0.01 * h),
-            self.crotch - self.neck_top, chart(f"torso_{self.view}"), chart(f"torso_{self.view}"))
+            self.neck_top,
+            left * (float(np.hypot(*(j[S.L_SHOULDER] - j[S.R_SHOULDER]))) / 2 + 0.01 * h),
+            self.crotch - self.neck_top,
+            chart(f"torso_{self.view}"),
+            chart(f"torso_{self.view}"),
+        )
         rx, _ = sk.head_axes()
-        self.head_frame = PlaneFrame(j[S.HEAD], left * rx, self.sc - j[S.HEAD], chart("head_right"),
-                                     chart("head_left"))
+        self.head_frame = PlaneFrame(
+            j[S.HEAD], left * rx, self.sc - j[S.HEAD], chart("head_right"), chart("head_left")
+        )
 
     # torso outline helpers
     def side_point(self, sigma: int, level: float) -> np.ndarray:
-        return np.array([np.interp(level, _TORSO_LEVELS, [p[k] for p in self.side_vertices[sigma]])
-                         for k in range(2)])
+        return np.array(
+            [np.interp(level, _TORSO_LEVELS, [p[k] for p in self.side_vertices[sigma]]) for k in range(2)]
+        )
 
     def _side(self, sigma: int, a: float, b: float) -> list[np.ndarray]:
         inner = [p for lv, p in zip(_TORSO_LEVELS, self.side_vertices[sigma]) if a < lv < b]
@@ -314,7 +329,7 @@ class _PersonPainter:
         if o.hair == "long" and self.view == "front":
             self.long_hair()
         self.arms(0)
-        for side in ((0, 1) if sk.right_leg_first else (1, 0)):
+        for side in (0, 1) if sk.right_leg_first else (1, 0):
             self.leg(side)
         self.torso()
         self.hems()
@@ -331,12 +346,20 @@ class _PersonPainter:
 
     def arms(self, layer: int) -> None:
         """Draw the arms of drawing layer ``layer``."""
-        for side in ((0, 1) if self.sk.right_arm_first else (1, 0)):
+        for side in (0, 1) if self.sk.right_arm_first else (1, 0):
             if self.sk.arm_layers[side] == layer:
                 self.arm(side)
 
-    def limb(self, p0: np.ndarray, p1: np.ndarray, radii: tuple[float, float], chart_id: int, skin: Tag,
-             covers: list[tuple[Tag, float, float, float]], offset: float) -> None:
+    def limb(
+        self,
+        p0: np.ndarray,
+        p1: np.ndarray,
+        radii: tuple[float, float],
+        chart_id: int,
+        skin: Tag,
+        covers: list[tuple[Tag, float, float, float]],
+        offset: float,
+    ) -> None:
         """One limb segment: skin capsule, then garment covers given in chain coordinates."""
         r0, r1 = max(radii[0], 0.8), max(radii[1], 0.8)
         frame = AxisFrame(p0, p1, r0, r1, chart_id, self.left)
@@ -352,16 +375,25 @@ class _PersonPainter:
     def arm(self, side: int) -> None:
         sk, o, j = self.sk, self.o, self.sk.joints
         name = "right" if side == 0 else "left"
-        sh, el, wr = (S.R_SHOULDER, S.R_ELBOW, S.R_WRIST) if side == 0 else (S.L_SHOULDER, S.L_ELBOW, S.L_WRIST)
-        skin = (Tag.R_UPPER_ARM, Tag.R_LOWER_ARM, Tag.R_HAND) if side == 0 else \
-            (Tag.L_UPPER_ARM, Tag.L_LOWER_ARM, Tag.L_HAND)
+        sh, el, wr = (
+            (S.R_SHOULDER, S.R_ELBOW, S.R_WRIST) if side == 0 else (S.L_SHOULDER, S.L_ELBOW, S.L_WRIST)
+        )
+        skin = (
+            (Tag.R_UPPER_ARM, Tag.R_LOWER_ARM, Tag.R_HAND)
+            if side == 0
+            else (Tag.L_UPPER_ARM, Tag.L_LOWER_ARM, Tag.L_HAND)
+        )
         covers: list[tuple[Tag, float, float, float]] = []
         if o.top is not None and o.sleeve > 0:
             covers.append((o.top, 0.0, o.sleeve, 1.18))
         if o.coat:
             covers.append((Tag.COAT, 0.0, o.coat_sleeve, 1.32))
-        self.limb(j[sh], j[el], sk.radii("upper_arm"), chart(f"upper_arm_{name}_{self.view}"), skin[0], covers, 0.0)
-        self.limb(j[el], j[wr], sk.radii("lower_arm"), chart(f"lower_arm_{name}_{self.view}"), skin[1], covers, 1.0)
+        self.limb(
+            j[sh], j[el], sk.radii("upper_arm"), chart(f"upper_arm_{name}_{self.view}"), skin[0], covers, 0.0
+        )
+        self.limb(
+            j[el], j[wr], sk.radii("lower_arm"), chart(f"lower_arm_{name}_{self.view}"), skin[1], covers, 1.0
+        )
         rh = max(sk.width("hand"), 0.8)
         tip = sk.hand_tips[side]
         frame = AxisFrame(j[wr], tip, rh, 0.85 * rh, chart(f"{name}_hand"), self.left)
@@ -373,15 +405,22 @@ class _PersonPainter:
         sk, o, j = self.sk, self.o, self.sk.joints
         name = "right" if side == 0 else "left"
         hp, kn, an = (S.R_HIP, S.R_KNEE, S.R_ANKLE) if side == 0 else (S.L_HIP, S.L_KNEE, S.L_ANKLE)
-        skin = (Tag.R_UPPER_LEG, Tag.R_LOWER_LEG, Tag.R_FOOT) if side == 0 else \
-            (Tag.L_UPPER_LEG, Tag.L_LOWER_LEG, Tag.L_FOOT)
+        skin = (
+            (Tag.R_UPPER_LEG, Tag.R_LOWER_LEG, Tag.R_FOOT)
+            if side == 0
+            else (Tag.L_UPPER_LEG, Tag.L_LOWER_LEG, Tag.L_FOOT)
+        )
         covers: list[tuple[Tag, float, float, float]] = []
         if o.socks:
             covers.append((Tag.R_SOCK if side == 0 else Tag.L_SOCK, 1.72, 2.0, 1.08))
         if o.bottom in (Tag.PANTS, Tag.SHORTS, Tag.JUMPSUIT_LEGS) and o.leg_cover > 0:
             covers.append((o.bottom, 0.0, o.leg_cover, 1.15))
-        self.limb(j[hp], j[kn], sk.radii("upper_leg"), chart(f"upper_leg_{name}_{self.view}"), skin[0], covers, 0.0)
-        self.limb(j[kn], j[an], sk.radii("lower_leg"), chart(f"lower_leg_{name}_{self.view}"), skin[1], covers, 1.0)
+        self.limb(
+            j[hp], j[kn], sk.radii("upper_leg"), chart(f"upper_leg_{name}_{self.view}"), skin[0], covers, 0.0
+        )
+        self.limb(
+            j[kn], j[an], sk.radii("lower_leg"), chart(f"lower_leg_{name}_{self.view}"), skin[1], covers, 1.0
+        )
         rf = max(sk.width("foot"), 0.8)
         toe = sk.toes[side]
         frame = AxisFrame(j[an], toe, rf, rf, chart(f"{name}_foot"), self.left)
@@ -398,8 +437,11 @@ class _PersonPainter:
             self.c.paint(self.band(0.0, o.top_cut), o.top if o.top is not None else Tag.TORSO_SKIN, f)
         if o.neckline > 0 and o.top is not None and self.view == "front":
             nw = 1.4 * self.sk.width("neck") * self.left
-            self.c.paint(polygon(self.neck_top + nw, self.neck_top - nw,
-                                 self.sc + self.down * o.neckline * self.h), Tag.TORSO_SKIN, f)
+            self.c.paint(
+                polygon(self.neck_top + nw, self.neck_top - nw, self.sc + self.down * o.neckline * self.h),
+                Tag.TORSO_SKIN,
+                f,
+            )
         if o.belt:
             self.c.paint(self.band(o.top_cut, min(1.0, o.top_cut + 0.07)), Tag.BELT, f)
         if o.coat:
@@ -416,9 +458,14 @@ class _PersonPainter:
             a = 0.6 if tag is Tag.DRESS else o.top_cut
             flare = 0.02 * h + 0.3 * o.skirt_len * h
             bottom = self.pelvis + down * o.skirt_len * h
-            pts = [self.side_point(-1, a), self.side_point(-1, 1.0),
-                   bottom - left * (hip_half + flare), bottom + left * (hip_half + flare),
-                   self.side_point(1, 1.0), self.side_point(1, a)]
+            pts = [
+                self.side_point(-1, a),
+                self.side_point(-1, 1.0),
+                bottom - left * (hip_half + flare),
+                bottom + left * (hip_half + flare),
+                self.side_point(1, 1.0),
+                self.side_point(1, a),
+            ]
             frame = AxisFrame(self.centre(a), bottom, hip_half, hip_half + flare, 0, left)
             self.c.paint(Shape((np.stack(pts),)), tag, frame, beneath=ON_TORSO_LEGS)
         if o.coat and o.coat_len > 0:
@@ -426,9 +473,12 @@ class _PersonPainter:
             bottom = self.pelvis + down * o.coat_len * h
             frame = AxisFrame(self.pelvis, bottom, hip_half, hip_half + 0.03 * h, 0, left)
             for sigma in (-1, 1):
-                pts = [self.side_point(sigma, 0.8) + sigma * left * 0.01 * h,
-                       bottom + sigma * left * (hip_half + 0.04 * h),
-                       bottom + sigma * left * gap, self.pelvis + sigma * left * gap]
+                pts = [
+                    self.side_point(sigma, 0.8) + sigma * left * 0.01 * h,
+                    bottom + sigma * left * (hip_half + 0.04 * h),
+                    bottom + sigma * left * gap,
+                    self.pelvis + sigma * left * gap,
+                ]
                 self.c.paint(Shape((np.stack(pts),)), Tag.COAT, frame, beneath=ON_TORSO_LEGS)
 
     def neck(self) -> None:
@@ -439,11 +489,16 @@ class _PersonPainter:
         h, left, up, down = self.h, self.left, self.up, self.down
         base = self.sc + up * 0.02 * h
         r = max(0.022 * h, 1.0)
-        self.c.paint(capsule(base - left * 0.045 * h, base + left * 0.045 * h, r, r), Tag.SCARF, beneath=ON_HEAD_TORSO)
+        self.c.paint(
+            capsule(base - left * 0.045 * h, base + left * 0.045 * h, r, r), Tag.SCARF, beneath=ON_HEAD_TORSO
+        )
         if self.view == "front":
             top = base + left * 0.03 * h
-            self.c.paint(capsule(top, top + down * 0.17 * h + left * 0.01 * h, 0.75 * r, 0.75 * r), Tag.SCARF,
-                         beneath=ON_HEAD_TORSO)
+            self.c.paint(
+                capsule(top, top + down * 0.17 * h + left * 0.01 * h, 0.75 * r, 0.75 * r),
+                Tag.SCARF,
+                beneath=ON_HEAD_TORSO,
+            )
 
     def head(self) -> None:
         o, sk = self.o, self.sk
@@ -453,26 +508,42 @@ class _PersonPainter:
         hr = np.array([-hu[1], hu[0]])  # image-right of the head
         if self.view == "front":
             if o.hair != "bald":
-                self.c.paint(ellipse(c + hu * 0.06 * ry, 1.12 * rx, 1.05 * ry, hu), Tag.HAIR, beneath=ON_HEAD_TORSO)
+                self.c.paint(
+                    ellipse(c + hu * 0.06 * ry, 1.12 * rx, 1.05 * ry, hu), Tag.HAIR, beneath=ON_HEAD_TORSO
+                )
             self.c.paint(ellipse(c, rx, ry, hu), Tag.FACE, self.head_frame)
             if o.hair != "bald":
                 phi = float(np.degrees(np.arcsin(o.hairline)))
-                self.c.paint(ellipse(c, 1.02 * rx, 1.02 * ry, hu, 180.0 + phi, 360.0 - phi), Tag.HAIR, beneath=ON_HEAD)
+                self.c.paint(
+                    ellipse(c, 1.02 * rx, 1.02 * ry, hu, 180.0 + phi, 360.0 - phi), Tag.HAIR, beneath=ON_HEAD
+                )
         else:
-            self.c.paint(ellipse(c, 1.04 * rx, 1.02 * ry, hu), Tag.FACE if o.hair == "bald" else Tag.HAIR,
-                         self.head_frame)
+            self.c.paint(
+                ellipse(c, 1.04 * rx, 1.02 * ry, hu),
+                Tag.FACE if o.hair == "bald" else Tag.HAIR,
+                self.head_frame,
+            )
         if o.hat:
             phi = float(np.degrees(np.arcsin(0.3)))
-            self.c.paint(ellipse(c, 1.15 * rx, 1.12 * ry, hu, 180.0 + phi, 360.0 - phi), Tag.HAT, beneath=ON_HEAD)
+            self.c.paint(
+                ellipse(c, 1.15 * rx, 1.12 * ry, hu, 180.0 + phi, 360.0 - phi), Tag.HAT, beneath=ON_HEAD
+            )
             if o.hat_brim:
-                self.c.paint(ellipse(c + hu * 0.3 * ry, 1.55 * rx, 0.17 * ry + 0.5, hu), Tag.HAT, beneath=ON_HEAD)
+                self.c.paint(
+                    ellipse(c + hu * 0.3 * ry, 1.55 * rx, 0.17 * ry + 0.5, hu), Tag.HAT, beneath=ON_HEAD
+                )
         if o.sunglasses and self.view == "front":
             eyes = c + hu * 0.08 * ry
             for s in (-1, 1):
-                self.c.paint(ellipse(eyes + s * hr * 0.42 * rx, 0.36 * rx + 0.3, 0.2 * ry + 0.3, hu, n=16),
-                             Tag.SUNGLASSES, beneath=ON_HEAD)
+                self.c.paint(
+                    ellipse(eyes + s * hr * 0.42 * rx, 0.36 * rx + 0.3, 0.2 * ry + 0.3, hu, n=16),
+                    Tag.SUNGLASSES,
+                    beneath=ON_HEAD,
+                )
             rb = max(0.05 * ry, 0.5)
-            self.c.paint(capsule(eyes - hr * 0.1 * rx, eyes + hr * 0.1 * rx, rb, rb), Tag.SUNGLASSES, beneath=ON_HEAD)
+            self.c.paint(
+                capsule(eyes - hr * 0.1 * rx, eyes + hr * 0.1 * rx, rb, rb), Tag.SUNGLASSES, beneath=ON_HEAD
+            )
 
     def long_hair(self) -> None:
         c = self.sk.head_center()
@@ -480,8 +551,11 @@ class _PersonPainter:
         hr = np.array([-self.sk.head_up[1], self.sk.head_up[0]])
         bottom = c + self.down * (ry + self.o.hair_len * self.h)
         w0 = 1.12 * rx
-        self.c.paint(polygon(c + hr * w0, bottom + hr * w0 * 1.1, bottom - hr * w0 * 1.1, c - hr * w0), Tag.HAIR,
-                     beneath=ON_HEAD_TORSO)
+        self.c.paint(
+            polygon(c + hr * w0, bottom + hr * w0 * 1.1, bottom - hr * w0 * 1.1, c - hr * w0),
+            Tag.HAIR,
+            beneath=ON_HEAD_TORSO,
+        )
 
     def bag(self) -> None:
         j, h, left, down = self.sk.joints, self.h, self.left, self.down
@@ -492,7 +566,9 @@ class _PersonPainter:
         r = max(0.007 * h, 0.6)
         self.c.paint(capsule(sh + self.up * 0.01 * h, centre, r, r), Tag.BAG, beneath=ON_TORSO)
         a, b = left * 0.055 * h, down * 0.045 * h
-        self.c.paint(polygon(centre - a - b, centre + a - b, centre + a + b, centre - a + b), Tag.BAG, beneath=ON_TORSO)
+        self.c.paint(
+            polygon(centre - a - b, centre + a - b, centre + a + b, centre - a + b), Tag.BAG, beneath=ON_TORSO
+        )
 
 
 # --- public API -----------------------------------------------------------------------------------
@@ -547,9 +623,17 @@ def draw_person(height: int, width: int, skeleton: Skeleton, outfit: Outfit) -> 
     _PersonPainter(canvas, skeleton, outfit).draw()
     mask = canvas.tags > 0
     return PersonRender(
-        tags=canvas.tags, parts=canvas.parts, u=canvas.u, v=canvas.v, shade=canvas.shade, mask=mask,
-        joints=skeleton.joints.copy(), in_image=skeleton.in_image(height, width),
-        visible=joint_visibility(skeleton.joints, canvas.parts, mask), skeleton=skeleton, outfit=outfit,
+        tags=canvas.tags,
+        parts=canvas.parts,
+        u=canvas.u,
+        v=canvas.v,
+        shade=canvas.shade,
+        mask=mask,
+        joints=skeleton.joints.copy(),
+        in_image=skeleton.in_image(height, width),
+        visible=joint_visibility(skeleton.joints, canvas.parts, mask),
+        skeleton=skeleton,
+        outfit=outfit,
     )
 
 

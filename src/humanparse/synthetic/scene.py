@@ -99,7 +99,7 @@ def _covered(boxes: list[tuple[float, float, float, float]]) -> float:
     for i, (a0, b0, a1, b1) in enumerate(boxes):
         area = max((a1 - a0) * (b1 - b0), 1e-9)
         hidden = 0.0
-        for c0, d0, c1, d1 in boxes[i + 1:]:
+        for c0, d0, c1, d1 in boxes[i + 1 :]:
             hidden += max(0.0, min(a1, c1) - max(a0, c0)) * max(0.0, min(b1, d1) - max(b0, d0))
         worst = max(worst, hidden / area)
     return worst
@@ -159,8 +159,11 @@ def render_scene(
         raise ValueError(f"num_persons must be >= 1, got {num_persons}")
     image = render_background(rng, height, width)
     if num_persons == 1:
-        skels = [sample_skeleton(rng, height, width, facing=facing, crop_prob=crop_prob,
-                                 height_frac=height_frac or (0.5, 0.9))]
+        skels = [
+            sample_skeleton(
+                rng, height, width, facing=facing, crop_prob=crop_prob, height_frac=height_frac or (0.5, 0.9)
+            )
+        ]
     else:
         skels = layout_persons(rng, height, width, num_persons, height_frac or (0.4, 0.85), facing=facing)
     tags = np.zeros((height, width), dtype=np.uint8)
@@ -178,9 +181,18 @@ def render_scene(
     persons = []
     for k, r in enumerate(renders, start=1):
         vis = pids == k
-        persons.append(ScenePerson(
-            person_id=k, tags=np.where(vis, r.tags, 0).astype(np.uint8), mask=vis, joints=r.joints,
-            in_image=r.in_image, visible=joint_visibility(r.joints, parts, vis), box=_box(vis), render=r,
-        ))
-    return Scene(image=finish_image(rng, image), tags=tags, person_ids=pids, parts=parts, u=u, v=v,
-                 persons=persons)
+        persons.append(
+            ScenePerson(
+                person_id=k,
+                tags=np.where(vis, r.tags, 0).astype(np.uint8),
+                mask=vis,
+                joints=r.joints,
+                in_image=r.in_image,
+                visible=joint_visibility(r.joints, parts, vis),
+                box=_box(vis),
+                render=r,
+            )
+        )
+    return Scene(
+        image=finish_image(rng, image), tags=tags, person_ids=pids, parts=parts, u=u, v=v, persons=persons
+    )

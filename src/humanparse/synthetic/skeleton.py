@@ -16,25 +16,52 @@ from humanparse.data.meta import COCO_JOINTS, LIP_JOINTS
 FACINGS = ("front", "back")
 
 # Joint indices, LIP / MPII order (meta.LIP_JOINTS).
-R_ANKLE, R_KNEE, R_HIP, L_HIP, L_KNEE, L_ANKLE, PELVIS, SPINE, NECK, HEAD, R_WRIST, R_ELBOW, R_SHOULDER, \
-    L_SHOULDER, L_ELBOW, L_WRIST = range(16)
+(
+    R_ANKLE,
+    R_KNEE,
+    R_HIP,
+    L_HIP,
+    L_KNEE,
+    L_ANKLE,
+    PELVIS,
+    SPINE,
+    NECK,
+    HEAD,
+    R_WRIST,
+    R_ELBOW,
+    R_SHOULDER,
+    L_SHOULDER,
+    L_ELBOW,
+    L_WRIST,
+) = range(16)
 assert LIP_JOINTS[L_WRIST] == "L_Wrist" and LIP_JOINTS[SPINE] == "B_Spine"
 
 # Mean segment lengths, in units of body height (head top to sole).
 LENGTHS: dict[str, float] = {
-    "head": 0.13,          # head top -> chin (B_Head -> B_Neck)
-    "neck": 0.05,          # shoulder line -> chin
-    "torso": 0.30,         # shoulder line -> hip line
-    "upper_leg": 0.245, "lower_leg": 0.245, "foot": 0.06,
-    "upper_arm": 0.165, "lower_arm": 0.145, "hand": 0.075,
-    "shoulder_half": 0.105, "hip_half": 0.08,
+    "head": 0.13,  # head top -> chin (B_Head -> B_Neck)
+    "neck": 0.05,  # shoulder line -> chin
+    "torso": 0.30,  # shoulder line -> hip line
+    "upper_leg": 0.245,
+    "lower_leg": 0.245,
+    "foot": 0.06,
+    "upper_arm": 0.165,
+    "lower_arm": 0.145,
+    "hand": 0.075,
+    "shoulder_half": 0.105,
+    "hip_half": 0.08,
 }
 # Mean half-widths (radii), in units of body height. Pairs are (proximal, distal).
 WIDTHS: dict[str, float | tuple[float, float]] = {
-    "head_rx": 0.052, "neck": 0.026,
-    "upper_arm": (0.030, 0.024), "lower_arm": (0.024, 0.018), "hand": 0.019,
-    "upper_leg": (0.055, 0.037), "lower_leg": (0.036, 0.024), "foot": 0.022,
-    "waist_half": 0.072, "hip_out": 0.035,
+    "head_rx": 0.052,
+    "neck": 0.026,
+    "upper_arm": (0.030, 0.024),
+    "lower_arm": (0.024, 0.018),
+    "hand": 0.019,
+    "upper_leg": (0.055, 0.037),
+    "lower_leg": (0.036, 0.024),
+    "foot": 0.022,
+    "waist_half": 0.072,
+    "hip_out": 0.035,
 }
 
 # Arm modes: (probability, upper-arm abduction range, elbow angle range, drawing layer).
@@ -137,8 +164,12 @@ class Skeleton:
         """Approximate (x0, y0, x1, y1) of the body including limb thickness, in pixels."""
         pts = np.concatenate([self.joints, self.hand_tips, self.toes])
         pad = 0.07 * self.height
-        return (float(pts[:, 0].min() - pad), float(pts[:, 1].min() - pad),
-                float(pts[:, 0].max() + pad), float(pts[:, 1].max() + pad))
+        return (
+            float(pts[:, 0].min() - pad),
+            float(pts[:, 1].min() - pad),
+            float(pts[:, 0].max() + pad),
+            float(pts[:, 1].max() + pad),
+        )
 
     def translated(self, dx: float, dy: float) -> Skeleton:
         """The same skeleton shifted by (dx, dy) pixels."""
@@ -157,12 +188,18 @@ class Skeleton:
         eye_y = c + self.head_up * 0.1 * ry
         pts = {
             "nose": c - self.head_up * 0.2 * ry,
-            "left_eye": eye_y + 0.4 * side, "right_eye": eye_y - 0.4 * side,
-            "left_ear": c + 0.95 * side, "right_ear": c - 0.95 * side,
+            "left_eye": eye_y + 0.4 * side,
+            "right_eye": eye_y - 0.4 * side,
+            "left_ear": c + 0.95 * side,
+            "right_ear": c - 0.95 * side,
         }
         limb = {
-            "shoulder": (L_SHOULDER, R_SHOULDER), "elbow": (L_ELBOW, R_ELBOW), "wrist": (L_WRIST, R_WRIST),
-            "hip": (L_HIP, R_HIP), "knee": (L_KNEE, R_KNEE), "ankle": (L_ANKLE, R_ANKLE),
+            "shoulder": (L_SHOULDER, R_SHOULDER),
+            "elbow": (L_ELBOW, R_ELBOW),
+            "wrist": (L_WRIST, R_WRIST),
+            "hip": (L_HIP, R_HIP),
+            "knee": (L_KNEE, R_KNEE),
+            "ankle": (L_ANKLE, R_ANKLE),
         }
         for name, (li, ri) in limb.items():
             pts[f"left_{name}"] = self.joints[li]
@@ -219,8 +256,9 @@ def sample_pose(rng: np.random.Generator, facing: str | None = None) -> Skeleton
     arm_layers: list[int] = []
     arm_modes: list[str] = []
     tips = np.zeros((2, 2))
-    for row, (sigma, sh, el, wr) in enumerate(((-1.0, R_SHOULDER, R_ELBOW, R_WRIST),
-                                                (1.0, L_SHOULDER, L_ELBOW, L_WRIST))):
+    for row, (sigma, sh, el, wr) in enumerate(
+        ((-1.0, R_SHOULDER, R_ELBOW, R_WRIST), (1.0, L_SHOULDER, L_ELBOW, L_WRIST))
+    ):
         mode = _pick(rng, ARM_MODES)
         _, abd, bend, layer = ARM_MODES[mode]
         a1 = float(rng.uniform(*abd))
@@ -234,7 +272,9 @@ def sample_pose(rng: np.random.Generator, facing: str | None = None) -> Skeleton
 
     leg_modes: list[str] = []
     toes = np.zeros((2, 2))
-    for row, (sigma, hp, kn, an) in enumerate(((-1.0, R_HIP, R_KNEE, R_ANKLE), (1.0, L_HIP, L_KNEE, L_ANKLE))):
+    for row, (sigma, hp, kn, an) in enumerate(
+        ((-1.0, R_HIP, R_KNEE, R_ANKLE), (1.0, L_HIP, L_KNEE, L_ANKLE))
+    ):
         mode = _pick(rng, LEG_MODES)
         _, abd, bend = LEG_MODES[mode]
         b1 = float(rng.uniform(*abd))
@@ -263,7 +303,9 @@ def sample_pose(rng: np.random.Generator, facing: str | None = None) -> Skeleton
         right_arm_first=bool(rng.random() < 0.5),
         arm_modes=(arm_modes[0], arm_modes[1]),
         leg_modes=(leg_modes[0], leg_modes[1]),
-        widths={k: ((v[0] * scale, v[1] * scale) if isinstance(v, tuple) else v * scale) for k, v in W.items()},
+        widths={
+            k: ((v[0] * scale, v[1] * scale) if isinstance(v, tuple) else v * scale) for k, v in W.items()
+        },
     )
 
 

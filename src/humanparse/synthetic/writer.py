@@ -31,7 +31,8 @@ _PALETTE = voc_palette(256).reshape(-1).tolist()
 # the LIP joint whose visibility stands for each COCO keypoint (face points: the head)
 _LIP = {n: i for i, n in enumerate(LIP_JOINTS)}
 COCO_VISIBILITY_JOINT = tuple(
-    _LIP["B_Head"] if n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
+    _LIP["B_Head"]
+    if n in ("nose", "left_eye", "right_eye", "left_ear", "right_ear")
     else _LIP[("L_" if n.startswith("left") else "R_") + n.split("_", 1)[1].capitalize()]
     for n in COCO_JOINTS
 )
@@ -52,8 +53,10 @@ def draw_size(rng: np.random.Generator, image_size) -> tuple[int, int]:
 def check_image_size(image_size, minimum: int = 16) -> tuple[int, int]:
     lo, hi = int(image_size[0]), int(image_size[1])
     if not minimum <= lo <= hi:
-        raise ValueError(f"image_size must be (min_side, max_side) with {minimum} <= min_side <= max_side, "
-                         f"got {image_size}")
+        raise ValueError(
+            f"image_size must be (min_side, max_side) with {minimum} <= min_side <= max_side, "
+            f"got {image_size}"
+        )
     return lo, hi
 
 
@@ -82,7 +85,9 @@ def atomic_dataset_dir(root: str | os.PathLike) -> Iterator[Path]:
 
 def write_jpeg(path: Path, image: np.ndarray, quality: int = 95) -> None:
     path.parent.mkdir(parents=True, exist_ok=True)
-    if not cv2.imwrite(str(path), np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]):
+    if not cv2.imwrite(
+        str(path), np.ascontiguousarray(image[..., ::-1]), [cv2.IMWRITE_JPEG_QUALITY, quality]
+    ):
         raise OSError(f"could not write {path}")
 
 
@@ -117,8 +122,9 @@ def write_manifest(tmp: Path, manifest: dict) -> None:
     (tmp / "synthetic.json").write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
 
 
-def pseudo_pose_entries(rng: np.random.Generator, image_id: str, scene: Scene, person_ids: dict[int, int],
-                        miss_prob: float = 0.03) -> list[dict]:
+def pseudo_pose_entries(
+    rng: np.random.Generator, image_id: str, scene: Scene, person_ids: dict[int, int], miss_prob: float = 0.03
+) -> list[dict]:
     """Pseudo-pose entries (:mod:`humanparse.data.pseudo_pose`) of the scene persons that have a
     ``person_ids`` entry (scene person id -> written person id), from each skeleton's COCO keypoints.
 

@@ -35,14 +35,19 @@ class CheckpointLoadingMixin:
     """
 
     @classmethod
-    def load_from_checkpoint(cls, checkpoint_path, map_location=None, hparams_file=None, strict: bool | None = None,
-                             **kwargs):
+    def load_from_checkpoint(
+        cls, checkpoint_path, map_location=None, hparams_file=None, strict: bool | None = None, **kwargs
+    ):
         if hparams_file is not None or kwargs or strict is False:
-            raise TypeError("humanparse tasks are rebuilt from the config stored in the checkpoint and loaded "
-                            f"strictly; hparams_file, strict=False and keyword overrides ({sorted(kwargs)}) are "
-                            "not supported")
+            raise TypeError(
+                "humanparse tasks are rebuilt from the config stored in the checkpoint and loaded "
+                f"strictly; hparams_file, strict=False and keyword overrides ({sorted(kwargs)}) are "
+                "not supported"
+            )
         task, _ = build_task(checkpoint_path, map_location)
         if not isinstance(task, cls):
-            raise TypeError(f"{checkpoint_path}: the checkpoint holds a {type(task).__name__}, not a {cls.__name__}")
+            raise TypeError(
+                f"{checkpoint_path}: the checkpoint holds a {type(task).__name__}, not a {cls.__name__}"
+            )
         task.eval()
         return task

@@ -20,8 +20,14 @@ class SegmentationCrossEntropy(nn.Module):
     Logits are upsampled bilinearly to the label size first (``align_corners`` as the paper's code).
     """
 
-    def __init__(self, output: str = "seg", weight: float = 1.0, ignore_index: int = IGNORE_INDEX,
-                 align_corners: bool = False, name: str = "seg"):
+    def __init__(
+        self,
+        output: str = "seg",
+        weight: float = 1.0,
+        ignore_index: int = IGNORE_INDEX,
+        align_corners: bool = False,
+        name: str = "seg",
+    ):
         super().__init__()
         self.output = output
         self.weight = weight

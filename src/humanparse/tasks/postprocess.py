@@ -23,13 +23,17 @@ import torch.nn.functional as F
 MAP_BACK_MODES = ("logits", "labels")
 
 
-def sampling_grid(affine, orig_size: tuple[int, int], input_size: tuple[int, int], device=None) -> torch.Tensor:
+def sampling_grid(
+    affine, orig_size: tuple[int, int], input_size: tuple[int, int], device=None
+) -> torch.Tensor:
     """Grid (1, H, W, 2) in ``grid_sample``'s normalised coordinates (align_corners=False)."""
     m = torch.as_tensor(np.asarray(affine, dtype=np.float64), dtype=torch.float64, device=device)
     h, w = orig_size
     ih, iw = input_size
     ys, xs = torch.meshgrid(
-        torch.arange(h, dtype=torch.float64, device=device), torch.arange(w, dtype=torch.float64, device=device), indexing="ij"
+        torch.arange(h, dtype=torch.float64, device=device),
+        torch.arange(w, dtype=torch.float64, device=device),
+        indexing="ij",
     )
     u = m[0, 0] * xs + m[0, 1] * ys + m[0, 2]
     v = m[1, 0] * xs + m[1, 1] * ys + m[1, 2]
@@ -62,7 +66,9 @@ def map_back(
     c, ih, iw = logits.shape
     grid = sampling_grid(affine, orig_size, (ih, iw), device=logits.device)
     if mode == "logits":
-        out = F.grid_sample(logits.unsqueeze(0).float(), grid, mode="bilinear", padding_mode="border", align_corners=False)[0]
+        out = F.grid_sample(
+            logits.unsqueeze(0).float(), grid, mode="bilinear", padding_mode="border", align_corners=False
+        )[0]
         return out if return_logits else out.argmax(0)
     if return_logits:
         raise ValueError("return_logits needs mode='logits'")
@@ -103,7 +109,9 @@ class DenseSemantic:
     ``instances`` (part map, mask, box, score), so instance metrics (AP^p, PCP) score them.
     """
 
-    produces = frozenset({"semantic", "logits", "instances", "instances.parts", "instances.mask", "instances.box"})
+    produces = frozenset(
+        {"semantic", "logits", "instances", "instances.parts", "instances.mask", "instances.box"}
+    )
 
     def __init__(self, output: str = "seg", map_back: str = "logits", align_corners: bool = False):
         if map_back not in MAP_BACK_MODES:
@@ -119,7 +127,10 @@ class DenseSemantic:
 
     def __call__(self, outputs: dict | None, batch: dict, ctx: EvalContext) -> list[dict]:
         if "person_crops" in batch:
-            return [self.persons(p, tuple(m["orig_size"]), ctx) for p, m in zip(batch["person_crops"], batch["meta"])]
+            return [
+                self.persons(p, tuple(m["orig_size"]), ctx)
+                for p, m in zip(batch["person_crops"], batch["meta"])
+            ]
         logits = self.input_logits(outputs, tuple(batch["image"].shape[-2:]))
         preds = []
         for i, m in enumerate(batch["meta"]):
@@ -146,10 +157,14 @@ class DenseSemantic:
             out[mask] = labels[mask]
             parts = torch.where(mask, labels, torch.zeros_like(labels))
             ys, xs = torch.nonzero(mask, as_tuple=True)
-            box = ([float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1] if len(xs)
-                   else [0.0, 0.0, 0.0, 0.0])
-            instances.append({"parts": parts, "mask": mask, "score": float(persons[i]["score"]), "box": box,
-                              "label": 1})
+            box = (
+                [float(xs.min()), float(ys.min()), float(xs.max()) + 1, float(ys.max()) + 1]
+                if len(xs)
+                else [0.0, 0.0, 0.0, 0.0]
+            )
+            instances.append(
+                {"parts": parts, "mask": mask, "score": float(persons[i]["score"]), "box": box, "label": 1}
+            )
         instances.sort(key=lambda d: -d["score"])
         return {"semantic": out, "instances": instances}
 
@@ -165,8 +180,15 @@ class TestTimeAugmentation:
     exists, else dropped.
     """
 
-    def __init__(self, scales=(1.0,), flip: bool = False, outputs=("seg",), output_scales: dict | None = None,
-                 reduce: str = "mean", align_corners: bool = False):
+    def __init__(
+        self,
+        scales=(1.0,),
+        flip: bool = False,
+        outputs=("seg",),
+        output_scales: dict | None = None,
+        reduce: str = "mean",
+        align_corners: bool = False,
+    ):
         self.scales = [float(s) for s in scales]
         if not self.scales or any(s <= 0 for s in self.scales):
             raise ValueError(f"tta.scales must be positive numbers, got {list(scales)}")
@@ -182,8 +204,13 @@ class TestTimeAugmentation:
     def active(self) -> bool:
         return self.flip or self.scales != [1.0] or bool(self.output_scales)
 
-    def __call__(self, run: Callable[[torch.Tensor], dict], images: torch.Tensor, num_classes: int,
-                 flip_permutation: np.ndarray | None) -> dict:
+    def __call__(
+        self,
+        run: Callable[[torch.Tensor], dict],
+        images: torch.Tensor,
+        num_classes: int,
+        flip_permutation: np.ndarray | None,
+    ) -> dict:
         size = tuple(images.shape[-2:])
         scales = sorted(set(self.scales) | {s for v in self.output_scales.values() for s in v})
         sums: dict[str, torch.Tensor] = {}
@@ -191,11 +218,22 @@ class TestTimeAugmentation:
         plain: dict = {}
         perm = None
         if flip_permutation is not None:
-            perm = torch.as_tensor(np.asarray(flip_permutation)[:num_classes].astype(np.int64), device=images.device)
+            perm = torch.as_tensor(
+                np.asarray(flip_permutation)[:num_classes].astype(np.int64), device=images.device
+            )
         for s in scales:
-            x = images if s == 1.0 else F.interpolate(images, scale_factor=s, mode="bilinear",
-                                                      align_corners=self.align_corners, recompute_scale_factor=False)
-            for flipped in ((False, True) if self.flip else (False,)):
+            x = (
+                images
+                if s == 1.0
+                else F.interpolate(
+                    images,
+                    scale_factor=s,
+                    mode="bilinear",
+                    align_corners=self.align_corners,
+                    recompute_scale_factor=False,
+                )
+            )
+            for flipped in (False, True) if self.flip else (False,):
                 out = run(torch.flip(x, dims=[-1]) if flipped else x)
                 if s == 1.0 and not flipped:
                     plain = out

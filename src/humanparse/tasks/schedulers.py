@@ -22,8 +22,16 @@ def _warmup(step: int, warmup_steps: int, warmup_factor: float) -> float:
 class PolyLR(LambdaLR):
     """lr = base · (1 − it/total)^power (CorrPM, Grapy-ML, PGN, DeepLab), optional linear warm-up."""
 
-    def __init__(self, optimizer: Optimizer, total_steps: int, power: float = 0.9, warmup_steps: int = 0,
-                 warmup_factor: float = 0.001, min_lr_factor: float = 0.0, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int,
+        power: float = 0.9,
+        warmup_steps: int = 0,
+        warmup_factor: float = 0.001,
+        min_lr_factor: float = 0.0,
+        last_epoch: int = -1,
+    ):
         total = max(1, int(total_steps))
 
         def f(step: int) -> float:
@@ -40,9 +48,17 @@ class WarmupMultiStepLR(LambdaLR):
     (so a 1x schedule keeps its shape when the iteration budget is scaled).
     """
 
-    def __init__(self, optimizer: Optimizer, total_steps: int, milestones: Sequence[float], gamma: float = 0.1,
-                 warmup_steps: int = 500, warmup_factor: float = 1.0 / 3, fractions: bool = False,
-                 last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int,
+        milestones: Sequence[float],
+        gamma: float = 0.1,
+        warmup_steps: int = 500,
+        warmup_factor: float = 1.0 / 3,
+        fractions: bool = False,
+        last_epoch: int = -1,
+    ):
         ms = sorted(int(m * total_steps) if fractions else int(m) for m in milestones)
 
         def f(step: int) -> float:

@@ -33,7 +33,9 @@ REQUIRE_KEYS = ("collate", "keypoints", "persons", "multi_dataset")
 def _plain(value):
     from omegaconf import DictConfig, ListConfig, OmegaConf
 
-    return OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    return (
+        OmegaConf.to_container(value, resolve=True) if isinstance(value, (DictConfig, ListConfig)) else value
+    )
 
 
 def _check_inputs(inputs) -> dict:
@@ -43,8 +45,10 @@ def _check_inputs(inputs) -> dict:
         if phase not in PHASES:
             raise ValueError(f"model.inputs.{phase}: unknown phase; use {list(PHASES)}")
         if not isinstance(value, (list, tuple, Mapping)) or not value:
-            raise ValueError(f"model.inputs.{phase} must be a list of batch keys (positional) or a mapping "
-                             f"argument -> batch key, got {value!r}")
+            raise ValueError(
+                f"model.inputs.{phase} must be a list of batch keys (positional) or a mapping "
+                f"argument -> batch key, got {value!r}"
+            )
     return spec
 
 
@@ -106,7 +110,9 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
         if bad:
             raise ValueError(f"model.requires: unknown keys {bad}; known: {list(REQUIRE_KEYS)}")
         self.requires = req
-        self.evaluator_options = {str(k): dict(v or {}) for k, v in dict(_plain(evaluator_options) or {}).items()}
+        self.evaluator_options = {
+            str(k): dict(v or {}) for k, v in dict(_plain(evaluator_options) or {}).items()
+        }
         self.return_logits = False  # predict sets it for save_logits
         self.run_config: dict | None = None  # the resolved Hydra config, set by the entry point
         self.eval_sets: list = []  # EvalSets of the datamodule (name, info, evaluators)
@@ -118,7 +124,9 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
             from humanparse.models.released import load_released_weights
 
             load_released_weights(self.net, weights, name)
-        self.save_hyperparameters(ignore=["net", "criterion", "optimizer", "scheduler", "postprocess"], logger=False)
+        self.save_hyperparameters(
+            ignore=["net", "criterion", "optimizer", "scheduler", "postprocess"], logger=False
+        )
 
     # -- what the model needs from the data ------------------------------------------------------
     def required_targets(self) -> list[str]:
@@ -126,7 +134,7 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
         names: list[str] = []
         for part in (self.net, self.criterion):
             req = getattr(part, "required_targets", ())
-            for n in (req() if callable(req) else req):
+            for n in req() if callable(req) else req:
                 if n not in names:
                     names.append(n)
         return names
@@ -160,9 +168,15 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
                 return self.net(**{arg: get(key) for arg, key in spec.items()})
             return self.net(*[get(k) for k in spec])
         except KeyError as e:
-            if e.args and e.args[0] in (spec.values() if isinstance(spec, Mapping) else spec) and e.args[0] not in batch:
-                raise KeyError(f"model.inputs.{phase} reads batch[{e.args[0]!r}], which the data does not provide "
-                               f"(batch keys: {sorted(batch)})") from None
+            if (
+                e.args
+                and e.args[0] in (spec.values() if isinstance(spec, Mapping) else spec)
+                and e.args[0] not in batch
+            ):
+                raise KeyError(
+                    f"model.inputs.{phase} reads batch[{e.args[0]!r}], which the data does not provide "
+                    f"(batch keys: {sorted(batch)})"
+                ) from None
             raise
 
     def forward(self, images: torch.Tensor, **kwargs):
@@ -179,13 +193,17 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
         if self.criterion is not None:
             return self.criterion(outputs, batch)
         if not isinstance(outputs, Mapping) or not outputs:
-            raise TypeError("model.criterion is null, so the net must return its loss terms in training (a dict "
-                            f"name -> scalar tensor); it returned {type(outputs).__name__}")
+            raise TypeError(
+                "model.criterion is null, so the net must return its loss terms in training (a dict "
+                f"name -> scalar tensor); it returned {type(outputs).__name__}"
+            )
         # torchvision names its terms loss_<x>: log them as train/loss_<x>, weight them by either name
         terms = {(k[5:] if k.startswith("loss_") else k): v for k, v in outputs.items()}
         unknown = sorted(k for k in self.loss_weights if k not in terms and k not in outputs)
         if unknown:
-            raise KeyError(f"model.loss_weights names {unknown}, but the net's loss terms are {sorted(terms)}")
+            raise KeyError(
+                f"model.loss_weights names {unknown}, but the net's loss terms are {sorted(terms)}"
+            )
         weight = {k: self.loss_weights.get(k, self.loss_weights.get(f"loss_{k}", 1.0)) for k in terms}
         total = sum(weight[k] * v for k, v in terms.items())
         return {"loss": total, **{k: v.detach() for k, v in terms.items()}}
@@ -200,11 +218,17 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
         return losses["loss"]
 
     def configure_optimizers(self):
-        groups = self.net.param_groups() if hasattr(self.net, "param_groups") else [p for p in self.parameters() if p.requires_grad]
+        groups = (
+            self.net.param_groups()
+            if hasattr(self.net, "param_groups")
+            else [p for p in self.parameters() if p.requires_grad]
+        )
         opt = self.optimizer_factory(params=groups)
         if self.scheduler_factory is None:
             return opt
-        sched = self.scheduler_factory(optimizer=opt, total_steps=int(self.trainer.estimated_stepping_batches))
+        sched = self.scheduler_factory(
+            optimizer=opt, total_steps=int(self.trainer.estimated_stepping_batches)
+        )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step", "frequency": 1}}
 
     # -- evaluation sets ---------------------------------------------------------------------------
@@ -236,8 +260,14 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
             return EvalContext("unknown", 0, [], np.arange(256), dataloader_idx, self.return_logits)
         name = self.eval_names[min(dataloader_idx, len(self.eval_names) - 1)]
         info = get_info(name)
-        ctx = EvalContext(name, info.num_classes, list(info.class_keys), info.flip_permutation(), dataloader_idx,
-                          self.return_logits)
+        ctx = EvalContext(
+            name,
+            info.num_classes,
+            list(info.class_keys),
+            info.flip_permutation(),
+            dataloader_idx,
+            self.return_logits,
+        )
         return ctx
 
     def _default_names(self) -> list[str]:
@@ -355,8 +385,11 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
 
     # -- checkpoints -------------------------------------------------------------------------------
     def on_save_checkpoint(self, checkpoint: dict) -> None:
-        checkpoint["humanparse"] = {"config": self.run_config, "hparams": dict(self.hparams),
-                                    "eval_sets": list(self.eval_names)}
+        checkpoint["humanparse"] = {
+            "config": self.run_config,
+            "hparams": dict(self.hparams),
+            "eval_sets": list(self.eval_names),
+        }
 
     def on_load_checkpoint(self, checkpoint: dict) -> None:
         saved = checkpoint.get("humanparse") or {}
@@ -373,9 +406,11 @@ class Task(CheckpointLoadingMixin, pl.LightningModule):
         if strict:
             missing = [k for k in result.missing_keys if k not in own]
             if missing or result.unexpected_keys:
-                raise RuntimeError(f"checkpoint does not match the model: missing keys {missing[:10]}"
-                                   f"{' ...' if len(missing) > 10 else ''}, unexpected keys "
-                                   f"{result.unexpected_keys[:10]}{' ...' if len(result.unexpected_keys) > 10 else ''}")
+                raise RuntimeError(
+                    f"checkpoint does not match the model: missing keys {missing[:10]}"
+                    f"{' ...' if len(missing) > 10 else ''}, unexpected keys "
+                    f"{result.unexpected_keys[:10]}{' ...' if len(result.unexpected_keys) > 10 else ''}"
+                )
         return result
 
 

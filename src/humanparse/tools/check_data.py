@@ -117,8 +117,9 @@ class DatasetCheck:
         report.ids = len(reader.ids)
         sizes = []
         labelled = False
-        for i in tqdm(range(n), desc=f"{self.name}/{report.split}", disable=not progress, leave=False,
-                      file=sys.stderr):
+        for i in tqdm(
+            range(n), desc=f"{self.name}/{report.split}", disable=not progress, leave=False, file=sys.stderr
+        ):
             files = reader.sample_files(i)
             missing = False
             for key, value in files.items():
@@ -150,7 +151,9 @@ class DatasetCheck:
                 continue
             except Exception as e:  # a reader bug or an unforeseen file problem: report it, keep walking
                 report.unreadable += 1
-                report.add(ERROR, files.get("image") or reader.ids[i], f"reading failed: {type(e).__name__}: {e}")
+                report.add(
+                    ERROR, files.get("image") or reader.ids[i], f"reading failed: {type(e).__name__}: {e}"
+                )
                 continue
             report.checked += 1
             sizes.append(sample["image"].shape[:2])
@@ -168,8 +171,11 @@ class DatasetCheck:
                     if not self.person_annotated(p):
                         report.persons_without_annotation += 1
                         if self.unannotated_person_severity is not None:
-                            report.add(self.unannotated_person_severity, sample["meta"].get("image_path", reader.ids[i]),
-                                       f"person {p.get('id')} has no part annotation (empty map)")
+                            report.add(
+                                self.unannotated_person_severity,
+                                sample["meta"].get("image_path", reader.ids[i]),
+                                f"person {p.get('id')} has no part annotation (empty map)",
+                            )
             kp = sample.get("keypoints")
             if kp is not None:
                 kp = np.asarray(kp)
@@ -188,8 +194,12 @@ class DatasetCheck:
             report.add(WARNING, path, problem)
         missing_pose = getattr(reader, "missing_pose", 0)
         if missing_pose:
-            report.add(WARNING, getattr(reader, "root", ""), f"{missing_pose} of {len(reader.ids)} images have no "
-                       "pose / pseudo-pose entry (their joints are absent)")
+            report.add(
+                WARNING,
+                getattr(reader, "root", ""),
+                f"{missing_pose} of {len(reader.ids)} images have no "
+                "pose / pseudo-pose entry (their joints are absent)",
+            )
 
 
 class LIPCheck(DatasetCheck):
@@ -213,8 +223,11 @@ class PascalCheck(DatasetCheck):
     """PASCAL: the HHP and (when present) Grapy-ML val lists, both disjoint from train; converted
     instance files consistent with ``SegmentationPart``."""
 
-    splits = {"train": ("train", {}, False), "val": ("val", {"val_list": "hhp"}, False),
-              "val_grapy": ("val", {"val_list": "grapy"}, True)}
+    splits = {
+        "train": ("train", {}, False),
+        "val": ("val", {"val_list": "hhp"}, False),
+        "val_grapy": ("val", {"val_list": "grapy"}, True),
+    }
 
     def check_sample(self, reader, index, sample, report):
         _person_pixels(sample, report)
@@ -242,17 +255,26 @@ class CIHPCheck(DatasetCheck):
 class MHPCheck(DatasetCheck):
     """MHP v2.0: person-file numbering, empty person maps, the test lists."""
 
-    splits = {"train": ("train", {}, False), "val": ("val", {}, False), "test_all": ("test_all", {}, True),
-              "test_inter_top20": ("test_inter_top20", {}, True), "test_inter_top10": ("test_inter_top10", {}, True)}
+    splits = {
+        "train": ("train", {}, False),
+        "val": ("val", {}, False),
+        "test_all": ("test_all", {}, True),
+        "test_inter_top20": ("test_inter_top20", {}, True),
+        "test_inter_top10": ("test_inter_top10", {}, True),
+    }
 
     def check_sample(self, reader, index, sample, report):
-        report.extra["person_files"] = report.extra.get("person_files", 0) + sample["meta"].get("num_person_files", 0)
+        report.extra["person_files"] = report.extra.get("person_files", 0) + sample["meta"].get(
+            "num_person_files", 0
+        )
 
     def check_split(self, reader, report, readers):
         if report.split in ("test_inter_top20", "test_inter_top10") and "test_all" in readers:
             extra = set(reader.ids) - set(readers["test_all"].ids)
             if extra:
-                report.add(ERROR, reader.base / "list", f"{len(extra)} ids of {report.split} are not in test_all")
+                report.add(
+                    ERROR, reader.base / "list", f"{len(extra)} ids of {report.split} are not in test_all"
+                )
         if report.split in ("train", "val"):
             for other in ("train", "val"):
                 if other != report.split and other in readers:
@@ -264,8 +286,11 @@ class DensePoseCheck(DatasetCheck):
     ids disjoint across splits. Persons without ``dp_x`` are counted, not flagged: the evaluator treats
     them as ignore regions (as detectron2's does), and most COCO persons have no dense annotation."""
 
-    splits = {"train": ("train", {}, False), "valminusminival": ("valminusminival", {}, True),
-              "minival": ("minival", {}, False)}
+    splits = {
+        "train": ("train", {}, False),
+        "valminusminival": ("valminusminival", {}, True),
+        "minival": ("minival", {}, False),
+    }
     unannotated_person_severity = None
 
     def person_annotated(self, person: dict) -> bool:
@@ -286,8 +311,11 @@ class DensePoseCheck(DatasetCheck):
             if coarse is None or not (np.asarray(coarse) > 0).any():
                 ex["persons_without_coarse_masks"] = ex.get("persons_without_coarse_masks", 0) + 1
             if len(dp["I"]) == 0:
-                report.add(WARNING, sample["meta"].get("image_path", reader.ids[index]),
-                           f"person {p.get('id')} has an empty dp_x list (scored as a miss)")
+                report.add(
+                    WARNING,
+                    sample["meta"].get("image_path", reader.ids[index]),
+                    f"person {p.get('id')} has an empty dp_x list (scored as a miss)",
+                )
 
     def check_split(self, reader, report, readers):
         for other in readers:
@@ -300,8 +328,11 @@ def _disjoint(report: SplitReport, reader, readers: dict, other: str) -> None:
         return
     both = set(reader.ids) & set(readers[other].ids)
     if both:
-        report.add(ERROR, getattr(reader, "root", ""), f"{len(both)} ids are in both {report.split} and {other}, "
-                   f"e.g. {sorted(both)[:5]}")
+        report.add(
+            ERROR,
+            getattr(reader, "root", ""),
+            f"{len(both)} ids are in both {report.split} and {other}, e.g. {sorted(both)[:5]}",
+        )
 
 
 def _person_pixels(sample: dict, report: SplitReport) -> None:
@@ -311,13 +342,22 @@ def _person_pixels(sample: dict, report: SplitReport) -> None:
         return
     orphan = int(((sem > 0) & (sem != IGNORE_INDEX) & (pid == 0)).sum())
     if orphan:
-        report.add(WARNING, sample["meta"].get("image_path", sample["meta"].get("id")),
-                   f"{orphan} part pixels belong to no person (Human_ids = 0)")
+        report.add(
+            WARNING,
+            sample["meta"].get("image_path", sample["meta"].get("id")),
+            f"{orphan} part pixels belong to no person (Human_ids = 0)",
+        )
 
 
 # -- running ---------------------------------------------------------------------------------------
-def check_dataset(name: str, root: Path, reader_options: dict, splits: Iterable[str] | None = None,
-                  limit: int | None = None, progress: bool = True) -> dict:
+def check_dataset(
+    name: str,
+    root: Path,
+    reader_options: dict,
+    splits: Iterable[str] | None = None,
+    limit: int | None = None,
+    progress: bool = True,
+) -> dict:
     """Walk the splits of dataset ``name`` under ``root``; returns the report dict (see module docstring)."""
     checker = registry.check(name)(name)
     cls = registry.reader_class(name)
@@ -340,7 +380,11 @@ def check_dataset(name: str, root: Path, reader_options: dict, splits: Iterable[
             reports[label] = report
             continue
         if not len(reader.ids):
-            report.add(ERROR, getattr(reader, "root", root), f"the {label} split ({split!r}) has no ids (empty id list)")
+            report.add(
+                ERROR,
+                getattr(reader, "root", root),
+                f"the {label} split ({split!r}) has no ids (empty id list)",
+            )
         checker.walk(reader, report, limit, progress)
         checker.check_split(reader, report, readers)
         readers[label] = reader
@@ -348,29 +392,43 @@ def check_dataset(name: str, root: Path, reader_options: dict, splits: Iterable[
     errors = sum(r.count(ERROR) for r in reports.values())
     warnings = sum(r.count(WARNING) for r in reports.values())
     return {
-        "dataset": name, "root": str(root), "reader_options": reader_options,
-        "ok": errors == 0, "errors": errors, "warnings": warnings,
+        "dataset": name,
+        "root": str(root),
+        "reader_options": reader_options,
+        "ok": errors == 0,
+        "errors": errors,
+        "warnings": warnings,
         "splits": {k: {**asdict(r), "issues": [asdict(i) for i in r.issues]} for k, r in reports.items()},
     }
 
 
 def summary(report: dict, max_issues: int = 20) -> str:
     """Human-readable summary of a :func:`check_dataset` report."""
-    lines = [f"{report['dataset']} at {report['root']}: {report['errors']} errors, {report['warnings']} warnings"]
+    lines = [
+        f"{report['dataset']} at {report['root']}: {report['errors']} errors, {report['warnings']} warnings"
+    ]
     for name, s in report["splits"].items():
         size = f", sizes {s['image_size_min']}..{s['image_size_max']} (HxW)" if s["image_size_min"] else ""
-        lines.append(f"  {name}: {s['ids']} ids, {s['images_found']} images, {s['annotations_found']}/"
-                     f"{s['annotations_expected']} annotation files, {s['checked']} samples read{size}")
+        lines.append(
+            f"  {name}: {s['ids']} ids, {s['images_found']} images, {s['annotations_found']}/"
+            f"{s['annotations_expected']} annotation files, {s['checked']} samples read{size}"
+        )
         if s["persons"]:
-            lines.append(f"    persons: {s['persons']} ({s['persons_without_annotation']} without annotation, "
-                         f"{s['images_without_persons']} images without persons)")
+            lines.append(
+                f"    persons: {s['persons']} ({s['persons_without_annotation']} without annotation, "
+                f"{s['images_without_persons']} images without persons)"
+            )
         if s["keypoint_sets"]:
             lines.append(f"    keypoints: {s['keypoints_present']} present in {s['keypoint_sets']} sets")
         if s["class_pixels"]:
             total = max(1, sum(s["class_pixels"].values()))
             ranked = sorted(s["class_pixels"].items(), key=lambda kv: -kv[1])
             top = ", ".join(f"{k} {100 * v / total:.1f}%" for k, v in ranked[:12] if v)
-            more = f" (+{sum(1 for _, v in ranked[12:] if v)} more classes)" if sum(1 for _, v in ranked[12:] if v) else ""
+            more = (
+                f" (+{sum(1 for _, v in ranked[12:] if v)} more classes)"
+                if sum(1 for _, v in ranked[12:] if v)
+                else ""
+            )
             lines.append(f"    class pixels: {top}{more}; ignore {s['ignore_pixels']}")
             if s["absent_classes"]:
                 lines.append(f"    classes never seen: {s['absent_classes']}")
@@ -397,15 +455,28 @@ def run(cfg: DictConfig) -> int:
             raise TypeError(f"cannot check {type(member).__name__}")
         member.prepare_data()
         root = member.data_root()
-        rep = check_dataset(member.name, root, member.reader_kwargs(), cfg.get("splits"), cfg.get("limit"),
-                            bool(cfg.get("progress", True)))
+        rep = check_dataset(
+            member.name,
+            root,
+            member.reader_kwargs(),
+            cfg.get("splits"),
+            cfg.get("limit"),
+            bool(cfg.get("progress", True)),
+        )
         rep["synthetic"] = bool(member.synthetic)
         print(summary(rep, int(cfg.get("max_issues_printed", 20))))
         reports.append(rep)
-    out = reports[0] if len(reports) == 1 else {"dataset": dm.name, "members": reports,
-                                                "ok": all(r["ok"] for r in reports),
-                                                "errors": sum(r["errors"] for r in reports),
-                                                "warnings": sum(r["warnings"] for r in reports)}
+    out = (
+        reports[0]
+        if len(reports) == 1
+        else {
+            "dataset": dm.name,
+            "members": reports,
+            "ok": all(r["ok"] for r in reports),
+            "errors": sum(r["errors"] for r in reports),
+            "warnings": sum(r["warnings"] for r in reports),
+        }
+    )
     path = Path(cfg.report)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(out, indent=2) + "\n")

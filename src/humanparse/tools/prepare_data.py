@@ -33,7 +33,15 @@ from pathlib import Path
 
 from humanparse.utils.cli import parse_key_values
 
-DEFAULTS = {"data": None, "archives": None, "root": None, "check": True, "keep": False, "list": False, "overrides": []}
+DEFAULTS = {
+    "data": None,
+    "archives": None,
+    "root": None,
+    "check": True,
+    "keep": False,
+    "list": False,
+    "overrides": [],
+}
 
 
 class PrepareError(ValueError):
@@ -79,58 +87,162 @@ _DP_JSON = {  # detectron2 names ← the names of facebookresearch/DensePose get
 DATASETS: dict[str, DatasetArchives] = {
     # LIP: the four zips of the LIP download page; each unpacks into a folder of its own name, whose inner
     # folder repeats that name (TrainVal_images/TrainVal_images/train_images/...)
-    "lip": DatasetArchives("http://sysu-hcp.net/lip/overview.php (Google Drive / Baidu links)", (
-        Archive(("TrainVal_images.zip",), "train_id.txt", "TrainVal_images", needs=("val_id.txt", "**/train_images", "**/val_images"),
-                what="train/val images and the id lists"),
-        Archive(("TrainVal_parsing_annotations.zip",), "train_segmentations", "TrainVal_parsing_annotations",
-                needs=("val_segmentations",), what="train/val part labels"),
-        Archive(("TrainVal_pose_annotations.zip",), "lip_train_set.csv", "TrainVal_pose_annotations",
-                needs=("lip_val_set.csv",), required=False, what="pose CSVs (CorrPM's pose branch)"),
-        Archive(("Testing_images.zip",), "test_id.txt", "Testing_images", needs=("testing_images",), required=False,
-                what="test images (no labels are public)"),
-    )),
+    "lip": DatasetArchives(
+        "http://sysu-hcp.net/lip/overview.php (Google Drive / Baidu links)",
+        (
+            Archive(
+                ("TrainVal_images.zip",),
+                "train_id.txt",
+                "TrainVal_images",
+                needs=("val_id.txt", "**/train_images", "**/val_images"),
+                what="train/val images and the id lists",
+            ),
+            Archive(
+                ("TrainVal_parsing_annotations.zip",),
+                "train_segmentations",
+                "TrainVal_parsing_annotations",
+                needs=("val_segmentations",),
+                what="train/val part labels",
+            ),
+            Archive(
+                ("TrainVal_pose_annotations.zip",),
+                "lip_train_set.csv",
+                "TrainVal_pose_annotations",
+                needs=("lip_val_set.csv",),
+                required=False,
+                what="pose CSVs (CorrPM's pose branch)",
+            ),
+            Archive(
+                ("Testing_images.zip",),
+                "test_id.txt",
+                "Testing_images",
+                needs=("testing_images",),
+                required=False,
+                what="test images (no labels are public)",
+            ),
+        ),
+    ),
     # ATR: the humanparsing release of lemondan/HumanParsing-Dataset
-    "atr": DatasetArchives("https://github.com/lemondan/HumanParsing-Dataset", (
-        Archive(("humanparsing.zip", "humanparsing.tar.gz", "humanparsing.tar", "ATR.zip", "ATR.tar.gz"),
-                "SegmentationClassAug", "humanparsing", needs=("JPEGImages",), what="images and labels"),
-    ), ("ATR ships no split: the Graphonomy split is computed by the reader (README, ATR split).",)),
+    "atr": DatasetArchives(
+        "https://github.com/lemondan/HumanParsing-Dataset",
+        (
+            Archive(
+                ("humanparsing.zip", "humanparsing.tar.gz", "humanparsing.tar", "ATR.zip", "ATR.tar.gz"),
+                "SegmentationClassAug",
+                "humanparsing",
+                needs=("JPEGImages",),
+                what="images and labels",
+            ),
+        ),
+        ("ATR ships no split: the Graphonomy split is computed by the reader (README, ATR split).",),
+    ),
     # CIHP: instance-level_human_parsing.tar.gz of the LIP download page (Training/Validation/Testing)
-    "cihp": DatasetArchives("http://sysu-hcp.net/lip/overview.php (CIHP, \"instance-level_human_parsing\")", (
-        Archive(("instance-level_human_parsing.tar.gz", "instance-level_human_parsing.zip", "instance-level_human_parsing.tar",
-                 "CIHP.tar.gz", "CIHP.zip"), "Training/Category_ids", "",
-                needs=("Training/Images", "Training/Human_ids", "Training/Instance_ids", "Training/train_id.txt",
-                       "Validation/Images", "Validation/Category_ids", "Validation/Human_ids",
-                       "Validation/Instance_ids", "Validation/val_id.txt"),
-                what="Training/, Validation/, Testing/"),
-    )),
+    "cihp": DatasetArchives(
+        'http://sysu-hcp.net/lip/overview.php (CIHP, "instance-level_human_parsing")',
+        (
+            Archive(
+                (
+                    "instance-level_human_parsing.tar.gz",
+                    "instance-level_human_parsing.zip",
+                    "instance-level_human_parsing.tar",
+                    "CIHP.tar.gz",
+                    "CIHP.zip",
+                ),
+                "Training/Category_ids",
+                "",
+                needs=(
+                    "Training/Images",
+                    "Training/Human_ids",
+                    "Training/Instance_ids",
+                    "Training/train_id.txt",
+                    "Validation/Images",
+                    "Validation/Category_ids",
+                    "Validation/Human_ids",
+                    "Validation/Instance_ids",
+                    "Validation/val_id.txt",
+                ),
+                what="Training/, Validation/, Testing/",
+            ),
+        ),
+    ),
     # MHP v2.0: LV-MHP-v2.zip of the Multi-Human-Parsing repository
-    "mhp_v2": DatasetArchives("https://github.com/ZhaoJ9014/Multi-Human-Parsing (LV-MHP-v2)", (
-        Archive(("LV-MHP-v2.zip", "LV-MHP-v2.tar.gz", "LV-MHP-v2.tar"), "list/train.txt", "",
-                needs=("list/val.txt", "train/images", "train/parsing_annos", "val/images", "val/parsing_annos"),
-                what="list/, train/, val/, test/"),
-    )),
+    "mhp_v2": DatasetArchives(
+        "https://github.com/ZhaoJ9014/Multi-Human-Parsing (LV-MHP-v2)",
+        (
+            Archive(
+                ("LV-MHP-v2.zip", "LV-MHP-v2.tar.gz", "LV-MHP-v2.tar"),
+                "list/train.txt",
+                "",
+                needs=(
+                    "list/val.txt",
+                    "train/images",
+                    "train/parsing_annos",
+                    "val/images",
+                    "val/parsing_annos",
+                ),
+                what="list/, train/, val/, test/",
+            ),
+        ),
+    ),
     # PASCAL-Person-Part: the part labels + lists (Graphonomy's "pascal" package) and the VOC 2010 images
     "pascal_person_part": DatasetArchives(
         "part labels: Graphonomy's PASCAL-Person-Part package (github.com/Gaoyiminggithub/Graphonomy); images: "
-        "PASCAL VOC 2010 VOCtrainval_03-May-2010.tar (host.robots.ox.ac.uk/pascal/VOC/voc2010)", (
-            Archive(("pascal.zip", "pascal.tar.gz", "pascal.tar", "PASCAL-Person-Part.zip", "pascal_person_part.zip"),
-                    "SegmentationPart", "pascal", needs=("list/train_id.txt", "list/val_id.txt"),
-                    what="SegmentationPart/, list/ (JPEGImages/ when included)"),
-            Archive(("VOCtrainval_03-May-2010.tar", "VOCtrainval_03-May-2010.tar.gz"), "JPEGImages", "pascal",
-                    take=("JPEGImages",), required=False,
-                    what="VOC 2010 images (not needed when the label package includes JPEGImages/)"),
-        )),
+        "PASCAL VOC 2010 VOCtrainval_03-May-2010.tar (host.robots.ox.ac.uk/pascal/VOC/voc2010)",
+        (
+            Archive(
+                (
+                    "pascal.zip",
+                    "pascal.tar.gz",
+                    "pascal.tar",
+                    "PASCAL-Person-Part.zip",
+                    "pascal_person_part.zip",
+                ),
+                "SegmentationPart",
+                "pascal",
+                needs=("list/train_id.txt", "list/val_id.txt"),
+                what="SegmentationPart/, list/ (JPEGImages/ when included)",
+            ),
+            Archive(
+                ("VOCtrainval_03-May-2010.tar", "VOCtrainval_03-May-2010.tar.gz"),
+                "JPEGImages",
+                "pascal",
+                take=("JPEGImages",),
+                required=False,
+                what="VOC 2010 images (not needed when the label package includes JPEGImages/)",
+            ),
+        ),
+    ),
     # DensePose-COCO: the COCO 2014 image zips and the DensePose annotation files (not archives)
     "densepose_coco": DatasetArchives(
         "images: cocodataset.org (train2014.zip, val2014.zip); annotations: "
-        "dl.fbaipublicfiles.com/densepose/densepose_coco_2014_{train,valminusminival,minival}.json", (
-            Archive(("train2014.zip",), "train2014", "coco", take=("train2014",), what="COCO train2014 images"),
-            Archive(("val2014.zip",), "val2014", "coco", take=("val2014",), what="COCO val2014 images (minival, valminusminival)"),
-            *(Archive((f"densepose_{split}.json", old), "", "coco/annotations", rename=f"densepose_{split}.json",
-                      what=f"DensePose {split} annotations") for split, old in _DP_JSON.items()),
+        "dl.fbaipublicfiles.com/densepose/densepose_coco_2014_{train,valminusminival,minival}.json",
+        (
+            Archive(
+                ("train2014.zip",), "train2014", "coco", take=("train2014",), what="COCO train2014 images"
+            ),
+            Archive(
+                ("val2014.zip",),
+                "val2014",
+                "coco",
+                take=("val2014",),
+                what="COCO val2014 images (minival, valminusminival)",
+            ),
+            *(
+                Archive(
+                    (f"densepose_{split}.json", old),
+                    "",
+                    "coco/annotations",
+                    rename=f"densepose_{split}.json",
+                    what=f"DensePose {split} annotations",
+                )
+                for split, old in _DP_JSON.items()
+            ),
         ),
-        ("The GPS evaluation files (SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, Pdist_matrix.pkl) and "
-         "UV_symmetry_transforms.mat are separate downloads (README, DensePose-COCO).",)),
+        (
+            "The GPS evaluation files (SMPL_subdiv.mat, SMPL_SUBDIV_TRANSFORM.mat, Pdist_matrix.pkl) and "
+            "UV_symmetry_transforms.mat are separate downloads (README, DensePose-COCO).",
+        ),
+    ),
 }
 
 
@@ -157,7 +269,9 @@ def unpack(path: Path, dest: Path) -> None:
         else:
             raise PrepareError(f"{path}: not a zip or tar archive (damaged or incomplete download?)")
     except (zipfile.BadZipFile, tarfile.TarError, EOFError, OSError) as e:
-        raise PrepareError(f"{path}: cannot unpack ({type(e).__name__}: {e}); damaged or incomplete download?") from e
+        raise PrepareError(
+            f"{path}: cannot unpack ({type(e).__name__}: {e}); damaged or incomplete download?"
+        ) from e
 
 
 def content_root(staging: Path, marker: str, max_depth: int = 4) -> Path | None:
@@ -167,7 +281,9 @@ def content_root(staging: Path, marker: str, max_depth: int = 4) -> Path | None:
         for d in level:
             if (d / marker).exists():
                 return d
-        level = sorted(c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith(("__MACOSX", ".")))
+        level = sorted(
+            c for d in level for c in d.iterdir() if c.is_dir() and not c.name.startswith(("__MACOSX", "."))
+        )
         if not level:
             return None
     return None
@@ -202,12 +318,15 @@ def place(path: Path, spec: Archive, root: Path, staging: Path) -> list[str]:
     unpack(path, work)
     base = content_root(work, spec.marker)
     if base is None:
-        raise PrepareError(f"{path}: incomplete or not the expected archive: no {spec.marker!r} inside "
-                           f"(expected {spec.what or 'its content'})")
+        raise PrepareError(
+            f"{path}: incomplete or not the expected archive: no {spec.marker!r} inside "
+            f"(expected {spec.what or 'its content'})"
+        )
     missing = [n for n in spec.needs if not any(base.glob(n))]
     if missing:
-        raise PrepareError(f"{path}: incomplete archive: lacks {', '.join(repr(m) for m in missing)} "
-                           f"next to {spec.marker!r}")
+        raise PrepareError(
+            f"{path}: incomplete archive: lacks {', '.join(repr(m) for m in missing)} next to {spec.marker!r}"
+        )
     entries = [base / t for t in spec.take] if spec.take else sorted(base.iterdir())
     for e in entries:
         _move_into(e, dest / e.name)
@@ -220,8 +339,10 @@ def listing(name: str) -> str:
     lines = [f"{name}: download from {ds.download}"]
     for a in ds.archives:
         opt = "" if a.required else " (optional)"
-        lines.append(f"  {' | '.join(a.names)}{opt}: {a.what} → <root>/{a.dest or ''}"
-                     + (f" (contains {a.marker})" if a.marker else ""))
+        lines.append(
+            f"  {' | '.join(a.names)}{opt}: {a.what} → <root>/{a.dest or ''}"
+            + (f" (contains {a.marker})" if a.marker else "")
+        )
     lines += [f"  note: {n}" for n in ds.notes]
     return "\n".join(lines)
 
@@ -237,8 +358,11 @@ def prepare(name: str, archives: Path, root: Path, keep: bool = False) -> dict:
     found = {a: find_archive(archives, a) for a in ds.archives}
     missing = [a for a, p in found.items() if p is None and a.required]
     if missing:
-        raise PrepareError(f"data={name}: missing in {archives}: " + "; ".join(
-            f"{' or '.join(a.names)} ({a.what})" for a in missing) + f". Download: {ds.download}")
+        raise PrepareError(
+            f"data={name}: missing in {archives}: "
+            + "; ".join(f"{' or '.join(a.names)} ({a.what})" for a in missing)
+            + f". Download: {ds.download}"
+        )
     root = Path(root).expanduser()
     root.mkdir(parents=True, exist_ok=True)
     staging = root / ".prepare"
@@ -254,8 +378,10 @@ def prepare(name: str, archives: Path, root: Path, keep: bool = False) -> dict:
         if not keep:
             shutil.rmtree(staging, ignore_errors=True)
     if name == "pascal_person_part" and not (root / "pascal" / "JPEGImages").is_dir():
-        raise PrepareError(f"data={name}: the label package in {archives} has no JPEGImages/ and "
-                           f"{' or '.join(ds.archives[1].names)} (the VOC 2010 images) is missing")
+        raise PrepareError(
+            f"data={name}: the label package in {archives} has no JPEGImages/ and "
+            f"{' or '.join(ds.archives[1].names)} (the VOC 2010 images) is missing"
+        )
     return {"dataset": name, "root": str(root), "placed": placed, "not_found_optional": skipped}
 
 
@@ -302,8 +428,11 @@ def main(argv: list[str] | None = None) -> int:
 
     report = run_check(str(cfg.data), Path(cfg.root), [str(o) for o in OmegaConf.to_container(cfg.overrides)])
     print(summary(report))
-    print(f"ready: data={cfg.data} data.root={Path(cfg.root).resolve()}" if report["ok"]
-          else "the checker found errors (above)")
+    print(
+        f"ready: data={cfg.data} data.root={Path(cfg.root).resolve()}"
+        if report["ok"]
+        else "the checker found errors (above)"
+    )
     return 0 if report["ok"] else 1
 
 

@@ -28,7 +28,9 @@ def available_datasets(synthetic: bool = True) -> list[str]:
     return sorted(n for n in names if _has_data_config(n))
 
 
-def data_config(name: str, root: str | None = None, cache_dir: str | None = None, overrides: list[str] | None = None):
+def data_config(
+    name: str, root: str | None = None, cache_dir: str | None = None, overrides: list[str] | None = None
+):
     """The composed ``data`` node of ``train.yaml`` for ``data=<name>`` (synthetic unless ``root``)."""
     from hydra import compose, initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -36,7 +38,9 @@ def data_config(name: str, root: str | None = None, cache_dir: str | None = None
 
     import humanparse.utils.resolvers  # noqa: F401
 
-    ov = [f"data={name}"] + ([f"data.root={root}", "data.synthetic=false"] if root else ["data.synthetic=true"])
+    ov = [f"data={name}"] + (
+        [f"data.root={root}", "data.synthetic=false"] if root else ["data.synthetic=true"]
+    )
     GlobalHydra.instance().clear()
     try:
         with initialize_config_module(config_module="humanparse.conf", version_base="1.3"):
@@ -57,8 +61,14 @@ def data_config(name: str, root: str | None = None, cache_dir: str | None = None
     return OmegaConf.create(OmegaConf.to_container(data, resolve=True))
 
 
-def preview_samples(name: str, num: int = 2, split: str = "val", root: str | None = None,
-                    cache_dir: str | None = None, overrides: list[str] | None = None) -> list[dict]:
+def preview_samples(
+    name: str,
+    num: int = 2,
+    split: str = "val",
+    root: str | None = None,
+    cache_dir: str | None = None,
+    overrides: list[str] | None = None,
+) -> list[dict]:
     """``num`` raw samples of ``split`` (generated synthetic data unless ``root`` is given)."""
     import hydra
 

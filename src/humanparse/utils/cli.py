@@ -45,4 +45,6 @@ def parse_key_values(argv: list[str], defaults: dict, error: type[Exception] = V
         return OmegaConf.merge(base, OmegaConf.from_cli(argv))
     except ConfigKeyError as e:
         key = getattr(e, "full_key", None) or e.msg.splitlines()[0]
-        raise error(f"unknown option {key!r} ({e.msg.splitlines()[0]}); options: {sorted(defaults)}") from None
+        raise error(
+            f"unknown option {key!r} ({e.msg.splitlines()[0]}); options: {sorted(defaults)}"
+        ) from None

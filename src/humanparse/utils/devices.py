@@ -23,8 +23,10 @@ def resolve_accelerator(accelerator: str) -> str:
     if accelerator == "auto":
         return "gpu" if torch.cuda.is_available() else "cpu"
     if accelerator in ("gpu", "cuda") and not torch.cuda.is_available():
-        raise RuntimeError(f"trainer.accelerator={accelerator}: no CUDA device on this machine "
-                           "(use trainer.accelerator=auto or cpu)")
+        raise RuntimeError(
+            f"trainer.accelerator={accelerator}: no CUDA device on this machine "
+            "(use trainer.accelerator=auto or cpu)"
+        )
     return accelerator
 
 
@@ -58,13 +60,22 @@ def resolve_trainer_config(trainer_cfg: DictConfig) -> DictConfig:
             cfg.strategy = "ddp" if isinstance(devices, int) and devices > 1 else "auto"
             if cfg.strategy == "auto":
                 cfg.sync_batchnorm = False
-    log.info("trainer: accelerator=%s devices=%s precision=%s strategy=%s", cfg.accelerator, cfg.devices,
-             cfg.precision, cfg.get("strategy", "auto"))
+    log.info(
+        "trainer: accelerator=%s devices=%s precision=%s strategy=%s",
+        cfg.accelerator,
+        cfg.devices,
+        cfg.precision,
+        cfg.get("strategy", "auto"),
+    )
     return cfg
 
 
 def device_record(trainer) -> dict:
     """What the run actually used, for the run record."""
-    return {"accelerator": type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
-            "devices": int(trainer.num_devices), "num_nodes": int(trainer.num_nodes),
-            "precision": str(trainer.precision), "strategy": type(trainer.strategy).__name__}
+    return {
+        "accelerator": type(trainer.accelerator).__name__.replace("Accelerator", "").lower(),
+        "devices": int(trainer.num_devices),
+        "num_nodes": int(trainer.num_nodes),
+        "precision": str(trainer.precision),
+        "strategy": type(trainer.strategy).__name__,
+    }

@@ -39,8 +39,14 @@ def debug_requested() -> bool:
 
 
 def _user_error_types() -> tuple[type[BaseException], ...]:
-    types: list[type[BaseException]] = [UserError, ValueError, FileNotFoundError, NotADirectoryError, IsADirectoryError,
-                                        PermissionError]
+    types: list[type[BaseException]] = [
+        UserError,
+        ValueError,
+        FileNotFoundError,
+        NotADirectoryError,
+        IsADirectoryError,
+        PermissionError,
+    ]
     try:
         from hydra.errors import ConfigCompositionException, MissingConfigException, OverrideParseException
 
@@ -96,7 +102,9 @@ def one_line(e: BaseException) -> str:
     msg = str(inner.args[0]) if isinstance(inner, KeyError) and inner.args else str(inner)
     msg = " ".join(part.strip() for part in msg.splitlines() if part.strip()) or type(inner).__name__
     if inner is not e:
-        key = next((ln.split(":", 1)[1].strip() for ln in str(e).splitlines() if ln.startswith("full_key:")), None)
+        key = next(
+            (ln.split(":", 1)[1].strip() for ln in str(e).splitlines() if ln.startswith("full_key:")), None
+        )
         if key:
             msg = f"{msg} (building config key {key})"
     if exit_code(e) == 1 and not getattr(type(e), "exit_code", None):

@@ -65,7 +65,7 @@ def swept_keys(argv: list[str] | None = None, sweeper_params: dict | None = None
     for o in parsed:
         if o.is_sweep_override() and not o.key_or_group.startswith("hydra"):
             keys.append(o.key_or_group)
-    for k in (sweeper_params or {}):
+    for k in sweeper_params or {}:
         if str(k) not in keys:
             keys.append(str(k))
     return keys
@@ -112,5 +112,5 @@ def short_key(key: str) -> str:
     """``model.optimizer.lr`` → ``optimizer.lr``, ``model.net.channels`` → ``channels`` (as compare labels)."""
     for p in ("model.net.", "model."):
         if key.startswith(p):
-            return key[len(p):]
+            return key[len(p) :]
     return key

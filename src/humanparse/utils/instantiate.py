@@ -26,8 +26,9 @@ def instantiate_callbacks(cfg: DictConfig | None) -> list[Callback]:
     return callbacks
 
 
-def instantiate_loggers(cfg: DictConfig | None, run_dir: str | Path, wandb_id: str | None = None,
-                        wandb_resume: bool = False) -> list[Logger]:
+def instantiate_loggers(
+    cfg: DictConfig | None, run_dir: str | Path, wandb_id: str | None = None, wandb_resume: bool = False
+) -> list[Logger]:
     """The configured loggers plus, always, a CSV history under ``<run_dir>/csv/version_N``.
 
     A Weights & Biases logger gets a fixed run id (kept in ``<run_dir>/wandb_id.txt``) so that a resumed
@@ -141,8 +142,11 @@ def check_model_keys(cfg: DictConfig, group: str = "model") -> None:
         cls = hydra.utils.get_class(node._target_)
     except Exception:  # noqa: BLE001 - an unknown target is reported by instantiate itself
         return
-    params = {n for n, p in inspect.signature(cls.__init__).parameters.items()
-              if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self"}
+    params = {
+        n
+        for n, p in inspect.signature(cls.__init__).parameters.items()
+        if p.kind not in (p.VAR_KEYWORD, p.VAR_POSITIONAL) and n != "self"
+    }
     if not any(p.kind == p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values()):
         return  # a closed signature: instantiate itself refuses unknown keys
     raw = OmegaConf.to_container(OmegaConf.masked_copy(cfg, [k for k in cfg if k != "hydra"]), resolve=False)
@@ -153,8 +157,10 @@ def check_model_keys(cfg: DictConfig, group: str = "model") -> None:
             continue
         valid = sorted((params | used) - {"_target_"})
         close = difflib.get_close_matches(str(key), valid, n=1)
-        raise ConfigKeyError(f"{group}.{key} is not an option of {group}={name}"
-                             + (f"; did you mean {group}.{close[0]}?" if close else f"; options: {', '.join(valid)}"))
+        raise ConfigKeyError(
+            f"{group}.{key} is not an option of {group}={name}"
+            + (f"; did you mean {group}.{close[0]}?" if close else f"; options: {', '.join(valid)}")
+        )
 
 
 def check_model_data(cfg: DictConfig) -> None:
@@ -171,11 +177,14 @@ def check_model_data(cfg: DictConfig) -> None:
         raise ConfigKeyError(
             f"data={dname} trains on {members} at once, with their different label spaces; model={name} has a "
             f"single head. Use a model with per-dataset heads (model=grapy with experiment=grapy_ml), or train on "
-            f"one dataset (data={next(iter(data.datasets))})")
+            f"one dataset (data={next(iter(data.datasets))})"
+        )
     if multi_model and not multi_data:
-        raise ConfigKeyError(f"model={name} has per-dataset heads and trains on several datasets at once; data={dname} "
-                             "is a single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's "
-                             "single-dataset preset")
+        raise ConfigKeyError(
+            f"model={name} has per-dataset heads and trains on several datasets at once; data={dname} "
+            "is a single dataset. Use a multi-dataset data config (data=grapy_ml) or the model's "
+            "single-dataset preset"
+        )
 
 
 def instantiate_task(cfg: DictConfig, check_keys: bool = True):

@@ -44,8 +44,13 @@ def _user_config_dir() -> str:
 
 
 def register() -> None:
-    for name, fn in (("hp.pick", _pick), ("hp.if_set", _if_set), ("hp.choose", _choose), ("hp.cwd", _cwd),
-                     ("hp.user_config_dir", _user_config_dir)):
+    for name, fn in (
+        ("hp.pick", _pick),
+        ("hp.if_set", _if_set),
+        ("hp.choose", _choose),
+        ("hp.cwd", _cwd),
+        ("hp.user_config_dir", _user_config_dir),
+    ):
         if not OmegaConf.has_resolver(name):
             OmegaConf.register_new_resolver(name, fn)
     if not OmegaConf.has_resolver("hp.run_id"):

@@ -30,7 +30,10 @@ def run_id() -> str:
         value = os.environ.get(var, "")
         if value and value != "none":
             step = os.environ.get("SLURM_STEP_ID", "") if var == "SLURM_JOB_ID" else ""
-            return "j" + "".join(c for c in value + (f"-{step}" if step else "") if c.isalnum() or c in "-_")[:24]
+            return (
+                "j"
+                + "".join(c for c in value + (f"-{step}" if step else "") if c.isalnum() or c in "-_")[:24]
+            )
     return secrets.token_hex(3)
 
 
@@ -72,7 +75,14 @@ class RunFinished(Exception):
 RUN_MARKERS = (METRICS_JSON, "checkpoints", RUN_CONFIG)
 # overrides a resume cannot honour: the optimiser's hyper-parameters come back from its saved state, and the
 # weights being restored fix the architecture
-RESUME_REFUSED = ("model.optimizer", "model.net", "model.backbone", "model.variant", "data.num_classes", "data.name")
+RESUME_REFUSED = (
+    "model.optimizer",
+    "model.net",
+    "model.backbone",
+    "model.variant",
+    "data.num_classes",
+    "data.name",
+)
 
 
 def claim_run_dir(run_dir: Path) -> None:
@@ -82,15 +92,20 @@ def claim_run_dir(run_dir: Path) -> None:
         return
     held = [m for m in RUN_MARKERS if (run_dir / m).exists()]
     if held:
-        raise RunDirError(f"{run_dir} already holds a run ({', '.join(held)}); a new run never writes into another "
-                          f"run's folder: use resume={run_dir} to continue it, or another hydra.run.dir")
+        raise RunDirError(
+            f"{run_dir} already holds a run ({', '.join(held)}); a new run never writes into another "
+            f"run's folder: use resume={run_dir} to continue it, or another hydra.run.dir"
+        )
 
 
 def check_run_dir_argument(argv: list[str]) -> None:
     """Before Hydra writes its ``.hydra/`` files: an explicit ``hydra.run.dir=<folder holding a run>`` without
     ``resume=`` is refused (re-launched DDP processes, which join their parent's folder, are not checked)."""
-    if not is_rank_zero() or any(a.split("=", 1)[0].lstrip("+") == "resume" and a.split("=", 1)[1] not in ("", "null")
-                                 for a in argv if "=" in a):
+    if not is_rank_zero() or any(
+        a.split("=", 1)[0].lstrip("+") == "resume" and a.split("=", 1)[1] not in ("", "null")
+        for a in argv
+        if "=" in a
+    ):
         return
     for a in argv:
         if a.lstrip("+").startswith("hydra.run.dir="):
@@ -121,9 +136,12 @@ def _finished_check(cfg: DictConfig, run_dir: Path, overrides: list[str]) -> Non
             return
         if key == "trainer.max_steps" and n != -1 and (done_steps is None or n > int(done_steps)):
             return
-    raise RunFinished(f"resume={cfg.resume}: the run already finished ({done_epochs} epochs, {done_steps} steps); "
-                      f"nothing was changed. Ask for more explicitly to continue it, e.g. trainer.max_epochs="
-                      f"{int(done_epochs or 0) + 1}", record)
+    raise RunFinished(
+        f"resume={cfg.resume}: the run already finished ({done_epochs} epochs, {done_steps} steps); "
+        f"nothing was changed. Ask for more explicitly to continue it, e.g. trainer.max_epochs="
+        f"{int(done_epochs or 0) + 1}",
+        record,
+    )
 
 
 def prepare_resume(cfg: DictConfig, cli_overrides: list[str] | None = None) -> tuple[DictConfig, Path | None]:
@@ -155,15 +173,21 @@ def prepare_resume(cfg: DictConfig, cli_overrides: list[str] | None = None) -> t
     try:
         new = OmegaConf.load(saved)
     except Exception as e:  # noqa: BLE001 - a damaged YAML file is named, not a parser traceback
-        raise ResumeError(f"resume={cfg.resume}: {saved} is not a readable config ({type(e).__name__}: "
-                          f"{str(e).splitlines()[0] if str(e) else ''})") from None
+        raise ResumeError(
+            f"resume={cfg.resume}: {saved} is not a readable config ({type(e).__name__}: "
+            f"{str(e).splitlines()[0] if str(e) else ''})"
+        ) from None
     check_config_targets(new, str(saved))
-    overrides = [o for o in (cli_overrides or []) if "=" in o and not _override_key(o).startswith(("resume", "hydra"))]
+    overrides = [
+        o for o in (cli_overrides or []) if "=" in o and not _override_key(o).startswith(("resume", "hydra"))
+    ]
     refused = [o for o in overrides if _override_key(o).startswith(RESUME_REFUSED)]
     if refused:
-        raise ResumeError(f"resume: {', '.join(refused)} cannot apply to a run being resumed (the optimiser state and "
-                          "the weights are restored from the checkpoint, with their own settings); start a new run "
-                          f"with ckpt_path={ckpt} train settings instead")
+        raise ResumeError(
+            f"resume: {', '.join(refused)} cannot apply to a run being resumed (the optimiser state and "
+            "the weights are restored from the checkpoint, with their own settings); start a new run "
+            f"with ckpt_path={ckpt} train settings instead"
+        )
     _finished_check(cfg, run_dir, overrides)
     for o in overrides:
         key, value = o.split("=", 1)
@@ -197,8 +221,9 @@ def save_run_config(cfg: DictConfig, run_dir: Path) -> None:
     try:
         os.link(tmp, path)  # fails if the file exists: the folder was claimed by another run meanwhile
     except FileExistsError:
-        raise RunDirError(f"{run_dir} already holds a run ({RUN_CONFIG}); another run started in the same "
-                          "folder") from None
+        raise RunDirError(
+            f"{run_dir} already holds a run ({RUN_CONFIG}); another run started in the same folder"
+        ) from None
     except OSError:  # no hard links on this file system: exclusive create, then the content
         with open(path, "x") as f:
             f.write(tmp.read_text())
@@ -238,7 +263,11 @@ def sanitize(obj):
 
 def collect_metrics(callback_metrics: dict, prefixes=("val/", "test/", "train/")) -> dict[str, float | None]:
     # logging order is kept: per-class entries stay in the dataset's class order
-    return {k: _clean(v) for k, v in callback_metrics.items() if k.startswith(prefixes) and not k.endswith("_step")}
+    return {
+        k: _clean(v)
+        for k, v in callback_metrics.items()
+        if k.startswith(prefixes) and not k.endswith("_step")
+    }
 
 
 def write_metrics_json(run_dir: Path, record: dict) -> Path:
@@ -258,11 +287,20 @@ def format_metrics_table(metrics: dict, prefix: str, title: str = "") -> str:
     p = f"{prefix}/"
     lines = [title or f"{prefix} metrics (%)"]
     summary = [(k, metrics.get(p + k)) for k in SUMMARY_KEYS if p + k in metrics]
-    other = [(k[len(p):], v) for k, v in metrics.items() if k.startswith(p) and "/" not in k[len(p):] and k[len(p):] not in SUMMARY_KEYS]
+    other = [
+        (k[len(p) :], v)
+        for k, v in metrics.items()
+        if k.startswith(p) and "/" not in k[len(p) :] and k[len(p) :] not in SUMMARY_KEYS
+    ]
     # several evaluation datasets (val/<dataset>/<metric>): their summary numbers too
-    other += [(k[len(p):], v) for k, v in metrics.items() if k.startswith(p) and k[len(p):].count("/") == 1
-              and k.rsplit("/", 1)[1] in SUMMARY_KEYS + ("app50", "app_vol", "pcp50", "apr50", "apr_vol", "dp_ap")]
-    per_class = [(k[len(p) + 4:], v) for k, v in metrics.items() if k.startswith(p + "iou/")]
+    other += [
+        (k[len(p) :], v)
+        for k, v in metrics.items()
+        if k.startswith(p)
+        and k[len(p) :].count("/") == 1
+        and k.rsplit("/", 1)[1] in SUMMARY_KEYS + ("app50", "app_vol", "pcp50", "apr50", "apr_vol", "dp_ap")
+    ]
+    per_class = [(k[len(p) + 4 :], v) for k, v in metrics.items() if k.startswith(p + "iou/")]
 
     def fmt(v):
         return "   n/a" if v is None else f"{100.0 * float(v):6.2f}"

@@ -66,13 +66,15 @@ ALLOWED_CLASS_PREFIXES: tuple[str, ...] = (
     "hydra_plugins.",
 )
 # exact targets allowed besides: the Trainer, and the libraries' model factories
-ALLOWED_EXACT: frozenset[str] = frozenset({
-    "pytorch_lightning.Trainer",
-    "lightning.pytorch.Trainer",
-    "pytorch_lightning.trainer.trainer.Trainer",
-    "timm.create_model",
-    "segmentation_models_pytorch.create_model",
-})
+ALLOWED_EXACT: frozenset[str] = frozenset(
+    {
+        "pytorch_lightning.Trainer",
+        "lightning.pytorch.Trainer",
+        "pytorch_lightning.trainer.trainer.Trainer",
+        "timm.create_model",
+        "segmentation_models_pytorch.create_model",
+    }
+)
 # never, whatever the prefix: the synthetic-data generators (they write files) and the command-line tools
 DENIED_PREFIXES: tuple[str, ...] = ("humanparse.synthetic", "humanparse.tools")
 # extra prefixes the user trusts (their own callbacks in a stored config), comma separated; set by the
@@ -184,7 +186,8 @@ def check_config_targets(cfg: Any, where: str) -> None:
                     raise ConfigTargetError(
                         f"{where}: refusing to build {key}={node['_target_']!r} ({why}); a stored config may only "
                         f"build classes of {', '.join(p.rstrip('.') for p in ALLOWED_CLASS_PREFIXES[:8])}, ... "
-                        f"(set {TRUSTED_ENV}=<prefix> to trust your own code)")
+                        f"(set {TRUSTED_ENV}=<prefix> to trust your own code)"
+                    )
             for k, v in node.items():
                 walk(v, f"{path}.{k}" if path else str(k))
         elif isinstance(node, (list, tuple)):
@@ -208,10 +211,28 @@ def _safe_globals() -> list:
     from omegaconf.base import ContainerMetadata, Metadata
     from omegaconf.nodes import AnyNode, BooleanNode, BytesNode, FloatNode, IntegerNode, PathNode, StringNode
 
-    return [DictConfig, ListConfig, ContainerMetadata, Metadata, AnyNode, StringNode, IntegerNode, FloatNode,
-            BooleanNode, BytesNode, PathNode, typing.Any, collections.defaultdict,
-            # builtin types: the element/key types in a container's metadata
-            dict, list, int, float, str, bool]
+    return [
+        DictConfig,
+        ListConfig,
+        ContainerMetadata,
+        Metadata,
+        AnyNode,
+        StringNode,
+        IntegerNode,
+        FloatNode,
+        BooleanNode,
+        BytesNode,
+        PathNode,
+        typing.Any,
+        collections.defaultdict,
+        # builtin types: the element/key types in a container's metadata
+        dict,
+        list,
+        int,
+        float,
+        str,
+        bool,
+    ]
 
 
 def register_safe_globals() -> None:
@@ -228,8 +249,9 @@ def _first_line(e: BaseException) -> str:
     return text.splitlines()[0] if text else type(e).__name__
 
 
-def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint", map_location="cpu",
-                    humanparse: bool = True) -> Any:
+def safe_torch_load(
+    path: str | os.PathLike, what: str = "checkpoint", map_location="cpu", humanparse: bool = True
+) -> Any:
     """``torch.load(path, weights_only=True)`` with every failure turned into :class:`CheckpointError`.
 
     ``humanparse=True``: the file must be a Lightning checkpoint written by humanparse (``state_dict`` and
@@ -249,14 +271,31 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint", map_locat
         obj = torch.load(p, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:
         if "weights only load failed" in str(e).lower() or "weights_only" in str(e):
-            detail = next((ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln or "global" in ln.lower()),
-                          _first_line(e))
-            raise CheckpointError(p, f"refused: the {what} holds Python objects beyond weights, which could run "
-                                     f"code when loaded ({detail})") from None
+            detail = next(
+                (ln.strip() for ln in str(e).splitlines() if "Unsupported" in ln or "global" in ln.lower()),
+                _first_line(e),
+            )
+            raise CheckpointError(
+                p,
+                f"refused: the {what} holds Python objects beyond weights, which could run "
+                f"code when loaded ({detail})",
+            ) from None
         raise CheckpointError(p, f"corrupt {what} ({_first_line(e)})") from None
-    except (RuntimeError, EOFError, zipfile.BadZipFile, OSError, ValueError, KeyError, AttributeError,
-            TypeError, IndexError, MemoryError) as e:
-        raise CheckpointError(p, f"corrupt or truncated {what} ({type(e).__name__}: {_first_line(e)})") from None
+    except (
+        RuntimeError,
+        EOFError,
+        zipfile.BadZipFile,
+        OSError,
+        ValueError,
+        KeyError,
+        AttributeError,
+        TypeError,
+        IndexError,
+        MemoryError,
+    ) as e:
+        raise CheckpointError(
+            p, f"corrupt or truncated {what} ({type(e).__name__}: {_first_line(e)})"
+        ) from None
     if not humanparse:
         return obj
     if not isinstance(obj, dict) or not isinstance(obj.get("state_dict"), dict):
@@ -268,8 +307,12 @@ def safe_torch_load(path: str | os.PathLike, what: str = "checkpoint", map_locat
     return obj
 
 
-def check_weights_fit(module: torch.nn.Module, state_dict: dict, path: str | os.PathLike,
-                      ignore_prefixes: tuple[str, ...] = ("evaluators.",)) -> None:
+def check_weights_fit(
+    module: torch.nn.Module,
+    state_dict: dict,
+    path: str | os.PathLike,
+    ignore_prefixes: tuple[str, ...] = ("evaluators.",),
+) -> None:
     """Raise :class:`CheckpointError` when ``state_dict`` does not fit ``module`` exactly (missing or
     unexpected keys, other shapes): a checkpoint of another architecture, named as such. Keys under
     ``ignore_prefixes`` (metric states, which a task tolerates either way) are not compared."""
@@ -277,8 +320,13 @@ def check_weights_fit(module: torch.nn.Module, state_dict: dict, path: str | os.
     state_dict = {k: v for k, v in state_dict.items() if not k.startswith(ignore_prefixes)}
     missing = [k for k in own if k not in state_dict]
     unexpected = [k for k in state_dict if k not in own]
-    shapes = [k for k in own if k in state_dict and hasattr(state_dict[k], "shape")
-              and tuple(state_dict[k].shape) != tuple(own[k].shape)]
+    shapes = [
+        k
+        for k in own
+        if k in state_dict
+        and hasattr(state_dict[k], "shape")
+        and tuple(state_dict[k].shape) != tuple(own[k].shape)
+    ]
     if missing or unexpected or shapes:
         parts = []
         if missing:
@@ -287,8 +335,10 @@ def check_weights_fit(module: torch.nn.Module, state_dict: dict, path: str | os.
             parts.append(f"{len(unexpected)} unexpected (e.g. {unexpected[0]})")
         if shapes:
             k = shapes[0]
-            parts.append(f"{len(shapes)} of another shape (e.g. {k}: {tuple(state_dict[k].shape)} in the file, "
-                         f"{tuple(own[k].shape)} in the model)")
+            parts.append(
+                f"{len(shapes)} of another shape (e.g. {k}: {tuple(state_dict[k].shape)} in the file, "
+                f"{tuple(own[k].shape)} in the model)"
+            )
         raise CheckpointError(path, "the weights do not fit the model's architecture: " + "; ".join(parts))
 
 

@@ -29,7 +29,9 @@ class DistributedBatchNorm(nn.modules.batchnorm._BatchNorm):
             raise ValueError(f"expected at least 2-D input, got {input.dim()}-D")
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if not (self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1):
+        if not (
+            self.training and dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
+        ):
             return super().forward(x)
         c = x.shape[1]
         dims = [0] + list(range(2, x.dim()))
@@ -58,7 +60,9 @@ def convert(module: nn.Module) -> nn.Module:
     """Replace every BatchNorm (1/2/3-d, torch SyncBatchNorm included) by :class:`DistributedBatchNorm`."""
     out = module
     if isinstance(module, nn.modules.batchnorm._BatchNorm) and not isinstance(module, DistributedBatchNorm):
-        out = DistributedBatchNorm(module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats)
+        out = DistributedBatchNorm(
+            module.num_features, module.eps, module.momentum, module.affine, module.track_running_stats
+        )
         if module.affine:
             with torch.no_grad():
                 out.weight = module.weight

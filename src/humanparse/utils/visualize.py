@@ -15,10 +15,44 @@ import numpy as np
 from humanparse.data.meta import COCO_JOINTS, IGNORE_INDEX, LIP_JOINTS
 
 # bones between joint indices, for drawing skeletons (LIP/MPII order and COCO-17 order)
-LIP_BONES = ((0, 1), (1, 2), (2, 6), (6, 3), (3, 4), (4, 5), (6, 7), (7, 8), (8, 9),
-             (10, 11), (11, 12), (12, 8), (8, 13), (13, 14), (14, 15))
-COCO_BONES = ((15, 13), (13, 11), (16, 14), (14, 12), (11, 12), (5, 11), (6, 12), (5, 6), (5, 7), (6, 8),
-              (7, 9), (8, 10), (1, 2), (0, 1), (0, 2), (1, 3), (2, 4), (3, 5), (4, 6))
+LIP_BONES = (
+    (0, 1),
+    (1, 2),
+    (2, 6),
+    (6, 3),
+    (3, 4),
+    (4, 5),
+    (6, 7),
+    (7, 8),
+    (8, 9),
+    (10, 11),
+    (11, 12),
+    (12, 8),
+    (8, 13),
+    (13, 14),
+    (14, 15),
+)
+COCO_BONES = (
+    (15, 13),
+    (13, 11),
+    (16, 14),
+    (14, 12),
+    (11, 12),
+    (5, 11),
+    (6, 12),
+    (5, 6),
+    (5, 7),
+    (6, 8),
+    (7, 9),
+    (8, 10),
+    (1, 2),
+    (0, 1),
+    (0, 2),
+    (1, 3),
+    (2, 4),
+    (3, 5),
+    (4, 6),
+)
 
 
 def bones_for(num_joints: int) -> tuple[tuple[int, int], ...]:
@@ -32,13 +66,20 @@ def colorize(label: np.ndarray, palette: np.ndarray) -> np.ndarray:
     return pal[np.asarray(label).astype(np.int64) % len(pal)]
 
 
-def overlay(image: np.ndarray, label: np.ndarray, palette: np.ndarray, alpha: float = 0.5,
-            skip: Sequence[int] = (0, IGNORE_INDEX)) -> np.ndarray:
+def overlay(
+    image: np.ndarray,
+    label: np.ndarray,
+    palette: np.ndarray,
+    alpha: float = 0.5,
+    skip: Sequence[int] = (0, IGNORE_INDEX),
+) -> np.ndarray:
     """Blend the colour render of ``label`` over ``image`` (pixels labelled in ``skip`` stay untouched)."""
     image = np.asarray(image, dtype=np.uint8)
     label = np.asarray(label)
     if image.shape[:2] != label.shape[:2]:
-        raise ValueError(f"overlay: image is {image.shape[1]}x{image.shape[0]} but label {label.shape[1]}x{label.shape[0]}")
+        raise ValueError(
+            f"overlay: image is {image.shape[1]}x{image.shape[0]} but label {label.shape[1]}x{label.shape[0]}"
+        )
     colour = colorize(label, palette).astype(np.float32)
     out = image.astype(np.float32)
     mask = ~np.isin(label, list(skip))
@@ -53,8 +94,13 @@ def distinct_colors(n: int, seed: int = 0) -> np.ndarray:
     return (np.array(cols, dtype=np.float64).reshape(-1, 3) * 255).round().astype(np.uint8)
 
 
-def overlay_instances(image: np.ndarray, masks: Sequence[np.ndarray], alpha: float = 0.5,
-                      boxes: Sequence | None = None, labels: Sequence[str] | None = None) -> np.ndarray:
+def overlay_instances(
+    image: np.ndarray,
+    masks: Sequence[np.ndarray],
+    alpha: float = 0.5,
+    boxes: Sequence | None = None,
+    labels: Sequence[str] | None = None,
+) -> np.ndarray:
     """One colour per instance mask (later masks on top), with optional boxes and captions."""
     out = np.asarray(image, dtype=np.uint8).copy()
     colors = distinct_colors(len(masks))
@@ -69,7 +115,16 @@ def overlay_instances(image: np.ndarray, masks: Sequence[np.ndarray], alpha: flo
             x1, y1, x2, y2 = (int(round(float(v))) for v in boxes[i][:4])
             cv2.rectangle(out, (x1, y1), (x2, y2), col, 1)
             if labels is not None and i < len(labels):
-                cv2.putText(out, str(labels[i]), (x1, max(8, y1 - 2)), cv2.FONT_HERSHEY_SIMPLEX, 0.35, col, 1, cv2.LINE_AA)
+                cv2.putText(
+                    out,
+                    str(labels[i]),
+                    (x1, max(8, y1 - 2)),
+                    cv2.FONT_HERSHEY_SIMPLEX,
+                    0.35,
+                    col,
+                    1,
+                    cv2.LINE_AA,
+                )
     return out
 
 
@@ -88,8 +143,13 @@ def draw_edges(image: np.ndarray, edges: np.ndarray, color=(255, 0, 0)) -> np.nd
     return out
 
 
-def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, bones: Sequence[tuple[int, int]] | None = None,
-                   radius: int = 2, color=None) -> np.ndarray:
+def draw_keypoints(
+    image: np.ndarray,
+    keypoints: np.ndarray,
+    bones: Sequence[tuple[int, int]] | None = None,
+    radius: int = 2,
+    color=None,
+) -> np.ndarray:
     """Joints ``(J, 3)`` (x, y, present) or ``(J, 2)`` as dots joined by ``bones`` (default by joint count);
     multi-person ``(P, J, 3)`` arrays draw every person."""
     out = np.asarray(image, dtype=np.uint8).copy()
@@ -115,8 +175,9 @@ def draw_keypoints(image: np.ndarray, keypoints: np.ndarray, bones: Sequence[tup
     return out
 
 
-def draw_densepose_points(image: np.ndarray, x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray,
-                          radius: int = 1) -> np.ndarray:
+def draw_densepose_points(
+    image: np.ndarray, x: np.ndarray, y: np.ndarray, u: np.ndarray, v: np.ndarray, radius: int = 1
+) -> np.ndarray:
     """DensePose points coloured by their chart coordinates (red = U, green = V, blue = 0.5)."""
     out = np.asarray(image, dtype=np.uint8).copy()
     for xi, yi, ui, vi in zip(np.asarray(x), np.asarray(y), np.asarray(u), np.asarray(v)):
@@ -125,8 +186,12 @@ def draw_densepose_points(image: np.ndarray, x: np.ndarray, y: np.ndarray, u: np
     return out
 
 
-def overlay_densepose(image: np.ndarray, charts: Sequence[tuple[np.ndarray, Sequence[int]]], alpha: float = 0.6,
-                      isolines: int = 10) -> np.ndarray:
+def overlay_densepose(
+    image: np.ndarray,
+    charts: Sequence[tuple[np.ndarray, Sequence[int]]],
+    alpha: float = 0.6,
+    isolines: int = 10,
+) -> np.ndarray:
     """DensePose charts drawn over ``image``: each ``(iuv, box)`` (uint8 (3, h, w) I, U·255, V·255 and its
     integer box [x, y, w, h]) colours its foreground by (U, V) (red = U, green = V, blue by chart index) and
     draws the U and V iso-lines every 1/``isolines`` in white; later charts on top, clipped to the image."""
@@ -139,9 +204,11 @@ def overlay_densepose(image: np.ndarray, charts: Sequence[tuple[np.ndarray, Sequ
         x0, y0, x1, y1 = max(x, 0), max(y, 0), min(x + w, w_img), min(y + h, h_img)
         if x1 <= x0 or y1 <= y0:
             continue
-        sub = iuv[:, y0 - y:y1 - y, x0 - x:x1 - x]
+        sub = iuv[:, y0 - y : y1 - y, x0 - x : x1 - x]
         fg = sub[0] > 0
-        colour = np.stack([sub[1], sub[2], (sub[0].astype(np.int64) * 10 % 256).astype(np.uint8)], -1).astype(np.float32)
+        colour = np.stack([sub[1], sub[2], (sub[0].astype(np.int64) * 10 % 256).astype(np.uint8)], -1).astype(
+            np.float32
+        )
         region = out[y0:y1, x0:x1].astype(np.float32)
         region[fg] = (1 - alpha) * region[fg] + alpha * colour[fg]
         if isolines > 0:
@@ -155,10 +222,14 @@ def overlay_densepose(image: np.ndarray, charts: Sequence[tuple[np.ndarray, Sequ
     return out
 
 
-def legend_entries(class_names: Sequence[str], palette: np.ndarray, present: Sequence[int] | None = None) -> list[tuple[str, tuple]]:
+def legend_entries(
+    class_names: Sequence[str], palette: np.ndarray, present: Sequence[int] | None = None
+) -> list[tuple[str, tuple]]:
     """(name, RGB in 0..1) for the classes present (matplotlib legend handles)."""
     pal = np.asarray(palette, dtype=np.float64).reshape(-1, 3) / 255.0
-    ids = range(len(class_names)) if present is None else [int(i) for i in present if int(i) < len(class_names)]
+    ids = (
+        range(len(class_names)) if present is None else [int(i) for i in present if int(i) < len(class_names)]
+    )
     return [(class_names[i], tuple(pal[i])) for i in ids]
 
 
@@ -219,8 +290,12 @@ def sample_panels(sample: dict, info, alpha: float = 0.55) -> list[tuple[str, np
         masks = [ids == k for k in np.unique(ids) if k != 0]
     if masks:
         boxes = [p.get("box") for p in persons] if persons else None
-        panels.append((f"instances ({len(masks)} persons)", overlay_instances(image, masks, alpha, boxes,
-                                                                               [str(i + 1) for i in range(len(masks))])))
+        panels.append(
+            (
+                f"instances ({len(masks)} persons)",
+                overlay_instances(image, masks, alpha, boxes, [str(i + 1) for i in range(len(masks))]),
+            )
+        )
     kps = [np.asarray(p["keypoints"]) for p in persons if p.get("keypoints") is not None]
     if sample.get("keypoints") is not None:
         kps.append(np.asarray(sample["keypoints"]))
@@ -247,11 +322,18 @@ def sample_panels(sample: dict, info, alpha: float = 0.55) -> list[tuple[str, np
         panels.append(("edges (" + ", ".join(n for n, _, _ in edges) + ")", img))
     x, y, u, v = _densepose_points(sample)
     if len(x):
-        panels.append((f"DensePose points ({len(x)}; red U, green V)", draw_densepose_points((image * 0.5).astype(np.uint8), x, y, u, v)))
+        panels.append(
+            (
+                f"DensePose points ({len(x)}; red U, green V)",
+                draw_densepose_points((image * 0.5).astype(np.uint8), x, y, u, v),
+            )
+        )
     return panels
 
 
-def show_panels(panels: list[tuple[str, np.ndarray]], ncols: int = 6, size: float = 2.6, title: str | None = None):
+def show_panels(
+    panels: list[tuple[str, np.ndarray]], ncols: int = 6, size: float = 2.6, title: str | None = None
+):
     """Panels in a matplotlib figure row-wise; returns the figure."""
     import matplotlib.pyplot as plt
 
@@ -271,13 +353,20 @@ def show_panels(panels: list[tuple[str, np.ndarray]], ncols: int = 6, size: floa
 
 
 # --- legends and side-by-side views (predict overlays, validation images) ---------------------------------
-def present_classes(label: np.ndarray, num_classes: int, skip: Sequence[int] = (0, IGNORE_INDEX)) -> list[int]:
+def present_classes(
+    label: np.ndarray, num_classes: int, skip: Sequence[int] = (0, IGNORE_INDEX)
+) -> list[int]:
     """Class ids present in ``label`` (sorted), without ``skip`` and ids outside the class list."""
     return [int(c) for c in np.unique(np.asarray(label)) if int(c) not in skip and 0 <= int(c) < num_classes]
 
 
-def add_legend(image: np.ndarray, label: np.ndarray, class_names: Sequence[str], palette: np.ndarray,
-               skip: Sequence[int] = (0, IGNORE_INDEX)) -> np.ndarray:
+def add_legend(
+    image: np.ndarray,
+    label: np.ndarray,
+    class_names: Sequence[str],
+    palette: np.ndarray,
+    skip: Sequence[int] = (0, IGNORE_INDEX),
+) -> np.ndarray:
     """``image`` with a legend strip on its right: a colour swatch and the name of every class present in
     ``label`` (``skip``-ped ids left out). The canvas grows in height when the legend is taller."""
     image = np.asarray(image, dtype=np.uint8)
@@ -340,18 +429,32 @@ def vstack(rows: Sequence[np.ndarray], gap: int = 4) -> np.ndarray:
     return np.concatenate(out, axis=0)
 
 
-def side_by_side(image: np.ndarray, semantic: np.ndarray | None, instances: Sequence[dict] | None,
-                 class_names: Sequence[str], palette: np.ndarray, alpha: float = 0.5) -> np.ndarray:
+def side_by_side(
+    image: np.ndarray,
+    semantic: np.ndarray | None,
+    instances: Sequence[dict] | None,
+    class_names: Sequence[str],
+    palette: np.ndarray,
+    alpha: float = 0.5,
+) -> np.ndarray:
     """image | parts (colour overlay, class legend) | instances (one colour per person, score captions)."""
     image = np.asarray(image, dtype=np.uint8)
     panels = [titled(image, "image")]
     if semantic is not None:
-        panels.append(titled(add_legend(overlay(image, semantic, palette, alpha), semantic, class_names, palette),
-                             "parts"))
+        panels.append(
+            titled(
+                add_legend(overlay(image, semantic, palette, alpha), semantic, class_names, palette), "parts"
+            )
+        )
     if instances:
         masks = [np.asarray(i["mask"], dtype=bool) for i in instances if i.get("mask") is not None]
         boxes = [i.get("box") for i in instances if i.get("mask") is not None]
-        caps = [f"{k + 1}" + (f":{float(i['score']):.2f}" if i.get("score") is not None else "")
-                for k, i in enumerate(instances) if i.get("mask") is not None]
-        panels.append(titled(overlay_instances(image, masks, alpha, boxes, caps), f"instances ({len(masks)})"))
+        caps = [
+            f"{k + 1}" + (f":{float(i['score']):.2f}" if i.get("score") is not None else "")
+            for k, i in enumerate(instances)
+            if i.get("mask") is not None
+        ]
+        panels.append(
+            titled(overlay_instances(image, masks, alpha, boxes, caps), f"instances ({len(masks)})")
+        )
     return hstack(panels)

@@ -15,8 +15,14 @@ class ToyFCN(nn.Module):
 
     def __init__(self, num_classes: int, width: int = 8):
         super().__init__()
-        self.body = nn.Sequential(nn.Conv2d(3, width, 3, stride=2, padding=1), nn.BatchNorm2d(width), nn.ReLU(),
-                                  nn.Conv2d(width, width, 3, padding=1), nn.BatchNorm2d(width), nn.ReLU())
+        self.body = nn.Sequential(
+            nn.Conv2d(3, width, 3, stride=2, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+            nn.Conv2d(width, width, 3, padding=1),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        )
         self.classifier = nn.Conv2d(width, num_classes, 1)
 
     def forward(self, images: torch.Tensor) -> dict[str, torch.Tensor]:
@@ -47,6 +53,13 @@ class ToyPostprocess(DenseSemantic):
         for p in preds:
             sem = p["semantic"]
             h, w = sem.shape
-            p["instances"] = [{"parts": sem, "mask": sem > 0, "score": 1.0, "box": [0.0, 0.0, float(w), float(h)],
-                               "label": 1}]
+            p["instances"] = [
+                {
+                    "parts": sem,
+                    "mask": sem > 0,
+                    "score": 1.0,
+                    "box": [0.0, 0.0, float(w), float(h)],
+                    "label": 1,
+                }
+            ]
         return preds

@@ -7,6 +7,16 @@ from humanparse.models.blocks.fusion import Projected, concat_conv1x1
 from humanparse.models.blocks.norm import ConvNormAct, NormAct, activation
 
 __all__ = [
-    "ASPP", "ConvNormAct", "DilatedResNet", "ImagePooling", "NonLocal2d", "NormAct", "activation", "ce2p_to_timm",
-    "Projected", "concat_conv1x1", "dilate_first_blocks", "dot_product_attention",
+    "ASPP",
+    "ConvNormAct",
+    "DilatedResNet",
+    "ImagePooling",
+    "NonLocal2d",
+    "NormAct",
+    "activation",
+    "ce2p_to_timm",
+    "Projected",
+    "concat_conv1x1",
+    "dilate_first_blocks",
+    "dot_product_attention",
 ]

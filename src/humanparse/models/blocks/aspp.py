@@ -30,7 +30,9 @@ class ImagePooling(nn.Module):
     batch of one sample is undefined there, as for every DeepLab v3 image-pooling branch.
     """
 
-    def __init__(self, in_channels: int, out_channels: int, act: str = "leaky_relu", slope: float = LEAKY_SLOPE):
+    def __init__(
+        self, in_channels: int, out_channels: int, act: str = "leaky_relu", slope: float = LEAKY_SLOPE
+    ):
         super().__init__()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.conv = ConvNormAct(in_channels, out_channels, 1, act=act, slope=slope)
@@ -68,7 +70,9 @@ class ASPP(nn.Module):
         if image_pooling:
             branches.append(ImagePooling(in_channels, branch_channels, act, slope))
         branches.append(ConvNormAct(in_channels, branch_channels, 1, act=act, slope=slope))
-        branches += [ConvNormAct(in_channels, branch_channels, 3, dilation=int(r), act=act, slope=slope) for r in rates]
+        branches += [
+            ConvNormAct(in_channels, branch_channels, 3, dilation=int(r), act=act, slope=slope) for r in rates
+        ]
         self.branches = nn.ModuleList(branches)
         self.project = nn.Sequential(
             ConvNormAct(branch_channels * len(branches), out_channels, 1, act=act, slope=slope),

@@ -30,7 +30,9 @@ ATTENTION_IMPLS = ("auto", "sdpa", "chunked", "explicit")
 CHUNK_BYTES = 16_000_000  # scores per chunk: below glibc's 32 MB mmap ceiling, so buffers are reused
 
 
-def _chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float) -> torch.Tensor:
+def _chunked_attention(
+    query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float
+) -> torch.Tensor:
     """``softmax(scale·q·kᵀ)·v`` with queries in chunks and both products as 1×1 convolutions."""
     lead, (n, d), (m, dv) = query.shape[:-2], query.shape[-2:], value.shape[-2:]
     q = query.reshape(-1, n, d)
@@ -44,15 +46,20 @@ def _chunked_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tens
         rows = []
         for s in range(0, n, step):
             # (n_c, d) rows → a (1, d, n_c, 1) map whose channels are contiguous (channels-last)
-            x = q[b, s:s + step].t().unsqueeze(0).unsqueeze(-1)
+            x = q[b, s : s + step].t().unsqueeze(0).unsqueeze(-1)
             p = F.conv2d(x, w_key).softmax(dim=1)  # (1, m, n_c, 1): one softmax per query over the keys
             rows.append(F.conv2d(p, w_val)[0, :, :, 0].t())  # (n_c, dv)
         outs.append(torch.cat(rows, 0))
     return torch.stack(outs).reshape(*lead, n, dv)
 
 
-def dot_product_attention(query: torch.Tensor, key: torch.Tensor, value: torch.Tensor, scale: float | None = None,
-                          impl: str = "auto") -> torch.Tensor:
+def dot_product_attention(
+    query: torch.Tensor,
+    key: torch.Tensor,
+    value: torch.Tensor,
+    scale: float | None = None,
+    impl: str = "auto",
+) -> torch.Tensor:
     """``softmax(scale · query · keyᵀ) · value`` for (..., N, d), (..., M, d), (..., M, dv) tensors.
 
     ``scale=None`` is 1/√d (transformer attention); the non-local block uses 1.0 (no scaling).
@@ -97,8 +104,15 @@ class NonLocal2d(nn.Module):
         attention: the affinity kernel, ``auto`` | ``sdpa`` | ``chunked`` | ``explicit`` (module docstring).
     """
 
-    def __init__(self, channels: int, inter_channels: int | None = None, query_channels: int | None = None,
-                 subsample: int = 2, scale: float = 1.0, attention: str = "auto"):
+    def __init__(
+        self,
+        channels: int,
+        inter_channels: int | None = None,
+        query_channels: int | None = None,
+        subsample: int = 2,
+        scale: float = 1.0,
+        attention: str = "auto",
+    ):
         super().__init__()
         inter = inter_channels or max(1, channels // 2)
         self.theta = nn.Conv2d(query_channels or channels, inter, 1)
@@ -113,10 +127,14 @@ class NonLocal2d(nn.Module):
         self.scale = scale
         self.attention = attention
 
-    def _qkv(self, x: torch.Tensor, query: torch.Tensor | None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    def _qkv(
+        self, x: torch.Tensor, query: torch.Tensor | None
+    ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """θ(query), pool(φ(x)), pool(g(x)) as (B, positions, inter) matrices."""
         if query is not None and query.shape[-2:] != x.shape[-2:]:
-            raise ValueError(f"query map {tuple(query.shape[-2:])} and input map {tuple(x.shape[-2:])} differ in size")
+            raise ValueError(
+                f"query map {tuple(query.shape[-2:])} and input map {tuple(x.shape[-2:])} differ in size"
+            )
         q = self.theta(x if query is None else query)
         return _positions(q), _positions(self.pool(self.phi(x))), _positions(self.pool(self.g(x)))
 

@@ -33,7 +33,11 @@ STAGE_DILATIONS = {32: (1, 1, 1, 1), 16: (1, 1, 1, 2), 8: (1, 1, 2, 4)}
 
 # CE2P / CorrPM ResNet stem names → timm deep-stem names
 _CE2P_STEM = {
-    "conv1.": "conv1.0.", "bn1.": "conv1.1.", "conv2.": "conv1.3.", "bn2.": "conv1.4.", "conv3.": "conv1.6.",
+    "conv1.": "conv1.0.",
+    "bn1.": "conv1.1.",
+    "conv2.": "conv1.3.",
+    "bn2.": "conv1.4.",
+    "conv3.": "conv1.6.",
     "bn3.": "bn1.",
 }
 
@@ -42,7 +46,10 @@ def ce2p_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Rename a CE2P-style deep-stem ResNet state dict (``conv1``/``bn1``/``conv2``/``bn2``/``conv3``/``bn3``
     stem, as in ``resnet101-imagenet.pth``) to timm's ``resnet*s`` names; ``fc`` is dropped. Other state
     dicts are returned unchanged."""
-    strip = [k.split(".", 1)[1] if k.startswith(("module.", "backbone.", "encoder.", "model.")) else k for k in state]
+    strip = [
+        k.split(".", 1)[1] if k.startswith(("module.", "backbone.", "encoder.", "model.")) else k
+        for k in state
+    ]
     if not ("conv2.weight" in strip and "bn3.weight" in strip and "conv1.0.weight" not in strip):
         return state
     out = {}
@@ -51,7 +58,7 @@ def ce2p_to_timm(state: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             continue
         for old, new in _CE2P_STEM.items():
             if key.startswith(old):
-                key = new + key[len(old):]
+                key = new + key[len(old) :]
                 break
         out[key] = value
     return out
@@ -66,7 +73,9 @@ def dilate_first_blocks(net: nn.Module, output_stride: int) -> None:
         for m in stage[0].modules():
             if isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3):
                 if m.stride != (1, 1):
-                    raise ValueError(f"layer{i + 1}[0] still has a strided 3x3 conv; expected a dilated stage")
+                    raise ValueError(
+                        f"layer{i + 1}[0] still has a strided 3x3 conv; expected a dilated stage"
+                    )
                 m.dilation, m.padding = (d, d), (d, d)
 
 
@@ -83,7 +92,9 @@ class DilatedResNet(nn.Module):
     ``channels`` and ``reductions`` give the four outputs' widths and strides.
     """
 
-    def __init__(self, name: str = "resnet101s", output_stride: int = 16, pretrained: str | None = None, **kwargs):
+    def __init__(
+        self, name: str = "resnet101s", output_stride: int = 16, pretrained: str | None = None, **kwargs
+    ):
         super().__init__()
         if output_stride not in STAGE_DILATIONS:
             raise ValueError(f"output_stride must be one of {sorted(STAGE_DILATIONS)}, got {output_stride}")
@@ -93,8 +104,14 @@ class DilatedResNet(nn.Module):
             require_download(f"backbone {name}", str(pretrained))
             if pretrained != "imagenet":
                 model_name = f"{name}.{pretrained}"
-        body = timm.create_model(model_name, pretrained=by_name, num_classes=0, global_pool="",
-                                 output_stride=output_stride, **dict(kwargs))
+        body = timm.create_model(
+            model_name,
+            pretrained=by_name,
+            num_classes=0,
+            global_pool="",
+            output_stride=output_stride,
+            **dict(kwargs),
+        )
         if not hasattr(body, "layer4"):
             raise ValueError(f"backbone {name!r} is not a timm ResNet (no layer1..layer4)")
         dilate_first_blocks(body, output_stride)

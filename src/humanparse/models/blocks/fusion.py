@@ -51,8 +51,13 @@ def _channels(f) -> int:
     return f.channels if isinstance(f, Projected) else int(f.shape[1])
 
 
-def concat_conv1x1(weight: torch.Tensor, bias: torch.Tensor | None, features: Sequence,
-                   size: tuple[int, int], align_corners: bool) -> torch.Tensor:
+def concat_conv1x1(
+    weight: torch.Tensor,
+    bias: torch.Tensor | None,
+    features: Sequence,
+    size: tuple[int, int],
+    align_corners: bool,
+) -> torch.Tensor:
     """``F.conv2d(cat([resize(f, size) for f in features]), weight, bias)`` computed per feature.
 
     ``weight`` is a 1×1 kernel (out, Σ C_i, 1, 1); features are resized bilinearly with

@@ -39,11 +39,27 @@ class NormAct(nn.Sequential):
 class ConvNormAct(nn.Sequential):
     """``Conv2d`` (bias-free, "same" padding) → ``BatchNorm2d`` → activation."""
 
-    def __init__(self, in_channels: int, out_channels: int, kernel_size: int = 1, dilation: int = 1,
-                 stride: int = 1, act: str = "leaky_relu", slope: float = LEAKY_SLOPE):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int,
+        kernel_size: int = 1,
+        dilation: int = 1,
+        stride: int = 1,
+        act: str = "leaky_relu",
+        slope: float = LEAKY_SLOPE,
+    ):
         pad = dilation * (kernel_size - 1) // 2
         super().__init__(
-            nn.Conv2d(in_channels, out_channels, kernel_size, stride=stride, padding=pad, dilation=dilation, bias=False),
+            nn.Conv2d(
+                in_channels,
+                out_channels,
+                kernel_size,
+                stride=stride,
+                padding=pad,
+                dilation=dilation,
+                bias=False,
+            ),
             nn.BatchNorm2d(out_channels),
             activation(act, slope),
         )

@@ -15,6 +15,15 @@ from humanparse.models.corrpm.corrpm import (
 )
 
 __all__ = [
-    "VARIANTS", "ConcatFusion", "CorrPM", "EdgeEncoder", "HeterogeneousNonLocal", "ParsingEncoder", "PoseEncoder",
-    "SelfNonLocal", "Variant", "count_parameters", "effective_variant",
+    "VARIANTS",
+    "ConcatFusion",
+    "CorrPM",
+    "EdgeEncoder",
+    "HeterogeneousNonLocal",
+    "ParsingEncoder",
+    "PoseEncoder",
+    "SelfNonLocal",
+    "Variant",
+    "count_parameters",
+    "effective_variant",
 ]

@@ -108,7 +108,9 @@ def effective_variant(variant: str, edge_weight: float = 1.0, pose_weight: float
     if variant not in VARIANTS:
         raise ValueError(f"unknown CorrPM variant {variant!r}; choose one of {list(VARIANTS)}")
     spec = VARIANTS[variant]
-    factors = tuple(f for f in spec.factors if not ((f == "b" and edge_weight == 0) or (f == "k" and pose_weight == 0)))
+    factors = tuple(
+        f for f in spec.factors if not ((f == "b" and edge_weight == 0) or (f == "k" and pose_weight == 0))
+    )
     if factors == spec.factors:
         return variant
     if not factors:
@@ -126,9 +128,18 @@ class ParsingEncoder(nn.Module):
     only ``align_corners=False`` one) and ``conv4`` (→ seg1).
     """
 
-    def __init__(self, in_channels: int, low_channels: int, num_classes: int, channels: int = 512,
-                 aspp_channels: int = 256, aspp_rates: Sequence[int] = (12, 24, 36), aspp_dropout: float = 0.1,
-                 act: str = "leaky_relu", classifier: bool = True):
+    def __init__(
+        self,
+        in_channels: int,
+        low_channels: int,
+        num_classes: int,
+        channels: int = 512,
+        aspp_channels: int = 256,
+        aspp_rates: Sequence[int] = (12, 24, 36),
+        aspp_dropout: float = 0.1,
+        act: str = "leaky_relu",
+        classifier: bool = True,
+    ):
         super().__init__()
         self.aspp = ASPP(in_channels, aspp_channels, channels, aspp_rates, dropout=aspp_dropout, act=act)
         self.fuse = nn.Conv2d(channels + low_channels, channels, 1, bias=False)  # on [up(aspp), x2]
@@ -137,7 +148,9 @@ class ParsingEncoder(nn.Module):
 
     def forward(self, x2: torch.Tensor, x5: torch.Tensor) -> torch.Tensor:
         context = self.aspp(x5)
-        return self.fuse_act(concat_conv1x1(self.fuse.weight, None, [context, x2], x2.shape[-2:], align_corners=False))
+        return self.fuse_act(
+            concat_conv1x1(self.fuse.weight, None, [context, x2], x2.shape[-2:], align_corners=False)
+        )
 
 
 class EdgeEncoder(nn.Module):
@@ -146,8 +159,13 @@ class EdgeEncoder(nn.Module):
     with no norm and no activation, as the released ``Edge_Module.conv6``; a conv1x1 gives the 2-way
     edge logits (``conv5``)."""
 
-    def __init__(self, in_channels: Sequence[int], mid_channels: int = 256, channels: int = 512,
-                 act: str = "leaky_relu"):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        mid_channels: int = 256,
+        channels: int = 512,
+        act: str = "leaky_relu",
+    ):
         super().__init__()
         self.reduce = nn.ModuleList(ConvNormAct(c, mid_channels, 1, act=act) for c in in_channels)
         self.fuse = nn.Conv2d(mid_channels * len(in_channels), channels, 1, bias=False)
@@ -206,16 +224,27 @@ class HeterogeneousNonLocal(nn.Module):
     ``num_factors`` features of ``channels`` channels each join fp (2 for the full model, PB/PK: 1).
     """
 
-    def __init__(self, channels: int = 512, num_factors: int = 2, inter_channels: int = 256, subsample: int = 2,
-                 act: str = "leaky_relu", attention: str = "auto"):
+    def __init__(
+        self,
+        channels: int = 512,
+        num_factors: int = 2,
+        inter_channels: int = 256,
+        subsample: int = 2,
+        act: str = "leaky_relu",
+        attention: str = "auto",
+    ):
         super().__init__()
         self.Wa = nn.Conv2d(channels * (1 + num_factors), channels, 1, bias=False)
         self.Wa_act = NormAct(channels, act)
-        self.non_local = NonLocal2d(channels, inter_channels, subsample=subsample, scale=1.0, attention=attention)
+        self.non_local = NonLocal2d(
+            channels, inter_channels, subsample=subsample, scale=1.0, attention=attention
+        )
 
     def hybrid(self, fp: torch.Tensor, factors: Sequence[torch.Tensor]) -> torch.Tensor:
         """fh (Eq. 1); the 1×1 conv of the concatenation is computed slice by slice (no 1536-channel copy)."""
-        return self.Wa_act(concat_conv1x1(self.Wa.weight, None, [fp, *factors], fp.shape[-2:], align_corners=True))
+        return self.Wa_act(
+            concat_conv1x1(self.Wa.weight, None, [fp, *factors], fp.shape[-2:], align_corners=True)
+        )
 
     def forward(self, fp: torch.Tensor, factors: Sequence[torch.Tensor]) -> torch.Tensor:
         return self.non_local(fp, query=self.hybrid(fp, factors))
@@ -235,15 +264,21 @@ class ConcatFusion(nn.Module):
         self.fuse_act = NormAct(channels, act)
 
     def forward(self, fp: torch.Tensor, factors: Sequence[torch.Tensor]) -> torch.Tensor:
-        return self.fuse_act(concat_conv1x1(self.fuse.weight, None, [fp, *factors], fp.shape[-2:], align_corners=True))
+        return self.fuse_act(
+            concat_conv1x1(self.fuse.weight, None, [fp, *factors], fp.shape[-2:], align_corners=True)
+        )
 
 
 class SelfNonLocal(nn.Module):
     """The self-correlation baseline PP (paper Table 5): a standard non-local block on fp alone."""
 
-    def __init__(self, channels: int = 512, inter_channels: int = 256, subsample: int = 2, attention: str = "auto"):
+    def __init__(
+        self, channels: int = 512, inter_channels: int = 256, subsample: int = 2, attention: str = "auto"
+    ):
         super().__init__()
-        self.non_local = NonLocal2d(channels, inter_channels, subsample=subsample, scale=1.0, attention=attention)
+        self.non_local = NonLocal2d(
+            channels, inter_channels, subsample=subsample, scale=1.0, attention=attention
+        )
 
     def forward(self, fp: torch.Tensor, factors: Sequence[torch.Tensor] = ()) -> torch.Tensor:
         return self.non_local(fp)
@@ -307,8 +342,13 @@ class CorrPM(nn.Module):
         super().__init__()
         self.variant = effective_variant(variant, edge_weight, pose_weight)
         if self.variant != variant:
-            log.info("CorrPM variant %s with edge weight %s and pose weight %s builds variant %s (paper Table 6)",
-                     variant, edge_weight, pose_weight, self.variant)
+            log.info(
+                "CorrPM variant %s with edge weight %s and pose weight %s builds variant %s (paper Table 6)",
+                variant,
+                edge_weight,
+                pose_weight,
+                self.variant,
+            )
         spec = VARIANTS[self.variant]
         self.spec = spec
         self.num_classes = num_classes
@@ -316,15 +356,17 @@ class CorrPM(nn.Module):
             raise ValueError(
                 f"CorrPM variant {self.variant} has a pose branch, but the dataset has no keypoints (num_joints="
                 f"{num_joints}): train 'CorrPM without pose' with model.pose_weight=0 (paper Table 6), or give the "
-                "dataset keypoints and model.num_joints")
+                "dataset keypoints and model.num_joints"
+            )
         self.num_joints = num_joints if spec.pose else 0
 
         self.backbone = DilatedResNet(backbone, output_stride, pretrained, **dict(backbone_kwargs or {}))
         c2, c3, c4, c5 = self.backbone.channels
         # fp's own classifier: seg1, or the only one (seg2) in variant P
         seg1 = spec.fusion == "none" or seg1_weight != 0
-        self.parsing_encoder = ParsingEncoder(c5, c2, num_classes, channels, aspp_channels, aspp_rates, aspp_dropout,
-                                              act, classifier=seg1)
+        self.parsing_encoder = ParsingEncoder(
+            c5, c2, num_classes, channels, aspp_channels, aspp_rates, aspp_dropout, act, classifier=seg1
+        )
         self.edge_encoder = EdgeEncoder((c2, c3, c4), edge_channels, channels, act) if spec.edge else None
         self.pose_encoder = PoseEncoder(c5, num_joints, pose_channels, channels) if spec.pose else None
         n = len(spec.factors)
@@ -367,12 +409,12 @@ class CorrPM(nn.Module):
         out["seg2"] = self.classifier(fp2)
         return out
 
-
     def required_targets(self) -> list[str]:
         """The derived targets the built branches train on: CorrPM edges for the edge encoder, joint
         heatmaps (σ 7 at 1/4, paper §3.2) for the pose encoder."""
-        return (["semantic_edge"] if self.edge_encoder is not None else []) + \
-            (["pose_heatmaps"] if self.pose_encoder is not None else [])
+        return (["semantic_edge"] if self.edge_encoder is not None else []) + (
+            ["pose_heatmaps"] if self.pose_encoder is not None else []
+        )
 
     def data_requirements(self) -> dict:
         """What the built branches need from the data, checked by the datamodule before training: the
@@ -381,8 +423,10 @@ class CorrPM(nn.Module):
         "CorrPM without pose", paper Table 6)."""
         if self.pose_encoder is None:
             return {}
-        return {"keypoints": self.num_joints,
-                "hints": {"keypoints": "or train 'CorrPM without pose' (variant PB) with model.pose_weight=0"}}
+        return {
+            "keypoints": self.num_joints,
+            "hints": {"keypoints": "or train 'CorrPM without pose' (variant PB) with model.pose_weight=0"},
+        }
 
 
 def count_parameters(model: nn.Module) -> int:

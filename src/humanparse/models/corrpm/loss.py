@@ -32,7 +32,9 @@ class ClassBalancedEdgeLoss(nn.Module):
         neg = (target == 0).sum().float()
         n = (pos + neg).clamp(min=1.0)
         weight = torch.stack([pos / n, neg / n])  # [w_neg, w_pos]
-        total = F.cross_entropy(logits, target, weight=weight, ignore_index=self.ignore_index, reduction="sum")
+        total = F.cross_entropy(
+            logits, target, weight=weight, ignore_index=self.ignore_index, reduction="sum"
+        )
         denom = weight[0] * neg + weight[1] * pos  # 0 only when every weighted term is 0 as well
         return total / denom.clamp(min=1e-12)
 
@@ -48,9 +50,13 @@ class HeatmapMSE(nn.Module):
 
     def forward(self, pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
         if pred.shape[1] != target.shape[1]:
-            raise ValueError(f"the model predicts {pred.shape[1]} joint heatmaps but the targets have {target.shape[1]}; "
-                             "set model.num_joints to the dataset's joint count")
-        return F.mse_loss(upsample_to(pred, tuple(target.shape[-2:]), self.align_corners).float(), target.float())
+            raise ValueError(
+                f"the model predicts {pred.shape[1]} joint heatmaps but the targets have {target.shape[1]}; "
+                "set model.num_joints to the dataset's joint count"
+            )
+        return F.mse_loss(
+            upsample_to(pred, tuple(target.shape[-2:]), self.align_corners).float(), target.float()
+        )
 
 
 class CorrPMCriterion(nn.Module):
@@ -68,13 +74,28 @@ class CorrPMCriterion(nn.Module):
     as ``loss`` and each unweighted term under its output's name.
     """
 
-    def __init__(self, seg1_weight: float = 1.0, seg2_weight: float = 1.0, edge_weight: float = 2.0,
-                 pose_weight: float = 70.0, align_corners: bool = True, ignore_index: int = IGNORE_INDEX):
+    def __init__(
+        self,
+        seg1_weight: float = 1.0,
+        seg2_weight: float = 1.0,
+        edge_weight: float = 2.0,
+        pose_weight: float = 70.0,
+        align_corners: bool = True,
+        ignore_index: int = IGNORE_INDEX,
+    ):
         super().__init__()
-        self.weights = {"seg2": float(seg2_weight), "seg1": float(seg1_weight), "edge": float(edge_weight),
-                        "pose": float(pose_weight)}
-        self.seg = nn.ModuleDict({k: SegmentationCrossEntropy(k, ignore_index=ignore_index, align_corners=align_corners)
-                                  for k in ("seg1", "seg2")})
+        self.weights = {
+            "seg2": float(seg2_weight),
+            "seg1": float(seg1_weight),
+            "edge": float(edge_weight),
+            "pose": float(pose_weight),
+        }
+        self.seg = nn.ModuleDict(
+            {
+                k: SegmentationCrossEntropy(k, ignore_index=ignore_index, align_corners=align_corners)
+                for k in ("seg1", "seg2")
+            }
+        )
         self.edge = ClassBalancedEdgeLoss(align_corners, ignore_index)
         self.pose = HeatmapMSE(align_corners)
 
@@ -88,8 +109,10 @@ class CorrPMCriterion(nn.Module):
         key = "semantic_edge" if name == "edge" else "heatmaps"
         if key not in batch:
             maker = "SemanticEdges" if name == "edge" else "PoseHeatmaps"
-            raise KeyError(f"CorrPM's {name} loss needs batch[{key!r}]: add humanparse.data.targets.{maker} to "
-                           f"data.targets (as experiment=corrpm_lip does), or set its loss weight to 0")
+            raise KeyError(
+                f"CorrPM's {name} loss needs batch[{key!r}]: add humanparse.data.targets.{maker} to "
+                f"data.targets (as experiment=corrpm_lip does), or set its loss weight to 0"
+            )
         return (self.edge if name == "edge" else self.pose)(outputs[name], batch[key])
 
     def forward(self, outputs: dict[str, torch.Tensor], batch: dict) -> dict[str, torch.Tensor]:
@@ -102,5 +125,7 @@ class CorrPMCriterion(nn.Module):
             terms[name] = value.detach()
             total = w * value if total is None else total + w * value
         if total is None:
-            raise ValueError(f"no CorrPM loss term applies to the model outputs {sorted(outputs)} with weights {self.weights}")
+            raise ValueError(
+                f"no CorrPM loss term applies to the model outputs {sorted(outputs)} with weights {self.weights}"
+            )
         return {"loss": total, **terms}

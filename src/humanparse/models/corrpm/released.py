@@ -37,8 +37,14 @@ import torch
 
 from humanparse.models.released import ReleasedFormat
 
-_STEM = (("conv1.", "backbone.body.conv1.0."), ("bn1.", "backbone.body.conv1.1."), ("conv2.", "backbone.body.conv1.3."),
-         ("bn2.", "backbone.body.conv1.4."), ("conv3.", "backbone.body.conv1.6."), ("bn3.", "backbone.body.bn1."))
+_STEM = (
+    ("conv1.", "backbone.body.conv1.0."),
+    ("bn1.", "backbone.body.conv1.1."),
+    ("conv2.", "backbone.body.conv1.3."),
+    ("bn2.", "backbone.body.conv1.4."),
+    ("conv3.", "backbone.body.conv1.6."),
+    ("bn3.", "backbone.body.bn1."),
+)
 _TRUNK = tuple((f"layer{i}.", f"backbone.body.layer{i}.") for i in range(1, 5))
 _ASPP = (
     ("layer5.conv1.1.", "parsing_encoder.aspp.branches.0.conv.0."),  # conv1 = (pool, conv, ABN)
@@ -76,8 +82,18 @@ DEAD = ("layer6.conv1.", "layer6.conv2.", "edge_layer.conv4.")
 # the only plain nn.BatchNorm2d layers of the released net (SimpleBaseline's pose deconvolutions)
 PLAIN_BN = ("pose_layer.deconv_layers.1.", "pose_layer.deconv_layers.4.")
 _ABN_WEIGHT_MODULES = (
-    ("bn1", "bn2", "bn3", "layer5.conv1.2", "layer5.bottleneck.1", "layer6.conv3.1", "conv_fuse.1", "nl_SEP.W.1")
-    + tuple(f"layer5.conv{i}.1" for i in range(2, 6)) + tuple(f"edge_layer.conv{i}.1" for i in range(1, 4))
+    (
+        "bn1",
+        "bn2",
+        "bn3",
+        "layer5.conv1.2",
+        "layer5.bottleneck.1",
+        "layer6.conv3.1",
+        "conv_fuse.1",
+        "nl_SEP.W.1",
+    )
+    + tuple(f"layer5.conv{i}.1" for i in range(2, 6))
+    + tuple(f"edge_layer.conv{i}.1" for i in range(1, 4))
 )
 
 

@@ -15,5 +15,15 @@ from humanparse.models.densepose.densepose_rcnn import (
     pack_targets,
 )
 
-__all__ = ["PRESETS", "DensePoseBranch", "DensePoseDecoder", "DensePoseHead", "DensePosePredictor", "DensePoseRCNN",
-           "DensePoseTargets", "densepose_iuv", "densepose_losses", "pack_targets"]
+__all__ = [
+    "PRESETS",
+    "DensePoseBranch",
+    "DensePoseDecoder",
+    "DensePoseHead",
+    "DensePosePredictor",
+    "DensePoseRCNN",
+    "DensePoseTargets",
+    "densepose_iuv",
+    "densepose_losses",
+    "pack_targets",
+]

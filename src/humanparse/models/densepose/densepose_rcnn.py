@@ -49,12 +49,24 @@ NUM_PATCHES = 24  # surface charts; the fine outputs have 25 channels (backgroun
 PRESETS: dict[str, dict] = {
     # Detectron1: POOLER 14, HEATMAP 56, AnnIndex 15 (hard-coded in body_uv_rcnn_heads.py), weights from
     # configs/DensePose_ResNet50_FPN_s1x-e2e.yaml (INDEX_WEIGHTS 2.0, PART_WEIGHTS 0.3, POINT_REGRESSION_WEIGHTS 0.1)
-    "original": {"pooler_resolution": 14, "num_coarse": 15, "decoder": False, "aligned": False,
-                 "weights": (2.0, 0.3, 0.1), "init": "detectron1"},
+    "original": {
+        "pooler_resolution": 14,
+        "num_coarse": 15,
+        "decoder": False,
+        "aligned": False,
+        "weights": (2.0, 0.3, 0.1),
+        "init": "detectron1",
+    },
     # detectron2 densepose/config.py defaults + Base-DensePose-RCNN-FPN.yaml: POOLER 28 (ROIAlignV2), HEATMAP 112,
     # NUM_COARSE_SEGM_CHANNELS 2, DECODER_ON, INDEX_WEIGHTS 5.0, PART_WEIGHTS 1.0, POINT_REGRESSION_WEIGHTS 0.01
-    "detectron2": {"pooler_resolution": 28, "num_coarse": 2, "decoder": True, "aligned": True,
-                   "weights": (5.0, 1.0, 0.01), "init": "detectron2"},
+    "detectron2": {
+        "pooler_resolution": 28,
+        "num_coarse": 2,
+        "decoder": True,
+        "aligned": True,
+        "weights": (5.0, 1.0, 0.01),
+        "init": "detectron2",
+    },
 }
 
 
@@ -64,15 +76,24 @@ class DensePoseDecoder(nn.Module):
     max(1, log2(stride / 4)) × (conv3x3 + ReLU [+ ×2 bilinear upsampling while above stride 4]), the
     levels summed, then a 1×1 projection. No normalisation (``DECODER_NORM ""``), so the convs have biases."""
 
-    def __init__(self, in_channels: int = 256, conv_dims: int = 256, out_channels: int = 256,
-                 strides: Sequence[int] = (4, 8, 16, 32), common_stride: int = 4):
+    def __init__(
+        self,
+        in_channels: int = 256,
+        conv_dims: int = 256,
+        out_channels: int = 256,
+        strides: Sequence[int] = (4, 8, 16, 32),
+        common_stride: int = 4,
+    ):
         super().__init__()
         self.scale_heads = nn.ModuleList()
         for stride in strides:
             ops: list[nn.Module] = []
             length = max(1, int(math.log2(stride) - math.log2(common_stride)))
             for k in range(length):
-                ops += [nn.Conv2d(in_channels if k == 0 else conv_dims, conv_dims, 3, padding=1), nn.ReLU(inplace=True)]
+                ops += [
+                    nn.Conv2d(in_channels if k == 0 else conv_dims, conv_dims, 3, padding=1),
+                    nn.ReLU(inplace=True),
+                ]
                 if stride != common_stride:
                     ops.append(nn.Upsample(scale_factor=2, mode="bilinear", align_corners=False))
             self.scale_heads.append(nn.Sequential(*ops))
@@ -114,8 +135,13 @@ class DensePosePredictor(nn.Module):
     fine I, U, V with 25 channels) each followed by ×2 bilinear upsampling (detectron2 ``predictors/chart.py``;
     Detectron1 uses a fixed bilinear ConvTranspose blob for the same ×2)."""
 
-    def __init__(self, in_channels: int = 512, num_coarse: int = 2, num_patches: int = NUM_PATCHES,
-                 init: str = "detectron2"):
+    def __init__(
+        self,
+        in_channels: int = 512,
+        num_coarse: int = 2,
+        num_patches: int = NUM_PATCHES,
+        init: str = "detectron2",
+    ):
         super().__init__()
         k = num_patches + 1
         self.ann_index_lowres = nn.ConvTranspose2d(in_channels, num_coarse, 4, stride=2, padding=1)
@@ -133,8 +159,12 @@ class DensePosePredictor(nn.Module):
         def up(t: Tensor) -> Tensor:
             return F.interpolate(t, scale_factor=2, mode="bilinear", align_corners=False)
 
-        return {"coarse": up(self.ann_index_lowres(x)), "fine": up(self.index_uv_lowres(x)),
-                "u": up(self.u_lowres(x)), "v": up(self.v_lowres(x))}
+        return {
+            "coarse": up(self.ann_index_lowres(x)),
+            "fine": up(self.index_uv_lowres(x)),
+            "u": up(self.u_lowres(x)),
+            "v": up(self.v_lowres(x)),
+        }
 
 
 # --- training targets ---------------------------------------------------------------------------------
@@ -163,8 +193,9 @@ def xyxy_to_xywh(b: Tensor) -> Tensor:
     return torch.cat([b[:, :2], b[:, 2:] - b[:, :2]], dim=1)
 
 
-def select_densepose_rois(proposals: Tensor, labels: Tensor, gt_boxes: Tensor, has_points: Tensor,
-                          iou_threshold: float = 0.7) -> tuple[Tensor, Tensor]:
+def select_densepose_rois(
+    proposals: Tensor, labels: Tensor, gt_boxes: Tensor, has_points: Tensor, iou_threshold: float = 0.7
+) -> tuple[Tensor, Tensor]:
     """Head RoIs of one image: foreground proposals (``labels > 0``) whose IoU with a GT that has dense
     points exceeds ``iou_threshold``, each matched to that GT (highest IoU among those; Detectron1
     ``body_uv_rcnn.py``: ``fg_polys_value > 0.7``). Returns (proposal indices, GT indices)."""
@@ -179,8 +210,9 @@ def select_densepose_rois(proposals: Tensor, labels: Tensor, gt_boxes: Tensor, h
     return fg[keep], dp_gt[arg[keep]]
 
 
-def map_points_to_grid(p: Tensor, gt0: Tensor, gt_size: Tensor, roi0: Tensor, roi_size: Tensor,
-                       size: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+def map_points_to_grid(
+    p: Tensor, gt0: Tensor, gt_size: Tensor, roi0: Tensor, roi_size: Tensor, size: int
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """One axis of the point mapping (detectron2 ``losses/utils.py`` ``_linear_interpolation_utilities``):
     image v = gt0 + p·gt_size/256; grid g = (v − roi0)·size/roi_size; a point is valid when
     0 ≤ v − roi0 < roi_size (points in [size − 1, size) are kept, detectron2 behaviour). Returns the lower
@@ -233,8 +265,12 @@ class PointSampler:
             def at(yy: Tensor, xx: Tensor) -> Tensor:
                 return z[r, c, yy, xx]
 
-        return (at(yl, xl) * (1 - wx) * (1 - wy) + at(yl, xh) * wx * (1 - wy)
-                + at(yh, xl) * (1 - wx) * wy + at(yh, xh) * wx * wy)
+        return (
+            at(yl, xl) * (1 - wx) * (1 - wy)
+            + at(yl, xh) * wx * (1 - wy)
+            + at(yh, xl) * (1 - wx) * wy
+            + at(yh, xh) * wx * wy
+        )
 
 
 def resample_coarse(coarse: Tensor, gt_boxes: Tensor, roi_boxes: Tensor, size: int) -> Tensor:
@@ -259,8 +295,12 @@ def resample_coarse(coarse: Tensor, gt_boxes: Tensor, roi_boxes: Tensor, size: i
     return out * (iny[:, :, None] & inx[:, None, :]).to(out.dtype)
 
 
-def densepose_losses(outputs: dict[str, Tensor], t: DensePoseTargets, weights: Sequence[float] = (2.0, 0.3, 0.1),
-                     num_coarse: int = 15) -> dict[str, Tensor]:
+def densepose_losses(
+    outputs: dict[str, Tensor],
+    t: DensePoseTargets,
+    weights: Sequence[float] = (2.0, 0.3, 0.1),
+    num_coarse: int = 15,
+) -> dict[str, Tensor]:
     """``loss_densepose_{S,I,U,V}`` (paper §3.1; detectron2 ``DensePoseChartLoss``):
 
     * I: cross-entropy over the 25 fine classes at the valid points (mean), weight ``weights[1]``;
@@ -271,8 +311,12 @@ def densepose_losses(outputs: dict[str, Tensor], t: DensePoseTargets, weights: S
     Without any valid point every term is 0 and still attached to the graph (no NaN)."""
     w_s, w_i, w_uv = weights
     zero = {k: outputs[k].sum() * 0.0 for k in ("coarse", "fine", "u", "v")}
-    losses = {"loss_densepose_S": zero["coarse"], "loss_densepose_I": zero["fine"],
-              "loss_densepose_U": zero["u"], "loss_densepose_V": zero["v"]}
+    losses = {
+        "loss_densepose_S": zero["coarse"],
+        "loss_densepose_I": zero["fine"],
+        "loss_densepose_U": zero["u"],
+        "loss_densepose_V": zero["v"],
+    }
     size = outputs["fine"].shape[-1]
     if t.num_rois == 0:
         return losses
@@ -285,8 +329,12 @@ def densepose_losses(outputs: dict[str, Tensor], t: DensePoseTargets, weights: S
         if bool(fg.any()):
             u = sampler.sample(outputs["u"], t.i)[fg]
             v = sampler.sample(outputs["v"], t.i)[fg]
-            losses["loss_densepose_U"] = F.smooth_l1_loss(u, t.u[sampler.valid][fg], reduction="sum", beta=1.0) * w_uv
-            losses["loss_densepose_V"] = F.smooth_l1_loss(v, t.v[sampler.valid][fg], reduction="sum", beta=1.0) * w_uv
+            losses["loss_densepose_U"] = (
+                F.smooth_l1_loss(u, t.u[sampler.valid][fg], reduction="sum", beta=1.0) * w_uv
+            )
+            losses["loss_densepose_V"] = (
+                F.smooth_l1_loss(v, t.v[sampler.valid][fg], reduction="sum", beta=1.0) * w_uv
+            )
     if t.coarse is not None and bool(t.has_coarse.any()):
         m = t.has_coarse
         with torch.no_grad():
@@ -313,7 +361,9 @@ def densepose_iuv(coarse: Tensor, fine: Tensor, u: Tensor, v: Tensor, box_xyxy: 
     fg = labels > 0
     uu, vv = uu * fg, vv * fg
     # truncation to uint8 after clamping (detectron2 ``quantize_densepose_chart_result``)
-    return torch.stack([labels.float(), (uu * 255.0).clamp(0, 255), (vv * 255.0).clamp(0, 255)]).to(torch.uint8)
+    return torch.stack([labels.float(), (uu * 255.0).clamp(0, 255), (vv * 255.0).clamp(0, 255)]).to(
+        torch.uint8
+    )
 
 
 # --- the branch ----------------------------------------------------------------------------------------
@@ -321,8 +371,14 @@ class DecoderRoIAlign(nn.Module):
     """detectron2 preset pooler: the Panoptic-FPN decoder merges the FPN levels into one stride-4 map and
     ``ROIAlignV2`` (RoIAlign with the half-pixel offset, ``aligned=True``) pools every RoI from it."""
 
-    def __init__(self, featmap_names: Sequence[str], output_size: int, sampling_ratio: int, aligned: bool = True,
-                 in_channels: int = 256):
+    def __init__(
+        self,
+        featmap_names: Sequence[str],
+        output_size: int,
+        sampling_ratio: int,
+        aligned: bool = True,
+        in_channels: int = 256,
+    ):
         super().__init__()
         self.featmap_names = [str(n) for n in featmap_names]
         self.output_size = int(output_size)
@@ -330,11 +386,19 @@ class DecoderRoIAlign(nn.Module):
         self.aligned = aligned
         self.decoder = DensePoseDecoder(in_channels, in_channels, in_channels)
 
-    def forward(self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]) -> Tensor:
+    def forward(
+        self, features: dict[str, Tensor], boxes: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> Tensor:
         fmap = self.decoder([features[n] for n in self.featmap_names])
         # the decoder map has the stride of P2 (detectron2 DECODER_COMMON_STRIDE 4)
-        return roi_align(fmap, boxes, self.output_size, spatial_scale=0.25, sampling_ratio=self.sampling_ratio,
-                         aligned=self.aligned)
+        return roi_align(
+            fmap,
+            boxes,
+            self.output_size,
+            spatial_scale=0.25,
+            sampling_ratio=self.sampling_ratio,
+            aligned=self.aligned,
+        )
 
 
 class CascadeRefinement(nn.Module):
@@ -344,7 +408,14 @@ class CascadeRefinement(nn.Module):
     stage-1 logits (mask, keypoint heatmaps), all resized to the RoI grid, and the RoI feature] →
     conv1x1 → ``num_convs`` × (conv3x3 + ReLU) → the same predictors as stage 1."""
 
-    def __init__(self, in_channels: int, dim: int = 512, num_convs: int = 4, num_coarse: int = 15, init: str = "detectron2"):
+    def __init__(
+        self,
+        in_channels: int,
+        dim: int = 512,
+        num_convs: int = 4,
+        num_coarse: int = 15,
+        init: str = "detectron2",
+    ):
         super().__init__()
         self.reduce = nn.Conv2d(in_channels, dim, 1)
         nn.init.kaiming_normal_(self.reduce.weight, mode="fan_out", nonlinearity="relu")
@@ -379,14 +450,30 @@ class DensePoseBranch(RoIBranch):
             ``pooler_resolution=32`` (ERR)).
     """
 
-    def __init__(self, preset: str = "original", in_channels: int = 256,
-                 featmap_names: Sequence[str] = ("0", "1", "2", "3"), pooler_resolution: int | None = None,
-                 sampling_ratio: int = 2, num_coarse: int | None = None, decoder: bool | None = None,
-                 aligned: bool | None = None, loss_weights: Sequence[float] | None = None, head_dim: int = 512,
-                 num_convs: int = 8, fg_iou_threshold: float = 0.7, max_rois_per_image: int | None = None,
-                 init: str | None = None, cascade: bool = False, aux_tasks: Sequence[str] = (),
-                 cascade_convs: int = 4, supervision: str = "sparse", teacher=None, head_type: str = "v1convx",
-                 parsing_head: Mapping | None = None):
+    def __init__(
+        self,
+        preset: str = "original",
+        in_channels: int = 256,
+        featmap_names: Sequence[str] = ("0", "1", "2", "3"),
+        pooler_resolution: int | None = None,
+        sampling_ratio: int = 2,
+        num_coarse: int | None = None,
+        decoder: bool | None = None,
+        aligned: bool | None = None,
+        loss_weights: Sequence[float] | None = None,
+        head_dim: int = 512,
+        num_convs: int = 8,
+        fg_iou_threshold: float = 0.7,
+        max_rois_per_image: int | None = None,
+        init: str | None = None,
+        cascade: bool = False,
+        aux_tasks: Sequence[str] = (),
+        cascade_convs: int = 4,
+        supervision: str = "sparse",
+        teacher=None,
+        head_type: str = "v1convx",
+        parsing_head: Mapping | None = None,
+    ):
         super().__init__()
         if preset not in PRESETS:
             raise ValueError(f"DensePose head preset must be one of {sorted(PRESETS)}, got {preset!r}")
@@ -394,11 +481,15 @@ class DensePoseBranch(RoIBranch):
             raise ValueError(f"DensePose supervision must be 'sparse' or 'distilled', got {supervision!r}")
         if supervision == "distilled":
             if teacher is None:
-                raise ValueError("DensePose supervision=distilled needs teacher=<cached teacher outputs (.pt)>")
+                raise ValueError(
+                    "DensePose supervision=distilled needs teacher=<cached teacher outputs (.pt)>"
+                )
             if not hasattr(teacher, "targets"):
                 from humanparse.models.densepose.distill import TeacherTargets
 
-                teacher = TeacherTargets(**teacher) if isinstance(teacher, Mapping) else TeacherTargets(teacher)
+                teacher = (
+                    TeacherTargets(**teacher) if isinstance(teacher, Mapping) else TeacherTargets(teacher)
+                )
         p = PRESETS[preset]
         self.preset = preset
         self.pooler_resolution = int(pooler_resolution or p["pooler_resolution"])
@@ -436,11 +527,19 @@ class DensePoseBranch(RoIBranch):
         if bad:
             raise ValueError(f"DensePose cascade aux_tasks must be among {sorted(AUX_CHANNELS)}, got {bad}")
         if self.aux_tasks and not cascade:
-            raise ValueError("aux_tasks feed the cascade's second stage: set cascade=true (multi-task training "
-                             "without a cascade = add the mask / keypoint branches to the detector)")
+            raise ValueError(
+                "aux_tasks feed the cascade's second stage: set cascade=true (multi-task training "
+                "without a cascade = add the mask / keypoint branches to the detector)"
+            )
         self.cascade = None
         if cascade:
-            c_in = head_dim + in_channels + self.num_coarse + 3 * (NUM_PATCHES + 1) + sum(AUX_CHANNELS[a] for a in self.aux_tasks)
+            c_in = (
+                head_dim
+                + in_channels
+                + self.num_coarse
+                + 3 * (NUM_PATCHES + 1)
+                + sum(AUX_CHANNELS[a] for a in self.aux_tasks)
+            )
             self.cascade = CascadeRefinement(c_in, head_dim, cascade_convs, self.num_coarse, init)
         self._aux: dict[str, RoIBranch] = {}
 
@@ -456,8 +555,9 @@ class DensePoseBranch(RoIBranch):
             raise ValueError(f"DensePose cascade aux_tasks {missing} need the detector's {missing} branch")
         self._aux = {a: branches[a] for a in self.aux_tasks}
 
-    def forward_rois(self, features: dict[str, Tensor], rois: list[Tensor],
-                     image_shapes: list[tuple[int, int]]) -> dict[str, Tensor]:
+    def forward_rois(
+        self, features: dict[str, Tensor], rois: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> dict[str, Tensor]:
         """``coarse``, ``fine``, ``u``, ``v`` (R, K, S, S) of the last stage, ``stage1`` (the first stage's
         maps) when cascading, and the head feature ``feature`` (R, 512, S/4, S/4)."""
         x = self.pooler(features, rois, image_shapes)
@@ -481,12 +581,14 @@ class DensePoseBranch(RoIBranch):
         return second
 
     # training
-    def select(self, proposals: list[Tensor], matched_idxs: list[Tensor], labels: list[Tensor],
-               targets: list[dict]) -> tuple[list[Tensor], list[Tensor]]:
+    def select(
+        self, proposals: list[Tensor], matched_idxs: list[Tensor], labels: list[Tensor], targets: list[dict]
+    ) -> tuple[list[Tensor], list[Tensor]]:
         rois, matched = [], []
         for props, labs, tgt in zip(proposals, labels, targets):
-            has_points = torch.as_tensor([points_count(d) > 0 for d in _dp_list(tgt)], dtype=torch.bool,
-                                         device=props.device)
+            has_points = torch.as_tensor(
+                [points_count(d) > 0 for d in _dp_list(tgt)], dtype=torch.bool, device=props.device
+            )
             keep, gidx = select_densepose_rois(props, labs, tgt["boxes"], has_points, self.fg_iou_threshold)
             if self.max_rois_per_image is not None and len(keep) > self.max_rois_per_image:
                 perm = torch.randperm(len(keep), device="cpu")[: self.max_rois_per_image].to(keep.device)
@@ -495,7 +597,9 @@ class DensePoseBranch(RoIBranch):
             matched.append(gidx)
         return rois, matched
 
-    def pack_targets(self, rois: list[Tensor], targets: list[dict], matched: list[Tensor]) -> DensePoseTargets:
+    def pack_targets(
+        self, rois: list[Tensor], targets: list[dict], matched: list[Tensor]
+    ) -> DensePoseTargets:
         """The points and coarse maps of the matched GTs, packed for :func:`densepose_losses`."""
         return pack_targets(rois, targets, matched)
 
@@ -507,7 +611,9 @@ class DensePoseBranch(RoIBranch):
             return self.zero_loss(features, image_shapes, names)
         out = self.forward_rois(features, rois, image_shapes)
         packed = pack_targets(rois, targets, matched)
-        if self.supervision == "distilled":  # teacher points for I/U/V (paper §3.3), dp_masks for the coarse head
+        if (
+            self.supervision == "distilled"
+        ):  # teacher points for I/U/V (paper §3.3), dp_masks for the coarse head
             dense = self.teacher.targets(rois, targets, matched, self.output_size)
             dense.coarse, dense.has_coarse = packed.coarse, packed.has_coarse
             packed = dense
@@ -535,7 +641,7 @@ class DensePoseBranch(RoIBranch):
         for d in detections:
             n = len(d["boxes"])
             for key in ("coarse", "fine", "u", "v"):
-                d[f"densepose_{key}"] = out[key][start:start + n]
+                d[f"densepose_{key}"] = out[key][start : start + n]
             start += n
 
 
@@ -567,13 +673,25 @@ def pack_targets(rois: list[Tensor], targets: list[dict], matched: list[Tensor])
             d = dps[g]
             n = points_count(d)
             pr.append(torch.full((n,), offset + k, dtype=torch.int64, device=dev))
-            for acc, key, dtype in ((px, "x", torch.float32), (py, "y", torch.float32), (pi, "I", torch.int64),
-                                    (pu, "U", torch.float32), (pv, "V", torch.float32)):
-                acc.append(torch.as_tensor(d[key], device=dev).to(dtype) if n else torch.zeros(0, dtype=dtype, device=dev))
+            for acc, key, dtype in (
+                (px, "x", torch.float32),
+                (py, "y", torch.float32),
+                (pi, "I", torch.int64),
+                (pu, "U", torch.float32),
+                (pv, "V", torch.float32),
+            ):
+                acc.append(
+                    torch.as_tensor(d[key], device=dev).to(dtype)
+                    if n
+                    else torch.zeros(0, dtype=dtype, device=dev)
+                )
             c = None if d is None else d.get("coarse")
             has_coarse.append(c is not None)
-            coarse.append(torch.zeros((256, 256), dtype=torch.int64, device=dev) if c is None
-                          else torch.as_tensor(c, device=dev).long())
+            coarse.append(
+                torch.zeros((256, 256), dtype=torch.int64, device=dev)
+                if c is None
+                else torch.as_tensor(c, device=dev).long()
+            )
         offset += len(r)
 
     def cat(xs: list[Tensor], dtype) -> Tensor:
@@ -582,9 +700,15 @@ def pack_targets(rois: list[Tensor], targets: list[dict], matched: list[Tensor])
     return DensePoseTargets(
         roi_boxes=torch.cat(roi_boxes) if roi_boxes else torch.zeros((0, 4), device=dev),
         gt_boxes=torch.cat(gt_boxes) if gt_boxes else torch.zeros((0, 4), device=dev),
-        point_roi=cat(pr, torch.int64), x=cat(px, torch.float32), y=cat(py, torch.float32), i=cat(pi, torch.int64),
-        u=cat(pu, torch.float32), v=cat(pv, torch.float32), coarse=torch.stack(coarse) if coarse else None,
-        has_coarse=torch.as_tensor(has_coarse, dtype=torch.bool, device=dev))
+        point_roi=cat(pr, torch.int64),
+        x=cat(px, torch.float32),
+        y=cat(py, torch.float32),
+        i=cat(pi, torch.int64),
+        u=cat(pu, torch.float32),
+        v=cat(pv, torch.float32),
+        coarse=torch.stack(coarse) if coarse else None,
+        has_coarse=torch.as_tensor(has_coarse, dtype=torch.bool, device=dev),
+    )
 
 
 # --- the detector ------------------------------------------------------------------------------------
@@ -606,10 +730,19 @@ class DensePoseRCNN(HumanRCNN):
         **detector: :class:`~humanparse.models.rcnn.HumanRCNN` arguments (backbone, RPN, box branch).
     """
 
-    def __init__(self, densepose: DensePoseBranch | Mapping | None = None, multitask: Sequence[str] = (),
-                 extra_branches: Mapping[str, RoIBranch] | None = None, ignore_crowd: bool = True,
-                 box_detections_per_img: int = 20, num_keypoints: int = 17, init: str | None = None,
-                 weights: str | None = None, multitask_layers: Mapping[str, Sequence[int]] | None = None, **detector):
+    def __init__(
+        self,
+        densepose: DensePoseBranch | Mapping | None = None,
+        multitask: Sequence[str] = (),
+        extra_branches: Mapping[str, RoIBranch] | None = None,
+        ignore_crowd: bool = True,
+        box_detections_per_img: int = 20,
+        num_keypoints: int = 17,
+        init: str | None = None,
+        weights: str | None = None,
+        multitask_layers: Mapping[str, Sequence[int]] | None = None,
+        **detector,
+    ):
         branches: dict[str, RoIBranch] = {}
         multitask = [str(m) for m in multitask]
         bad = [m for m in multitask if m not in ("mask", "keypoints")]
@@ -620,7 +753,9 @@ class DensePoseRCNN(HumanRCNN):
         if "mask" in multitask:
             branches["mask"] = MaskBranch(fpn, layers=tuple(widths.get("mask", (256,) * 4)))
         if "keypoints" in multitask:
-            branches["keypoints"] = KeypointBranch(fpn, num_keypoints, layers=tuple(widths.get("keypoints", (512,) * 8)))
+            branches["keypoints"] = KeypointBranch(
+                fpn, num_keypoints, layers=tuple(widths.get("keypoints", (512,) * 8))
+            )
         for name, b in dict(extra_branches or {}).items():
             branches[str(name)] = b
         if not isinstance(densepose, DensePoseBranch):
@@ -650,7 +785,9 @@ class DensePoseRCNN(HumanRCNN):
             t = dict(t)
             n = len(t["boxes"])
             if t.get("bbox") is not None and len(t["bbox"]) == n and n:
-                b = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in t["bbox"]]).to(t["boxes"].device)
+                b = torch.stack([torch.as_tensor(x, dtype=torch.float32) for x in t["bbox"]]).to(
+                    t["boxes"].device
+                )
                 t["boxes"] = torch.cat([b[:, :2], b[:, :2] + b[:, 2:]], dim=1)
             if self.ignore_crowd and t.get("iscrowd") is not None and n:
                 keep = [i for i, c in enumerate(t["iscrowd"]) if not int(c)]

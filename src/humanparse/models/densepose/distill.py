@@ -39,20 +39,30 @@ def load_teacher_cache(path: str | os.PathLike) -> dict[int, dict]:
     """``{annotation id: {"bbox": (4,) float64, "iuv": (3, 256, 256) uint8}}``; a bad file raises one clear error."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: DensePose teacher cache not found (supervision=distilled needs the cached "
-                                "teacher outputs, see humanparse.models.densepose.distill)")
+        raise FileNotFoundError(
+            f"{path}: DensePose teacher cache not found (supervision=distilled needs the cached "
+            "teacher outputs, see humanparse.models.densepose.distill)"
+        )
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as e:  # noqa: BLE001 - any unpickling failure is one error naming the file
         raise ValueError(f"{path}: not a readable DensePose teacher cache ({type(e).__name__}: {e})") from e
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT or not isinstance(data.get("persons"), dict):
-        raise ValueError(f"{path}: not a DensePose teacher cache (expected a dict with format={CACHE_FORMAT!r} and "
-                         "'persons')")
+    if (
+        not isinstance(data, dict)
+        or data.get("format") != CACHE_FORMAT
+        or not isinstance(data.get("persons"), dict)
+    ):
+        raise ValueError(
+            f"{path}: not a DensePose teacher cache (expected a dict with format={CACHE_FORMAT!r} and "
+            "'persons')"
+        )
     out = {}
     for aid, rec in data["persons"].items():
         iuv = torch.as_tensor(rec["iuv"])
         if iuv.shape != (3, 256, 256) or iuv.dtype != torch.uint8:
-            raise ValueError(f"{path}: person {aid}: iuv must be uint8 (3, 256, 256), got {tuple(iuv.shape)} {iuv.dtype}")
+            raise ValueError(
+                f"{path}: person {aid}: iuv must be uint8 (3, 256, 256), got {tuple(iuv.shape)} {iuv.dtype}"
+            )
         out[int(aid)] = {"bbox": np.asarray(rec["bbox"], dtype=np.float64).reshape(4), "iuv": iuv.numpy()}
     return out
 
@@ -61,9 +71,19 @@ def save_teacher_cache(path: str | os.PathLike, persons: dict[int, dict]) -> Pat
     """Write a cache (``persons``: annotation id → ``bbox`` [x, y, w, h], ``iuv`` uint8 (3, 256, 256))."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"format": CACHE_FORMAT, "persons": {int(k): {"bbox": torch.as_tensor(np.asarray(v["bbox"], np.float64)),
-                                                             "iuv": torch.as_tensor(np.asarray(v["iuv"], np.uint8))}
-                                                    for k, v in persons.items()}}, path)
+    torch.save(
+        {
+            "format": CACHE_FORMAT,
+            "persons": {
+                int(k): {
+                    "bbox": torch.as_tensor(np.asarray(v["bbox"], np.float64)),
+                    "iuv": torch.as_tensor(np.asarray(v["iuv"], np.uint8)),
+                }
+                for k, v in persons.items()
+            },
+        },
+        path,
+    )
     return path
 
 
@@ -72,7 +92,9 @@ def load_uv_symmetry_tables(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
     ``V_transforms``, indexed [⌊V·255⌋, ⌊U·255⌋])."""
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: UV_symmetry_transforms.mat not found (needed to mirror teacher targets)")
+        raise FileNotFoundError(
+            f"{path}: UV_symmetry_transforms.mat not found (needed to mirror teacher targets)"
+        )
     try:
         mat = scipy.io.loadmat(path)
         tables = []
@@ -80,7 +102,9 @@ def load_uv_symmetry_tables(path: str | os.PathLike) -> tuple[np.ndarray, np.nda
             cell = mat[key]
             tables.append(np.stack([np.asarray(cell[0, i], dtype=np.float32) for i in range(24)]))
     except (KeyError, ValueError, IndexError, TypeError) as e:
-        raise ValueError(f"{path}: not a UV symmetry file with 1x24 cells U_transforms / V_transforms ({e})") from e
+        raise ValueError(
+            f"{path}: not a UV symmetry file with 1x24 cells U_transforms / V_transforms ({e})"
+        ) from e
     if tables[0].shape != (24, 256, 256):
         raise ValueError(f"{path}: U_transforms must hold 24 arrays of 256x256, got {tables[0].shape}")
     return tables[0], tables[1]
@@ -94,7 +118,9 @@ class TeacherTargets:
         self.persons = load_teacher_cache(cache) if isinstance(cache, (str, os.PathLike)) else dict(cache)
         self.symmetry = load_uv_symmetry_tables(uv_symmetry) if uv_symmetry else None
 
-    def targets(self, rois: list[Tensor], targets: list[dict], matched: list[Tensor], size: int) -> DensePoseTargets:
+    def targets(
+        self, rois: list[Tensor], targets: list[dict], matched: list[Tensor], size: int
+    ) -> DensePoseTargets:
         """Dense points of the head RoIs (``size`` = the output grid); ``targets[i]`` needs ``boxes``,
         ``person_ids`` (annotation ids, the cache keys) and ``meta`` (the sample's ``affine`` / ``flipped``)."""
         dev = rois[0].device if rois else torch.device("cpu")
@@ -107,8 +133,10 @@ class TeacherTargets:
             affine = np.asarray(meta.get("affine", np.eye(3)), dtype=np.float64)
             flipped = bool(meta.get("flipped", False))
             if flipped and self.symmetry is None:
-                raise ValueError("distilled DensePose supervision on a mirrored sample needs uv_symmetry="
-                                 "<UV_symmetry_transforms.mat> to mirror the teacher's U/V")
+                raise ValueError(
+                    "distilled DensePose supervision on a mirrored sample needs uv_symmetry="
+                    "<UV_symmetry_transforms.mat> to mirror the teacher's U/V"
+                )
             inv = np.linalg.inv(affine)
             ids = tgt.get("person_ids")
             roi_boxes.append(xyxy_to_xywh(r))
@@ -161,6 +189,12 @@ class TeacherTargets:
         return DensePoseTargets(
             roi_boxes=torch.cat(roi_boxes) if roi_boxes else torch.zeros((0, 4), device=dev),
             gt_boxes=torch.cat(gt_boxes) if gt_boxes else torch.zeros((0, 4), device=dev),
-            point_roi=cat(pr, torch.int64), x=cat(px, torch.float32), y=cat(py, torch.float32), i=cat(pi, torch.int64),
-            u=cat(pu, torch.float32), v=cat(pv, torch.float32), coarse=None,
-            has_coarse=torch.zeros(n_roi, dtype=torch.bool, device=dev))
+            point_roi=cat(pr, torch.int64),
+            x=cat(px, torch.float32),
+            y=cat(py, torch.float32),
+            i=cat(pi, torch.int64),
+            u=cat(pu, torch.float32),
+            v=cat(pv, torch.float32),
+            coarse=None,
+            has_coarse=torch.zeros(n_roi, dtype=torch.bool, device=dev),
+        )

@@ -41,7 +41,9 @@ def clip_boxes(boxes: Tensor, size: tuple[int, int]) -> Tensor:
     return out
 
 
-def detection_instances(det: dict, affine, orig_size: tuple[int, int], score_threshold: float = 0.0) -> list[dict]:
+def detection_instances(
+    det: dict, affine, orig_size: tuple[int, int], score_threshold: float = 0.0
+) -> list[dict]:
     """One image's detection dict (``boxes`` in input pixels, ``scores``, ``labels``, ``densepose_*`` maps,
     optional ``keypoints``) → the task contract's instances, in original pixels: ``score``, ``box``
     [x1, y1, x2, y2], ``label``, ``densepose`` {``iuv`` uint8 (3, h, w), ``box`` [x, y, w, h] ints} with
@@ -58,10 +60,18 @@ def detection_instances(det: dict, affine, orig_size: tuple[int, int], score_thr
         box = boxes[k]
         inst = {"score": score, "box": [float(c) for c in box], "label": int(det["labels"][k])}
         if "densepose_fine" in det:
-            iuv = densepose_iuv(det["densepose_coarse"][k], det["densepose_fine"][k], det["densepose_u"][k],
-                                det["densepose_v"][k], box.tolist())
+            iuv = densepose_iuv(
+                det["densepose_coarse"][k],
+                det["densepose_fine"][k],
+                det["densepose_u"][k],
+                det["densepose_v"][k],
+                box.tolist(),
+            )
             x1, y1, x2, y2 = (float(c) for c in box)
-            inst["densepose"] = {"iuv": iuv.cpu().numpy(), "box": [int(x1), int(y1), int(iuv.shape[2]), int(iuv.shape[1])]}
+            inst["densepose"] = {
+                "iuv": iuv.cpu().numpy(),
+                "box": [int(x1), int(y1), int(iuv.shape[2]), int(iuv.shape[1])],
+            }
         if det.get("keypoints") is not None:
             kp = det["keypoints"][k].detach().double().cpu()
             xy = kp[:, :2] @ inv[:2, :2].T + inv[:2, 2]  # keypoints are pixel indices
@@ -84,14 +94,23 @@ class DensePosePostprocess:
     def __call__(self, outputs: dict, batch: dict, ctx=None) -> list[dict]:
         preds = []
         # without placement records (a bare image batch) the input frame is the original frame
-        metas = batch.get("meta") or [{"affine": np.eye(3), "orig_size": tuple(batch["image"].shape[-2:])}
-                                      for _ in outputs["detections"]]
+        metas = batch.get("meta") or [
+            {"affine": np.eye(3), "orig_size": tuple(batch["image"].shape[-2:])}
+            for _ in outputs["detections"]
+        ]
         for det, meta in zip(outputs["detections"], metas):
             order = torch.argsort(det["scores"], descending=True, stable=True)[: self.max_detections]
-            det = {k: (v[order] if torch.is_tensor(v) and v.ndim and len(v) == len(det["scores"]) else v)
-                   for k, v in det.items()}
-            preds.append({"instances": detection_instances(det, meta["affine"], tuple(meta["orig_size"]),
-                                                           self.score_threshold)})
+            det = {
+                k: (v[order] if torch.is_tensor(v) and v.ndim and len(v) == len(det["scores"]) else v)
+                for k, v in det.items()
+            }
+            preds.append(
+                {
+                    "instances": detection_instances(
+                        det, meta["affine"], tuple(meta["orig_size"]), self.score_threshold
+                    )
+                }
+            )
         return preds
 
 
@@ -99,18 +118,30 @@ def metric_prediction(instances: Sequence[dict]) -> dict:
     """Instances of one image → the input of :class:`humanparse.metrics.densepose.DensePoseMetric`
     (``bbox`` COCO [x, y, w, h], ``scores``, ``iuv`` list)."""
     dps = [inst for inst in instances if inst.get("densepose") is not None]
-    bbox = np.array([[b[0], b[1], b[2] - b[0], b[3] - b[1]] for b in (inst["box"] for inst in dps)],
-                    dtype=np.float64).reshape(-1, 4)
-    return {"bbox": bbox, "scores": np.array([float(i["score"]) for i in dps], dtype=np.float64),
-            "iuv": [np.asarray(i["densepose"]["iuv"], dtype=np.uint8) for i in dps]}
+    bbox = np.array(
+        [[b[0], b[1], b[2] - b[0], b[3] - b[1]] for b in (inst["box"] for inst in dps)], dtype=np.float64
+    ).reshape(-1, 4)
+    return {
+        "bbox": bbox,
+        "scores": np.array([float(i["score"]) for i in dps], dtype=np.float64),
+        "iuv": [np.asarray(i["densepose"]["iuv"], dtype=np.uint8) for i in dps],
+    }
 
 
 def results_entries(image_id: int, instances: Sequence[dict], category_id: int = 1) -> list[dict]:
     """Results-JSON entries of one image (the format ``evaluate_predictions metric=densepose`` reads; the
     ``uv`` array is written by :func:`write_results`)."""
     pred = metric_prediction(instances)
-    return [{"image_id": int(image_id), "category_id": category_id, "bbox": b.tolist(), "score": float(s), "uv": uv}
-            for b, s, uv in zip(pred["bbox"], pred["scores"], pred["iuv"])]
+    return [
+        {
+            "image_id": int(image_id),
+            "category_id": category_id,
+            "bbox": b.tolist(),
+            "score": float(s),
+            "uv": uv,
+        }
+        for b, s, uv in zip(pred["bbox"], pred["scores"], pred["iuv"])
+    ]
 
 
 def write_results(path: str | Path, predictions: dict[int, Sequence[dict]], uv_format: str = "png") -> Path:

@@ -37,9 +37,13 @@ import numpy as np
 import torch
 
 ALLOWED_GLOBALS = {
-    ("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
-    ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "scalar"),
-    ("numpy._core.multiarray", "scalar"), ("collections", "OrderedDict"),
+    ("numpy.core.multiarray", "_reconstruct"),
+    ("numpy._core.multiarray", "_reconstruct"),
+    ("numpy", "ndarray"),
+    ("numpy", "dtype"),
+    ("numpy.core.multiarray", "scalar"),
+    ("numpy._core.multiarray", "scalar"),
+    ("collections", "OrderedDict"),
 }
 
 
@@ -72,10 +76,22 @@ def read_detectron2_pkl(path: str | os.PathLike) -> dict[str, torch.Tensor]:
 _TRUNK = [
     (r"^backbone\.bottom_up\.stem\.conv1\.norm\.", "backbone.body.bn1."),
     (r"^backbone\.bottom_up\.stem\.conv1\.", "backbone.body.conv1."),
-    (r"^backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.norm\.", lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.downsample.1."),
-    (r"^backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.", lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.downsample.0."),
-    (r"^backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.norm\.", lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}."),
-    (r"^backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.", lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}."),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.norm\.",
+        lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.downsample.1.",
+    ),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.shortcut\.",
+        lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.downsample.0.",
+    ),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.norm\.",
+        lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.bn{m[3]}.",
+    ),
+    (
+        r"^backbone\.bottom_up\.res(\d)\.(\d+)\.conv(\d)\.",
+        lambda m: f"backbone.body.layer{int(m[1]) - 1}.{m[2]}.conv{m[3]}.",
+    ),
     (r"^backbone\.fpn_lateral(\d)\.", lambda m: f"backbone.fpn.inner_blocks.{int(m[1]) - 2}.0."),
     (r"^backbone\.fpn_output(\d)\.", lambda m: f"backbone.fpn.layer_blocks.{int(m[1]) - 2}.0."),
     (r"^proposal_generator\.rpn_head\.conv\.", "rpn.head.conv.0.0."),
@@ -84,11 +100,17 @@ _TRUNK = [
     (r"^roi_heads\.box_head\.fc1\.", "roi_heads.box_head.fc6."),
     (r"^roi_heads\.box_head\.fc2\.", "roi_heads.box_head.fc7."),
     (r"^roi_heads\.box_predictor\.", "roi_heads.box_predictor."),
-    (r"^roi_heads\.densepose_head\.body_conv_fcn(\d+)\.",
-     lambda m: f"roi_heads.branches.densepose.head.layers.{2 * (int(m[1]) - 1)}."),
+    (
+        r"^roi_heads\.densepose_head\.body_conv_fcn(\d+)\.",
+        lambda m: f"roi_heads.branches.densepose.head.layers.{2 * (int(m[1]) - 1)}.",
+    ),
     (r"^roi_heads\.densepose_predictor\.", "roi_heads.branches.densepose.predictor."),
-    (r"^roi_heads\.decoder\.p(\d)\.(\d+)\.",
-     lambda m: f"roi_heads.branches.densepose.pooler.decoder.scale_heads.{int(m[1]) - 2}.{3 * int(m[2]) // 2}."),
+    (
+        r"^roi_heads\.decoder\.p(\d)\.(\d+)\.",
+        lambda m: (
+            f"roi_heads.branches.densepose.pooler.decoder.scale_heads.{int(m[1]) - 2}.{3 * int(m[2]) // 2}."
+        ),
+    ),
     (r"^roi_heads\.decoder\.predictor\.", "roi_heads.branches.densepose.pooler.decoder.predictor."),
 ]
 
@@ -99,7 +121,7 @@ def rename(key: str) -> str | None:
         m = re.match(pat, key)
         if m:
             new = rep(m) if callable(rep) else rep
-            return new + key[m.end():]
+            return new + key[m.end() :]
     return None
 
 
@@ -122,7 +144,9 @@ def convert_detectron2(sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
             v = torch.cat([torch.zeros_like(v), v])  # background rows (never read) + the person class
         out[new] = v
     if unknown:
-        raise KeyError(f"detectron2 keys without a mapping: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}")
+        raise KeyError(
+            f"detectron2 keys without a mapping: {unknown[:10]}{' ...' if len(unknown) > 10 else ''}"
+        )
     return out
 
 
@@ -131,11 +155,16 @@ def load_detectron2(net: torch.nn.Module, path: str | os.PathLike) -> list[str]:
     returns our keys the file did not fill (none for a full model-zoo file)."""
     sd = convert_detectron2(read_detectron2_pkl(path))
     own = net.state_dict()
-    bad = [f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}" for k, v in sd.items()
-           if k in own and own[k].shape != v.shape]
+    bad = [
+        f"{k}: file {tuple(v.shape)} vs model {tuple(own[k].shape)}"
+        for k, v in sd.items()
+        if k in own and own[k].shape != v.shape
+    ]
     extra = [k for k in sd if k not in own]
     if bad or extra:
-        raise ValueError(f"{path}: does not fit this DensePose-RCNN (preset / trunk): "
-                         + "; ".join((bad + [f"no parameter {k}" for k in extra])[:8]))
+        raise ValueError(
+            f"{path}: does not fit this DensePose-RCNN (preset / trunk): "
+            + "; ".join((bad + [f"no parameter {k}" for k in extra])[:8])
+        )
     net.load_state_dict(sd, strict=False)
     return [k for k in own if k not in sd and not k.endswith("num_batches_tracked")]

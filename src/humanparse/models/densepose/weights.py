@@ -58,21 +58,32 @@ def load_init(net: nn.Module, init: str, weights: str | None = None) -> int:
     from torchvision.models.detection import KeypointRCNN_ResNet50_FPN_Weights
 
     if weights is None and _trunk(net) != (16, 64):
-        raise PretrainedWeightsError("init=coco_keypoints needs the ResNet-50-FPN trunk (torchvision's "
-                                     "keypointrcnn_resnet50_fpn) or a weights file")
-    sd = read_state_dict(weights) if weights else _download("DensePose-RCNN (COCO keypoints init)",
-                                                            KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
+        raise PretrainedWeightsError(
+            "init=coco_keypoints needs the ResNet-50-FPN trunk (torchvision's "
+            "keypointrcnn_resnet50_fpn) or a weights file"
+        )
+    sd = (
+        read_state_dict(weights)
+        if weights
+        else _download("DensePose-RCNN (COCO keypoints init)", KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
+    )
     sd = coco_keypoints_key_map(sd, net)
     own = net.state_dict()
     loaded = {}
     for k, v in sd.items():
         if k in own:
             if own[k].shape != v.shape:
-                raise PretrainedWeightsError(f"{weights or init}: tensor {k!r} has shape {tuple(v.shape)}, "
-                                             f"the model expects {tuple(own[k].shape)}")
+                raise PretrainedWeightsError(
+                    f"{weights or init}: tensor {k!r} has shape {tuple(v.shape)}, "
+                    f"the model expects {tuple(own[k].shape)}"
+                )
             loaded[k] = v
     if not loaded:
-        raise PretrainedWeightsError(f"{weights or init}: no tensor name matches the DensePose-RCNN parameters")
+        raise PretrainedWeightsError(
+            f"{weights or init}: no tensor name matches the DensePose-RCNN parameters"
+        )
     net.load_state_dict(loaded, strict=False)
-    log.info("DensePose-RCNN init %s: loaded %d/%d tensors from %s", init, len(loaded), len(own), weights or "hub")
+    log.info(
+        "DensePose-RCNN init %s: loaded %d/%d tensors from %s", init, len(loaded), len(own), weights or "hub"
+    )
     return len(loaded)

@@ -20,7 +20,18 @@ from humanparse.models.grapy.grapy import (
 from humanparse.models.grapy.loss import GrapyCriterion
 
 __all__ = [
-    "Decoder", "DeepLabV3PlusXception", "GraphContextReasoning", "GraphConvolution", "GraphPyramid",
-    "GraphSemanticAggregation", "GrapyCriterion", "GrapyNet", "SelfAttention", "SeparableASPP", "XceptionBackbone",
-    "dataset_index", "graph_semantic_distribution", "hierarchy_tables",
+    "Decoder",
+    "DeepLabV3PlusXception",
+    "GraphContextReasoning",
+    "GraphConvolution",
+    "GraphPyramid",
+    "GraphSemanticAggregation",
+    "GrapyCriterion",
+    "GrapyNet",
+    "SelfAttention",
+    "SeparableASPP",
+    "XceptionBackbone",
+    "dataset_index",
+    "graph_semantic_distribution",
+    "hierarchy_tables",
 ]

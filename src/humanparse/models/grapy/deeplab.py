@@ -42,7 +42,9 @@ log = logging.getLogger(__name__)
 
 def conv_bn_relu(in_channels: int, out_channels: int) -> nn.Sequential:
     """conv1x1 (no bias) → BN → ReLU."""
-    return nn.Sequential(nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU())
+    return nn.Sequential(
+        nn.Conv2d(in_channels, out_channels, 1, bias=False), nn.BatchNorm2d(out_channels), nn.ReLU()
+    )
 
 
 def separable_conv(in_channels: int, out_channels: int, dilation: int = 1) -> SeparableConv2d:
@@ -65,8 +67,14 @@ class XceptionBackbone(nn.Module):
             second strided block.
     """
 
-    def __init__(self, name: str = "xception65", output_stride: int = 16, pretrained: str | None = None,
-                 bn_eps: float = 1e-5, block_cfg: Sequence[dict] | None = None):
+    def __init__(
+        self,
+        name: str = "xception65",
+        output_stride: int = 16,
+        pretrained: str | None = None,
+        bn_eps: float = 1e-5,
+        block_cfg: Sequence[dict] | None = None,
+    ):
         super().__init__()
         by_name = pretrained is not None and not is_local_file(pretrained)
         model_name = name
@@ -75,15 +83,23 @@ class XceptionBackbone(nn.Module):
             if pretrained != "imagenet":
                 model_name = f"{name}.{pretrained}"
         kwargs = {} if block_cfg is None else {"block_cfg": [dict(b) for b in block_cfg]}
-        body = timm.create_model(model_name, pretrained=by_name, num_classes=0, global_pool="",
-                                 output_stride=output_stride, **kwargs)
+        body = timm.create_model(
+            model_name,
+            pretrained=by_name,
+            num_classes=0,
+            global_pool="",
+            output_stride=output_stride,
+            **kwargs,
+        )
         if pretrained is not None and not by_name:
             load_into(body, pretrained)
         for m in body.modules():
             if isinstance(m, nn.BatchNorm2d):
                 m.eps = bn_eps
         if len(body.feature_ends) < 3:
-            raise ValueError("the Xception needs at least two strided entry blocks (the low-level tap is in the second)")
+            raise ValueError(
+                "the Xception needs at least two strided entry blocks (the low-level tap is in the second)"
+            )
         self.tap_block = body.feature_ends[1]  # the stride-4 entry block (entry block 2)
         self.body = body
         self.output_stride = output_stride
@@ -127,12 +143,18 @@ class Decoder(nn.Module):
     """DeepLab v3+ decoder: ASPP output ×4 (bilinear, align_corners) ⊕ conv1x1-BN-ReLU(low → 48), then two
     separable 3×3 convs (304 → 256 → 256). Output f0 at stride 4."""
 
-    def __init__(self, low_channels: int = 256, aspp_channels: int = 256, channels: int = 256,
-                 low_level_channels: int = 48):
+    def __init__(
+        self,
+        low_channels: int = 256,
+        aspp_channels: int = 256,
+        channels: int = 256,
+        low_level_channels: int = 48,
+    ):
         super().__init__()
         self.low_project = conv_bn_relu(low_channels, low_level_channels)
-        self.convs = nn.Sequential(separable_conv(aspp_channels + low_level_channels, channels),
-                                   separable_conv(channels, channels))
+        self.convs = nn.Sequential(
+            separable_conv(aspp_channels + low_level_channels, channels), separable_conv(channels, channels)
+        )
 
     def forward(self, x: torch.Tensor, low: torch.Tensor) -> torch.Tensor:
         x = F.interpolate(x, size=low.shape[-2:], mode="bilinear", align_corners=True)
@@ -159,17 +181,32 @@ class DeepLabV3PlusXception(nn.Module):
     upsample them) and ``{"features": f0}`` when ``return_features``.
     """
 
-    def __init__(self, num_classes: int | Sequence[int], backbone: str = "xception65", pretrained: str | None = None,
-                 output_stride: int = 16, atrous_rates: Sequence[int] = (6, 12, 18), aspp_channels: int = 256,
-                 decoder_channels: int = 256, low_level_channels: int = 48, bn_eps: float = 1e-5,
-                 block_cfg: Sequence[dict] | None = None, datasets: Sequence[str] | None = None,
-                 init_from: str | None = None, init_datasets: Sequence[str] | None = None):
+    def __init__(
+        self,
+        num_classes: int | Sequence[int],
+        backbone: str = "xception65",
+        pretrained: str | None = None,
+        output_stride: int = 16,
+        atrous_rates: Sequence[int] = (6, 12, 18),
+        aspp_channels: int = 256,
+        decoder_channels: int = 256,
+        low_level_channels: int = 48,
+        bn_eps: float = 1e-5,
+        block_cfg: Sequence[dict] | None = None,
+        datasets: Sequence[str] | None = None,
+        init_from: str | None = None,
+        init_datasets: Sequence[str] | None = None,
+    ):
         super().__init__()
         self.num_classes = as_list(num_classes)
-        self.datasets = list(datasets) if datasets is not None else [str(i) for i in range(len(self.num_classes))]
+        self.datasets = (
+            list(datasets) if datasets is not None else [str(i) for i in range(len(self.num_classes))]
+        )
         self.backbone = XceptionBackbone(backbone, output_stride, pretrained, bn_eps, block_cfg)
         self.aspp = SeparableASPP(self.backbone.channels, aspp_channels, atrous_rates)
-        self.decoder = Decoder(self.backbone.low_channels, aspp_channels, decoder_channels, low_level_channels)
+        self.decoder = Decoder(
+            self.backbone.low_channels, aspp_channels, decoder_channels, low_level_channels
+        )
         self.classifiers = nn.ModuleList(nn.Conv2d(decoder_channels, c, 1) for c in self.num_classes)
         for m in (*self.aspp.modules(), *self.decoder.modules()):
             if isinstance(m, nn.BatchNorm2d):
@@ -178,7 +215,9 @@ class DeepLabV3PlusXception(nn.Module):
         if init_from is not None:
             from humanparse.models.grapy.released import load_weights
 
-            load_weights(self, init_from, self.datasets, None if init_datasets is None else list(init_datasets), "")
+            load_weights(
+                self, init_from, self.datasets, None if init_datasets is None else list(init_datasets), ""
+            )
 
     def trunk_parameters(self) -> int:
         """Parameters without the classifiers (41,050,016 on Xception-65)."""

@@ -57,8 +57,10 @@ def hierarchy_tables(num_classes: int, level1: Sequence[int], level2: Sequence[i
     """(3, C) lookup: row l−1 maps a fine label to its level-l node (level 3 = the label itself)."""
     level1, level2 = [int(v) for v in level1], [int(v) for v in level2]
     if len(level1) != num_classes or len(level2) != num_classes:
-        raise ValueError(f"hierarchy tables must have one entry per class ({num_classes}), got "
-                         f"{len(level1)} (level 1) and {len(level2)} (level 2)")
+        raise ValueError(
+            f"hierarchy tables must have one entry per class ({num_classes}), got "
+            f"{len(level1)} (level 1) and {len(level2)} (level 2)"
+        )
     return torch.tensor([level1, level2, list(range(num_classes))], dtype=torch.long)
 
 
@@ -95,7 +97,9 @@ class GraphSemanticAggregation(nn.Module):
             out.append(sums / counts.clamp(min=1))
         if self.pooling in ("max", "avg+max"):
             # scatter_reduce(amax) without the initial values: a node keeps 0 where it has no pixel
-            mx = flat.new_zeros(b, c, num_nodes).scatter_reduce(2, index, flat, reduce="amax", include_self=False)
+            mx = flat.new_zeros(b, c, num_nodes).scatter_reduce(
+                2, index, flat, reduce="amax", include_self=False
+            )
             if self.max_pool == "multiply":  # max(f·M): pixels outside the node contribute 0
                 mx = torch.where(counts < h * w, mx.clamp(min=0), mx)
             out.append(mx)
@@ -138,8 +142,14 @@ class GraphContextReasoning(nn.Module):
     Input (B, K, node_dim), output (B, out, K).
     """
 
-    def __init__(self, node_dim: int = 512, channels: int = 512, out_channels: int = 256, rounds: int = 3,
-                 reasoning: str = "self_attention"):
+    def __init__(
+        self,
+        node_dim: int = 512,
+        channels: int = 512,
+        out_channels: int = 256,
+        rounds: int = 3,
+        reasoning: str = "self_attention",
+    ):
         super().__init__()
         if reasoning not in REASONINGS:
             raise ValueError(f"reasoning must be one of {REASONINGS}, got {reasoning!r}")
@@ -182,24 +192,41 @@ class GraphPyramid(nn.Module):
     (``distribute``) and ``fusion`` are shared. Returns the fused feature (B, C, h, w).
     """
 
-    def __init__(self, num_classes: Sequence[int], hierarchy: Sequence[torch.Tensor], channels: int = 256,
-                 graph_channels: int = 512, levels: Sequence[int] = LEVELS, pooling: str = "avg+max",
-                 max_pool: str = "masked", reasoning: str = "self_attention", rounds: int = 3):
+    def __init__(
+        self,
+        num_classes: Sequence[int],
+        hierarchy: Sequence[torch.Tensor],
+        channels: int = 256,
+        graph_channels: int = 512,
+        levels: Sequence[int] = LEVELS,
+        pooling: str = "avg+max",
+        max_pool: str = "masked",
+        reasoning: str = "self_attention",
+        rounds: int = 3,
+    ):
         super().__init__()
         self.levels = tuple(int(level) for level in levels)
-        if not self.levels or any(level not in LEVELS for level in self.levels) or len(set(self.levels)) != len(self.levels):
+        if (
+            not self.levels
+            or any(level not in LEVELS for level in self.levels)
+            or len(set(self.levels)) != len(self.levels)
+        ):
             raise ValueError(f"levels must be distinct values among {LEVELS}, got {list(levels)}")
         self.num_classes = [int(c) for c in num_classes]
         for d, (c, table) in enumerate(zip(self.num_classes, hierarchy)):
             if tuple(table.shape) != (3, c):
-                raise ValueError(f"dataset {d}: hierarchy table of shape {tuple(table.shape)}, expected (3, {c})")
+                raise ValueError(
+                    f"dataset {d}: hierarchy table of shape {tuple(table.shape)}, expected (3, {c})"
+                )
             self.register_buffer(f"hierarchy_{d}", table.clone(), persistent=False)
         # node counts of the shared levels: the same for every dataset
         self.shared_nodes = {}
         for level in (1, 2):
             counts = {int(t[level - 1].max()) + 1 for t in hierarchy}
             if len(counts) != 1:
-                raise ValueError(f"level {level} has {sorted(counts)} nodes across datasets; shared levels need one count")
+                raise ValueError(
+                    f"level {level} has {sorted(counts)} nodes across datasets; shared levels need one count"
+                )
             self.shared_nodes[level] = counts.pop()
         self.aggregate = GraphSemanticAggregation(pooling, max_pool)
         node_dim = self.aggregate.width(channels)
@@ -208,8 +235,12 @@ class GraphPyramid(nn.Module):
             return GraphContextReasoning(node_dim, graph_channels, channels, rounds, reasoning)
 
         self.reason = nn.ModuleDict({str(level): reasoner() for level in self.levels if level != 3})
-        self.reason_fine = nn.ModuleList(reasoner() for _ in self.num_classes) if 3 in self.levels else nn.ModuleList()
-        self.distribute = nn.ModuleDict({str(level): nn.Conv2d(channels, channels, 1) for level in self.levels})
+        self.reason_fine = (
+            nn.ModuleList(reasoner() for _ in self.num_classes) if 3 in self.levels else nn.ModuleList()
+        )
+        self.distribute = nn.ModuleDict(
+            {str(level): nn.Conv2d(channels, channels, 1) for level in self.levels}
+        )
         self.fusion = nn.Sequential(
             nn.Conv2d(channels * (len(self.levels) + 1), 2 * channels, 1),
             nn.Conv2d(2 * channels, channels, 1),
@@ -249,34 +280,73 @@ class GrapyNet(nn.Module):
     ``forward(images, dataset_idx=0)`` returns ``{"seg": ŷ, "raw": y}``, logits at stride 4.
     """
 
-    def __init__(self, num_classes: int | Sequence[int], datasets: str | Sequence[str],
-                 hierarchy: Mapping[str, Mapping[str, Sequence[int]]], backbone: str = "xception65",
-                 pretrained: str | None = None, output_stride: int = 16, atrous_rates: Sequence[int] = (6, 12, 18),
-                 aspp_channels: int = 256, decoder_channels: int = 256, low_level_channels: int = 48,
-                 bn_eps: float = 1e-5, block_cfg: Sequence[dict] | None = None, graph_channels: int = 512,
-                 levels: Sequence[int] = LEVELS, pooling: str = "avg+max", max_pool: str = "masked",
-                 reasoning: str = "self_attention", rounds: int = 3, init_from: str | None = None,
-                 init_datasets: Sequence[str] | None = None):
+    def __init__(
+        self,
+        num_classes: int | Sequence[int],
+        datasets: str | Sequence[str],
+        hierarchy: Mapping[str, Mapping[str, Sequence[int]]],
+        backbone: str = "xception65",
+        pretrained: str | None = None,
+        output_stride: int = 16,
+        atrous_rates: Sequence[int] = (6, 12, 18),
+        aspp_channels: int = 256,
+        decoder_channels: int = 256,
+        low_level_channels: int = 48,
+        bn_eps: float = 1e-5,
+        block_cfg: Sequence[dict] | None = None,
+        graph_channels: int = 512,
+        levels: Sequence[int] = LEVELS,
+        pooling: str = "avg+max",
+        max_pool: str = "masked",
+        reasoning: str = "self_attention",
+        rounds: int = 3,
+        init_from: str | None = None,
+        init_datasets: Sequence[str] | None = None,
+    ):
         super().__init__()
         self.num_classes = as_list(num_classes)
         self.datasets = [datasets] if isinstance(datasets, str) else [str(d) for d in datasets]
         if len(self.datasets) != len(self.num_classes):
-            raise ValueError(f"{len(self.datasets)} dataset name(s) {self.datasets} for {len(self.num_classes)} class count(s)")
+            raise ValueError(
+                f"{len(self.datasets)} dataset name(s) {self.datasets} for {len(self.num_classes)} class count(s)"
+            )
         tables = []
         for name, c in zip(self.datasets, self.num_classes):
             if name not in hierarchy:
                 raise ValueError(
                     f"no Grapy-ML hierarchy table for data={name} (the GPM's level-1/2 nodes need one; known: "
                     f"{', '.join(sorted(hierarchy))}): add model.hierarchy.{name}={{level1: [...], level2: [...]}} "
-                    "(fine label -> node), or use model=deeplabv3plus_xception on it")
+                    "(fine label -> node), or use model=deeplabv3plus_xception on it"
+                )
             tables.append(hierarchy_tables(c, hierarchy[name]["level1"], hierarchy[name]["level2"]))
-        self.deeplab = DeepLabV3PlusXception(self.num_classes, backbone, pretrained, output_stride, atrous_rates,
-                                             aspp_channels, decoder_channels, low_level_channels, bn_eps, block_cfg)
-        self.gpm = GraphPyramid(self.num_classes, tables, decoder_channels, graph_channels, levels, pooling, max_pool,
-                                reasoning, rounds)
+        self.deeplab = DeepLabV3PlusXception(
+            self.num_classes,
+            backbone,
+            pretrained,
+            output_stride,
+            atrous_rates,
+            aspp_channels,
+            decoder_channels,
+            low_level_channels,
+            bn_eps,
+            block_cfg,
+        )
+        self.gpm = GraphPyramid(
+            self.num_classes,
+            tables,
+            decoder_channels,
+            graph_channels,
+            levels,
+            pooling,
+            max_pool,
+            reasoning,
+            rounds,
+        )
         self.classifiers = nn.ModuleList(nn.Conv2d(decoder_channels, c, 1) for c in self.num_classes)
         if init_from is not None:
-            load_weights(self, init_from, self.datasets, None if init_datasets is None else list(init_datasets))
+            load_weights(
+                self, init_from, self.datasets, None if init_datasets is None else list(init_datasets)
+            )
 
     def forward(self, images: torch.Tensor, dataset_idx: int | torch.Tensor = 0) -> dict[str, torch.Tensor]:
         d = dataset_index(dataset_idx, len(self.num_classes))
@@ -286,5 +356,9 @@ class GrapyNet(nn.Module):
 
     def dataset_parameters(self, dataset: int) -> list[tuple[str, nn.Parameter]]:
         """The parameters that belong to one dataset only (raw classifier, level-3 reasoning, final classifier)."""
-        prefixes = (f"deeplab.classifiers.{dataset}.", f"gpm.reason_fine.{dataset}.", f"classifiers.{dataset}.")
+        prefixes = (
+            f"deeplab.classifiers.{dataset}.",
+            f"gpm.reason_fine.{dataset}.",
+            f"classifiers.{dataset}.",
+        )
         return [(n, p) for n, p in self.named_parameters() if n.startswith(prefixes)]

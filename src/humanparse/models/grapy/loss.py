@@ -14,8 +14,9 @@ import torch.nn.functional as F
 from torch import nn
 
 
-def cross_entropy(logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255,
-                  align_corners: bool = True) -> torch.Tensor:
+def cross_entropy(
+    logits: torch.Tensor, target: torch.Tensor, ignore_index: int = 255, align_corners: bool = True
+) -> torch.Tensor:
     """Pixel-wise CE of stride-s logits against full-size labels; 0 (with a graph) when every pixel is ignored."""
     if tuple(logits.shape[-2:]) != tuple(target.shape[-2:]):
         logits = F.interpolate(logits, size=target.shape[-2:], mode="bilinear", align_corners=align_corners)
@@ -32,8 +33,13 @@ class GrapyCriterion(nn.Module):
     A model without a GPM (the DeepLab v3+ stage) has no ``raw`` output: its ``seg`` gets weight 1.
     """
 
-    def __init__(self, gpm_weight: float = 1.0, raw_weight: float = 1.0, ignore_index: int = 255,
-                 align_corners: bool = True):
+    def __init__(
+        self,
+        gpm_weight: float = 1.0,
+        raw_weight: float = 1.0,
+        ignore_index: int = 255,
+        align_corners: bool = True,
+    ):
         super().__init__()
         self.gpm_weight = float(gpm_weight)
         self.raw_weight = float(raw_weight)
@@ -50,4 +56,8 @@ class GrapyCriterion(nn.Module):
         if "raw" not in outputs:
             return {"loss": seg, "seg": seg.detach()}
         raw = cross_entropy(outputs["raw"], target, self.ignore_index, self.align_corners)
-        return {"loss": self.raw_weight * raw + self.gpm_weight * seg, "raw": raw.detach(), "seg": seg.detach()}
+        return {
+            "loss": self.raw_weight * raw + self.gpm_weight * seg,
+            "raw": raw.detach(),
+            "seg": seg.detach(),
+        }

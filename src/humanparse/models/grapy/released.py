@@ -68,10 +68,10 @@ def map_key(key: str) -> str | None:
     k = key[7:] if key.startswith("module.") else key
     stem = {"conv1.": "stem.0.conv.", "bn1.": "stem.0.bn.", "conv2.": "stem.1.conv.", "bn2.": "stem.1.bn."}
     if k.startswith("xception_features."):
-        r = k[len("xception_features."):]
+        r = k[len("xception_features.") :]
         for old, new in stem.items():
             if r.startswith(old):
-                return f"backbone.body.{new}{r[len(old):]}"
+                return f"backbone.body.{new}{r[len(old) :]}"
         m = re.match(r"block(\d+)\.(.*)", r)
         if m:
             return _block(int(m.group(1)), m.group(2))
@@ -80,14 +80,18 @@ def map_key(key: str) -> str | None:
             return f"backbone.body.blocks.20.stack.conv{int(m.group(1)) - 2}.{_separable(m.group(2))}"
         raise KeyError(key)
     simple = {
-        "aspp1.atrous_convolution.": "aspp.conv1x1.0.", "aspp1.bn.": "aspp.conv1x1.1.",
-        "global_avg_pool.1.": "aspp.image_pool.1.0.", "global_avg_pool.2.": "aspp.image_pool.1.1.",
-        "concat_projection_conv1.": "aspp.project.0.", "concat_projection_bn1.": "aspp.project.1.",
-        "feature_projection_conv1.": "decoder.low_project.0.", "feature_projection_bn1.": "decoder.low_project.1.",
+        "aspp1.atrous_convolution.": "aspp.conv1x1.0.",
+        "aspp1.bn.": "aspp.conv1x1.1.",
+        "global_avg_pool.1.": "aspp.image_pool.1.0.",
+        "global_avg_pool.2.": "aspp.image_pool.1.1.",
+        "concat_projection_conv1.": "aspp.project.0.",
+        "concat_projection_bn1.": "aspp.project.1.",
+        "feature_projection_conv1.": "decoder.low_project.0.",
+        "feature_projection_bn1.": "decoder.low_project.1.",
     }
     for old, new in simple.items():
         if k.startswith(old):
-            return new + k[len(old):]
+            return new + k[len(old) :]
     m = re.match(r"aspp([234])\.atrous_convolution\.(.*)", k)
     if m:
         return f"aspp.atrous.{int(m.group(1)) - 2}.{_separable(m.group(2))}"
@@ -103,7 +107,7 @@ def rename_key(key: str, gpm: bool) -> str | None:
     if key.startswith("transform.") or (gpm and key.startswith(("semantic.", "semantic_aux_"))):
         return None  # built but never run by the released forward
     if key.startswith("gcn_network."):
-        r = key[len("gcn_network."):]
+        r = key[len("gcn_network.") :]
         m = re.match(r"gcn_block_feature([123])\.(.*)", r)
         m_ml = re.match(r"gcn_block_feature_(cihp|pascal|atr)\.(.*)", r)
         m_sem = re.match(r"sem(?:_(cihp|pascal|atr))?\.(.*)", r)
@@ -127,7 +131,7 @@ def rename_key(key: str, gpm: bool) -> str | None:
         d = RELEASED_DATASETS.index(m.group(1)) if m.group(1) else 0
         return f"classifiers.{d}.{m.group(2)}"
     if key.startswith("semantic."):
-        return f"classifiers.0.{key[len('semantic.'):]}"
+        return f"classifiers.0.{key[len('semantic.') :]}"
     if key.startswith("semantic_aux_"):
         m = re.match(r"semantic_aux_(cihp|pascal|atr)\.(.*)", key)
         return f"classifiers.{RELEASED_DATASETS.index(m.group(1))}.{m.group(2)}"
@@ -181,8 +185,13 @@ FORMAT_ML = GrapyReleasedFormat(
 _PER_DATASET = re.compile(r"^(deeplab\.classifiers|gpm\.reason_fine|classifiers)\.(\d+)\.(.*)$")
 
 
-def load_weights(net: torch.nn.Module, path: str, datasets: list[str], source_datasets: list[str] | None = None,
-                 deeplab_prefix: str = "deeplab.") -> int:
+def load_weights(
+    net: torch.nn.Module,
+    path: str,
+    datasets: list[str],
+    source_datasets: list[str] | None = None,
+    deeplab_prefix: str = "deeplab.",
+) -> int:
     """Initialise a Grapy-ML net from a checkpoint; returns the number of tensors loaded.
 
     ``path``: a Lightning checkpoint or state dict of this package's nets (``net.`` prefixes stripped), or a
@@ -200,7 +209,11 @@ def load_weights(net: torch.nn.Module, path: str, datasets: list[str], source_da
     if any(k.startswith(("xception_features.", "gcn_network.")) for k in sd):
         sd = released_to_humanparse(sd)
     own = net.state_dict()
-    if deeplab_prefix and any(k.startswith(deeplab_prefix) for k in own) and not any(k.startswith(deeplab_prefix) for k in sd):
+    if (
+        deeplab_prefix
+        and any(k.startswith(deeplab_prefix) for k in own)
+        and not any(k.startswith(deeplab_prefix) for k in sd)
+    ):
         sd = {deeplab_prefix + k: v for k, v in sd.items()}  # a DeepLab v3+ (stage-1) checkpoint
     source = list(source_datasets) if source_datasets is not None else list(datasets)
     mapped: dict[str, torch.Tensor] = {}
@@ -214,17 +227,31 @@ def load_weights(net: torch.nn.Module, path: str, datasets: list[str], source_da
         if k not in own:
             continue
         if own[k].shape != v.shape:
-            raise PretrainedWeightsError(f"{path}: tensor {k!r} has shape {tuple(v.shape)}, the model expects "
-                                         f"{tuple(own[k].shape)} (check the dataset order: source_datasets)")
+            raise PretrainedWeightsError(
+                f"{path}: tensor {k!r} has shape {tuple(v.shape)}, the model expects "
+                f"{tuple(own[k].shape)} (check the dataset order: source_datasets)"
+            )
         mapped[k] = v
-    trunk = [k for k in own if not _PER_DATASET.match(k) and not k.startswith(("gpm.", "classifiers."))
-             and "num_batches_tracked" not in k]
+    trunk = [
+        k
+        for k in own
+        if not _PER_DATASET.match(k)
+        and not k.startswith(("gpm.", "classifiers."))
+        and "num_batches_tracked" not in k
+    ]
     absent = [k for k in trunk if k not in mapped]
     if absent:
-        raise PretrainedWeightsError(f"{path}: {len(absent)} trunk tensors missing (e.g. {absent[:3]}); not a "
-                                     "DeepLab v3+ / Grapy-ML checkpoint of this backbone")
+        raise PretrainedWeightsError(
+            f"{path}: {len(absent)} trunk tensors missing (e.g. {absent[:3]}); not a "
+            "DeepLab v3+ / Grapy-ML checkpoint of this backbone"
+        )
     net.load_state_dict(mapped, strict=False)
     missing = [k for k in own if k not in mapped and "num_batches_tracked" not in k]
-    log.info("loaded %d/%d tensors from %s%s", len(mapped), len(own), path,
-             f" ({len(missing)} left at their initialisation, e.g. {missing[:3]})" if missing else "")
+    log.info(
+        "loaded %d/%d tensors from %s%s",
+        len(mapped),
+        len(own),
+        path,
+        f" ({len(missing)} left at their initialisation, e.g. {missing[:3]})" if missing else "",
+    )
     return len(mapped)

@@ -17,8 +17,16 @@ class ReleasedPolyLR(LambdaLR):
     """Poly applied every ``step_epochs`` epochs, with the optimizer's momentum reset at each change
     (``reset_momentum``), as the released training scripts do."""
 
-    def __init__(self, optimizer: Optimizer, total_steps: int, epochs: int, step_epochs: int = 10,
-                 power: float = 0.9, reset_momentum: bool = True, last_epoch: int = -1):
+    def __init__(
+        self,
+        optimizer: Optimizer,
+        total_steps: int,
+        epochs: int,
+        step_epochs: int = 10,
+        power: float = 0.9,
+        reset_momentum: bool = True,
+        last_epoch: int = -1,
+    ):
         self.epochs = max(1, int(epochs))
         self.steps_per_epoch = max(1.0, int(total_steps) / self.epochs)
         self.step_epochs = int(step_epochs)

@@ -18,6 +18,18 @@ from humanparse.models.parsing_rcnn.postprocess import (
     semantic_map,
 )
 
-__all__ = ["GCE", "NonLocal2d", "ParsingBranch", "ParsingHead", "ParsingOutput", "ParsingRCNN",
-           "ParsingRCNNPostprocess", "boxes_to_original", "expand_boxes", "merge_flipped", "parsing_targets",
-           "paste_parsing", "semantic_map"]
+__all__ = [
+    "GCE",
+    "NonLocal2d",
+    "ParsingBranch",
+    "ParsingHead",
+    "ParsingOutput",
+    "ParsingRCNN",
+    "ParsingRCNNPostprocess",
+    "boxes_to_original",
+    "expand_boxes",
+    "merge_flipped",
+    "parsing_targets",
+    "paste_parsing",
+    "semantic_map",
+]

@@ -43,7 +43,9 @@ ROI_LEVELS = {"p2": ("0",), "fpn_assign": ("0", "1", "2", "3"), "p2-p5": ("0", "
 def _levels(levels) -> list[str]:
     if isinstance(levels, str):
         if levels not in ROI_LEVELS:
-            raise ValueError(f"RoI levels must be one of {sorted(ROI_LEVELS)} or a list of FPN keys, got {levels!r}")
+            raise ValueError(
+                f"RoI levels must be one of {sorted(ROI_LEVELS)} or a list of FPN keys, got {levels!r}"
+            )
         return list(ROI_LEVELS[levels])
     return [str(x) for x in levels]
 
@@ -62,7 +64,9 @@ class NonLocal2d(nn.Module):
     Convs init N(0, 0.01) (released ``models/ops/nonlocal2d.py``); ``norm``: ``bn`` (paper) | ``gn``
     (released, GroupNorm(32)) | ``none``."""
 
-    def __init__(self, channels: int, inter_channels: int | None = None, norm: str = "bn", subsample: bool = True):
+    def __init__(
+        self, channels: int, inter_channels: int | None = None, norm: str = "bn", subsample: bool = True
+    ):
         super().__init__()
         ci = inter_channels or channels
         self.theta = nn.Conv2d(channels, ci, 1)
@@ -100,16 +104,25 @@ class GCE(nn.Module):
     ``nonlocal`` drops the ASPP (then a conv1x1 ``in_channels`` → ``dim`` projects; the paper does not say
     how, project choice)."""
 
-    def __init__(self, in_channels: int, mode: str = "aspp+nonlocal", dim: int = 256, aspp_dim: int = 256,
-                 aspp_rates: Sequence[int] = (6, 12, 18), nl_norm: str = "bn"):
+    def __init__(
+        self,
+        in_channels: int,
+        mode: str = "aspp+nonlocal",
+        dim: int = 256,
+        aspp_dim: int = 256,
+        aspp_rates: Sequence[int] = (6, 12, 18),
+        nl_norm: str = "bn",
+    ):
         super().__init__()
         if mode not in GCE_MODES[1:]:
             raise ValueError(f"GCE mode must be one of {GCE_MODES[1:]}, got {mode!r}")
         self.use_aspp = "aspp" in mode
         if self.use_aspp:
             self.image_pool = nn.Sequential(nn.AdaptiveAvgPool2d(1), conv_relu(in_channels, aspp_dim, 1))
-            self.aspp = nn.ModuleList([conv_relu(in_channels, aspp_dim, 1)]
-                                      + [conv_relu(in_channels, aspp_dim, 3, r) for r in aspp_rates])
+            self.aspp = nn.ModuleList(
+                [conv_relu(in_channels, aspp_dim, 1)]
+                + [conv_relu(in_channels, aspp_dim, 3, r) for r in aspp_rates]
+            )
             proj_in = (len(aspp_rates) + 2) * aspp_dim
         else:
             proj_in = in_channels
@@ -119,7 +132,9 @@ class GCE(nn.Module):
 
     def forward(self, x: Tensor) -> Tensor:
         if self.use_aspp:
-            pooled = self.image_pool(x).expand(-1, -1, x.shape[-2], x.shape[-1])  # bilinear from 1×1 = broadcast
+            pooled = self.image_pool(x).expand(
+                -1, -1, x.shape[-2], x.shape[-1]
+            )  # bilinear from 1×1 = broadcast
             x = torch.cat([pooled] + [branch(x) for branch in self.aspp], 1)
         x = self.project(x)
         return self.nonlocal_block(x) if self.nonlocal_block is not None else x
@@ -129,9 +144,18 @@ class ParsingHead(nn.Module):
     """Parsing head: ``convs_before_gce`` × conv3x3 ``conv_dim`` → GCE → ``convs_after_gce`` × conv3x3
     ``conv_dim`` (PBD, §3.4). ``gce="none"`` with 8 convs after is the Mask R-CNN-style "8conv" baseline."""
 
-    def __init__(self, in_channels: int = 256, gce: str = "aspp+nonlocal", convs_before_gce: int = 0,
-                 convs_after_gce: int = 4, conv_dim: int = 512, gce_dim: int = 256, aspp_dim: int = 256,
-                 aspp_rates: Sequence[int] = (6, 12, 18), nl_norm: str = "bn"):
+    def __init__(
+        self,
+        in_channels: int = 256,
+        gce: str = "aspp+nonlocal",
+        convs_before_gce: int = 0,
+        convs_after_gce: int = 4,
+        conv_dim: int = 512,
+        gce_dim: int = 256,
+        aspp_dim: int = 256,
+        aspp_rates: Sequence[int] = (6, 12, 18),
+        nl_norm: str = "bn",
+    ):
         super().__init__()
         if gce not in GCE_MODES:
             raise ValueError(f"gce must be one of {GCE_MODES}, got {gce!r}")
@@ -168,7 +192,9 @@ class ParsingOutput(nn.Module):
     def __init__(self, in_channels: int, num_classes: int, roi_size: int = 32, output_size: int = 128):
         super().__init__()
         if output_size % (2 * roi_size):
-            raise ValueError(f"parsing output size {output_size} must be a multiple of 2 × RoI size {roi_size}")
+            raise ValueError(
+                f"parsing output size {output_size} must be a multiple of 2 × RoI size {roi_size}"
+            )
         self.deconv = nn.ConvTranspose2d(in_channels, num_classes, 4, stride=2, padding=1)
         nn.init.kaiming_normal_(self.deconv.weight, mode="fan_out", nonlinearity="relu")
         nn.init.zeros_(self.deconv.bias)
@@ -206,17 +232,41 @@ class ParsingBranch(RoIBranch):
     output, RoI selection, targets and loss. Inference adds ``parsing_probs`` (N, C, S, S) softmax
     probabilities to each detection dict."""
 
-    def __init__(self, num_classes: int, in_channels: int = 256, roi_levels: str | Sequence[str] = "p2",
-                 roi_size: int = 32, sampling_ratio: int = 2, output_size: int = 128,
-                 rois_per_image: int | None = 32, fg_iou_thresh: float = 0.5, loss_weight: float = 2.0,
-                 ignore_index: int | None = 255, gce: str = "aspp+nonlocal", convs_before_gce: int = 0,
-                 convs_after_gce: int = 4, conv_dim: int = 512, gce_dim: int = 256, aspp_dim: int = 256,
-                 aspp_rates: Sequence[int] = (6, 12, 18), nl_norm: str = "bn"):
+    def __init__(
+        self,
+        num_classes: int,
+        in_channels: int = 256,
+        roi_levels: str | Sequence[str] = "p2",
+        roi_size: int = 32,
+        sampling_ratio: int = 2,
+        output_size: int = 128,
+        rois_per_image: int | None = 32,
+        fg_iou_thresh: float = 0.5,
+        loss_weight: float = 2.0,
+        ignore_index: int | None = 255,
+        gce: str = "aspp+nonlocal",
+        convs_before_gce: int = 0,
+        convs_after_gce: int = 4,
+        conv_dim: int = 512,
+        gce_dim: int = 256,
+        aspp_dim: int = 256,
+        aspp_rates: Sequence[int] = (6, 12, 18),
+        nl_norm: str = "bn",
+    ):
         super().__init__()
         self.num_classes = num_classes
         self.pooler = MultiScaleRoIAlign(_levels(roi_levels), roi_size, sampling_ratio)
-        self.head = ParsingHead(in_channels, gce, convs_before_gce, convs_after_gce, conv_dim, gce_dim, aspp_dim,
-                                aspp_rates, nl_norm)
+        self.head = ParsingHead(
+            in_channels,
+            gce,
+            convs_before_gce,
+            convs_after_gce,
+            conv_dim,
+            gce_dim,
+            aspp_dim,
+            aspp_rates,
+            nl_norm,
+        )
         self.output = ParsingOutput(self.head.out_channels, num_classes, roi_size, output_size)
         self.output_size = output_size
         self.rois_per_image = rois_per_image
@@ -245,13 +295,22 @@ class ParsingBranch(RoIBranch):
             return self.zero_loss(features, image_shapes, ["loss_parsing"])
         for i, t in enumerate(targets):
             if len(rois[i]) and "parts" not in t:
-                raise KeyError("Parsing R-CNN needs per-person part maps: targets['parts'] (N, H, W); "
-                               "use data.collate=instance on a multi-person parsing dataset")
-        gt = torch.cat([parsing_targets(t["parts"][m], r, self.output_size)
-                        for t, r, m in zip(targets, rois, matched) if len(r)])
+                raise KeyError(
+                    "Parsing R-CNN needs per-person part maps: targets['parts'] (N, H, W); "
+                    "use data.collate=instance on a multi-person parsing dataset"
+                )
+        gt = torch.cat(
+            [
+                parsing_targets(t["parts"][m], r, self.output_size)
+                for t, r, m in zip(targets, rois, matched)
+                if len(r)
+            ]
+        )
         logits = self.forward_rois(features, rois, image_shapes)["parsing_logits"]
         if (gt[gt != self.ignore_index] >= self.num_classes).any():
-            raise ValueError(f"part label {int(gt[gt != self.ignore_index].max())} ≥ num_classes {self.num_classes}")
+            raise ValueError(
+                f"part label {int(gt[gt != self.ignore_index].max())} ≥ num_classes {self.num_classes}"
+            )
         loss = F.cross_entropy(logits, gt, ignore_index=self.ignore_index)
         if not torch.isfinite(loss):  # every target pixel ignored
             loss = logits.sum() * 0.0
@@ -285,9 +344,18 @@ class ParsingRCNN(HumanRCNN):
     the L/R channel swap is the dataset's, applied by the postprocess.
     """
 
-    def __init__(self, num_classes: int, parsing: Mapping | None = None, extra_branches: Mapping | None = None,
-                 init: str | None = None, weights: str | None = None, tta: Mapping | None = None,
-                 bias_lr_factor: float = 2.0, base_lr: float | None = None, **detector):
+    def __init__(
+        self,
+        num_classes: int,
+        parsing: Mapping | None = None,
+        extra_branches: Mapping | None = None,
+        init: str | None = None,
+        weights: str | None = None,
+        tta: Mapping | None = None,
+        bias_lr_factor: float = 2.0,
+        base_lr: float | None = None,
+        **detector,
+    ):
         parsing = dict(parsing or {})
         in_channels = detector.get("fpn_channels", 256)
         branches = {"parsing": ParsingBranch(num_classes, in_channels=in_channels, **parsing)}
@@ -318,7 +386,11 @@ class ParsingRCNN(HumanRCNN):
         return [{"params": w}, {"params": b, "lr": self.base_lr * self.bias_lr_factor}]
 
     def forward(self, images, targets: list[dict] | None = None):
-        if self.training or not self.tta or (list(self.tta.get("scales", [1.0])) == [1.0] and not self.tta.get("flip")):
+        if (
+            self.training
+            or not self.tta
+            or (list(self.tta.get("scales", [1.0])) == [1.0] and not self.tta.get("flip"))
+        ):
             return super().forward(images, targets)
         return {"detections": self._forward_tta(images)}
 
@@ -337,8 +409,9 @@ class ParsingRCNN(HumanRCNN):
         for im in images:
             h, w = im.shape[-2:]
             if scale != 1.0:
-                im = F.interpolate(im[None], size=(round(h * scale), round(w * scale)), mode="bilinear",
-                                   align_corners=False)[0]
+                im = F.interpolate(
+                    im[None], size=(round(h * scale), round(w * scale)), mode="bilinear", align_corners=False
+                )[0]
             out.append(im.flip(-1) if flip else im)
         return out
 
@@ -365,7 +438,9 @@ class ParsingRCNN(HumanRCNN):
                 b = d["boxes"]
                 if flip:
                     b = torch.stack([vw - b[:, 2], b[:, 1], vw - b[:, 0], b[:, 3]], 1)
-                found[i].append((b * b.new_tensor([w / vw, h / vh, w / vw, h / vh]), d["scores"], d["labels"]))
+                found[i].append(
+                    (b * b.new_tensor([w / vw, h / vh, w / vw, h / vh]), d["scores"], d["labels"])
+                )
             views.append((flip, image_list, feats))
         detections = []
         for parts in found:

@@ -67,9 +67,9 @@ def paste_parsing(probs: Tensor, boxes: Tensor, image_size: tuple[int, int]) -> 
         if x1c <= x0c or y1c <= y0c:
             continue
         # bilinear, half-pixel centres, no antialias = OpenCV INTER_LINEAR, as the released code resizes
-        up = F.interpolate(padded[i:i + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
+        up = F.interpolate(padded[i : i + 1], size=(h, w), mode="bilinear", align_corners=False)[0]
         lab = up.argmax(0)  # first maximum on ties, as numpy
-        out[i, y0c:y1c, x0c:x1c] = lab[y0c - y1:y1c - y1, x0c - x1:x1c - x1].to("cpu", torch.uint8)
+        out[i, y0c:y1c, x0c:x1c] = lab[y0c - y1 : y1c - y1, x0c - x1 : x1c - x1].to("cpu", torch.uint8)
     return out
 
 
@@ -129,7 +129,9 @@ class ParsingRCNNPostprocess:
             elif images is not None:
                 size = tuple(images[i].shape[-2:])
             else:
-                raise ValueError("Parsing R-CNN postprocess: no meta['orig_size'] and no image to take the size from")
+                raise ValueError(
+                    "Parsing R-CNN postprocess: no meta['orig_size'] and no image to take the size from"
+                )
             keep = torch.where(d["scores"] >= self.score_thresh)[0]
             scores = d["scores"][keep].detach().cpu()
             order = torch.argsort(scores, descending=True, stable=True)
@@ -138,7 +140,16 @@ class ParsingRCNNPostprocess:
             probs = merge_flipped(d, perm)[keep]
             parts = paste_parsing(probs, boxes, size)
             labels = d["labels"][keep].cpu()
-            instances = [{"score": float(scores[k]), "box": boxes[k].tolist(), "label": int(labels[k]),
-                          "parts": parts[k]} for k in range(len(keep))]
-            results.append({"instances": instances, "semantic": semantic_map(parts, scores, self.semseg_score_thresh)})
+            instances = [
+                {
+                    "score": float(scores[k]),
+                    "box": boxes[k].tolist(),
+                    "label": int(labels[k]),
+                    "parts": parts[k],
+                }
+                for k in range(len(keep))
+            ]
+            results.append(
+                {"instances": instances, "semantic": semantic_map(parts, scores, self.semseg_score_thresh)}
+            )
         return results

@@ -31,7 +31,8 @@ def _download(what: str, weights_enum) -> dict[str, torch.Tensor]:
         raise PretrainedWeightsError(
             f"cannot download {weights_enum} for {what}: download.pytorch.org is not reachable and "
             f"{cached} does not exist. Download {weights_enum.url} elsewhere and pass it as a local file "
-            "(model.init_weights=/path/to/file.pth), or put it in the torch hub cache, or use model.init=null.")
+            "(model.init_weights=/path/to/file.pth), or put it in the torch hub cache, or use model.init=null."
+        )
     return weights_enum.get_state_dict(progress=False, check_hash=False)
 
 
@@ -68,27 +69,41 @@ def load_init(net: nn.Module, init: str, weights: str | None = None) -> int:
     own = net.state_dict()
     if init == "imagenet":
         arch = type(net.backbone.body).__name__
-        sd = read_state_dict(weights) if weights else _download(
-            f"the Parsing R-CNN trunk ({arch})", _imagenet_weights(tvm, net))
+        sd = (
+            read_state_dict(weights)
+            if weights
+            else _download(f"the Parsing R-CNN trunk ({arch})", _imagenet_weights(tvm, net))
+        )
         sd = {f"backbone.body.{k}": v for k, v in sd.items() if not k.startswith("fc.")}
     else:
         if weights is None and _trunk(net) != (16, 64):
-            raise PretrainedWeightsError("init=coco_keypoints needs the ResNet-50-FPN trunk "
-                                         "(torchvision's keypointrcnn_resnet50_fpn) or a weights file")
-        sd = read_state_dict(weights) if weights else _download(
-            "Parsing R-CNN (COCO keypoints init)", KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
+            raise PretrainedWeightsError(
+                "init=coco_keypoints needs the ResNet-50-FPN trunk "
+                "(torchvision's keypointrcnn_resnet50_fpn) or a weights file"
+            )
+        sd = (
+            read_state_dict(weights)
+            if weights
+            else _download("Parsing R-CNN (COCO keypoints init)", KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
+        )
         sd = coco_keypoints_key_map(sd, net)
     loaded = {}
     for k, v in sd.items():
         if k in own:
             if own[k].shape != v.shape:
-                raise PretrainedWeightsError(f"{weights or init}: tensor {k!r} has shape {tuple(v.shape)}, "
-                                             f"the model expects {tuple(own[k].shape)}")
+                raise PretrainedWeightsError(
+                    f"{weights or init}: tensor {k!r} has shape {tuple(v.shape)}, "
+                    f"the model expects {tuple(own[k].shape)}"
+                )
             loaded[k] = v
     if not loaded:
-        raise PretrainedWeightsError(f"{weights or init}: no tensor name matches the Parsing R-CNN parameters")
+        raise PretrainedWeightsError(
+            f"{weights or init}: no tensor name matches the Parsing R-CNN parameters"
+        )
     net.load_state_dict(loaded, strict=False)
-    log.info("Parsing R-CNN init %s: loaded %d/%d tensors from %s", init, len(loaded), len(own), weights or "hub")
+    log.info(
+        "Parsing R-CNN init %s: loaded %d/%d tensors from %s", init, len(loaded), len(own), weights or "hub"
+    )
     return len(loaded)
 
 
@@ -100,9 +115,14 @@ def _trunk(net) -> tuple[int, int]:
 
 def _imagenet_weights(tvm, net):
     depth, width = _trunk(net)
-    table = {(16, 64): tvm.ResNet50_Weights.IMAGENET1K_V1, (33, 64): tvm.ResNet101_Weights.IMAGENET1K_V1,
-             (33, 256): tvm.ResNeXt101_32X8D_Weights.IMAGENET1K_V1}
+    table = {
+        (16, 64): tvm.ResNet50_Weights.IMAGENET1K_V1,
+        (33, 64): tvm.ResNet101_Weights.IMAGENET1K_V1,
+        (33, 256): tvm.ResNeXt101_32X8D_Weights.IMAGENET1K_V1,
+    }
     if (depth, width) not in table:
-        raise PretrainedWeightsError(f"no torchvision ImageNet weights for this trunk ({depth} blocks); "
-                                     "give a local file with model.init_weights=/path/to/weights.pth")
+        raise PretrainedWeightsError(
+            f"no torchvision ImageNet weights for this trunk ({depth} blocks); "
+            "give a local file with model.init_weights=/path/to/weights.pth"
+        )
     return table[(depth, width)]

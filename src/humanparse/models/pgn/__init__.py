@@ -13,6 +13,13 @@ from humanparse.models.pgn.pgn import (
 )
 
 __all__ = [
-    "PGN", "EdgeDetectionBranch", "EdgeSideOutput", "PartGroupingNetwork", "PartSegmentationBranch", "PyramidPooling",
-    "RefinementBranch", "ResNetTrunk", "count_parameters",
+    "PGN",
+    "EdgeDetectionBranch",
+    "EdgeSideOutput",
+    "PartGroupingNetwork",
+    "PartSegmentationBranch",
+    "PyramidPooling",
+    "RefinementBranch",
+    "ResNetTrunk",
+    "count_parameters",
 ]

@@ -44,8 +44,9 @@ def downsample_labels(labels: torch.Tensor, size: tuple[int, int]) -> torch.Tens
     return F.interpolate(labels[:, None].float(), size=size, mode="nearest")[:, 0].long()
 
 
-def class_balanced_edge_loss(logits: torch.Tensor, edge: torch.Tensor, fg: torch.Tensor,
-                             pos_weight: float = 2.0) -> torch.Tensor:
+def class_balanced_edge_loss(
+    logits: torch.Tensor, edge: torch.Tensor, fg: torch.Tensor, pos_weight: float = 2.0
+) -> torch.Tensor:
     """PGN's edge loss of one output: (B, 1, h, w) logits upsampled to the (B, H, W) edge map; mean over
     images of 2·pos_w·(Σ_pos t + Σ_{pos∧fg} t) + neg_w·(Σ_neg t + Σ_{neg∧fg} t)."""
     logits = logits.float()
@@ -78,10 +79,19 @@ class PGNLoss(nn.Module):
         fg_includes_padding / empty_gate_nan: reproduce the released code (see the module docstring).
     """
 
-    def __init__(self, num_classes: int, parsing_weight: float = 50.0, edge_weight: float = 0.005,
-                 gated_weight: float = 1.0, gate_threshold: float = 0.1, edge_pos_weight: float = 2.0,
-                 side_weight: float = 1.0, fg_includes_padding: bool = False, empty_gate_nan: bool = False,
-                 ignore_index: int = IGNORE_INDEX):
+    def __init__(
+        self,
+        num_classes: int,
+        parsing_weight: float = 50.0,
+        edge_weight: float = 0.005,
+        gated_weight: float = 1.0,
+        gate_threshold: float = 0.1,
+        edge_pos_weight: float = 2.0,
+        side_weight: float = 1.0,
+        fg_includes_padding: bool = False,
+        empty_gate_nan: bool = False,
+        ignore_index: int = IGNORE_INDEX,
+    ):
         super().__init__()
         self.num_classes = int(num_classes)
         self.parsing_weight = float(parsing_weight)
@@ -100,7 +110,9 @@ class PGNLoss(nn.Module):
         """Trains on image-level part-label maps (``batch['semantic']``) and person-instance edges."""
         return {"semantic": True}
 
-    def _ce(self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, nan_if_empty: bool) -> torch.Tensor:
+    def _ce(
+        self, logits: torch.Tensor, labels: torch.Tensor, mask: torch.Tensor, nan_if_empty: bool
+    ) -> torch.Tensor:
         """Mean CE over the pixels of ``mask``: 0 for an empty mask (NaN with ``nan_if_empty``)."""
         target = torch.where(mask, labels, torch.full_like(labels, -100))
         if not bool(mask.any()):
@@ -126,7 +138,9 @@ class PGNLoss(nn.Module):
                 with torch.no_grad():
                     g = gate_src
                     if tuple(g.shape[-2:]) != tuple(logits.shape[-2:]):
-                        g = F.interpolate(g.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False)
+                        g = F.interpolate(
+                            g.float(), size=logits.shape[-2:], mode="bilinear", align_corners=False
+                        )
                     gate = (torch.sigmoid(g[:, 0].float()) > self.gate_threshold) & valid
                 lg = self._ce(logits, lab, gate, nan_if_empty=self.empty_gate_nan)
                 terms[f"{name}_gated"] = lg.detach()

@@ -354,8 +354,9 @@ def _label_count(m: np.ndarray) -> int:
     return int(np.count_nonzero(np.bincount(m.reshape(-1)))) - 1
 
 
-def person_partition(parsing: np.ndarray, edge_u8: np.ndarray, edge_threshold: float = EDGE_THRESHOLD,
-                     padding: int = PADDING) -> tuple[np.ndarray, np.ndarray]:
+def person_partition(
+    parsing: np.ndarray, edge_u8: np.ndarray, edge_threshold: float = EDGE_THRESHOLD, padding: int = PADDING
+) -> tuple[np.ndarray, np.ndarray]:
     """Person map (int64, ids 1..P in the order of ``generate_instance_human.m``, unsaturated) and the P
     pixel counts. ``parsing``: class map (H, W); ``edge_u8``: round(255·p) (H, W)."""
     parsing = np.asarray(parsing)
@@ -403,8 +404,13 @@ class PartInstanceResult:
     scores: np.ndarray  # float32 (float64 for a float64 score map)
 
 
-def part_instances(parsing: np.ndarray, person_map: np.ndarray, edge_u8: np.ndarray, score_map: np.ndarray,
-                   num_part_classes: int = 19) -> PartInstanceResult:
+def part_instances(
+    parsing: np.ndarray,
+    person_map: np.ndarray,
+    edge_u8: np.ndarray,
+    score_map: np.ndarray,
+    num_part_classes: int = 19,
+) -> PartInstanceResult:
     """``generate_instance_part.m`` for one image. ``person_map`` is the map the part stage reads (the
     saturated PNG in the released pipeline); ``score_map`` the float32 part score map."""
     par = parsing.reshape(-1)
@@ -456,8 +462,14 @@ def saturate(ids: np.ndarray, limit: int | None = ID_LIMIT) -> np.ndarray:
     return ids if limit is None else np.minimum(ids, limit)
 
 
-def partition(parsing: np.ndarray, edge_u8: np.ndarray, score_map: np.ndarray, num_part_classes: int = 19,
-              id_limit: int | None = ID_LIMIT, edge_threshold: float = EDGE_THRESHOLD) -> PartitionResult:
+def partition(
+    parsing: np.ndarray,
+    edge_u8: np.ndarray,
+    score_map: np.ndarray,
+    num_part_classes: int = 19,
+    id_limit: int | None = ID_LIMIT,
+    edge_threshold: float = EDGE_THRESHOLD,
+) -> PartitionResult:
     """Person map and part instances of one image exactly as the released MATLAB scripts.
 
     ``id_limit=255`` (default) reproduces the uint8 PNG hand-over between the two scripts (person ids ≥ 255
@@ -467,11 +479,14 @@ def partition(parsing: np.ndarray, edge_u8: np.ndarray, score_map: np.ndarray, n
     edge_u8 = np.asarray(edge_u8)
     score_map = np.asarray(score_map)
     if parsing.shape != edge_u8.shape or parsing.shape != score_map.shape:
-        raise ValueError(f"parsing {parsing.shape}, edge {edge_u8.shape} and score {score_map.shape} maps differ "
-                         "in size")
+        raise ValueError(
+            f"parsing {parsing.shape}, edge {edge_u8.shape} and score {score_map.shape} maps differ in size"
+        )
     if min(parsing.shape) < MIN_SIZE:
-        raise ValueError(f"image is {parsing.shape[1]}x{parsing.shape[0]}; the released partition needs at least "
-                         f"{MIN_SIZE}x{MIN_SIZE} pixels (its border fill reads column W-12 and row H-12)")
+        raise ValueError(
+            f"image is {parsing.shape[1]}x{parsing.shape[0]}; the released partition needs at least "
+            f"{MIN_SIZE}x{MIN_SIZE} pixels (its border fill reads column W-12 and row H-12)"
+        )
     persons, areas = person_partition(parsing, edge_u8, edge_threshold)
     read = saturate(persons, id_limit)
     parts = part_instances(parsing, read, edge_u8, score_map, num_part_classes)
@@ -565,7 +580,9 @@ def _maps_root(root: Path) -> Path:
     for cand in (root, root / "output"):
         if (cand / "cihp_parsing_maps").is_dir():
             return cand
-    raise PartitionInputError(f"{root}: no cihp_parsing_maps/ folder (expected the output/ folder of test_pgn.py)")
+    raise PartitionInputError(
+        f"{root}: no cihp_parsing_maps/ folder (expected the output/ folder of test_pgn.py)"
+    )
 
 
 def _default_list(root: Path, maps: Path) -> Path:
@@ -573,7 +590,9 @@ def _default_list(root: Path, maps: Path) -> Path:
         cand = base / "datasets" / "CIHP" / "list" / "val_id.txt"
         if cand.is_file():
             return cand
-    raise PartitionInputError(f"{root}: datasets/CIHP/list/val_id.txt not found next to the maps; pass list=<ids file>")
+    raise PartitionInputError(
+        f"{root}: datasets/CIHP/list/val_id.txt not found next to the maps; pass list=<ids file>"
+    )
 
 
 def _read_u8(path: Path, what: str) -> np.ndarray:
@@ -584,7 +603,9 @@ def _read_u8(path: Path, what: str) -> np.ndarray:
     try:
         with Image.open(path) as img:
             if img.mode not in ("L", "P"):
-                raise PartitionInputError(f"{path}: {what} must be an 8-bit single-channel PNG, got mode {img.mode}")
+                raise PartitionInputError(
+                    f"{path}: {what} must be an 8-bit single-channel PNG, got mode {img.mode}"
+                )
             return np.array(img)
     except (UnidentifiedImageError, OSError) as e:
         raise PartitionInputError(f"{path}: unreadable {what} ({e})") from None
@@ -600,7 +621,12 @@ def _read_mat(path: Path) -> np.ndarray:
     except Exception as e:  # noqa: BLE001 - any parse failure is reported with the file name
         raise PartitionInputError(f"{path}: unreadable MATLAB file ({e})") from None
     data = mat.get("data")
-    if data is None or not isinstance(data, np.ndarray) or data.ndim != 2 or data.dtype not in (np.float32, np.float64):
+    if (
+        data is None
+        or not isinstance(data, np.ndarray)
+        or data.ndim != 2
+        or data.dtype not in (np.float32, np.float64)
+    ):
         raise PartitionInputError(f"{path}: expected a 2-D float32 variable 'data' (the part score map)")
     return data
 
@@ -614,15 +640,20 @@ def regroup_image(maps: Path, image_id: str, out: Path, num_classes: int = 20) -
     edge_png = maps / "cihp_edge_maps" / f"{image_id}.png"
     edge = _read_u8(edge_png, "edge map")
     if parsing.shape != edge.shape or parsing.shape != score.shape:
-        raise PartitionInputError(f"{par_png}: size mismatch: parsing map {parsing.shape[1]}x{parsing.shape[0]}, "
-                                  f"{edge_png.name} (edge) {edge.shape[1]}x{edge.shape[0]}, "
-                                  f"{mat.name} (score) {score.shape[1]}x{score.shape[0]}")
+        raise PartitionInputError(
+            f"{par_png}: size mismatch: parsing map {parsing.shape[1]}x{parsing.shape[0]}, "
+            f"{edge_png.name} (edge) {edge.shape[1]}x{edge.shape[0]}, "
+            f"{mat.name} (score) {score.shape[1]}x{score.shape[0]}"
+        )
     if int(parsing.max(initial=0)) > num_classes - 1:
-        raise PartitionInputError(f"{par_png}: class id {int(parsing.max())} above {num_classes - 1} "
-                                  f"(num_classes={num_classes})")
+        raise PartitionInputError(
+            f"{par_png}: class id {int(parsing.max())} above {num_classes - 1} (num_classes={num_classes})"
+        )
     if min(parsing.shape) < MIN_SIZE:
-        raise PartitionInputError(f"{par_png}: image is {parsing.shape[1]}x{parsing.shape[0]}; the released partition "
-                                  f"needs at least {MIN_SIZE}x{MIN_SIZE} pixels")
+        raise PartitionInputError(
+            f"{par_png}: image is {parsing.shape[1]}x{parsing.shape[0]}; the released partition "
+            f"needs at least {MIN_SIZE}x{MIN_SIZE} pixels"
+        )
     res = partition(parsing, edge, score, num_part_classes=num_classes - 1)
     write_outputs(out, image_id, res)
     return res
@@ -640,8 +671,11 @@ def main(argv: list[str] | None = None) -> int:
     cfg = OmegaConf.from_cli(argv)
     unknown = sorted(set(cfg) - {"input", "output", "list", "num_classes"})
     if unknown or not cfg.get("input") or not cfg.get("output"):
-        print(f"error: {'unknown arguments ' + str(unknown) if unknown else 'input=<dir> and output=<dir> are required'}"
-              f"\n{USAGE}", file=sys.stderr)
+        print(
+            f"error: {'unknown arguments ' + str(unknown) if unknown else 'input=<dir> and output=<dir> are required'}"
+            f"\n{USAGE}",
+            file=sys.stderr,
+        )
         return 2
     root = Path(str(cfg.input))
     try:
@@ -662,8 +696,10 @@ def main(argv: list[str] | None = None) -> int:
         except PartitionInputError as e:
             bad += 1
             print(f"error: {e}", file=sys.stderr)
-    print(f"{len(ids) - bad} of {len(ids)} images regrouped into {out}/cihp_human_maps and "
-          f"{out}/cihp_instance_part_maps" + (f"; {bad} failed (see above)" if bad else ""))
+    print(
+        f"{len(ids) - bad} of {len(ids)} images regrouped into {out}/cihp_human_maps and "
+        f"{out}/cihp_instance_part_maps" + (f"; {bad} failed (see above)" if bad else "")
+    )
     return 1 if bad else 0
 
 

@@ -80,7 +80,9 @@ class ResNetTrunk(nn.Module):
     offline) or a local state-dict file of the trunk.
     """
 
-    def __init__(self, name: str = "resnet101", pretrained: str | None = None, freeze_bn: bool = True, **kwargs):
+    def __init__(
+        self, name: str = "resnet101", pretrained: str | None = None, freeze_bn: bool = True, **kwargs
+    ):
         super().__init__()
         by_name = pretrained is not None and not is_local_file(pretrained)
         if by_name:
@@ -88,16 +90,26 @@ class ResNetTrunk(nn.Module):
         self.name = name
         if name in TORCHVISION_RESNETS:
             weights = "DEFAULT" if by_name else None
-            net = getattr(torchvision.models, name)(weights=weights, replace_stride_with_dilation=[False, True, True],
-                                                    **kwargs)
+            net = getattr(torchvision.models, name)(
+                weights=weights, replace_stride_with_dilation=[False, True, True], **kwargs
+            )
             self.stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
-            self.layer1, self.layer2, self.layer3, self.layer4 = net.layer1, net.layer2, net.layer3, net.layer4
-            self.channels = [net.layer2[-1].conv3.out_channels, net.layer3[-1].conv3.out_channels,
-                             net.layer4[-1].conv3.out_channels]
+            self.layer1, self.layer2, self.layer3, self.layer4 = (
+                net.layer1,
+                net.layer2,
+                net.layer3,
+                net.layer4,
+            )
+            self.channels = [
+                net.layer2[-1].conv3.out_channels,
+                net.layer3[-1].conv3.out_channels,
+                net.layer4[-1].conv3.out_channels,
+            ]
             self.timm_body = None
         else:
-            body = timm.create_model(name, pretrained=by_name, features_only=True, out_indices=(2, 3, 4),
-                                     output_stride=8, **kwargs)
+            body = timm.create_model(
+                name, pretrained=by_name, features_only=True, out_indices=(2, 3, 4), output_stride=8, **kwargs
+            )
             self.timm_body = body
             self.channels = list(body.feature_info.channels())
         if pretrained is not None and not by_name:
@@ -142,8 +154,14 @@ class PyramidPooling(nn.Module):
     (the released code's TF-SAME average pooling).
     """
 
-    def __init__(self, in_channels: int, out_channels: int = 512, mode: str = "bins",
-                 bins: Sequence[int] = (1, 2, 3, 6), windows: Sequence[int] = (60, 30, 20, 10)):
+    def __init__(
+        self,
+        in_channels: int,
+        out_channels: int = 512,
+        mode: str = "bins",
+        bins: Sequence[int] = (1, 2, 3, 6),
+        windows: Sequence[int] = (60, 30, 20, 10),
+    ):
         super().__init__()
         if mode not in PPM_MODES:
             raise ValueError(f"ppm_mode must be one of {PPM_MODES}, got {mode!r}")
@@ -165,8 +183,17 @@ class PyramidPooling(nn.Module):
 class ContextHead(nn.Module):
     """feature → PyramidPooling → conv3x3 + ReLU (the ``*_pp_conv`` map) → dropout → classifier."""
 
-    def __init__(self, in_channels: int, ppm_channels: int, channels: int, out_channels: int, classifier_kernel: int,
-                 dropout: float, ppm: bool, ppm_kwargs: dict):
+    def __init__(
+        self,
+        in_channels: int,
+        ppm_channels: int,
+        channels: int,
+        out_channels: int,
+        classifier_kernel: int,
+        dropout: float,
+        ppm: bool,
+        ppm_kwargs: dict,
+    ):
         super().__init__()
         self.ppm = PyramidPooling(in_channels, ppm_channels, **ppm_kwargs) if ppm else None
         self.conv = conv_relu(self.ppm.out_channels if ppm else in_channels, channels)
@@ -182,13 +209,24 @@ class ContextHead(nn.Module):
 class PartSegmentationBranch(nn.Module):
     """Semantic part segmentation branch (PGN §3.1): per-tap conv3x3 → concat → conv3x3 → context head."""
 
-    def __init__(self, in_channels: Sequence[int], num_classes: int, width: int, ppm_channels: int, pp_channels: int,
-                 classifier_kernel: int, dropout: float, ppm: bool, ppm_kwargs: dict):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        num_classes: int,
+        width: int,
+        ppm_channels: int,
+        pp_channels: int,
+        classifier_kernel: int,
+        dropout: float,
+        ppm: bool,
+        ppm_kwargs: dict,
+    ):
         super().__init__()
         self.taps = nn.ModuleList(conv_relu(c, width) for c in in_channels)
         self.fuse = conv_relu(width * len(in_channels), width)
-        self.head = ContextHead(width, ppm_channels, pp_channels, num_classes, classifier_kernel, dropout, ppm,
-                                ppm_kwargs)
+        self.head = ContextHead(
+            width, ppm_channels, pp_channels, num_classes, classifier_kernel, dropout, ppm, ppm_kwargs
+        )
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
         x = self.fuse(torch.cat([t(f) for t, f in zip(self.taps, feats)], dim=1))
@@ -209,12 +247,24 @@ class EdgeSideOutput(nn.Module):
 class EdgeDetectionBranch(nn.Module):
     """Instance-aware edge detection branch (PGN §3.2) with side outputs on the three taps."""
 
-    def __init__(self, in_channels: Sequence[int], width: int, ppm_channels: int, pp_channels: int,
-                 classifier_kernel: int, dropout: float, ppm: bool, ppm_kwargs: dict, side_outputs: bool):
+    def __init__(
+        self,
+        in_channels: Sequence[int],
+        width: int,
+        ppm_channels: int,
+        pp_channels: int,
+        classifier_kernel: int,
+        dropout: float,
+        ppm: bool,
+        ppm_kwargs: dict,
+        side_outputs: bool,
+    ):
         super().__init__()
         self.taps = nn.ModuleList(conv_relu(c, width) for c in in_channels)
         self.fuse = conv_relu(width * len(in_channels), width)
-        self.head = ContextHead(width, ppm_channels, pp_channels, 1, classifier_kernel, dropout, ppm, ppm_kwargs)
+        self.head = ContextHead(
+            width, ppm_channels, pp_channels, 1, classifier_kernel, dropout, ppm, ppm_kwargs
+        )
         self.sides = nn.ModuleList(EdgeSideOutput(width) for _ in in_channels) if side_outputs else None
 
     def forward(self, feats: list[torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor, list[torch.Tensor]]:
@@ -228,8 +278,19 @@ class RefinementBranch(nn.Module):
     """Refinement branch (PGN §3.3): both tasks' features and remapped predictions, concatenated in
     each task's own order, refine the parts and the edges with separate stacks."""
 
-    def __init__(self, num_classes: int, pp_channels: int, fea_channels: int, remap_channels: int, width: int,
-                 ppm_channels: int, classifier_kernel: int, dropout: float, ppm: bool, ppm_kwargs: dict):
+    def __init__(
+        self,
+        num_classes: int,
+        pp_channels: int,
+        fea_channels: int,
+        remap_channels: int,
+        width: int,
+        ppm_channels: int,
+        classifier_kernel: int,
+        dropout: float,
+        ppm: bool,
+        ppm_kwargs: dict,
+    ):
         super().__init__()
         self.parsing_fea = conv_relu(pp_channels, fea_channels)
         self.parsing_remap = conv_relu(num_classes, remap_channels, kernel=1)
@@ -237,12 +298,17 @@ class RefinementBranch(nn.Module):
         self.edge_remap = conv_relu(1, remap_channels, kernel=1)
         cin = 2 * (fea_channels + remap_channels)
         self.parsing_rf = conv_relu(cin, width)
-        self.parsing_head = ContextHead(width, ppm_channels, width, num_classes, classifier_kernel, dropout, ppm,
-                                        ppm_kwargs)
+        self.parsing_head = ContextHead(
+            width, ppm_channels, width, num_classes, classifier_kernel, dropout, ppm, ppm_kwargs
+        )
         self.edge_rf = conv_relu(cin, width)
-        self.edge_head = ContextHead(width, ppm_channels, width, 1, classifier_kernel, dropout, ppm, ppm_kwargs)
+        self.edge_head = ContextHead(
+            width, ppm_channels, width, 1, classifier_kernel, dropout, ppm, ppm_kwargs
+        )
 
-    def forward(self, parsing_feat, parsing_logits, edge_feat, edge_logits) -> tuple[torch.Tensor, torch.Tensor]:
+    def forward(
+        self, parsing_feat, parsing_logits, edge_feat, edge_logits
+    ) -> tuple[torch.Tensor, torch.Tensor]:
         pf, pr = self.parsing_fea(parsing_feat), self.parsing_remap(parsing_logits)
         ef, er = self.edge_fea(edge_feat), self.edge_remap(edge_logits)
         _, parsing = self.parsing_head(self.parsing_rf(torch.cat([pf, pr, ef, er], dim=1)))
@@ -269,11 +335,25 @@ class PartGroupingNetwork(nn.Module):
 
     required_targets = ["instance_edge"]
 
-    def __init__(self, num_classes: int = 20, backbone: str = "resnet101", pretrained: str | None = None,
-                 classifier_kernel: int = 1, ppm_mode: str = "bins", ppm_bins: Sequence[int] = (1, 2, 3, 6),
-                 ppm_windows: Sequence[int] = (60, 30, 20, 10), dropout: float = 0.1, head_width: float = 1.0,
-                 refinement: bool = True, edge_branch: bool = True, side_outputs: bool = True, ppm: bool = True,
-                 freeze_bn: bool = True, backbone_kwargs: dict | None = None, head_init: str = "released"):
+    def __init__(
+        self,
+        num_classes: int = 20,
+        backbone: str = "resnet101",
+        pretrained: str | None = None,
+        classifier_kernel: int = 1,
+        ppm_mode: str = "bins",
+        ppm_bins: Sequence[int] = (1, 2, 3, 6),
+        ppm_windows: Sequence[int] = (60, 30, 20, 10),
+        dropout: float = 0.1,
+        head_width: float = 1.0,
+        refinement: bool = True,
+        edge_branch: bool = True,
+        side_outputs: bool = True,
+        ppm: bool = True,
+        freeze_bn: bool = True,
+        backbone_kwargs: dict | None = None,
+        head_init: str = "released",
+    ):
         super().__init__()
         if head_init not in HEAD_INITS:
             raise ValueError(f"head_init must be one of {HEAD_INITS}, got {head_init!r}")
@@ -281,7 +361,9 @@ class PartGroupingNetwork(nn.Module):
         if classifier_kernel not in (1, 3):
             raise ValueError(f"classifier_kernel must be 1 or 3, got {classifier_kernel}")
         if refinement and not edge_branch:
-            raise ValueError("the refinement branch needs the edge branch (refinement=false with edge_branch=false)")
+            raise ValueError(
+                "the refinement branch needs the edge branch (refinement=false with edge_branch=false)"
+            )
         self.num_classes = num_classes
         self.refinement = refinement
         self.edge_branch = edge_branch
@@ -293,12 +375,40 @@ class PartGroupingNetwork(nn.Module):
 
         ppm_kwargs = {"mode": ppm_mode, "bins": tuple(ppm_bins), "windows": tuple(ppm_windows)}
         taps = self.trunk.channels
-        self.parsing = PartSegmentationBranch(taps, num_classes, wd(512), wd(512), wd(512), classifier_kernel, dropout,
-                                              ppm, ppm_kwargs)
-        self.edge = EdgeDetectionBranch(taps, wd(256), wd(512), wd(512), classifier_kernel, dropout, ppm, ppm_kwargs,
-                                        self.side_outputs) if edge_branch else None
-        self.refine = RefinementBranch(num_classes, wd(512), wd(256), wd(128), wd(512), wd(512), classifier_kernel,
-                                       dropout, ppm, ppm_kwargs) if refinement else None
+        self.parsing = PartSegmentationBranch(
+            taps, num_classes, wd(512), wd(512), wd(512), classifier_kernel, dropout, ppm, ppm_kwargs
+        )
+        self.edge = (
+            EdgeDetectionBranch(
+                taps,
+                wd(256),
+                wd(512),
+                wd(512),
+                classifier_kernel,
+                dropout,
+                ppm,
+                ppm_kwargs,
+                self.side_outputs,
+            )
+            if edge_branch
+            else None
+        )
+        self.refine = (
+            RefinementBranch(
+                num_classes,
+                wd(512),
+                wd(256),
+                wd(128),
+                wd(512),
+                wd(512),
+                classifier_kernel,
+                dropout,
+                ppm,
+                ppm_kwargs,
+            )
+            if refinement
+            else None
+        )
         self.reset_head_parameters()
 
     def heads(self) -> list[nn.Module]:
@@ -335,7 +445,9 @@ class PartGroupingNetwork(nn.Module):
         for name, s in zip(("edge_res3", "edge_res4", "edge_res5"), sides):
             out[name] = s
         if self.refine is not None:
-            out["parsing_rf_fc"], out["edge_rf_fc"] = self.refine(parsing_feat, parsing_fc, edge_feat, edge_fc)
+            out["parsing_rf_fc"], out["edge_rf_fc"] = self.refine(
+                parsing_feat, parsing_fc, edge_feat, edge_fc
+            )
         return out
 
 

@@ -45,9 +45,17 @@ def scaled(images: torch.Tensor, s: float) -> torch.Tensor:
     return F.interpolate(images, size=(int(h * s), int(w * s)), mode="bilinear", align_corners=False)
 
 
-def multiscale_flip(forward, images: torch.Tensor, parsing_outputs: Sequence[str], edge_output: str | None,
-                    scales: Sequence[float], edge_scales: Sequence[float], flip: bool,
-                    flip_permutation: np.ndarray | None, first: dict | None = None) -> tuple[torch.Tensor, torch.Tensor | None]:
+def multiscale_flip(
+    forward,
+    images: torch.Tensor,
+    parsing_outputs: Sequence[str],
+    edge_output: str | None,
+    scales: Sequence[float],
+    edge_scales: Sequence[float],
+    flip: bool,
+    flip_permutation: np.ndarray | None,
+    first: dict | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
     """Averaged parsing logits (B, C, H, W) and edge logits (B, 1, H, W) at the input size, as
     ``test_pgn.py`` computes them. ``forward(images) -> outputs``; ``first`` = outputs already computed on
     ``images`` (reused at scale 1)."""
@@ -74,7 +82,9 @@ def multiscale_flip(forward, images: torch.Tensor, parsing_outputs: Sequence[str
     if flip:
         head, tail = parsing[:b], parsing[b:]
         if flip_permutation is not None:
-            perm = torch.as_tensor(np.asarray(flip_permutation, dtype=np.int64)[: tail.shape[1]], device=tail.device)
+            perm = torch.as_tensor(
+                np.asarray(flip_permutation, dtype=np.int64)[: tail.shape[1]], device=tail.device
+            )
             tail = tail.index_select(1, perm)
         parsing = (head + torch.flip(tail, dims=[-1])) / 2
         if edge is not None:
@@ -103,13 +113,31 @@ class PGNPostprocess:
         edge_threshold: the partition's edge threshold (0.2).
     """
 
-    produces = frozenset({"semantic", "logits", "edge", "instances", "instances.mask", "instances.parts",
-                          "instances.box", "part_instances"})
+    produces = frozenset(
+        {
+            "semantic",
+            "logits",
+            "edge",
+            "instances",
+            "instances.mask",
+            "instances.parts",
+            "instances.box",
+            "part_instances",
+        }
+    )
 
-    def __init__(self, scales: Sequence[float] = PARSING_SCALES, edge_scales: Sequence[float] = EDGE_SCALES,
-                 flip: bool = True, parsing_outputs: Sequence[str] | None = None, edge_output: str | None = None,
-                 instances: bool = True, nan_scores: bool = False, saturate_ids: bool = True,
-                 edge_threshold: float = 0.2):
+    def __init__(
+        self,
+        scales: Sequence[float] = PARSING_SCALES,
+        edge_scales: Sequence[float] = EDGE_SCALES,
+        flip: bool = True,
+        parsing_outputs: Sequence[str] | None = None,
+        edge_output: str | None = None,
+        instances: bool = True,
+        nan_scores: bool = False,
+        saturate_ids: bool = True,
+        edge_threshold: float = 0.2,
+    ):
         self.scales = [float(s) for s in scales]
         self.edge_scales = [float(s) for s in edge_scales]
         if not self.scales or not self.edge_scales or min(self.scales + self.edge_scales) <= 0:
@@ -130,8 +158,10 @@ class PGNPostprocess:
             edge = "edge_rf_fc" if "edge_rf_fc" in outputs else ("edge_fc" if "edge_fc" in outputs else None)
         missing = [k for k in par + ([edge] if edge else []) if k not in outputs]
         if not par or missing:
-            raise KeyError(f"PGN postprocess needs outputs {missing or ['parsing_fc']}; the model returned "
-                           f"{sorted(outputs)}")
+            raise KeyError(
+                f"PGN postprocess needs outputs {missing or ['parsing_fc']}; the model returned "
+                f"{sorted(outputs)}"
+            )
         return par, edge
 
     def input_logits(self, outputs: dict, size: tuple[int, int]) -> torch.Tensor:
@@ -140,15 +170,26 @@ class PGNPostprocess:
         par, _ = self._names(outputs)
         return sum(upsample_to(outputs[k].float(), tuple(size)) for k in par) / len(par)
 
-    def input_maps(self, outputs: dict, images: torch.Tensor, ctx) -> tuple[torch.Tensor, torch.Tensor | None]:
+    def input_maps(
+        self, outputs: dict, images: torch.Tensor, ctx
+    ) -> tuple[torch.Tensor, torch.Tensor | None]:
         """Averaged parsing and edge logits at the input size."""
         par, edge = self._names(outputs)
         plain = self.scales == [1.0] and (self.edge_scales == [1.0] or edge is None) and not self.flip
         forward = getattr(ctx, "forward", None)
         if not plain and forward is None:
             raise RuntimeError("PGN's multi-scale/flip test needs ctx.forward (the task provides it)")
-        return multiscale_flip(forward, images, par, edge, self.scales, self.edge_scales, self.flip,
-                               getattr(ctx, "flip_permutation", None), first=outputs)
+        return multiscale_flip(
+            forward,
+            images,
+            par,
+            edge,
+            self.scales,
+            self.edge_scales,
+            self.flip,
+            getattr(ctx, "flip_permutation", None),
+            first=outputs,
+        )
 
     def __call__(self, outputs: dict, batch: dict, ctx) -> list[dict]:
         images = batch["image"]
@@ -170,27 +211,47 @@ class PGNPostprocess:
             preds.append(pred)
         return preds
 
-    def group(self, semantic: torch.Tensor, edge_prob: torch.Tensor, score: torch.Tensor, num_classes: int) -> dict:
+    def group(
+        self, semantic: torch.Tensor, edge_prob: torch.Tensor, score: torch.Tensor, num_classes: int
+    ) -> dict:
         """Persons and part instances of one image from its class map, edge probability and part score map
         (part classes 1..C−1: the released ``class_num = 19`` on CIHP)."""
         sem = semantic.detach().cpu().numpy()
         h, w = sem.shape
         if min(h, w) < MIN_SIZE:  # the released partition cannot run: no instances
-            empty = {"instance_map": torch.zeros((h, w), dtype=torch.long), "classes": torch.zeros(0, dtype=torch.long),
-                     "scores": torch.zeros(0, dtype=torch.float64)}
+            empty = {
+                "instance_map": torch.zeros((h, w), dtype=torch.long),
+                "classes": torch.zeros(0, dtype=torch.long),
+                "scores": torch.zeros(0, dtype=torch.float64),
+            }
             return {"instances": [], "part_instances": empty}
         edge_u8 = np.round(255.0 * edge_prob.detach().float().cpu().numpy()).astype(np.uint8)
-        res = partition(sem.astype(np.uint8), edge_u8, score.detach().float().cpu().numpy(),
-                        num_part_classes=num_classes - 1,
-                        id_limit=self.id_limit, edge_threshold=self.edge_threshold)
+        res = partition(
+            sem.astype(np.uint8),
+            edge_u8,
+            score.detach().float().cpu().numpy(),
+            num_part_classes=num_classes - 1,
+            id_limit=self.id_limit,
+            edge_threshold=self.edge_threshold,
+        )
         persons = []
         for k, area in enumerate(res.person_areas, start=1):
             mask = res.person_map == k
-            persons.append({"mask": torch.from_numpy(mask), "parts": torch.from_numpy(np.where(mask, sem, 0)),
-                            "box": _box(mask), "label": 1, "score": float(area)})
+            persons.append(
+                {
+                    "mask": torch.from_numpy(mask),
+                    "parts": torch.from_numpy(np.where(mask, sem, 0)),
+                    "box": _box(mask),
+                    "label": 1,
+                    "score": float(area),
+                }
+            )
         scores = res.parts.scores.astype(np.float64)
         if not self.nan_scores:
             scores = np.nan_to_num(scores, nan=0.0)
-        part = {"instance_map": torch.from_numpy(res.parts.instance_map), "classes": torch.from_numpy(res.parts.classes),
-                "scores": torch.from_numpy(scores)}
+        part = {
+            "instance_map": torch.from_numpy(res.parts.instance_map),
+            "classes": torch.from_numpy(res.parts.classes),
+            "scores": torch.from_numpy(scores),
+        }
         return {"instances": persons, "part_instances": part}

@@ -11,5 +11,14 @@ from humanparse.models.rcnn.roi_heads import (
     sample_at_most,
 )
 
-__all__ = ["BatchOnlyTransform", "HumanRCNN", "HumanRoIHeads", "KeypointBranch", "MaskBranch", "RoIBranch",
-           "rematch", "resnet_fpn", "sample_at_most"]
+__all__ = [
+    "BatchOnlyTransform",
+    "HumanRCNN",
+    "HumanRoIHeads",
+    "KeypointBranch",
+    "MaskBranch",
+    "RoIBranch",
+    "rematch",
+    "resnet_fpn",
+    "sample_at_most",
+]

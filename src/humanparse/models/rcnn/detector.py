@@ -48,8 +48,13 @@ class BatchOnlyTransform(GeneralizedRCNNTransform):
     and ``postprocess`` leaves detections in input pixels (the task's postprocess maps them back)."""
 
     def __init__(self, size_divisible: int = 32):
-        super().__init__(min_size=1, max_size=1, image_mean=[0.0, 0.0, 0.0], image_std=[1.0, 1.0, 1.0],
-                         size_divisible=size_divisible)
+        super().__init__(
+            min_size=1,
+            max_size=1,
+            image_mean=[0.0, 0.0, 0.0],
+            image_std=[1.0, 1.0, 1.0],
+            size_divisible=size_divisible,
+        )
 
     def forward(self, images, targets=None):
         images = list(images)
@@ -87,9 +92,15 @@ def _norm_layer(norm: str):
     raise ValueError(f"backbone norm must be frozen_bn | affine | bn | gn, got {norm!r}")
 
 
-def resnet_fpn(name: str = "resnet50", trainable_layers: int = 3, norm: str = "frozen_bn",
-               fpn_channels: int = 256, returned_layers: Sequence[int] = (1, 2, 3, 4),
-               resnet_kwargs: Mapping | None = None, stride_in_1x1: bool = False) -> BackboneWithFPN:
+def resnet_fpn(
+    name: str = "resnet50",
+    trainable_layers: int = 3,
+    norm: str = "frozen_bn",
+    fpn_channels: int = 256,
+    returned_layers: Sequence[int] = (1, 2, 3, 4),
+    resnet_kwargs: Mapping | None = None,
+    stride_in_1x1: bool = False,
+) -> BackboneWithFPN:
     """torchvision ResNet(-Xt) + FPN (P2..P5 and P6 by max-pool, ``fpn_channels`` wide), as
     ``resnet_fpn_backbone`` builds it, with the FPN width and the norm exposed; ``resnet_kwargs`` go to the
     torchvision builder, or with ``layers`` (and ``block``: basic | bottleneck) build a custom-depth ResNet.
@@ -101,8 +112,9 @@ def resnet_fpn(name: str = "resnet50", trainable_layers: int = 3, norm: str = "f
     kw = dict(resnet_kwargs or {})
     if "layers" in kw:  # a custom depth (tiny test networks): ResNet(block, layers, ...)
         blocks = {"basic": resnet.BasicBlock, "bottleneck": resnet.Bottleneck}
-        body = resnet.ResNet(blocks[kw.pop("block", "bottleneck")], list(kw.pop("layers")),
-                             norm_layer=_norm_layer(norm), **kw)
+        body = resnet.ResNet(
+            blocks[kw.pop("block", "bottleneck")], list(kw.pop("layers")), norm_layer=_norm_layer(norm), **kw
+        )
     else:
         body = resnet.__dict__[name](weights=None, norm_layer=_norm_layer(norm), **kw)
     if stride_in_1x1:
@@ -169,21 +181,43 @@ class HumanRCNN(GeneralizedRCNN):
         box_detections_per_img: int = 100,
         size_divisible: int = 32,
     ):
-        body = resnet_fpn(backbone, trainable_layers, norm, fpn_channels, resnet_kwargs=resnet_kwargs,
-                          stride_in_1x1=stride_in_1x1)
-        anchors = AnchorGenerator(tuple((s,) for s in anchor_sizes), (tuple(aspect_ratios),) * len(anchor_sizes))
+        body = resnet_fpn(
+            backbone,
+            trainable_layers,
+            norm,
+            fpn_channels,
+            resnet_kwargs=resnet_kwargs,
+            stride_in_1x1=stride_in_1x1,
+        )
+        anchors = AnchorGenerator(
+            tuple((s,) for s in anchor_sizes), (tuple(aspect_ratios),) * len(anchor_sizes)
+        )
         rpn = RegionProposalNetwork(
-            anchors, RPNHead(fpn_channels, anchors.num_anchors_per_location()[0]),
-            rpn_fg_iou_thresh, rpn_bg_iou_thresh, rpn_batch_size_per_image, rpn_positive_fraction,
+            anchors,
+            RPNHead(fpn_channels, anchors.num_anchors_per_location()[0]),
+            rpn_fg_iou_thresh,
+            rpn_bg_iou_thresh,
+            rpn_batch_size_per_image,
+            rpn_positive_fraction,
             dict(training=rpn_pre_nms_top_n_train, testing=rpn_pre_nms_top_n_test),
-            dict(training=rpn_post_nms_top_n_train, testing=rpn_post_nms_top_n_test), rpn_nms_thresh)
+            dict(training=rpn_post_nms_top_n_train, testing=rpn_post_nms_top_n_test),
+            rpn_nms_thresh,
+        )
         box_pool = MultiScaleRoIAlign(list(box_roi_levels), box_roi_size, box_sampling_ratio)
         roi_heads = HumanRoIHeads(
-            box_pool, TwoMLPHead(fpn_channels * box_roi_size**2, representation_size),
+            box_pool,
+            TwoMLPHead(fpn_channels * box_roi_size**2, representation_size),
             FastRCNNPredictor(representation_size, num_classes),
-            box_fg_iou_thresh, box_bg_iou_thresh, box_batch_size_per_image, box_positive_fraction,
+            box_fg_iou_thresh,
+            box_bg_iou_thresh,
+            box_batch_size_per_image,
+            box_positive_fraction,
             tuple(bbox_reg_weights) if bbox_reg_weights is not None else None,
-            box_score_thresh, box_nms_thresh, box_detections_per_img, branches=branches)
+            box_score_thresh,
+            box_nms_thresh,
+            box_detections_per_img,
+            branches=branches,
+        )
         super().__init__(body, rpn, roi_heads, BatchOnlyTransform(size_divisible))
 
     @property
@@ -203,11 +237,14 @@ class HumanRCNN(GeneralizedRCNN):
             for i, t in enumerate(targets):
                 b = t["boxes"]
                 if b.ndim != 2 or b.shape[-1] != 4 or bool((b[:, 2:] <= b[:, :2]).any()):
-                    raise ValueError(f"HumanRCNN: image {i} has a degenerate or malformed target box {b.tolist()}")
+                    raise ValueError(
+                        f"HumanRCNN: image {i} has a degenerate or malformed target box {b.tolist()}"
+                    )
         feats = self.backbone(image_list.tensors)
         proposals, rpn_losses = self.rpn(image_list, feats, targets if self.training else None)
-        detections, head_losses = self.roi_heads(feats, proposals, image_list.image_sizes,
-                                                 targets if self.training else None)
+        detections, head_losses = self.roi_heads(
+            feats, proposals, image_list.image_sizes, targets if self.training else None
+        )
         if self.training:
             return {**rpn_losses, **head_losses}
         return {"detections": detections}

@@ -48,12 +48,14 @@ class RoIBranch(nn.Module):
 
     pooler: MultiScaleRoIAlign
 
-    def forward_rois(self, features: dict[str, Tensor], rois: list[Tensor],
-                     image_shapes: list[tuple[int, int]]) -> dict[str, Tensor]:
+    def forward_rois(
+        self, features: dict[str, Tensor], rois: list[Tensor], image_shapes: list[tuple[int, int]]
+    ) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def select(self, proposals: list[Tensor], matched_idxs: list[Tensor], labels: list[Tensor],
-               targets: list[dict]) -> tuple[list[Tensor], list[Tensor]]:
+    def select(
+        self, proposals: list[Tensor], matched_idxs: list[Tensor], labels: list[Tensor], targets: list[dict]
+    ) -> tuple[list[Tensor], list[Tensor]]:
         rois, matched = [], []
         for p, m, lab in zip(proposals, matched_idxs, labels):
             pos = torch.where(lab > 0)[0]
@@ -61,15 +63,24 @@ class RoIBranch(nn.Module):
             matched.append(m[pos])
         return rois, matched
 
-    def loss(self, features: dict[str, Tensor], rois: list[Tensor], image_shapes: list[tuple[int, int]],
-             targets: list[dict], matched: list[Tensor]) -> dict[str, Tensor]:
+    def loss(
+        self,
+        features: dict[str, Tensor],
+        rois: list[Tensor],
+        image_shapes: list[tuple[int, int]],
+        targets: list[dict],
+        matched: list[Tensor],
+    ) -> dict[str, Tensor]:
         raise NotImplementedError
 
-    def predict(self, features: dict[str, Tensor], detections: list[dict], image_shapes: list[tuple[int, int]]) -> None:
+    def predict(
+        self, features: dict[str, Tensor], detections: list[dict], image_shapes: list[tuple[int, int]]
+    ) -> None:
         raise NotImplementedError
 
-    def zero_loss(self, features: dict[str, Tensor], image_shapes: list[tuple[int, int]],
-                  names: Sequence[str]) -> dict[str, Tensor]:
+    def zero_loss(
+        self, features: dict[str, Tensor], image_shapes: list[tuple[int, int]], names: Sequence[str]
+    ) -> dict[str, Tensor]:
         """Zero loss terms for a batch without any RoI of this branch: the head runs on one dummy box
         (the first image's frame) so every parameter gets a (zero) gradient, which distributed training
         needs (the released Parsing R-CNN code does the same with its first proposal)."""
@@ -82,7 +93,9 @@ class RoIBranch(nn.Module):
         return {n: zero for n in names}
 
 
-def sample_at_most(n: int | None, count: int, device: torch.device, generator: torch.Generator | None = None) -> Tensor:
+def sample_at_most(
+    n: int | None, count: int, device: torch.device, generator: torch.Generator | None = None
+) -> Tensor:
     """Indices of a uniformly random subset of at most ``n`` of ``count`` items (all of them, in order,
     when ``n`` is None or ``count <= n``)."""
     if n is None or count <= n:
@@ -106,11 +119,34 @@ class HumanRoIHeads(RoIHeads):
     (per-image detection dicts with each branch's outputs added, ``{}``).
     """
 
-    def __init__(self, box_roi_pool, box_head, box_predictor, fg_iou_thresh, bg_iou_thresh, batch_size_per_image,
-                 positive_fraction, bbox_reg_weights, score_thresh, nms_thresh, detections_per_img,
-                 branches: Mapping[str, RoIBranch] | None = None):
-        super().__init__(box_roi_pool, box_head, box_predictor, fg_iou_thresh, bg_iou_thresh, batch_size_per_image,
-                         positive_fraction, bbox_reg_weights, score_thresh, nms_thresh, detections_per_img)
+    def __init__(
+        self,
+        box_roi_pool,
+        box_head,
+        box_predictor,
+        fg_iou_thresh,
+        bg_iou_thresh,
+        batch_size_per_image,
+        positive_fraction,
+        bbox_reg_weights,
+        score_thresh,
+        nms_thresh,
+        detections_per_img,
+        branches: Mapping[str, RoIBranch] | None = None,
+    ):
+        super().__init__(
+            box_roi_pool,
+            box_head,
+            box_predictor,
+            fg_iou_thresh,
+            bg_iou_thresh,
+            batch_size_per_image,
+            positive_fraction,
+            bbox_reg_weights,
+            score_thresh,
+            nms_thresh,
+            detections_per_img,
+        )
         self.branches = nn.ModuleDict(dict(branches or {}))
         for name, b in self.branches.items():
             if not isinstance(b, RoIBranch):
@@ -122,7 +158,9 @@ class HumanRoIHeads(RoIHeads):
         if self.training:
             loss_cls, loss_reg = fastrcnn_loss(class_logits, box_regression, labels, regression_targets)
             return [], {"loss_classifier": loss_cls, "loss_box_reg": loss_reg}
-        boxes, scores, labs = self.postprocess_detections(class_logits, box_regression, proposals, image_shapes)
+        boxes, scores, labs = self.postprocess_detections(
+            class_logits, box_regression, proposals, image_shapes
+        )
         return [{"boxes": b, "labels": lab, "scores": s} for b, s, lab in zip(boxes, scores, labs)], {}
 
     def forward(self, features, proposals, image_shapes, targets=None):
@@ -130,7 +168,9 @@ class HumanRoIHeads(RoIHeads):
         if self.training:
             if targets is None:
                 raise ValueError("HumanRoIHeads: training needs targets")
-            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(proposals, targets)
+            proposals, matched_idxs, labels, regression_targets = self.select_training_samples(
+                proposals, targets
+            )
         detections, losses = self._forward_box(features, proposals, image_shapes, labels, regression_targets)
         for branch in self.branches.values():
             if self.training:
@@ -146,9 +186,16 @@ class MaskBranch(RoIBranch):
     deconv to 28×28, per-class sigmoid); targets ``masks`` (N, H, W). Adds ``masks`` (N, 1, 28, 28)
     probabilities to each detection dict."""
 
-    def __init__(self, in_channels: int = 256, num_classes: int = 2, layers: Sequence[int] = (256, 256, 256, 256),
-                 roi_levels: Sequence[str] = FPN_LEVELS, roi_size: int = 14, sampling_ratio: int = 2,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        in_channels: int = 256,
+        num_classes: int = 2,
+        layers: Sequence[int] = (256, 256, 256, 256),
+        roi_levels: Sequence[str] = FPN_LEVELS,
+        roi_size: int = 14,
+        sampling_ratio: int = 2,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.pooler = MultiScaleRoIAlign(list(roi_levels), roi_size, sampling_ratio)
         self.head = MaskRCNNHeads(in_channels, tuple(layers), 1)
@@ -178,9 +225,16 @@ class KeypointBranch(RoIBranch):
     RoIs, deconv + ×2 bilinear to 56×56 heatmaps); targets ``keypoints`` (N, K, 3). Adds ``keypoints``
     (N, K, 3) and ``keypoints_scores`` (N, K)."""
 
-    def __init__(self, in_channels: int = 256, num_keypoints: int = 17, layers: Sequence[int] = (512,) * 8,
-                 roi_levels: Sequence[str] = FPN_LEVELS, roi_size: int = 14, sampling_ratio: int = 2,
-                 loss_weight: float = 1.0):
+    def __init__(
+        self,
+        in_channels: int = 256,
+        num_keypoints: int = 17,
+        layers: Sequence[int] = (512,) * 8,
+        roi_levels: Sequence[str] = FPN_LEVELS,
+        roi_size: int = 14,
+        sampling_ratio: int = 2,
+        loss_weight: float = 1.0,
+    ):
         super().__init__()
         self.pooler = MultiScaleRoIAlign(list(roi_levels), roi_size, sampling_ratio)
         self.head = KeypointRCNNHeads(in_channels, list(layers))
