@@ -10,7 +10,7 @@ import logging
 import torch
 from torch import nn
 
-from humanparse.models.parsing_rcnn.weights import POSE_CONVS, _download, _trunk
+from humanparse.models.parsing_rcnn.weights import POSE_CONVS, _download, _trunk, load_matching
 from humanparse.models.parsing_rcnn.weights import load_init as load_trunk_init
 from humanparse.models.pretrained import PretrainedWeightsError, read_state_dict
 
@@ -68,22 +68,4 @@ def load_init(net: nn.Module, init: str, weights: str | None = None) -> int:
         else _download("DensePose-RCNN (COCO keypoints init)", KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
     )
     sd = coco_keypoints_key_map(sd, net)
-    own = net.state_dict()
-    loaded = {}
-    for k, v in sd.items():
-        if k in own:
-            if own[k].shape != v.shape:
-                raise PretrainedWeightsError(
-                    f"{weights or init}: tensor {k!r} has shape {tuple(v.shape)}, "
-                    f"the model expects {tuple(own[k].shape)}"
-                )
-            loaded[k] = v
-    if not loaded:
-        raise PretrainedWeightsError(
-            f"{weights or init}: no tensor name matches the DensePose-RCNN parameters"
-        )
-    net.load_state_dict(loaded, strict=False)
-    log.info(
-        "DensePose-RCNN init %s: loaded %d/%d tensors from %s", init, len(loaded), len(own), weights or "hub"
-    )
-    return len(loaded)
+    return load_matching(net, sd, weights or init, "DensePose-RCNN", init)

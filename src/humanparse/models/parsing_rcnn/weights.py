@@ -66,7 +66,6 @@ def load_init(net: nn.Module, init: str, weights: str | None = None) -> int:
 
     if init not in INITS:
         raise ValueError(f"Parsing R-CNN init must be null or one of {INITS}, got {init!r}")
-    own = net.state_dict()
     if init == "imagenet":
         arch = type(net.backbone.body).__name__
         sd = (
@@ -87,23 +86,25 @@ def load_init(net: nn.Module, init: str, weights: str | None = None) -> int:
             else _download("Parsing R-CNN (COCO keypoints init)", KeypointRCNN_ResNet50_FPN_Weights.COCO_V1)
         )
         sd = coco_keypoints_key_map(sd, net)
+    return load_matching(net, sd, weights or init, "Parsing R-CNN", init)
+
+
+def load_matching(net: nn.Module, sd: dict[str, torch.Tensor], source: str, model: str, init: str) -> int:
+    """Load the tensors of ``sd`` whose names the net has (a partial init), every shape checked; a file
+    that matches nothing, or a tensor of another shape, is an error naming ``source``."""
+    own = net.state_dict()
     loaded = {}
     for k, v in sd.items():
         if k in own:
             if own[k].shape != v.shape:
                 raise PretrainedWeightsError(
-                    f"{weights or init}: tensor {k!r} has shape {tuple(v.shape)}, "
-                    f"the model expects {tuple(own[k].shape)}"
+                    f"{source}: tensor {k!r} has shape {tuple(v.shape)}, the model expects {tuple(own[k].shape)}"
                 )
             loaded[k] = v
     if not loaded:
-        raise PretrainedWeightsError(
-            f"{weights or init}: no tensor name matches the Parsing R-CNN parameters"
-        )
+        raise PretrainedWeightsError(f"{source}: no tensor name matches the {model} parameters")
     net.load_state_dict(loaded, strict=False)
-    log.info(
-        "Parsing R-CNN init %s: loaded %d/%d tensors from %s", init, len(loaded), len(own), weights or "hub"
-    )
+    log.info("%s init %s: loaded %d/%d tensors from %s", model, init, len(loaded), len(own), source)
     return len(loaded)
 
 
