@@ -277,7 +277,7 @@ class MultiDataModule(pl.LightningDataModule):
             raise DataRequirementError(
                 f"data={self.name} trains on {', '.join(self.names)} at once, with their different label spaces "
                 f"({self.num_classes} classes); model={model} has a single head. Use a model with per-dataset heads "
-                f"(model=grapy with experiment=grapy_ml), or train on one dataset (data={self.names[0]})"
+                f"(model=grapy_ml, as experiment=grapy_ml selects), or train on one dataset (data={self.names[0]})"
             )
         for member in self.members.values():
             member.adapt_to_model({k: v for k, v in req.items() if k != "multi_dataset"}, model)

@@ -176,7 +176,7 @@ def check_model_data(cfg: DictConfig) -> None:
         members = ", ".join(str(k) for k in data.datasets)
         raise ConfigKeyError(
             f"data={dname} trains on {members} at once, with their different label spaces; model={name} has a "
-            f"single head. Use a model with per-dataset heads (model=grapy with experiment=grapy_ml), or train on "
+            f"single head. Use a model with per-dataset heads (model=grapy_ml, as experiment=grapy_ml selects), or train on "
             f"one dataset (data={next(iter(data.datasets))})"
         )
     if multi_model and not multi_data:
