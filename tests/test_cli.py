@@ -10,6 +10,7 @@ import pytest
 import torch
 
 from conftest import TINY_MODELS, TINY_TRAIN, run_cli
+from humanparse.utils.safety import safe_torch_load
 
 pytestmark = pytest.mark.slow
 
@@ -21,7 +22,7 @@ def _run_dirs(root: Path) -> list[Path]:
 
 
 def _weights(ckpt: Path) -> dict[str, torch.Tensor]:
-    return torch.load(ckpt, map_location="cpu", weights_only=False)["state_dict"]
+    return safe_torch_load(ckpt)["state_dict"]
 
 
 def test_ddp_two_processes_match_single_process_evaluation(tmp_path, cache_dir):
@@ -141,7 +142,7 @@ def test_resume_after_kill_reaches_the_same_weights(tmp_path, cache_dir):
     )
     assert killed.returncode != 0
     assert (run_b / "checkpoints" / "last.ckpt").is_file()
-    half = torch.load(run_b / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    half = safe_torch_load(run_b / "checkpoints" / "last.ckpt")
     assert half["epoch"] == 1  # last completed epoch was the second (0-based 1)
     wandb_id = (run_b / "wandb_id.txt").read_text().strip()
 

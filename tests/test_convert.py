@@ -21,6 +21,7 @@ from humanparse.models.corrpm import CorrPM
 from humanparse.models.corrpm.released import FORMAT
 from humanparse.models.released import file_sha256
 from humanparse.train import train
+from humanparse.utils.safety import safe_torch_load
 
 TINY = TINY_DATA + TINY_MODELS["corrpm"]
 TINY_NET = dict(
@@ -82,7 +83,7 @@ def _metrics(run_dir: Path) -> dict:
 
 def test_converted_checkpoint_holds_the_released_weights_and_protocol(released, converted):
     path, ours = released
-    ckpt = torch.load(converted, map_location="cpu", weights_only=False)
+    ckpt = safe_torch_load(converted)
     meta = ckpt["humanparse"]
     assert meta["released"]["name"] == "LIP_tiny.pth" and meta["released"]["sha256"] == file_sha256(path)
     assert meta["released"]["dropped_dead"] == 8 * 16 + 48 * 8 + 2 * 8 * 9 + 2

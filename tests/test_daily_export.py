@@ -11,6 +11,7 @@ from omegaconf import OmegaConf
 
 import humanparse.utils.resolvers  # noqa: F401
 from humanparse.export import DenseLogits, main, run_exported
+from humanparse.utils.safety import safe_torch_load
 
 ATOL = 1e-3  # float32 logits; observed differences are ~1e-5
 
@@ -64,7 +65,7 @@ def test_corrpm_exports_with_its_non_local_block(compose_train, tmp_path, capsys
 
 def test_instance_models_are_refused_with_the_reason(compose_train, tmp_path, capsys):
     ckpt, _, resolved = _checkpoint(compose_train, tmp_path)
-    saved = torch.load(ckpt, weights_only=False)
+    saved = safe_torch_load(ckpt)
     saved["humanparse"]["config"]["model"]["requires"] = {"collate": "instance"}  # as Parsing R-CNN declares
     torch.save(saved, ckpt)
     assert main([f"ckpt_path={ckpt}", "format=onnx", f"output={tmp_path / 'x.onnx'}"]) == 2

@@ -5,10 +5,10 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from humanparse.callbacks import ModelSummary, ProgressBar
 from humanparse.train import train
+from humanparse.utils.safety import safe_torch_load
 
 
 def test_last_ckpt_is_a_link_to_the_newest_epoch(compose_train, tmp_path):
@@ -17,7 +17,7 @@ def test_last_ckpt_is_a_link_to_the_newest_epoch(compose_train, tmp_path):
     last = ckdir / "last.ckpt"
     assert last.is_symlink() and last.resolve().is_file()
     assert last.resolve().name == "epoch_002.ckpt"  # the newest epoch, whether or not it is the best
-    assert torch.load(last, map_location="cpu", weights_only=False)["epoch"] == 2
+    assert safe_torch_load(last)["epoch"] == 2
     files = sorted(p.name for p in ckdir.iterdir() if not p.is_symlink())
     best = json.loads((tmp_path / "metrics.json").read_text())["best"]["path"]
     # at most the best checkpoint and the newest one: no second full copy, no stale epochs

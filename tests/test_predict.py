@@ -100,7 +100,7 @@ def test_predict_single_image_pt_logits_and_errors(compose_train, tmp_path, caps
         )
         == 0
     )
-    saved = torch.load(out / "logits" / "img0.pt", weights_only=False)
+    saved = torch.load(out / "logits" / "img0.pt", weights_only=True)
     assert saved["logits"].shape == (cfg.data.num_classes, 40, 56) and saved["classes"][5] == "upper_clothes"
     assert not (out / "overlays").exists()
     assert predict_main([f"ckpt_path={tmp_path / 'nope.ckpt'}", f"input={inp}", f"output={out}"]) == 2

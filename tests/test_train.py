@@ -6,12 +6,12 @@ import json
 import math
 
 import pytest
-import torch
 
 from conftest import compose_cfg
 from humanparse.evaluate import evaluate
 from humanparse.train import train
 from humanparse.utils.run import ResumeError
+from humanparse.utils.safety import safe_torch_load
 
 
 def test_fit_and_test_write_the_run_directory(compose_train, tmp_path):
@@ -41,7 +41,7 @@ def test_fit_and_test_write_the_run_directory(compose_train, tmp_path):
     header = history[0].split(",")
     assert "val/miou" in header and "train/loss_epoch" in header and len(history) >= 3
     assert (tmp_path / "run_config.yaml").is_file()
-    ckpt = torch.load(tmp_path / "checkpoints" / "last.ckpt", map_location="cpu", weights_only=False)
+    ckpt = safe_torch_load(tmp_path / "checkpoints" / "last.ckpt")
     assert ckpt["humanparse"]["config"]["model"]["backbone"] == "tu-mobilenetv3_small_050"
 
 
