@@ -23,13 +23,11 @@ from __future__ import annotations
 
 import argparse
 import json
-import multiprocessing as mp
 import platform
-import resource
-import statistics
 import time
 
 import torch
+from detector_timing import run_isolated, summary, sync, time_training_steps
 
 
 def build(model: str, detections: int):
@@ -89,11 +87,6 @@ def targets(
     return out
 
 
-def sync(device: str) -> None:
-    if device == "cuda":
-        torch.cuda.synchronize()
-
-
 def measure(job: dict) -> dict:
     import numpy as np
 
@@ -123,36 +116,12 @@ def measure(job: dict) -> dict:
                     times.append(time.perf_counter() - t)
         rois = sum(len(d["boxes"]) for d in dets)
     else:
-        net.train()
-        tg = targets(job["batch"], h, w, device)
-        opt = torch.optim.SGD([p for p in net.parameters() if p.requires_grad], lr=1e-4, momentum=0.9)
-        for i in range(job["reps"] + 1):
-            sync(device)
-            t = time.perf_counter()
-            loss = sum(net(images, tg).values())
-            opt.zero_grad()
-            loss.backward()
-            opt.step()
-            sync(device)
-            if i:
-                times.append(time.perf_counter() - t)
-    if device == "cuda":
-        mem = torch.cuda.max_memory_allocated() / 2**20
-    else:
-        mem = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
-    return {
-        **job,
-        "params": params,
-        "median_s": statistics.median(times),
-        "min_s": min(times),
-        "peak_mem_mib": mem,
-        "rois": rois,
-    }
+        times = time_training_steps(net, images, targets(job["batch"], h, w, device), job["reps"], device)
+    return summary(job, params, times, rois)
 
 
 def run(job: dict) -> dict:
-    with mp.get_context("spawn").Pool(1) as pool:
-        return pool.apply(measure, (job,))
+    return run_isolated(measure, job)
 
 
 def main() -> None:
